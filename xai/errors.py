@@ -1,0 +1,66 @@
+"""Error types of xai. Every error is a ``ValueError`` that names the problem and the fix."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class XaiError(ValueError):
+    """Base class of every error raised by xai for bad input or a failing model."""
+
+
+class InputError(XaiError):
+    """Inputs, background or baseline have the wrong shape, columns or values."""
+
+
+class FeatureMapError(XaiError):
+    """Feature groups or segments overlap, miss input positions, or are empty."""
+
+
+class MaskError(XaiError):
+    """A coalition mask has the wrong width, dtype or values for the removal."""
+
+
+class TargetError(XaiError):
+    """The requested output target does not exist."""
+
+
+class LabelError(XaiError):
+    """Labels are missing, of the wrong length, or out of range for a loss behaviour."""
+
+
+class BehaviourError(XaiError):
+    """The behaviour cannot be computed for this model."""
+
+
+class ModelError(XaiError):
+    """The model raised, or returned NaN/inf, the wrong number of rows or outputs.
+
+    ``inputs`` holds the inputs of the failing chunk where they are known.
+    """
+
+    def __init__(self, message: str, inputs=None):
+        super().__init__(message)
+        self.inputs = inputs
+
+
+class UnknownNameError(XaiError, KeyError):
+    """An unknown method, removal, behaviour, summary or option name."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class BudgetError(XaiError):
+    """The evaluation budget is too small for the summary, or enumeration is too large."""
+
+
+def unknown_name(kind: str, name: object, known: Iterable[str]) -> UnknownNameError:
+    """Build an :class:`UnknownNameError` listing the known names and the closest match."""
+    known = sorted(set(known))
+    close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.5)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return UnknownNameError(
+        f"unknown {kind} {name!r}.{hint} Known {kind} names: {', '.join(known)}."
+    )

@@ -1,0 +1,323 @@
+"""The game ``v(masks)``: removal and behaviour applied to a model for many explicands.
+
+Summaries talk only to a :class:`Game`. It builds synthetic inputs for blocks of
+``(explicand, coalition, draw)`` triples with one vectorised ``where`` on the model's device,
+calls the model in chunks sized under the memory cap, averages over the removal's draws with
+running sums, applies the behaviour, caches the full and empty coalitions and repeated masks,
+validates everything, and counts the rows it evaluates.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+
+from .behaviours import Behaviour
+from .config import DEFAULT_MAX_BATCH, config, parse_size
+from .errors import InputError, MaskError
+from .features import FeatureMap
+from .models import Model
+from .removals import GameContext, Removal, check_finite, check_fractional
+
+CACHE_MAX_ENTRIES = 2**20
+
+
+class Game:
+    """Cooperative game of ``n`` explicands over ``d`` features.
+
+    Parameters
+    ----------
+    model : adapter (:func:`xai.models.as_model`).
+    X : explicands ``(n, *input_shape)`` (numpy or torch).
+    removal, behaviour : the two axes.
+    feature_map : :class:`~xai.features.FeatureMap` with one shared map or one per explicand.
+    y : labels for loss behaviours.
+    aggregate : ``"prediction"`` (E-pred: average model outputs over draws, then apply the
+        behaviour; default) or ``"behaviour"`` (E-beh: average the behaviour over draws).
+    memory_cap : bytes (or ``"512MiB"``) that one intermediate array may take; default
+        ``xai.config.memory_cap`` (256 MiB).
+    batch_size : rows per model call; None = as many as the memory cap allows (at most
+        16,384).
+    seed : seed of the removal's random draws.
+    kind : ``"tabular"``, ``"image"`` or ``"tokens"`` (guessed from the input rank).
+    """
+
+    def __init__(self, model: Model, X, removal: Removal, behaviour: Behaviour,
+                 feature_map: FeatureMap, *, y=None, aggregate: str | None = None,
+                 memory_cap: int | str | None = None, batch_size: int | None = None,
+                 seed: int | np.random.SeedSequence | None = None, kind: str | None = None,
+                 cache: bool = True, progress=None) -> None:
+        self.model = model
+        self.removal = removal
+        self.behaviour = behaviour
+        self.feature_map = feature_map
+        self.memory_cap = parse_size(memory_cap) if memory_cap is not None else config.memory_cap
+        self.batch_size = batch_size
+        self.progress = progress
+        X = torch.as_tensor(X) if not isinstance(X, torch.Tensor) else X
+        if X.ndim < 2:
+            raise InputError(f"explicands must have a batch axis: got shape {tuple(X.shape)}")
+        check_finite(X, "X")
+        self.n = X.shape[0]
+        self.input_shape = tuple(X.shape[1:])
+        self.kind = kind or {1: "tabular", 2: "image", 3: "image"}.get(len(self.input_shape),
+                                                                          "tensor")
+        if not X.is_floating_point() and self.kind != "tokens":
+            X = X.to(model.dtype)
+        self.X = X.reshape(self.n, -1).to(device=model.device,
+                                          dtype=model.dtype if X.is_floating_point() else None)
+        if not feature_map.shared and feature_map.index.shape[0] != self.n:
+            raise InputError(f"the feature map has {feature_map.index.shape[0]} per-explicand "
+                             f"maps for {self.n} explicands")
+        self.d = feature_map.d
+        if not feature_map.shared and len(np.unique(feature_map.d_per_map)) > 1:
+            raise InputError("explicands in one game must have the same number of features; "
+                             "group them by feature count (xai.explain does this)")
+        idx = feature_map.full_index(self.input_shape)
+        idx = np.where(idx < 0, self.d, idx)
+        self.index = torch.as_tensor(idx, device=model.device)
+        ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        self.seed = ss
+        self.ctx = GameContext(self.X, self.index, self.d, self.input_shape,
+                               feature_map.channel_axis, ss.spawn(1)[0], self.kind)
+        self.aggregate = aggregate or removal.aggregate
+        if self.aggregate not in ("prediction", "behaviour"):
+            from .errors import unknown_name
+
+            raise unknown_name("aggregate option", self.aggregate, ("prediction", "behaviour"))
+        removal.fit(self.ctx)
+        self.K = int(removal.n_draws)
+        w = removal.weights
+        self.weights = (torch.full((self.K,), 1.0 / self.K, dtype=torch.float64) if w is None
+                        else torch.as_tensor(w, dtype=torch.float64))
+        self.use_cache = cache
+        self._cache: dict[bytes, torch.Tensor] = {}
+        self._cache_bytes = 0
+        self.rows_evaluated = 0
+        # full coalition: one row per explicand (nothing removed)
+        with model.session():
+            self.full_outputs = self._model(self.X, chunk=-1, rows=np.arange(self.n))
+        behaviour.prepare(self.full_outputs, y, model.output_kind, model.is_classifier)
+        self.k = self.full_outputs.shape[1]
+        rows = torch.arange(self.n)
+        self.v_full = behaviour(behaviour.on_scale(self.full_outputs), rows)
+        self._v_empty: torch.Tensor | None = None
+
+    # ---- public API --------------------------------------------------------------------
+
+    @property
+    def rows_per_coalition(self) -> int:
+        """Model rows one coalition costs per explicand (``K_rem``)."""
+        return self.K
+
+    @property
+    def value_shape(self) -> tuple[int, ...]:
+        """Shape of one coalition's value: ``()`` or ``(k,)`` for ``target="all"``."""
+        nv = self.behaviour.n_values
+        return () if nv is None else (nv,)
+
+    def v_empty(self, rows: np.ndarray | None = None) -> torch.Tensor:
+        """``v(∅)`` for explicands ``rows`` (cached)."""
+        if self._v_empty is None:
+            self._v_empty = self(np.zeros((1, self.d), dtype=bool))[:, 0]
+        return self._v_empty if rows is None else self._v_empty[torch.as_tensor(rows)]
+
+    def __call__(self, masks, rows: np.ndarray | None = None) -> torch.Tensor:
+        """Values of coalitions ``masks`` for explicands ``rows`` (default all).
+
+        ``masks`` is ``(m, d)`` (the same coalitions for every explicand) or ``(len(rows), m,
+        d)``; boolean (True = kept) or fractional in ``[0, 1]`` where the removal accepts it.
+        Returns float64 ``(len(rows), m)`` or ``(len(rows), m, k)``.
+        """
+        rows = np.arange(self.n) if rows is None else np.asarray(rows, dtype=np.int64)
+        masks = self._check_masks(masks, len(rows))
+        per_row = masks.ndim == 3
+        nr = len(rows)
+        m = masks.shape[-2]
+        out = torch.empty((nr, m, *self.value_shape), dtype=torch.float64)
+        if not per_row:
+            if masks.dtype == bool:
+                uniq, inv = np.unique(masks, axis=0, return_inverse=True)
+                inv = inv.ravel()
+            else:
+                uniq, inv = masks, np.arange(m)
+            vals = self._values_shared(uniq, rows)
+            out[:] = vals[:, torch.as_tensor(inv)]
+            return out
+        flat_rows = np.repeat(rows, m)
+        flat_masks = masks.reshape(nr * m, self.d)
+        vals = self._evaluate_pairs(flat_rows, flat_masks)
+        return vals.reshape(nr, m, *self.value_shape)
+
+    # ---- internals ---------------------------------------------------------------------
+
+    def _check_masks(self, masks, nrows: int) -> np.ndarray:
+        masks = masks.cpu().numpy() if isinstance(masks, torch.Tensor) else np.asarray(masks)
+        if masks.ndim not in (2, 3) or masks.shape[-1] != self.d:
+            raise MaskError(f"masks must have shape (m, {self.d}) or (rows, m, {self.d}) for "
+                            f"{self.d} features; got {masks.shape}")
+        if masks.ndim == 3 and masks.shape[0] != nrows:
+            raise MaskError(f"per-explicand masks have {masks.shape[0]} rows for {nrows} "
+                            "explicands")
+        if masks.dtype != bool:
+            if not np.issubdtype(masks.dtype, np.number):
+                raise MaskError(f"masks must be boolean or numeric, got {masks.dtype}")
+            if np.isnan(masks).any() or masks.min() < 0 or masks.max() > 1:
+                raise MaskError("mask values must lie in [0, 1] (True/1 = feature kept)")
+            if np.all((masks == 0) | (masks == 1)):
+                masks = masks.astype(bool)
+            else:
+                check_fractional(self.removal, True)
+                masks = masks.astype(np.float64)
+        return masks
+
+    def _values_shared(self, uniq: np.ndarray, rows: np.ndarray) -> torch.Tensor:
+        """Values ``(len(rows), len(uniq), ...)`` of shared unique coalitions."""
+        nr, mu = len(rows), len(uniq)
+        out = torch.empty((nr, mu, *self.value_shape), dtype=torch.float64)
+        todo = np.ones(mu, dtype=bool)
+        boolean = uniq.dtype == bool
+        if boolean:
+            full = uniq.all(axis=1)
+            if full.any():
+                out[:, full] = self.v_full[torch.as_tensor(rows)][:, None]
+                todo &= ~full
+            empty = ~uniq.any(axis=1)
+            if empty.any() and not self.removal.empty_depends_on_x and self._v_empty is not None:
+                out[:, empty] = self._v_empty[torch.as_tensor(rows)][:, None]
+                todo &= ~empty
+            keys = None
+            if self.use_cache:
+                keys = [k.tobytes() for k in np.packbits(uniq, axis=1)]
+                for j in np.flatnonzero(todo):
+                    hit = self._cache.get(keys[j])
+                    if hit is not None and not torch.isnan(hit[rows]).any():
+                        out[:, j] = hit[rows]
+                        todo[j] = False
+            if empty.any() and todo[empty].any() and not self.removal.empty_depends_on_x:
+                # x-independent empty coalition: evaluate once, for explicand 0's draws
+                j = int(np.flatnonzero(empty)[0])
+                F = self._averaged(np.zeros(1, dtype=np.int64), uniq[j:j + 1], raw=True)
+                all_rows = torch.arange(self.n)
+                if self.aggregate == "prediction":
+                    Fbar = (self.behaviour.on_scale(F) * self.weights[None, :, None]).sum(1)
+                    self._v_empty = self.behaviour(Fbar.expand(self.n, -1), all_rows)
+                else:
+                    self._v_empty = self._behaviour_on_draws(F, all_rows)
+                out[:, empty] = self._v_empty[torch.as_tensor(rows)][:, None]
+                todo &= ~empty
+        else:
+            keys = None
+        idx = np.flatnonzero(todo)
+        if idx.size:
+            pr = np.repeat(rows, idx.size)
+            pm = np.tile(uniq[idx], (nr, 1))
+            vals = self._evaluate_pairs(pr, pm).reshape(nr, idx.size, *self.value_shape)
+            out[:, torch.as_tensor(idx)] = vals
+            if keys is not None:
+                self._store(keys, idx, rows, vals)
+        return out
+
+    def _store(self, keys, idx, rows, vals) -> None:
+        per_entry = self.n * max(1, math.prod(self.value_shape)) * 8
+        for c, j in enumerate(idx):
+            entry = self._cache.get(keys[j])
+            if entry is None:
+                if len(self._cache) >= CACHE_MAX_ENTRIES or \
+                        self._cache_bytes + per_entry > self.memory_cap:
+                    return
+                entry = torch.full((self.n, *self.value_shape), float("nan"),
+                                   dtype=torch.float64)
+                self._cache[keys[j]] = entry
+                self._cache_bytes += per_entry
+            entry[torch.as_tensor(rows)] = vals[:, c]
+
+    def _behaviour_on_draws(self, F: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """E-beh for x-independent outputs ``F`` of shape (1, K, k) shared by ``rows``."""
+        K = F.shape[1]
+        vals = self.behaviour(self.behaviour.on_scale(F[0]).repeat(len(rows), 1),
+                              rows.repeat_interleave(K))
+        vals = vals.reshape(len(rows), K, *vals.shape[1:])
+        w = self.weights.reshape(1, K, *([1] * (vals.ndim - 2)))
+        return (vals * w).sum(1)
+
+    def _rows_per_call(self) -> int:
+        D = self.X.shape[1]
+        item = self.X.element_size()
+        bytes_per_row = D * (3 * item + 1) + 8 * self.k * 2
+        cap_rows = max(1, self.memory_cap // bytes_per_row)
+        if self.memory_cap < bytes_per_row and not getattr(self, "_warned_cap", False):
+            warnings.warn(f"one model input row ({bytes_per_row} bytes) exceeds the memory cap "
+                          f"({self.memory_cap} bytes); evaluating one row per call",
+                          stacklevel=3)
+            self._warned_cap = True
+        limit = self.batch_size or DEFAULT_MAX_BATCH
+        return int(max(1, min(cap_rows, limit)))
+
+    def _evaluate_pairs(self, rows: np.ndarray, masks: np.ndarray) -> torch.Tensor:
+        """Values of ``(explicand, coalition)`` pairs: rows ``(P,)``, masks ``(P, d)``."""
+        F = self._averaged(rows, masks)
+        if self.aggregate == "prediction":
+            return self.behaviour(F, torch.as_tensor(rows))
+        return F  # E-beh: _averaged already averaged the behaviour
+
+    def _averaged(self, rows: np.ndarray, masks: np.ndarray, raw: bool = False) -> torch.Tensor:
+        """Removal-averaged outputs on the behaviour's scale ``(P, k)`` (E-pred), or averaged
+        behaviour values (E-beh). ``raw=True`` returns per-draw raw outputs ``(P, K, k)``."""
+        P = len(rows)
+        K, k = self.K, self.k
+        per_call = self._rows_per_call()
+        kb = min(K, per_call)  # draws per block
+        cb = max(1, per_call // kb)  # pairs per block
+        dev = self.model.device
+        boolean = masks.dtype == bool
+        mask_t = torch.as_tensor(masks, device=dev)
+        ones = torch.ones(P, 1, dtype=mask_t.dtype, device=dev)
+        mask_ext = torch.cat([mask_t, ones], 1)
+        rows_t = torch.as_tensor(rows, device=dev)
+        vshape = self.value_shape if (self.aggregate == "behaviour" and not raw) else (k,)
+        result = torch.zeros((P, K, k) if raw else (P, *vshape), dtype=torch.float64)
+        chunk_id = 0
+        with self.model.session():
+            for a in range(0, P, cb):
+                b = min(P, a + cb)
+                r = rows_t[a:b]
+                x = self.X[r]
+                idx = self.ctx.index_of(r)
+                mpos = torch.gather(mask_ext[a:b], 1, idx.expand(b - a, -1))
+                if not boolean:
+                    mpos = mpos.to(x.dtype)
+                for s in range(0, K, kb):
+                    e = min(K, s + kb)
+                    repl = self.removal.replacement(x, r, mask_t[a:b], s, e)
+                    if boolean:
+                        synth = torch.where(mpos[:, None, :], x[:, None, :], repl)
+                    else:
+                        synth = mpos[:, None, :] * x[:, None, :] + (1 - mpos[:, None, :]) * repl
+                    synth = synth.reshape(-1, *self.input_shape)
+                    out = self._model(synth, chunk=chunk_id, rows=rows[a:b])
+                    chunk_id += 1
+                    out = out.reshape(b - a, e - s, k)
+                    if raw:
+                        result[a:b, s:e] = out
+                        continue
+                    out = self.behaviour.on_scale(out)
+                    w = self.weights[s:e]
+                    if self.aggregate == "prediction":
+                        result[a:b] += (out * w[None, :, None]).sum(1)
+                    else:
+                        vals = self.behaviour(out.reshape(-1, k),
+                                              torch.as_tensor(rows[a:b]).repeat_interleave(e - s))
+                        vals = vals.reshape(b - a, e - s, *vals.shape[1:])
+                        result[a:b] += (vals * w.reshape(1, -1, *([1] * (vals.ndim - 2)))).sum(1)
+        return result
+
+    def _model(self, x: torch.Tensor, chunk: int, rows) -> torch.Tensor:
+        out = self.model(x, chunk=chunk, explicands=rows)
+        self.rows_evaluated += x.shape[0]
+        if self.progress is not None:
+            self.progress.update(x.shape[0])
+        return out

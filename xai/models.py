@@ -1,0 +1,217 @@
+"""Model adapters: one batched, counting function from inputs to a 2-D output ``(rows, k)``.
+
+Every adapter takes and returns torch tensors (the game builds inputs with torch on the model's
+device); scikit-learn estimators and plain callables receive numpy arrays, converted without a
+copy on the CPU. Every row passed to the model is counted in :attr:`Model.evaluations`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import InputError, ModelError
+
+OUTPUT_KINDS = ("logits", "probability", "raw")
+
+
+class Model:
+    """Base adapter. Subclasses implement :meth:`_forward` on one batch.
+
+    Attributes
+    ----------
+    output_kind : ``"logits"`` (softmax/sigmoid gives probabilities), ``"probability"`` or
+        ``"raw"`` (regression or scores with no probability scale).
+    evaluations : rows evaluated so far.
+    """
+
+    output_kind: str = "raw"
+    is_classifier: bool = False
+
+    def __init__(self, *, batch_size: int | None = None, dtype: torch.dtype = torch.float64,
+                 device: torch.device | str = "cpu") -> None:
+        self.batch_size = batch_size
+        self.dtype = dtype
+        self.device = torch.device(device)
+        self.evaluations = 0
+        self.n_outputs: int | None = None
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Context in which the model is evaluated (eval mode, no grad); undone on exit."""
+        yield
+
+    def _forward(self, x: torch.Tensor) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, x: torch.Tensor, *, chunk: int | None = None,
+                 explicands: np.ndarray | None = None) -> torch.Tensor:
+        """Evaluate rows ``x`` (batched by ``batch_size``), returning ``(rows, k)`` float64.
+
+        ``chunk`` and ``explicands`` only serve error messages.
+        """
+        rows = x.shape[0]
+        step = self.batch_size or max(rows, 1)
+        outs = []
+        for start in range(0, rows, step):
+            part = x[start:start + step]
+            try:
+                out = self._forward(part)
+            except Exception as exc:  # the model raised: say where
+                raise ModelError(
+                    f"the model raised {type(exc).__name__}: {exc} (chunk {chunk}, explicands "
+                    f"{_fmt_idx(explicands)}, input batch shape {tuple(part.shape)}, dtype "
+                    f"{part.dtype}). The inputs of this chunk are in err.inputs.",
+                    inputs=part,
+                ) from exc
+            out = _as_2d(out, part.shape[0], chunk, explicands, part)
+            outs.append(out)
+            self.evaluations += part.shape[0]
+        out = outs[0] if len(outs) == 1 else torch.cat(outs)
+        if self.n_outputs is None:
+            self.n_outputs = out.shape[1]
+        elif out.shape[1] != self.n_outputs:
+            raise ModelError(
+                f"the model returned {out.shape[1]} outputs per row in chunk {chunk} but "
+                f"{self.n_outputs} before; it must return the same number of outputs for every "
+                "row.", inputs=x)
+        bad = ~torch.isfinite(out).all(dim=1)
+        if bool(bad.any()):
+            raise ModelError(
+                f"the model returned NaN or inf for {int(bad.sum())} of {rows} rows in chunk "
+                f"{chunk} (explicands {_fmt_idx(explicands)}). Check the model on these inputs; "
+                "they are in err.inputs.", inputs=x[bad])
+        return out
+
+
+def _fmt_idx(idx: np.ndarray | None) -> str:
+    if idx is None:
+        return "?"
+    idx = np.unique(np.asarray(idx))
+    text = ", ".join(map(str, idx[:10]))
+    return f"[{text}{', ...' if len(idx) > 10 else ''}]"
+
+
+def _as_2d(out: Any, rows: int, chunk, explicands, inputs) -> torch.Tensor:
+    if isinstance(out, tuple | list) and len(out) and isinstance(out[0], torch.Tensor):
+        out = out[0]
+    out = torch.as_tensor(np.asarray(out) if not isinstance(out, torch.Tensor) else out)
+    out = out.detach().to(device="cpu", dtype=torch.float64)
+    if out.ndim == 0 or out.shape[0] != rows:
+        raise ModelError(
+            f"the model returned {tuple(out.shape)} for {rows} input rows in chunk {chunk} "
+            f"(explicands {_fmt_idx(explicands)}); it must return one output row per input row.",
+            inputs=inputs)
+    if out.ndim == 1:
+        out = out[:, None]
+    elif out.ndim > 2:
+        out = out.reshape(rows, -1)
+    return out
+
+
+class TorchModel(Model):
+    """Adapter for a ``torch.nn.Module``: eval mode and no grad while evaluating, the module's
+    own device and dtype. ``output_kind`` defaults to ``"logits"`` when the model has more than
+    one output... declared by the user when it ends in a softmax (``"probability"``)."""
+
+    def __init__(self, module: torch.nn.Module, *, batch_size: int | None = None,
+                 output_kind: str | None = None) -> None:
+        param = next(iter(module.parameters()), None) or next(iter(module.buffers()), None)
+        dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+        device = param.device if param is not None else torch.device("cpu")
+        super().__init__(batch_size=batch_size, dtype=dtype, device=device)
+        self.module = module
+        self.output_kind = _check_kind(output_kind or "logits")
+        self.is_classifier = self.output_kind in ("logits", "probability")
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.module.train(was_training)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x.to(device=self.device, dtype=self.dtype))
+
+
+class SklearnModel(Model):
+    """Adapter for a scikit-learn estimator: ``predict_proba``, else ``decision_function``,
+    else ``predict`` (or the method named by ``method``)."""
+
+    def __init__(self, estimator: Any, *, batch_size: int | None = None,
+                 method: str | None = None) -> None:
+        super().__init__(batch_size=batch_size, dtype=torch.float64)
+        if method is None:
+            method = next(m for m in ("predict_proba", "decision_function", "predict")
+                          if hasattr(estimator, m))
+        if not hasattr(estimator, method):
+            raise InputError(f"the estimator {type(estimator).__name__} has no method {method!r}")
+        self.estimator = estimator
+        self.method = method
+        self._fn = getattr(estimator, method)
+        self.output_kind = {"predict_proba": "probability", "decision_function": "logits"}.get(
+            method, "raw")
+        self.is_classifier = method != "predict" or hasattr(estimator, "classes_")
+        self.feature_names = getattr(estimator, "feature_names_in_", None)
+
+    def _forward(self, x: torch.Tensor) -> Any:
+        arr = x.detach().cpu().numpy()
+        if self.feature_names is not None:
+            import pandas as pd
+
+            arr = pd.DataFrame(arr, columns=self.feature_names)
+        return self._fn(arr)
+
+
+class CallableModel(Model):
+    """Adapter for any function from a numpy array ``(rows, *shape)`` to ``(rows,)`` or
+    ``(rows, k)``. ``output_kind`` says whether its outputs are probabilities or logits."""
+
+    def __init__(self, fn: Callable[[np.ndarray], Any], *, batch_size: int | None = None,
+                 output_kind: str | None = None, dtype: torch.dtype = torch.float64) -> None:
+        super().__init__(batch_size=batch_size, dtype=dtype)
+        self.fn = fn
+        self.output_kind = _check_kind(output_kind or "raw")
+        self.is_classifier = self.output_kind != "raw"
+
+    def _forward(self, x: torch.Tensor) -> Any:
+        return self.fn(x.detach().cpu().numpy())
+
+
+def _check_kind(kind: str) -> str:
+    if kind not in OUTPUT_KINDS:
+        from .errors import unknown_name
+
+        raise unknown_name("output kind", kind, OUTPUT_KINDS)
+    return kind
+
+
+def as_model(model: Any, *, batch_size: int | None = None,
+             output_kind: str | None = None) -> Model:
+    """Wrap a torch module, a scikit-learn estimator or a callable as a :class:`Model`."""
+    if isinstance(model, Model):
+        if batch_size is not None:
+            model.batch_size = batch_size
+        return model
+    if isinstance(model, torch.nn.Module):
+        return TorchModel(model, batch_size=batch_size, output_kind=output_kind)
+    if any(hasattr(model, m) for m in ("predict_proba", "decision_function", "predict")) and \
+            hasattr(model, "fit"):
+        sk = SklearnModel(model, batch_size=batch_size)
+        if output_kind is not None:
+            sk.output_kind = _check_kind(output_kind)
+        return sk
+    if callable(model):
+        return CallableModel(model, batch_size=batch_size, output_kind=output_kind)
+    raise InputError(
+        f"cannot explain a {type(model).__name__}: pass a torch.nn.Module, a fitted scikit-learn "
+        "estimator, or a function from a numpy array (rows, ...) to outputs (rows,) or (rows, k)."
+    )

@@ -1,0 +1,173 @@
+"""Common machinery of summaries: the result type, budgets, and the sampling driver.
+
+A summary is called on a game, ``summary(game, rows=None) -> SummaryResult``. Sampling
+summaries share one driver (:class:`SamplingSummary`): rounds of units with a design drawn once
+per round from the seed and shared by every active explicand, nominal budget accounting per
+explicand, and early stopping when the largest standard error falls below ``tol``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import BudgetError
+
+MIN_UNITS = 32
+
+
+@dataclass
+class SummaryResult:
+    """Values ``(n, d[, k])``, standard errors, base values and bookkeeping of a summary."""
+
+    values: np.ndarray
+    stderr: np.ndarray
+    base_values: np.ndarray
+    units: np.ndarray
+    converged: np.ndarray
+    coalitions: np.ndarray
+    extras: dict = field(default_factory=dict)
+
+
+class Summary:
+    """Base class: turns a game's values on chosen coalitions into one score per feature."""
+
+    name = "summary"
+    needs_fractional = False
+    efficient = False
+    needs_local = False  # True when the summary cannot run on dataset games
+
+    def __call__(self, game, rows: np.ndarray | None = None) -> SummaryResult:
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """Options that identify this summary in an Explanation."""
+        return {"name": self.name}
+
+
+def as_numpy(t) -> np.ndarray:
+    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+
+
+def seed_sequence(seed) -> np.random.SeedSequence:
+    return seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+
+
+class SamplingSummary(Summary):
+    """Base of sampling summaries: ``budget`` (model rows per explicand), ``tol`` (stop when
+    ``max SE < tol``), ``seed``.
+
+    Subclasses implement :meth:`min_units`, :meth:`draw` (the shared design of a round),
+    :meth:`update` (fold one round's values into per-explicand state) and :meth:`estimate`.
+    """
+
+    default_coalitions = 2048  # default budget in coalitions (plus 2d), scaled by K_rem
+
+    def __init__(self, *, budget: int | None = None, tol: float | None = None,
+                 seed: int | None = None, min_units: int = MIN_UNITS) -> None:
+        self.budget = budget
+        self.tol = tol
+        self.seed = seed
+        self.min_units = min_units
+
+    # -- to implement
+    def unit_cost(self, d: int) -> int:
+        """New coalitions per unit (upper bound; repeats may cost less)."""
+        raise NotImplementedError
+
+    def fixed_cost(self, game) -> int:
+        """Nominal rows of the fixed coalitions (e.g. ``∅`` and ``D``) per explicand."""
+        return game.rows_per_coalition + 1
+
+    def minimum_units(self, d: int) -> int:
+        return 2
+
+    def start(self, game, rows: np.ndarray, max_units: int, rng: np.random.Generator):
+        """State before the first round (may evaluate fixed coalitions)."""
+        return {}
+
+    def draw(self, state, n_units: int, d: int, rng: np.random.Generator):
+        raise NotImplementedError
+
+    def evaluate(self, game, design, rows: np.ndarray, state):
+        return game(design, rows)
+
+    def update(self, state, design, values: torch.Tensor, active: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def estimate(self, state, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def stop(self, values: np.ndarray, stderr: np.ndarray) -> np.ndarray:
+        """Per explicand: has it converged?"""
+        if self.tol is None:
+            return np.zeros(len(values), dtype=bool)
+        se = stderr.reshape(len(stderr), -1)
+        return np.nanmax(np.where(np.isfinite(se), se, np.inf), axis=1) < self.tol
+
+    # -- driver
+    def resolve_budget(self, game) -> int:
+        d, K = game.d, game.rows_per_coalition
+        budget = self.budget
+        if budget is None:
+            budget = (self.default_coalitions + 2 * d) * K
+        need = self.fixed_cost(game) + self.minimum_units(d) * self.unit_cost(d) * K
+        if budget < need:
+            raise BudgetError(
+                f"budget {budget} rows is too small for {self.name} with d={d} features and "
+                f"{K} model rows per coalition (K_rem): it needs at least {need} rows "
+                f"({(need - 1) // K + 1} coalitions). Raise budget, shrink the background "
+                "(max_background), or group features.")
+        return int(budget)
+
+    def max_units(self, game, budget: int) -> int:
+        return (budget - self.fixed_cost(game)) // (self.unit_cost(game.d) * game.rows_per_coalition)
+
+    def __call__(self, game, rows: np.ndarray | None = None) -> SummaryResult:
+        rows = np.arange(game.n) if rows is None else np.asarray(rows)
+        budget = self.resolve_budget(game)
+        max_units = self.max_units(game, budget)
+        ss = seed_sequence(self.seed)
+        rng0 = np.random.default_rng(ss.spawn(1)[0])
+        state = self.start(game, rows, max_units, rng0)
+        n = len(rows)
+        active = np.ones(n, dtype=bool)
+        units = np.zeros(n, dtype=np.int64)
+        converged = np.zeros(n, dtype=bool)
+        final_v = final_se = None
+        done = 0
+        rnd = 0
+        max_units = state.get("max_units", max_units)
+        while done < max_units and active.any():
+            size = min(self.min_units, max_units) if done == 0 else min(done, max_units - done)
+            size = max(size, 1)
+            rng = np.random.default_rng(np.random.SeedSequence(ss.entropy,
+                                                               spawn_key=(*ss.spawn_key, 7, rnd)))
+            design = self.draw(state, size, game.d, rng)
+            act = np.flatnonzero(active)
+            vals = self.evaluate(game, design, rows[act], state)
+            self.update(state, design, vals, act)
+            done += size
+            units[act] = done
+            rnd += 1
+            v, se = self.estimate(state, act)
+            if final_v is None:
+                final_v = np.empty((n, *v.shape[1:]))
+                final_se = np.empty((n, *se.shape[1:]))
+            final_v[act], final_se[act] = v, se
+            if done >= min(self.min_units, max_units):
+                conv = self.stop(v, se)
+                converged[act[conv]] = True
+                active[act[conv]] = False
+        base = state.get("base")
+        if "coalitions_fn" in state:
+            coalitions = state["coalitions_fn"](units)
+        else:
+            coalitions = self.unit_cost(game.d) * units + 2
+        extras = {"budget": budget, "max_units": max_units}
+        extras.update(state.get("extras", {}))
+        return SummaryResult(final_v, final_se, base if base is not None else
+                             np.full(final_v.shape[:1] + final_v.shape[2:], np.nan),
+                             units, converged, np.asarray(coalitions), extras)
