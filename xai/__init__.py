@@ -1,0 +1,31 @@
+"""xai: explain trained models by removing features.
+
+Every method is a removal x behaviour x summary (Covert, Lundberg & Lee 2021); named methods
+are presets on those axes. ``xai.explain(model, X, method="shap", background=...)`` is the one
+call; :class:`xai.Explainer` builds any other combination.
+"""
+
+from . import behaviours, removals, summaries  # noqa: F401  (register the components)
+from . import presets as _presets  # noqa: F401
+from .config import config
+from .errors import (BehaviourError, BudgetError, FeatureMapError, InputError, LabelError,
+                     MaskError, ModelError, TargetError, UnknownNameError, XaiError)
+from .explainer import Explainer, explain
+from .explanation import Explanation
+from .features import FeatureMap
+from .game import DatasetGame, Game
+from .models import as_model
+from .registry import names as _names
+
+__version__ = "0.1.0"
+
+
+def methods() -> list[str]:
+    """Names of the registered methods (presets and whole explainers)."""
+    return _names("explainer")
+
+
+__all__ = ["BehaviourError", "BudgetError", "DatasetGame", "Explainer", "Explanation",
+           "FeatureMap", "FeatureMapError", "Game", "InputError", "LabelError", "MaskError",
+           "ModelError", "TargetError", "UnknownNameError", "XaiError", "as_model", "config",
+           "explain", "methods"]

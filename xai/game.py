@@ -152,6 +152,18 @@ class Game:
         vals = self._evaluate_pairs(flat_rows, flat_masks)
         return vals.reshape(nr, m, *self.value_shape)
 
+    @property
+    def can_redraw(self) -> bool:
+        """True when the removal can draw fresh random replacements (repeats)."""
+        return hasattr(self.removal, "redraw")
+
+    def redraw(self, repeat: int) -> None:
+        """Fresh random replacements for repeat ``repeat``; clears cached values."""
+        self.removal.redraw(repeat)
+        self._cache.clear()
+        self._cache_bytes = 0
+        self._v_empty = None
+
     # ---- internals ---------------------------------------------------------------------
 
     def _check_masks(self, masks, nrows: int) -> np.ndarray:
@@ -321,3 +333,64 @@ class Game:
         if self.progress is not None:
             self.progress.update(x.shape[0])
         return out
+
+
+class DatasetGame:
+    """Global game over a data set: ``v(S)`` is the mean of the local game over its rows
+    (dataset loss: SAGE, permutation importance). It presents itself as one explicand.
+
+    With ``row_sampling=True`` (SAGE), summaries that support it draw one data row per unit
+    (:meth:`local`) instead of averaging over all rows for every coalition.
+    """
+
+    n = 1
+
+    def __init__(self, local: Game, *, row_sampling: bool = False) -> None:
+        self.local_game = local
+        self.d = local.d
+        self.kind = local.kind
+        self.removal = local.removal
+        self.feature_map = local.feature_map
+        self.memory_cap = local.memory_cap
+        self.value_shape = local.value_shape
+        self.sample_rows = local.n if row_sampling else None
+        self.v_full = local.v_full.mean(0, keepdim=True)
+
+    @property
+    def rows_per_coalition(self) -> int:
+        """Rows per coalition: one data row's draws when sampling rows, else all rows'."""
+        return self.local_game.K * (1 if self.sample_rows else self.local_game.n)
+
+    @property
+    def rows_evaluated(self) -> int:
+        return self.local_game.rows_evaluated
+
+    @property
+    def can_redraw(self) -> bool:
+        return self.local_game.can_redraw
+
+    def redraw(self, repeat: int) -> None:
+        self.local_game.redraw(repeat)
+        self.v_full = self.local_game.v_full.mean(0, keepdim=True)
+
+    def v_empty(self, rows=None) -> torch.Tensor:
+        return self.local_game.v_empty().mean(0, keepdim=True)
+
+    def __call__(self, masks, rows=None) -> torch.Tensor:
+        masks = np.asarray(masks)
+        n_data = self.local_game.n
+        per_mask = n_data * 8 * max(1, math.prod(self.value_shape)) * 2
+        block = max(1, self.memory_cap // per_mask)
+        parts = [self.local_game(masks[a:a + block]).mean(0, keepdim=True)
+                 for a in range(0, len(masks), block)]
+        return torch.cat(parts, 1)
+
+    def local(self, masks: np.ndarray, data_rows: np.ndarray) -> torch.Tensor:
+        """Values of per-unit coalitions ``(U, m, d)`` for data rows ``data_rows`` ``(U,)``."""
+        return self.local_game(masks, data_rows)
+
+    def local_empty(self, data_rows: np.ndarray) -> torch.Tensor:
+        return self.local_game.v_empty(data_rows)
+
+    def local_full(self, data_rows: np.ndarray) -> torch.Tensor:
+        return self.local_game.v_full[torch.as_tensor(data_rows)]

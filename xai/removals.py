@@ -459,3 +459,27 @@ def check_fractional(removal: Removal, fractional: bool) -> None:
         raise MaskError(
             f"removal {removal.name!r} accepts only boolean masks, but fractional masks were "
             "given; removals that accept fractions: baseline, blur")
+
+
+@register("removal", "permutation-donor")
+class PermutationDonor(Removal):
+    """Removed features of data row ``r`` take the values of donor row ``pi(r)``, a random
+    permutation of the explained rows themselves (permutation importance). ``redraw`` draws a
+    new permutation for each repeat."""
+
+    name = "permutation-donor"
+    aggregate = "behaviour"
+
+    def fit(self, ctx: GameContext) -> None:
+        super().fit(ctx)
+        self.redraw(0)
+
+    def redraw(self, repeat: int) -> None:
+        """Draw the donor permutation of repeat ``repeat`` (seeded)."""
+        ss = np.random.SeedSequence(self.ctx.seed.entropy,
+                                    spawn_key=(*self.ctx.seed.spawn_key, 11, repeat))
+        perm = np.random.default_rng(ss).permutation(self.ctx.X.shape[0])
+        self.donors = self.ctx.X[torch.as_tensor(perm, device=self.ctx.X.device)]
+
+    def replacement(self, x, rows, masks, start, stop):
+        return self.donors[rows][:, None, :]

@@ -1,8 +1,15 @@
 """Summary axis: how values of many coalitions become one score per feature."""
 
+from .banzhaf import BanzhafMSR
 from .base import SamplingSummary, Summary, SummaryResult
 from .exact import ExactBanzhaf, ExactShapley
 from .individual import IncludeIndividual, RemoveIndividual
+from .kernelshap import KernelSHAP
+from .lime import LIME
+from .permutation import PermutationShapley
+from .rise import RISE
+from .sobol import SobolTotal
 
-__all__ = ["ExactBanzhaf", "ExactShapley", "IncludeIndividual", "RemoveIndividual",
-           "SamplingSummary", "Summary", "SummaryResult"]
+__all__ = ["BanzhafMSR", "ExactBanzhaf", "ExactShapley", "IncludeIndividual", "KernelSHAP",
+           "LIME", "PermutationShapley", "RISE", "RemoveIndividual", "SamplingSummary",
+           "SobolTotal", "Summary", "SummaryResult"]

@@ -1,0 +1,356 @@
+"""``Explainer`` (any removal x behaviour x summary) and the one-call ``explain()``."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import registry
+from .behaviours import Behaviour
+from .errors import FeatureMapError, InputError, LabelError, unknown_name
+from .explanation import Explanation
+from .features import FeatureMap, guess_channel_axis
+from .game import DatasetGame, Game
+from .models import SklearnModel, as_model
+from .presets import Preset
+from .removals import Removal, check_finite
+from .summaries.base import Summary, seed_sequence
+
+GAME_OPTIONS = ("memory_cap", "batch_size", "aggregate", "cache")
+
+
+def _kind(shape: tuple[int, ...], is_tokens: bool) -> str:
+    if is_tokens:
+        return "tokens"
+    return "tabular" if len(shape) == 1 else "image"
+
+
+def _params(cls) -> set[str]:
+    return {p for p in inspect.signature(cls.__init__).parameters if p != "self"}
+
+
+def _build(kind: str, spec: Any, options: dict, used: set[str], base: type) -> Any:
+    """An axis component from a name or an object, taking the options its constructor knows."""
+    if isinstance(spec, base):
+        return spec
+    if isinstance(spec, type) and issubclass(spec, base):
+        cls = spec
+    else:
+        cls = registry.get(kind, spec)
+    accepted = _params(cls)
+    kwargs = {k: v for k, v in options.items() if k in accepted}
+    used.update(kwargs)
+    if kind == "removal" and "value" in accepted and "baseline" in options:
+        kwargs["value"] = options["baseline"]
+        used.add("baseline")
+    return cls(**kwargs)
+
+
+def _prepare_inputs(model, X, background):
+    """Numpy/torch inputs, column names, and the background aligned to the inputs' columns."""
+    names = None
+    if hasattr(X, "columns") and hasattr(X, "to_numpy"):
+        names = [str(c) for c in X.columns]
+        X = X.to_numpy(dtype=np.float64)
+    if background is not None and hasattr(background, "columns"):
+        bcols = [str(c) for c in background.columns]
+        if names is not None and bcols != names:
+            if sorted(bcols) != sorted(names):
+                missing = sorted(set(names) - set(bcols))
+                extra = sorted(set(bcols) - set(names))
+                raise InputError(f"background columns differ from the inputs': missing "
+                                 f"{missing}, extra {extra}")
+            background = background[names]
+        background = background.to_numpy(dtype=np.float64)
+    if isinstance(X, torch.Tensor):
+        X = X.detach()
+    else:
+        X = np.asarray(X)
+        if X.dtype == object:
+            raise InputError("X must be numeric: got an object array")
+    if background is not None and not isinstance(background, torch.Tensor):
+        background = np.asarray(background)
+    expected = getattr(getattr(model, "estimator", None), "n_features_in_", None)
+    if X.ndim == 1 and (expected is not None or isinstance(model, SklearnModel)):
+        X = X[None]
+    if X.ndim == 1:
+        raise InputError(f"X has shape {tuple(X.shape)}; give a batch (n, ...) of rows "
+                         "(a single 1-D row is accepted only for scikit-learn models)")
+    if expected is not None and X.ndim == 2 and X.shape[1] != expected:
+        cols = f" (columns: {list(names)})" if names else ""
+        raise InputError(f"X has {X.shape[1]} columns; the model expects {expected}{cols}")
+    check_finite(torch.as_tensor(np.asarray(X)) if not isinstance(X, torch.Tensor) else X, "X")
+    if background is not None:
+        bshape = tuple(np.shape(background))
+        if len(bshape) == len(X.shape) - 1 and bshape == tuple(X.shape[1:]):
+            background = np.asarray(background)[None]
+            bshape = (1, *bshape)
+        if bshape[1:] != tuple(X.shape[1:]):
+            raise InputError(f"background rows have shape {bshape[1:]} but the explained rows "
+                             f"have shape {tuple(X.shape[1:])}; give background rows of the "
+                             "same width/shape (the same columns in the same order)")
+        check_finite(torch.as_tensor(np.asarray(background, dtype=np.float64)), "background")
+    return X, names, background
+
+
+def _feature_map(features, X, names, kind: str, method: str) -> FeatureMap:
+    shape = tuple(X.shape[1:])
+    if isinstance(features, FeatureMap):
+        return features
+    if kind == "tabular":
+        if features is None:
+            return FeatureMap.tabular(shape[0], names)
+        if isinstance(features, dict):
+            return FeatureMap.groups(features, names or shape[0])
+        raise FeatureMapError(f"for tabular inputs features= must be a dict of groups or a "
+                              f"FeatureMap, got {features!r}")
+    if kind == "tokens":
+        return FeatureMap.tokens(shape[0])
+    cax = guess_channel_axis(shape)
+    hw = shape if len(shape) == 2 else tuple(s for i, s in enumerate(shape) if i != cax % 3)
+    if features is None:
+        features = "pixels" if method == "rise" else "slic"
+    if isinstance(features, int):
+        return FeatureMap.patches(hw, features, channel_axis=cax)
+    if isinstance(features, tuple) and features and features[0] == "patches":
+        return FeatureMap.patches(hw, features[1], channel_axis=cax)
+    if features == "pixels":
+        return FeatureMap.patches(hw, 1, channel_axis=cax)
+    if isinstance(features, str):
+        arr = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+        return FeatureMap.superpixels(arr, features, channel_axis=cax)
+    raise FeatureMapError(f"features= {features!r} is not understood: give a FeatureMap, "
+                          "'slic' / 'quickshift' / 'felzenszwalb', 'pixels', or a patch size")
+
+
+class Explainer:
+    """Any combination of the three axes, scikit-learn style: options in the constructor,
+    work in :meth:`explain`.
+
+    ``removal``, ``behaviour`` and ``summary`` are registered names or objects; ``summary=
+    "auto"`` applies the Shapley auto rule. Other keyword options are routed to the axis whose
+    constructor accepts them (e.g. ``background``, ``baseline``, ``target``, ``output``,
+    ``budget``, ``tol``, ``seed``, ``n_samples``, ``kernel_width``) or to the game
+    (``memory_cap``, ``batch_size``, ``aggregate``); an unknown option is an error.
+    """
+
+    def __init__(self, removal: str | Removal = "marginal",
+                 behaviour: str | Behaviour = "prediction",
+                 summary: str | Summary = "auto", *, method: str | None = None,
+                 dataset: bool | None = None, row_sampling: bool = False,
+                 progress: bool | str = "auto", **options: Any) -> None:
+        self.removal = removal
+        self.behaviour = behaviour
+        self.summary = summary
+        self.method = method
+        self.dataset = dataset
+        self.row_sampling = row_sampling
+        self.progress = progress
+        self.options = options
+
+    @classmethod
+    def from_preset(cls, method: str, **options: Any) -> Explainer:
+        """The explainer of a named method (``xai.registry.names("explainer")``)."""
+        preset: Preset = registry.get("explainer", method)
+        if not isinstance(preset, Preset):  # a whole explainer registered by a plugin
+            return preset(**options)
+        return cls(preset.removal, preset.behaviour, preset.summary, method=preset.name,
+                   dataset=preset.dataset, row_sampling=preset.row_sampling,
+                   _preset=preset, **options)
+
+    # ------------------------------------------------------------------------------------
+
+    def explain(self, model: Any, X: Any, y: Any = None, *, background: Any = None,
+                features: Any = None, output_kind: str | None = None) -> Explanation:
+        """Explain rows ``X`` of ``model``; returns an :class:`~xai.explanation.Explanation`."""
+        start = time.perf_counter()
+        options = dict(self.options)
+        preset: Preset | None = options.pop("_preset", None)
+        if background is not None:
+            options["background"] = background
+        adapter = as_model(model, batch_size=options.get("batch_size"), output_kind=output_kind)
+        X, names, bg = _prepare_inputs(adapter, X, options.get("background"))
+        if bg is not None:
+            options["background"] = bg
+        is_tokens = not (X.dtype.is_floating_point if isinstance(X, torch.Tensor) else
+                         np.issubdtype(X.dtype, np.floating)) and X.ndim == 2
+        kind = _kind(tuple(X.shape[1:]), is_tokens)
+        if kind == "tabular" and not isinstance(X, torch.Tensor):
+            X = X.astype(np.float64)
+        method = self.method or "custom"
+        fmap = _feature_map(features, X, names, kind, method)
+        # preset defaults that depend on the input kind
+        removal_opts, summary_opts, behaviour_opts = {}, {}, {}
+        if preset is not None:
+            for k, v in preset.removal_options.items():
+                removal_opts[k] = v[kind] if isinstance(v, dict) else v
+            summary_opts, behaviour_opts = dict(preset.summary_options), \
+                dict(preset.behaviour_options)
+        merged = {**removal_opts, **behaviour_opts, **summary_opts, **options}
+        used: set[str] = set()
+        removal = _build("removal", self.removal, merged, used, Removal)
+        behaviour = _build("behaviour", self.behaviour, merged, used, Behaviour)
+        dataset = behaviour.dataset if self.dataset is None else self.dataset
+        if (behaviour.needs_labels or (dataset and getattr(behaviour, "labels", "given") ==
+                                       "given")) and y is None:
+            raise LabelError(f"method {method!r} (behaviour {behaviour.name!r}) needs labels: "
+                             f"pass y= with one label per explained row ({X.shape[0]} rows)")
+        game_opts = {k: merged[k] for k in GAME_OPTIONS if k in merged}
+        used.update(game_opts)
+        aggregate = game_opts.pop("aggregate", None) or (preset.aggregate if preset else None)
+        seed = merged.get("seed")
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy % 2**63)
+            merged["seed"] = seed
+        used.update({"seed", "background"} & set(merged))
+        summary_spec = self.summary
+        estimator = None
+        groups = self._groups(fmap)
+        results = []
+        total_rows = 0
+        progress = self._progress()
+        game = None
+        for rows, sub_map in groups:
+            Xg = X[torch.as_tensor(rows)] if isinstance(X, torch.Tensor) else X[rows]
+            yg = None if y is None else np.asarray(y)[rows]
+            removal_g = removal if len(groups) == 1 else _build("removal", self.removal, merged,
+                                                                set(), Removal)
+            behaviour_g = behaviour if len(groups) == 1 else _build(
+                "behaviour", self.behaviour, merged, set(), Behaviour)
+            game = Game(adapter, Xg, removal_g, behaviour_g, sub_map, y=yg, aggregate=aggregate,
+                        seed=seed_sequence(seed), kind=kind, progress=progress, **game_opts)
+            if dataset:
+                game = DatasetGame(game, row_sampling=self.row_sampling)
+            summary, estimator = self._summary(summary_spec, game, merged, used)
+            unknown = set(options) - used - {"seed"}
+            if unknown:
+                raise unknown_name("option", sorted(unknown)[0], self._known_options(
+                    removal, behaviour, summary))
+            results.append((rows, summary(game), sub_map))
+            total_rows += game.rows_evaluated
+        if progress is not None:
+            progress.close()
+        return self._assemble(results, X, fmap, names, adapter, removal, behaviour, summary,
+                              game, estimator, method, merged, time.perf_counter() - start,
+                              dataset, kind)
+
+    # ------------------------------------------------------------------------------------
+
+    def _progress(self):
+        if self.progress is False:
+            return None
+        from tqdm.auto import tqdm
+
+        disable = None if self.progress == "auto" else not self.progress
+        if disable is None and not sys.stderr.isatty():
+            return None
+        return tqdm(unit="rows", desc="xai", disable=disable, leave=False)
+
+    @staticmethod
+    def _groups(fmap: FeatureMap):
+        if fmap.shared:
+            return [(slice(None), fmap)]
+        dj = fmap.d_per_map
+        out = []
+        for d in np.unique(dj):
+            rows = np.flatnonzero(dj == d)
+            out.append((rows, fmap.subset(rows)))
+        return out
+
+    def _summary(self, spec, game, options: dict, used: set[str]):
+        estimator = None
+        if isinstance(spec, str) and registry.normalize(spec) == "auto":
+            spec = auto_estimator(game, options.get("budget"))
+            estimator = spec
+        summary = _build("summary", spec, options, used, Summary)
+        return summary, estimator or getattr(summary, "name", str(spec))
+
+    @staticmethod
+    def _known_options(removal, behaviour, summary) -> list[str]:
+        known = set(GAME_OPTIONS) | {"seed", "background", "baseline"}
+        for obj in (removal, behaviour, summary):
+            known |= _params(type(obj))
+        return sorted(known)
+
+    def _assemble(self, results, X, fmap, names, adapter, removal, behaviour, summary, game,
+                  estimator, method, options, seconds, dataset, kind) -> Explanation:
+        n = 1 if dataset else X.shape[0]
+        d = fmap.d
+        first = results[0][1]
+        tail = first.values.shape[2:]
+        values = np.full((n, d, *tail), np.nan)
+        stderr = np.full((n, d, *tail), np.nan)
+        base = np.full((n, *tail), np.nan)
+        units = np.zeros(n, np.int64)
+        coalitions = np.zeros(n, np.int64)
+        converged = np.zeros(n, bool)
+        extras: dict[str, np.ndarray] = {}
+        for rows, res, _ in results:
+            r = np.arange(n) if isinstance(rows, slice) else rows
+            dd = res.values.shape[1]
+            values[r, :dd], stderr[r, :dd] = res.values, res.stderr
+            base[r] = np.asarray(res.base_values).reshape(len(r), *tail)
+            units[r], coalitions[r], converged[r] = res.units, res.coalitions, res.converged
+            for k, v in res.extras.items():
+                if isinstance(v, np.ndarray) and len(results) == 1:
+                    extras[k] = v
+        data = None if dataset else (X.detach().cpu().numpy() if isinstance(X, torch.Tensor)
+                                     else np.asarray(X))
+        feature_names = fmap.names if fmap.shared else [f"segment{i}" for i in range(d)]
+        opts = {k: v for k, v in options.items() if k != "background"
+                and isinstance(v, int | float | str | bool | type(None))}
+        opts["estimator"] = estimator
+        opts["kind"] = kind
+        opts["aggregate"] = game.local_game.aggregate if dataset else game.aggregate
+        summary_desc = summary.describe() if hasattr(summary, "describe") else {}
+        summary_desc.update({k: v for k, v in results[0][1].extras.items()
+                             if isinstance(v, int | float | str | list)})
+        return Explanation(
+            values=values, stderr=stderr, base_values=base, data=data,
+            feature_names=list(feature_names),
+            feature_map=None if kind == "tabular" else fmap.index,
+            channel_axis=fmap.channel_axis, method=method,
+            removal=removal.describe(), behaviour=behaviour.describe(), summary=summary_desc,
+            evaluations=int(adapter.evaluations), coalitions=coalitions, units=units,
+            converged=converged, seconds=float(seconds), options=opts, extras=extras)
+
+
+def auto_estimator(game, budget: int | None) -> str:
+    """The Shapley auto rule: exact when affordable, KernelSHAP otherwise, permutation
+    sampling for stochastic (row-sampled dataset) games."""
+    d, K = game.d, game.rows_per_coalition
+    if getattr(game, "sample_rows", None):
+        return "permutation-shapley"
+    if (budget is None and d <= 12) or (budget is not None and d <= 20 and
+                                        (2**d - 1) * K + 1 <= budget):
+        return "exact-shapley"
+    return "kernelshap"
+
+
+def explain(model: Any, X: Any, method: str = "shap", *, y: Any = None,
+            background: Any = None, features: Any = None, output_kind: str | None = None,
+            progress: bool | str = "auto", **options: Any) -> Explanation:
+    """Explain ``model`` on rows ``X`` with a named method in one call.
+
+    Parameters
+    ----------
+    model : torch module, scikit-learn estimator or function of a numpy array.
+    X : rows to explain: tabular ``(n, p)`` (numpy or pandas), images ``(n, C, H, W)`` /
+        ``(n, H, W, C)`` / ``(n, H, W)``, or integer token ids ``(n, L)``.
+    method : a preset name, e.g. ``"shap"``, ``"kernelshap"``, ``"lime"``, ``"occlusion"``,
+        ``"rise"``, ``"sage"`` (``xai.methods()`` lists them).
+    y : labels, for loss behaviours (``lossshap``, ``sage``, ``permutation-importance``).
+    background : background rows for marginal removal (and baseline ``"mean"``).
+    features : a :class:`~xai.features.FeatureMap`, a dict of column groups, a superpixel
+        method name, ``"pixels"`` or a patch size.
+    output_kind : what the model returns: ``"logits"``, ``"probability"`` or ``"raw"``.
+    options : axis options (``budget``, ``tol``, ``seed``, ``target``, ``output``,
+        ``baseline``, ``max_background``, ``memory_cap``, ``batch_size``, ...).
+    """
+    return Explainer.from_preset(method, progress=progress, **options).explain(
+        model, X, y, background=background, features=features, output_kind=output_kind)

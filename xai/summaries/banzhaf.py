@@ -1,0 +1,59 @@
+"""Banzhaf values by maximum sample reuse (Wang & Jia 2023): every uniform coalition serves
+every feature."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..registry import register
+from .base import SamplingSummary, as_numpy
+
+
+@register("summary", "banzhaf-msr", aliases=("banzhaf-sampling",))
+class BanzhafMSR(SamplingSummary):
+    """``b_i = mean{v(S): i in S} - mean{v(S): i not in S}`` over uniform coalitions ``S``;
+    ``stderr`` from the two groups' sample variances (inf until both have two samples)."""
+
+    name = "banzhaf-msr"
+
+    def unit_cost(self, d):
+        return 1
+
+    def fixed_cost(self, game):
+        return 1
+
+    def start(self, game, rows, max_units, rng):
+        n, d, vs = len(rows), game.d, game.value_shape
+        z = lambda: torch.zeros((n, d, *vs), dtype=torch.float64)  # noqa: E731
+        return {"s_in": z(), "q_in": z(), "s_out": z(), "q_out": z(),
+                "m_in": torch.zeros(d, dtype=torch.float64),
+                "m_out": torch.zeros(d, dtype=torch.float64),
+                "coalitions_fn": lambda units: units + 1}
+
+    def draw(self, state, n_units, d, rng):
+        return rng.random((n_units, d)) < 0.5
+
+    def update(self, state, design, values, active):
+        a = torch.as_tensor(active)
+        zin = torch.as_tensor(design, dtype=torch.float64)
+        zout = 1 - zin
+        state["s_in"][a] += torch.einsum("md,nm...->nd...", zin, values)
+        state["q_in"][a] += torch.einsum("md,nm...->nd...", zin, values ** 2)
+        state["s_out"][a] += torch.einsum("md,nm...->nd...", zout, values)
+        state["q_out"][a] += torch.einsum("md,nm...->nd...", zout, values ** 2)
+        state["m_in"] += zin.sum(0)
+        state["m_out"] += zout.sum(0)
+
+    def estimate(self, state, active):
+        a = torch.as_tensor(active)
+        shape = (1, -1, *([1] * (state["s_in"].ndim - 2)))
+        mi, mo = state["m_in"].reshape(shape), state["m_out"].reshape(shape)
+        mean_in = state["s_in"][a] / mi.clamp_min(1)
+        mean_out = state["s_out"][a] / mo.clamp_min(1)
+        var_in = (state["q_in"][a] - mi * mean_in ** 2) / (mi - 1).clamp_min(1)
+        var_out = (state["q_out"][a] - mo * mean_out ** 2) / (mo - 1).clamp_min(1)
+        se = torch.sqrt(var_in.clamp_min(0) / mi.clamp_min(1) +
+                        var_out.clamp_min(0) / mo.clamp_min(1))
+        se = torch.where((mi >= 2) & (mo >= 2), se, torch.full_like(se, float("inf")))
+        return as_numpy(mean_in - mean_out), as_numpy(se)

@@ -1,0 +1,95 @@
+"""RISE (Petsiuk, Das & Saenko 2018): importance as the mean value when a feature is kept,
+with smooth random masks over pixels for images."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..registry import register
+from .base import SamplingSummary, as_numpy
+
+
+def smooth_masks(n: int, shape: tuple[int, int], cells: int, p: float,
+                 rng: np.random.Generator) -> np.ndarray:
+    """RISE masks ``(n, H*W)`` in [0, 1]: a ``cells x cells`` Bernoulli(p) grid upsampled
+    bilinearly to ``(cells+1) * ceil(H/cells)`` and cropped at a random shift."""
+    H, W = shape
+    ch, cw = math.ceil(H / cells), math.ceil(W / cells)
+    grid = torch.as_tensor(rng.random((n, 1, cells, cells)) < p, dtype=torch.float64)
+    up = torch.nn.functional.interpolate(grid, size=((cells + 1) * ch, (cells + 1) * cw),
+                                         mode="bilinear", align_corners=False)[:, 0]
+    dx, dy = rng.integers(0, ch, size=n), rng.integers(0, cw, size=n)
+    rows = torch.as_tensor(dx)[:, None] + torch.arange(H)[None]
+    cols = torch.as_tensor(dy)[:, None] + torch.arange(W)[None]
+    out = up[torch.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    return out.reshape(n, H * W).numpy()
+
+
+@register("summary", "rise", aliases=("mean-when-included",))
+class RISE(SamplingSummary):
+    """``importance_i = E[v(M) M_i] / p`` over random masks ``M`` kept with probability ``p``.
+
+    On images explained pixel by pixel (``d = H*W``) with a removal that accepts fractions, the
+    masks are RISE's smooth upsampled grids (``cells`` per side); otherwise Bernoulli(p) masks
+    over the features. ``normalize="self"`` divides by the mask sum instead of ``N p``. Not a
+    semivalue: a dummy feature does not get zero.
+    """
+
+    name = "rise"
+    default_coalitions = 4000
+
+    def __init__(self, *, budget=None, tol=None, seed=None, min_units=32, p: float = 0.5,
+                 cells: int = 7, normalize: str = "expectation") -> None:
+        super().__init__(budget=budget, tol=tol, seed=seed, min_units=min_units)
+        self.p, self.cells, self.normalize = p, cells, normalize
+
+    def unit_cost(self, d):
+        return 1
+
+    def fixed_cost(self, game):
+        return 1
+
+    def start(self, game, rows, max_units, rng):
+        shape = game.feature_map.pos_shape
+        smooth = (game.kind == "image" and game.removal.accepts_fractional
+                  and len(shape) == 2 and shape[0] * shape[1] == game.d
+                  and game.feature_map.kind == "patch")
+        n, d, vs = len(rows), game.d, game.value_shape
+        return {"smooth": smooth, "shape": shape, "sum": torch.zeros((n, d, *vs),
+                                                                      dtype=torch.float64),
+                "sumsq": torch.zeros((n, d, *vs), dtype=torch.float64),
+                "msum": torch.zeros(d, dtype=torch.float64), "count": 0,
+                "coalitions_fn": lambda units: units + 1}
+
+    def draw(self, state, n_units, d, rng):
+        if state["smooth"]:
+            return smooth_masks(n_units, state["shape"], self.cells, self.p, rng)
+        return rng.random((n_units, d)) < self.p
+
+    def update(self, state, design, values, active):
+        a = torch.as_tensor(active)
+        M = torch.as_tensor(design, dtype=torch.float64)
+        contrib = torch.einsum("md,nm...->nmd...", M, values) / self.p
+        state["sum"][a] += contrib.sum(1)
+        state["sumsq"][a] += (contrib ** 2).sum(1)
+        state["msum"] += M.sum(0)
+        state["count"] += len(design)
+
+    def estimate(self, state, active):
+        a = torch.as_tensor(active)
+        N = state["count"]
+        mean = state["sum"][a] / N
+        var = (state["sumsq"][a] - N * mean ** 2) / max(N - 1, 1)
+        se = torch.sqrt(var.clamp_min(0) / N)
+        if self.normalize == "self":
+            shape = (1, -1, *([1] * (mean.ndim - 2)))
+            scale = N * self.p / state["msum"].clamp_min(1e-12).reshape(shape)
+            mean, se = mean * scale, se * scale
+        return as_numpy(mean), as_numpy(se)
+
+    def describe(self):
+        return {"name": self.name, "budget": self.budget, "seed": self.seed, "p": self.p,
+                "cells": self.cells, "normalize": self.normalize}
