@@ -8,8 +8,18 @@ call; :class:`xai.Explainer` builds any other combination.
 from . import behaviours, removals, summaries  # noqa: F401  (register the components)
 from . import presets as _presets  # noqa: F401
 from .config import config
-from .errors import (BehaviourError, BudgetError, FeatureMapError, InputError, LabelError,
-                     MaskError, ModelError, TargetError, UnknownNameError, XaiError)
+from .errors import (
+    BehaviourError,
+    BudgetError,
+    FeatureMapError,
+    InputError,
+    LabelError,
+    MaskError,
+    ModelError,
+    TargetError,
+    UnknownNameError,
+    XaiError,
+)
 from .explainer import Explainer, explain
 from .explanation import Explanation
 from .features import FeatureMap

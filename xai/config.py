@@ -17,7 +17,7 @@ DEFAULT_MAX_BATCH = 16_384
 """Largest number of rows per model call when ``batch_size=None``."""
 
 
-def parse_size(value: int | float | str) -> int:
+def parse_size(value: float | str) -> int:
     """Parse a byte size such as ``268435456``, ``"256MiB"`` or ``"1 GiB"``."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value <= 0:

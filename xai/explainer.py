@@ -22,6 +22,7 @@ from .removals import Removal, check_finite
 from .summaries.base import Summary, seed_sequence
 
 GAME_OPTIONS = ("memory_cap", "batch_size", "aggregate", "cache")
+AUTO_ESTIMATORS = ("exact-shapley", "kernelshap", "permutation-shapley")
 
 
 def _kind(shape: tuple[int, ...], is_tokens: bool) -> str:
@@ -209,6 +210,10 @@ class Explainer:
             merged["seed"] = seed
         used.update({"seed", "background"} & set(merged))
         summary_spec = self.summary
+        known = self._known_options(removal, behaviour, summary_spec)
+        unknown = set(options) - set(known)
+        if unknown:
+            raise unknown_name("option", min(unknown), known)
         estimator = None
         groups = self._groups(fmap)
         results = []
@@ -216,7 +221,10 @@ class Explainer:
         progress = self._progress()
         game = None
         for rows, sub_map in groups:
-            Xg = X[torch.as_tensor(rows)] if isinstance(X, torch.Tensor) else X[rows]
+            if isinstance(rows, slice):
+                Xg = X
+            else:
+                Xg = X[torch.as_tensor(rows)] if isinstance(X, torch.Tensor) else X[rows]
             yg = None if y is None else np.asarray(y)[rows]
             removal_g = removal if len(groups) == 1 else _build("removal", self.removal, merged,
                                                                 set(), Removal)
@@ -227,15 +235,11 @@ class Explainer:
             if dataset:
                 game = DatasetGame(game, row_sampling=self.row_sampling)
             summary, estimator = self._summary(summary_spec, game, merged, used)
-            unknown = set(options) - used - {"seed"}
-            if unknown:
-                raise unknown_name("option", sorted(unknown)[0], self._known_options(
-                    removal, behaviour, summary))
             results.append((rows, summary(game), sub_map))
             total_rows += game.rows_evaluated
         if progress is not None:
             progress.close()
-        return self._assemble(results, X, fmap, names, adapter, removal, behaviour, summary,
+        return self._assemble(results, X, fmap, names, adapter, removal_g, behaviour_g, summary,
                               game, estimator, method, merged, time.perf_counter() - start,
                               dataset, kind)
 
@@ -272,9 +276,20 @@ class Explainer:
 
     @staticmethod
     def _known_options(removal, behaviour, summary) -> list[str]:
-        known = set(GAME_OPTIONS) | {"seed", "background", "baseline"}
-        for obj in (removal, behaviour, summary):
-            known |= _params(type(obj))
+        """Options that the chosen removal, behaviour and summary (or the game) accept."""
+        known = set(GAME_OPTIONS) | {"seed"}
+        if isinstance(summary, Summary):
+            classes = [type(summary)]
+        elif isinstance(summary, type):
+            classes = [summary]
+        elif registry.normalize(summary) == "auto":
+            classes = [registry.get("summary", s) for s in AUTO_ESTIMATORS]
+        else:
+            classes = [registry.get("summary", summary)]
+        for cls in (type(removal), type(behaviour), *classes):
+            known |= _params(cls)
+        if "value" in known:
+            known.add("baseline")
         return sorted(known)
 
     def _assemble(self, results, X, fmap, names, adapter, removal, behaviour, summary, game,

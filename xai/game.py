@@ -99,7 +99,8 @@ class Game:
         self.rows_evaluated = 0
         # full coalition: one row per explicand (nothing removed)
         with model.session():
-            self.full_outputs = self._model(self.X, chunk=-1, rows=np.arange(self.n))
+            self.full_outputs = self._model(self.X.reshape(self.n, *self.input_shape), chunk=-1,
+                                            rows=np.arange(self.n))
         behaviour.prepare(self.full_outputs, y, model.output_kind, model.is_classifier)
         self.k = self.full_outputs.shape[1]
         rows = torch.arange(self.n)

@@ -114,13 +114,16 @@ def _as_2d(out: Any, rows: int, chunk, explicands, inputs) -> torch.Tensor:
 
 
 class TorchModel(Model):
-    """Adapter for a ``torch.nn.Module``: eval mode and no grad while evaluating, the module's
-    own device and dtype. ``output_kind`` defaults to ``"logits"`` when the model has more than
-    one output... declared by the user when it ends in a softmax (``"probability"``)."""
+    """Adapter for a ``torch.nn.Module``: eval mode and no grad while evaluating (restored on
+    exit, also after an error), the module's own device and dtype. ``output_kind`` defaults to
+    ``"logits"``; declare ``"probability"`` for a model ending in a softmax, ``"raw"`` for a
+    regressor."""
 
     def __init__(self, module: torch.nn.Module, *, batch_size: int | None = None,
                  output_kind: str | None = None) -> None:
-        param = next(iter(module.parameters()), None) or next(iter(module.buffers()), None)
+        param = next(iter(module.parameters()), None)
+        if param is None:
+            param = next(iter(module.buffers()), None)
         dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
         device = param.device if param is not None else torch.device("cpu")
         super().__init__(batch_size=batch_size, dtype=dtype, device=device)
@@ -139,7 +142,9 @@ class TorchModel(Model):
             self.module.train(was_training)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.module(x.to(device=self.device, dtype=self.dtype))
+        if x.is_floating_point():
+            return self.module(x.to(device=self.device, dtype=self.dtype))
+        return self.module(x.to(device=self.device))
 
 
 class SklearnModel(Model):

@@ -10,6 +10,18 @@ from .permutation import PermutationShapley
 from .rise import RISE
 from .sobol import SobolTotal
 
-__all__ = ["BanzhafMSR", "ExactBanzhaf", "ExactShapley", "IncludeIndividual", "KernelSHAP",
-           "LIME", "PermutationShapley", "RISE", "RemoveIndividual", "SamplingSummary",
-           "SobolTotal", "Summary", "SummaryResult"]
+__all__ = [
+           "LIME",
+           "RISE",
+           "BanzhafMSR",
+           "ExactBanzhaf",
+           "ExactShapley",
+           "IncludeIndividual",
+           "KernelSHAP",
+           "PermutationShapley",
+           "RemoveIndividual",
+           "SamplingSummary",
+           "SobolTotal",
+           "Summary",
+           "SummaryResult",
+]

@@ -3,7 +3,6 @@ every feature."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from ..registry import register
@@ -25,7 +24,7 @@ class BanzhafMSR(SamplingSummary):
 
     def start(self, game, rows, max_units, rng):
         n, d, vs = len(rows), game.d, game.value_shape
-        z = lambda: torch.zeros((n, d, *vs), dtype=torch.float64)  # noqa: E731
+        z = lambda: torch.zeros((n, d, *vs), dtype=torch.float64)
         return {"s_in": z(), "q_in": z(), "s_out": z(), "q_out": z(),
                 "m_in": torch.zeros(d, dtype=torch.float64),
                 "m_out": torch.zeros(d, dtype=torch.float64),

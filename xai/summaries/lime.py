@@ -5,7 +5,6 @@ unpenalised intercept, optional feature selection, sandwich standard errors."""
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ..errors import unknown_name
 from ..registry import register

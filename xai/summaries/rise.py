@@ -25,7 +25,7 @@ def smooth_masks(n: int, shape: tuple[int, int], cells: int, p: float,
     rows = torch.as_tensor(dx)[:, None] + torch.arange(H)[None]
     cols = torch.as_tensor(dy)[:, None] + torch.arange(W)[None]
     out = up[torch.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
-    return out.reshape(n, H * W).numpy()
+    return out.reshape(n, H * W).clamp(0.0, 1.0).numpy()
 
 
 @register("summary", "rise", aliases=("mean-when-included",))
