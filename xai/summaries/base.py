@@ -100,6 +100,11 @@ class SamplingSummary(Summary):
     def estimate(self, state, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
+    @property
+    def stops_early(self) -> bool:
+        """True when a stopping rule (``tol``, ``rtol``) is set."""
+        return self.tol is not None or getattr(self, "rtol", None) is not None
+
     def stop(self, values: np.ndarray, stderr: np.ndarray) -> np.ndarray:
         """Per explicand: has it converged?"""
         if self.tol is None:
@@ -152,6 +157,8 @@ class SamplingSummary(Summary):
             done += size
             units[act] = done
             rnd += 1
+            if not (self.stops_early or done >= max_units):
+                continue  # estimates only where a stopping rule reads them, and at the end
             v, se = self.estimate(state, act)
             if final_v is None:
                 final_v = np.empty((n, *v.shape[1:]))
