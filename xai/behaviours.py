@@ -52,6 +52,17 @@ class Behaviour:
         """Fix per-explicand quantities from the full-input raw outputs ``(n, k)``."""
         self.output_kind = output_kind
 
+    def validate(self, y, n: int, output_kind: str, is_classifier: bool) -> None:
+        """Checks that need no model call: labels present and of the right length, and a
+        probability scale where the behaviour needs one."""
+        if self.needs_labels:
+            if y is None:
+                raise LabelError(f"the {self.name} behaviour needs labels: pass y= with one "
+                                 f"label per explained row ({n} rows)")
+            if np.shape(y)[0] != n:
+                raise LabelError(f"y has {np.shape(y)[0]} labels but {n} rows are explained; "
+                                 f"the {self.name} behaviour needs one label per row")
+
     def on_scale(self, out: torch.Tensor) -> torch.Tensor:
         """Raw model outputs converted to the averaging scale."""
         return to_probability(out, self.output_kind) if self.scale == "probability" else out
@@ -151,19 +162,20 @@ def _check_labels(y, n: int, k: int, behaviour: str, classification: bool) -> to
                          f"explained row ({n} rows)")
     y = np.asarray(y)
     if y.shape[0] != n:
-        raise LabelError(f"y has {y.shape[0]} labels but {n} rows are explained; give one label "
-                         "per row")
+        raise LabelError(f"y has {y.shape[0]} labels but {n} rows are explained; the "
+                         f"{behaviour} behaviour needs one label per row")
     if classification and y.ndim == 1:
         kk = max(k, 2)
         if not np.issubdtype(y.dtype, np.integer):
             if np.all(np.mod(y, 1) == 0):
                 y = y.astype(np.int64)
             else:
-                raise LabelError(f"class labels for {behaviour} must be integers 0..{kk - 1} "
-                                 "(or one probability vector per row)")
+                raise LabelError(f"class labels for the {behaviour} behaviour must be integers "
+                                 f"0..{kk - 1} (or one probability vector per row)")
         if y.min() < 0 or y.max() >= kk:
             raise LabelError(f"class label {y.max() if y.max() >= kk else y.min()} is out of "
-                             f"range for a model with {kk} classes (valid 0..{kk - 1})")
+                             f"range for the {behaviour} behaviour: the model has {kk} classes "
+                             f"(valid 0..{kk - 1})")
     return torch.as_tensor(y)
 
 
@@ -194,6 +206,16 @@ class Loss(Behaviour):
 
     def __init__(self, loss: str | Callable | None = None) -> None:
         self.loss = loss
+
+    def validate(self, y, n, output_kind, is_classifier):
+        super().validate(y, n, output_kind, is_classifier)
+        loss = self.loss if self.loss is not None else (
+            "cross-entropy" if is_classifier else "squared-error")
+        if loss == "cross-entropy" and output_kind == "raw":
+            raise BehaviourError(
+                f"the {self.name} behaviour with cross-entropy needs probabilities, but the model "
+                "returns raw outputs (k = 1 regression or scores). Use loss='squared-error', or "
+                "declare output_kind='logits'/'probability' if the model is a classifier.")
 
     def prepare(self, full, y, output_kind, is_classifier):
         super().prepare(full, y, output_kind, is_classifier)
@@ -232,6 +254,14 @@ class KL(Behaviour):
     name = "kl"
     scale = "probability"
 
+    def validate(self, y, n, output_kind, is_classifier):
+        if output_kind == "raw":
+            raise BehaviourError(
+                "the kl behaviour compares predictive distributions and needs probabilities, but "
+                "the model returns raw outputs (k = 1 regression or scores). Use the prediction "
+                "behaviour (or loss='squared-error'), or declare output_kind='logits' or "
+                "'probability' if the model is a classifier.")
+
     def prepare(self, full, y, output_kind, is_classifier):
         super().prepare(full, y, output_kind, is_classifier)
         self.p = _binary(to_probability(full, output_kind))
@@ -259,6 +289,10 @@ class DatasetLoss(Loss):
         if labels not in ("given", "model"):
             raise unknown_name("labels option", labels, ("given", "model"))
         self.labels = labels
+
+    def validate(self, y, n, output_kind, is_classifier):
+        self.needs_labels = self.labels == "given"
+        super().validate(y, n, output_kind, is_classifier)
 
     def prepare(self, full, y, output_kind, is_classifier):
         if y is None and self.labels == "model":

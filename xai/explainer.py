@@ -65,7 +65,8 @@ def _prepare_inputs(model, X, background):
                 missing = sorted(set(names) - set(bcols))
                 extra = sorted(set(bcols) - set(names))
                 raise InputError(f"background columns differ from the inputs': missing "
-                                 f"{missing}, extra {extra}")
+                                 f"{missing}, extra {extra}; give the background the same "
+                                 "columns as X (e.g. background = X_train[X.columns])")
             background = background[names]
         background = background.to_numpy(dtype=np.float64)
     if isinstance(X, torch.Tensor):
@@ -83,7 +84,11 @@ def _prepare_inputs(model, X, background):
         raise InputError(f"X has shape {tuple(X.shape)}; give a batch (n, ...) of rows "
                          "(a single 1-D row is accepted only for scikit-learn models)")
     if expected is not None and X.ndim == 2 and X.shape[1] != expected:
-        cols = f" (columns: {list(names)})" if names else ""
+        known = getattr(getattr(model, "estimator", None), "feature_names_in_", None)
+        if known is not None:
+            cols = f" (columns the model was fitted on: {list(map(str, known))})"
+        else:
+            cols = f" (columns: {list(names)})" if names else ""
         raise InputError(f"X has {X.shape[1]} columns; the model expects {expected}{cols}")
     check_finite(torch.as_tensor(np.asarray(X)) if not isinstance(X, torch.Tensor) else X, "X")
     if background is not None:
@@ -102,6 +107,10 @@ def _prepare_inputs(model, X, background):
 def _feature_map(features, X, names, kind: str, method: str) -> FeatureMap:
     shape = tuple(X.shape[1:])
     if isinstance(features, FeatureMap):
+        pos = features.pos_shape
+        if pos != shape and (features.channel_axis is None or len(shape) != len(pos) + 1):
+            raise InputError(f"X rows have shape {shape}; the feature map expects rows of shape "
+                             f"{pos}. Give X with that shape, or build the feature map for X")
         return features
     if kind == "tabular":
         if features is None:
@@ -235,6 +244,7 @@ class Explainer:
             if dataset:
                 game = DatasetGame(game, row_sampling=self.row_sampling)
             summary, estimator = self._summary(summary_spec, game, merged, used)
+            summary.check(game)  # budget and enumeration limits, before any model call
             results.append((rows, summary(game), sub_map))
             total_rows += game.rows_evaluated
         if progress is not None:

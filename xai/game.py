@@ -97,15 +97,31 @@ class Game:
         self._cache: dict[bytes, torch.Tensor] = {}
         self._cache_bytes = 0
         self.rows_evaluated = 0
-        # full coalition: one row per explicand (nothing removed)
-        with model.session():
-            self.full_outputs = self._model(self.X.reshape(self.n, *self.input_shape), chunk=-1,
-                                            rows=np.arange(self.n))
-        behaviour.prepare(self.full_outputs, y, model.output_kind, model.is_classifier)
-        self.k = self.full_outputs.shape[1]
-        rows = torch.arange(self.n)
-        self.v_full = behaviour(behaviour.on_scale(self.full_outputs), rows)
+        self._y = y
+        self._prepared = False
         self._v_empty: torch.Tensor | None = None
+        behaviour.validate(y, self.n, model.output_kind, model.is_classifier)
+
+    def _prepare(self) -> None:
+        """Evaluate the full coalition (one row per explicand) and fix the behaviour's targets;
+        deferred to the first use so that every input check runs before any model call."""
+        if self._prepared:
+            return
+        with self.model.session():
+            self.full_outputs = self._model(self.X.reshape(self.n, *self.input_shape),
+                                            chunk=-1, rows=np.arange(self.n))
+        self.behaviour.prepare(self.full_outputs, self._y, self.model.output_kind,
+                               self.model.is_classifier)
+        self.k = self.full_outputs.shape[1]
+        self._v_full = self.behaviour(self.behaviour.on_scale(self.full_outputs),
+                                      torch.arange(self.n))
+        self._prepared = True
+
+    @property
+    def v_full(self) -> torch.Tensor:
+        """``v(D)`` of every explicand (one model row each)."""
+        self._prepare()
+        return self._v_full
 
     # ---- public API --------------------------------------------------------------------
 
@@ -117,11 +133,13 @@ class Game:
     @property
     def value_shape(self) -> tuple[int, ...]:
         """Shape of one coalition's value: ``()`` or ``(k,)`` for ``target="all"``."""
+        self._prepare()
         nv = self.behaviour.n_values
         return () if nv is None else (nv,)
 
     def v_empty(self, rows: np.ndarray | None = None) -> torch.Tensor:
         """``v(∅)`` for explicands ``rows`` (cached)."""
+        self._prepare()
         if self._v_empty is None:
             self._v_empty = self(np.zeros((1, self.d), dtype=bool))[:, 0]
         return self._v_empty if rows is None else self._v_empty[torch.as_tensor(rows)]
@@ -135,6 +153,7 @@ class Game:
         """
         rows = np.arange(self.n) if rows is None else np.asarray(rows, dtype=np.int64)
         masks = self._check_masks(masks, len(rows))
+        self._prepare()
         per_row = masks.ndim == 3
         nr = len(rows)
         m = masks.shape[-2]
@@ -179,7 +198,11 @@ class Game:
             if not np.issubdtype(masks.dtype, np.number):
                 raise MaskError(f"masks must be boolean or numeric, got {masks.dtype}")
             if np.isnan(masks).any() or masks.min() < 0 or masks.max() > 1:
-                raise MaskError("mask values must lie in [0, 1] (True/1 = feature kept)")
+                bad = masks[np.isnan(masks) | (masks < 0) | (masks > 1)].ravel()[0]
+                raise MaskError(
+                    f"mask value {bad} is outside [0, 1] (removal {self.removal.name!r}); masks "
+                    "are booleans (True = feature kept) or, for removals that accept fractions "
+                    "(baseline, blur), values in [0, 1]")
             if np.all((masks == 0) | (masks == 1)):
                 masks = masks.astype(bool)
             else:
@@ -353,9 +376,15 @@ class DatasetGame:
         self.removal = local.removal
         self.feature_map = local.feature_map
         self.memory_cap = local.memory_cap
-        self.value_shape = local.value_shape
         self.sample_rows = local.n if row_sampling else None
-        self.v_full = local.v_full.mean(0, keepdim=True)
+
+    @property
+    def value_shape(self) -> tuple[int, ...]:
+        return self.local_game.value_shape
+
+    @property
+    def v_full(self) -> torch.Tensor:
+        return self.local_game.v_full.mean(0, keepdim=True)
 
     @property
     def rows_per_coalition(self) -> int:
@@ -372,7 +401,6 @@ class DatasetGame:
 
     def redraw(self, repeat: int) -> None:
         self.local_game.redraw(repeat)
-        self.v_full = self.local_game.v_full.mean(0, keepdim=True)
 
     def v_empty(self, rows=None) -> torch.Tensor:
         return self.local_game.v_empty().mean(0, keepdim=True)

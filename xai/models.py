@@ -63,7 +63,7 @@ class Model:
                 out = self._forward(part)
             except Exception as exc:  # the model raised: say where
                 raise ModelError(
-                    f"the model raised {type(exc).__name__}: {exc} (chunk {chunk}, explicands "
+                    f"the model raised {type(exc).__name__}: {exc} ({_where(chunk)}, explicands "
                     f"{_fmt_idx(explicands)}, input batch shape {tuple(part.shape)}, dtype "
                     f"{part.dtype}). The inputs of this chunk are in err.inputs.",
                     inputs=part,
@@ -76,16 +76,21 @@ class Model:
             self.n_outputs = out.shape[1]
         elif out.shape[1] != self.n_outputs:
             raise ModelError(
-                f"the model returned {out.shape[1]} outputs per row in chunk {chunk} but "
-                f"{self.n_outputs} before; it must return the same number of outputs for every "
-                "row.", inputs=x)
+                f"the model returned {out.shape[1]} outputs per row in {_where(chunk)} "
+                f"(explicands {_fmt_idx(explicands)}) but {self.n_outputs} before; it must return "
+                "the same number of outputs for every row. The inputs of this chunk are in "
+                "err.inputs.", inputs=x)
         bad = ~torch.isfinite(out).all(dim=1)
         if bool(bad.any()):
             raise ModelError(
-                f"the model returned NaN or inf for {int(bad.sum())} of {rows} rows in chunk "
-                f"{chunk} (explicands {_fmt_idx(explicands)}). Check the model on these inputs; "
-                "they are in err.inputs.", inputs=x[bad])
+                f"the model returned NaN or inf for {int(bad.sum())} of {rows} rows in "
+                f"{_where(chunk)} (explicands {_fmt_idx(explicands)}). Check the model on these "
+                "inputs; they are in err.inputs.", inputs=x[bad])
         return out
+
+
+def _where(chunk) -> str:
+    return "chunk -1 (the full-input call)" if chunk == -1 else f"chunk {chunk}"
 
 
 def _fmt_idx(idx: np.ndarray | None) -> str:
@@ -103,9 +108,9 @@ def _as_2d(out: Any, rows: int, chunk, explicands, inputs) -> torch.Tensor:
     out = out.detach().to(device="cpu", dtype=torch.float64)
     if out.ndim == 0 or out.shape[0] != rows:
         raise ModelError(
-            f"the model returned {tuple(out.shape)} for {rows} input rows in chunk {chunk} "
-            f"(explicands {_fmt_idx(explicands)}); it must return one output row per input row.",
-            inputs=inputs)
+            f"the model returned {tuple(out.shape)} for {rows} input rows in {_where(chunk)} "
+            f"(explicands {_fmt_idx(explicands)}); it must return one output row per input row. "
+            "The inputs of this chunk are in err.inputs.", inputs=inputs)
     if out.ndim == 1:
         out = out[:, None]
     elif out.ndim > 2:

@@ -145,6 +145,7 @@ class Baseline(Removal):
                 raise unknown_name("baseline shortcut", v, ["zeros", "mean", "median",
                                                            "segment-mean"])
         elif np.ndim(v) == 0:
+            check_finite(torch.tensor([float(v)]), "baseline")
             r = torch.full((1, D), float(v), dtype=ctx.X.dtype, device=ctx.X.device)
         else:
             arr = torch.as_tensor(np.asarray(v, dtype=np.float64) if not isinstance(

@@ -42,6 +42,9 @@ class Summary:
     def __call__(self, game, rows: np.ndarray | None = None) -> SummaryResult:
         raise NotImplementedError
 
+    def check(self, game) -> None:
+        """Checks that need no model call (budget, size limits); raise ``BudgetError``."""
+
     def describe(self) -> dict:
         """Options that identify this summary in an Explanation."""
         return {"name": self.name}
@@ -113,6 +116,9 @@ class SamplingSummary(Summary):
         return np.nanmax(np.where(np.isfinite(se), se, np.inf), axis=1) < self.tol
 
     # -- driver
+    def check(self, game) -> None:
+        self.resolve_budget(game)
+
     def resolve_budget(self, game) -> int:
         d, K = game.d, game.rows_per_coalition
         budget = self.budget
