@@ -107,9 +107,13 @@ class Game:
         deferred to the first use so that every input check runs before any model call."""
         if self._prepared:
             return
+        self.k = 1  # until the model has answered; sizes the first chunks
+        step = self._rows_per_call()
         with self.model.session():
-            self.full_outputs = self._model(self.X.reshape(self.n, *self.input_shape),
-                                            chunk=-1, rows=np.arange(self.n))
+            parts = [self._model(self.X[a:a + step].reshape(-1, *self.input_shape), chunk=-1,
+                                 rows=np.arange(a, min(self.n, a + step)))
+                     for a in range(0, self.n, step)]
+        self.full_outputs = torch.cat(parts)
         self.behaviour.prepare(self.full_outputs, self._y, self.model.output_kind,
                                self.model.is_classifier)
         self.k = self.full_outputs.shape[1]

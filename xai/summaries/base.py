@@ -138,6 +138,7 @@ class SamplingSummary(Summary):
 
     def __call__(self, game, rows: np.ndarray | None = None) -> SummaryResult:
         rows = np.arange(game.n) if rows is None else np.asarray(rows)
+        self.check(game)
         budget = self.resolve_budget(game)
         max_units = self.max_units(game, budget)
         ss = seed_sequence(self.seed)

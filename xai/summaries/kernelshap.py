@@ -114,8 +114,11 @@ class KernelSHAP(SamplingSummary):
                 "extras": {"enumerated_sizes": sorted(enum)}}
 
     def resolve_budget(self, game):
-        budget = super().resolve_budget(game)
-        return budget
+        d, K = game.d, game.rows_per_coalition
+        if self.enumerate_strata and self.budget is not None and d <= 20 and \
+                self.budget >= (2**d - 1) * K + 1:
+            return int(self.budget)  # covers every coalition: exact, whatever the minimum
+        return super().resolve_budget(game)
 
     def draw(self, state, n_units, d, rng):
         probs = state["probs"]
@@ -228,10 +231,13 @@ class KernelSHAP(SamplingSummary):
 
 
 def _inverse(A: torch.Tensor) -> torch.Tensor:
-    try:
-        L = torch.linalg.cholesky(A)
-        return torch.cholesky_inverse(L)
-    except RuntimeError:
+    """Inverse of the design matrix; a pseudo-inverse with a warning when it is singular
+    (Cholesky alone does not notice a numerically singular matrix)."""
+    eig = torch.linalg.eigvalsh(A)
+    if eig[0] <= 1e-10 * eig[-1].clamp_min(1e-300):
         warnings.warn("the KernelSHAP design matrix is rank-deficient (too few distinct "
-                      "coalitions); using a pseudo-inverse. Raise the budget.", stacklevel=4)
-        return torch.linalg.pinv(A)
+                      "coalitions: some features were always kept or removed together); using a "
+                      "pseudo-inverse, so those features share their credit. Raise the budget.",
+                      stacklevel=4)
+        return torch.linalg.pinv(A, hermitian=True)
+    return torch.cholesky_inverse(torch.linalg.cholesky(A))

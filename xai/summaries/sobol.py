@@ -33,6 +33,13 @@ class SobolTotal(SamplingSummary):
     def unit_cost(self, d):
         return self.n_rows * (d + 2)
 
+    def check(self, game) -> None:
+        if self.design == "continuous" and not game.removal.accepts_fractional:
+            from ..removals import check_fractional
+
+            check_fractional(game.removal, True)
+        super().check(game)
+
     def fixed_cost(self, game):
         return 1
 
