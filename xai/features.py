@@ -219,17 +219,17 @@ class FeatureMap:
             lo, hi = img2.min(), img2.max()
             img2 = (img2 - lo) / (hi - lo) if hi > lo else np.zeros_like(img2)
             if method == "slic":
-                kw = dict(n_segments=50, compactness=10, start_label=0)
+                kw = {"n_segments": 50, "compactness": 10, "start_label": 0}
                 kw.update(options)
                 seg = segmentation.slic(img2, channel_axis=-1 if multichannel else None,
                                         **kw) if multichannel else \
                     segmentation.slic(img2[..., 0], channel_axis=None, **kw)
             elif method == "quickshift":
-                kw = dict(kernel_size=4, max_dist=200, ratio=0.2)
+                kw = {"kernel_size": 4, "max_dist": 200, "ratio": 0.2}
                 kw.update(options)
                 seg = segmentation.quickshift(img2, **kw)
             else:
-                kw = dict(scale=100, sigma=0.5, min_size=20)
+                kw = {"scale": 100, "sigma": 0.5, "min_size": 20}
                 kw.update(options)
                 seg = segmentation.felzenszwalb(img2, channel_axis=-1 if multichannel else None,
                                                 **kw) if multichannel else \
