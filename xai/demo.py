@@ -19,6 +19,7 @@ a rerun skips training.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import re
@@ -129,7 +130,7 @@ def _tabular(out: Path, quick: bool, log: _Log, files: list[str]) -> dict:
         log(f"tabular: {method:<22} {expl.seconds:6.2f}s {expl.evaluations:>10,d} rows  "
             f"top: {', '.join(n for n, _ in records[-1]['top_features'][:3])}")
     # global methods on the whole test set, with labels
-    sage_budget = 600_000 if quick else 10_000_000  # or stops once SE < 2.5% of the range
+    sage_budget = 600_000 if quick else 30_000_000  # or stops once SE < 2.5% of the range
     # (permutation importance draws its donors from the explained rows: no background)
     for method, opts in (("sage", {"budget": sage_budget, "background": background}),
                          ("permutation-importance", {})):
@@ -208,10 +209,14 @@ def _train_digits(out: Path, quick: bool, log: _Log):
             if time.perf_counter() - t0 > settings["max_seconds"]:
                 break
         net.eval()
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(net.state_dict(), cache)
         trained = f"{epochs} epochs in {time.perf_counter() - t0:.1f}s"
-        log(f"digits: trained the CNN ({trained}), cached as {cache.relative_to(out)}")
+        if epochs == settings["epochs"]:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(net.state_dict(), cache)
+            log(f"digits: trained the CNN ({trained}), cached as {cache.relative_to(out)}")
+        else:  # a model cut short by the time limit is not what the settings describe
+            trained += f" (stopped at the {settings['max_seconds']:.0f}s limit; not cached)"
+            log(f"digits: trained the CNN ({trained})")
     net.eval()
     with torch.no_grad():
         accuracy = float((net(torch.from_numpy(Xte)).argmax(1).numpy() == yte).mean())
@@ -404,25 +409,31 @@ def _bench_table(cells: list[dict]) -> str:
 def _bench_plot(cells: list[dict], k_rem: int):
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.0, 4.2), layout="constrained")
-    ax = fig.add_subplot()
-    for method, marker, dy in zip(BENCH_METHODS, "os", (5, -11)):
+    fig = Figure(figsize=(10.0, 4.2), layout="constrained")
+    ax, ax_cov = fig.subplots(1, 2)
+    for method, marker in zip(BENCH_METHODS, "os"):
         ok = [c for c in cells if c["method"] == method and c["status"] == "ok"]
         if not ok:
             continue
         b = [c["budget_rows"] for c in ok]
         ax.errorbar(b, [c["rel_l2_error"] for c in ok], yerr=[c["rel_l2_error_sd"] for c in ok],
                     marker=marker, capsize=3, label=method)
-        for c in ok:
-            ax.annotate(f"cov {c['coverage']:.2f}", (c["budget_rows"], c["rel_l2_error"]),
-                        textcoords="offset points", xytext=(5, dy), fontsize=7)
+        ax_cov.plot(b, [c["coverage"] for c in ok], marker=marker, label=method)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel(f"budget: model rows per explicand ({k_rem} rows per coalition)")
-    ax.set_ylabel("relative L2 error vs exact Shapley")
-    ax.set_title("Shapley estimators on breast_cancer (d = 10 groups)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.set_ylabel("relative L2 error vs exact Shapley (mean ± sd over seeds)")
+    ax.set_title("error")
+    ax_cov.axhline(0.95, color="gray", linestyle="--", linewidth=1, label="nominal 0.95")
+    ax_cov.set_xscale("log")
+    ax_cov.set_ylim(0, 1.02)
+    ax_cov.set_ylabel("fraction with |error| <= 1.96 SE")
+    ax_cov.set_title("standard-error coverage")
+    for a in (ax, ax_cov):
+        a.set_xlabel(f"budget: model rows per explicand ({k_rem} rows per coalition)")
+        a.grid(True, which="both", alpha=0.3)
+        a.legend()
+    fig.suptitle("Shapley estimators on breast_cancer (d = 10 feature groups); budgets too "
+                 "small for an estimator are not drawn")
     return fig
 
 
@@ -463,10 +474,31 @@ def run_demo(out_dir: str | Path = "xai-output", quick: bool = False, verbose: b
 
     if "matplotlib.pyplot" not in sys.modules:
         matplotlib.use("Agg")  # figures are only saved; never open a window
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _one_thread():
         # torch.as_tensor on pandas' read-only (copy-on-write) arrays: harmless, only read
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return _run(Path(out_dir), quick, verbose, tuple(int(b) for b in budgets))
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """One BLAS / torch thread: the demo's models are tiny, and on a small shared machine
+    extra threads mostly wait for each other (measured: 2-10x slower with two threads)."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a scikit-learn dependency
+        limits = contextlib.nullcontext()
+    else:
+        limits = threadpool_limits(1)
+    torch.set_num_threads(1)
+    try:
+        with limits:
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _run(out: Path, quick: bool, verbose: bool, budgets: tuple[int, ...]) -> dict:

@@ -32,7 +32,10 @@ def _kind(shape: tuple[int, ...], is_tokens: bool) -> str:
 
 
 def _params(cls) -> set[str]:
-    return {p for p in inspect.signature(cls.__init__).parameters if p != "self"}
+    """Keyword options a component's constructor accepts (no ``self``, ``*args``, ``**kw``)."""
+    sig = inspect.signature(cls.__init__).parameters.values()
+    return {p.name for p in sig if p.name != "self" and p.kind not in
+            (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)}
 
 
 def _build(kind: str, spec: Any, options: dict, used: set[str], base: type) -> Any:
@@ -57,7 +60,7 @@ def _prepare_inputs(model, X, background):
     names = None
     if hasattr(X, "columns") and hasattr(X, "to_numpy"):
         names = [str(c) for c in X.columns]
-        X = X.to_numpy(dtype=np.float64)
+        X = X.to_numpy(dtype=np.float64, copy=True)
     if background is not None and hasattr(background, "columns"):
         bcols = [str(c) for c in background.columns]
         if names is not None and bcols != names:
@@ -68,7 +71,7 @@ def _prepare_inputs(model, X, background):
                                  f"{missing}, extra {extra}; give the background the same "
                                  "columns as X (e.g. background = X_train[X.columns])")
             background = background[names]
-        background = background.to_numpy(dtype=np.float64)
+        background = background.to_numpy(dtype=np.float64, copy=True)
     if isinstance(X, torch.Tensor):
         X = X.detach()
     else:
@@ -220,6 +223,10 @@ class Explainer:
         used.update({"seed", "background"} & set(merged))
         summary_spec = self.summary
         known = self._known_options(removal, behaviour, summary_spec)
+        if "background" in options and "background" not in known:
+            raise InputError(f"method {method!r} uses no background (its removal "
+                             f"{removal.name!r} takes replacement values from elsewhere); drop "
+                             "background=")
         unknown = set(options) - set(known)
         if unknown:
             raise unknown_name("option", min(unknown), known)

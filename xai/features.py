@@ -237,6 +237,13 @@ class FeatureMap:
             _, seg = np.unique(seg, return_inverse=True)
             maps.append(seg.reshape(img2.shape[:2]))
         index = np.stack(maps)
+        few = [i for i, m in enumerate(maps) if m.max() < 1]
+        if few:
+            import warnings
+
+            warnings.warn(f"{method} found a single segment in images {few[:10]} (flat or noise "
+                          "images?); every explanation of them has one feature. Pass other "
+                          "options (e.g. n_segments, compactness) or use patches.", stacklevel=2)
         return cls(index, kind="segment", per_explicand=True,
                    channel_axis=None if images.ndim == 3 else channel_axis)
 

@@ -389,9 +389,14 @@ def image(
         ax_orig.axis("off")
     ax_over.imshow(picture, cmap=gray, vmin=0.0, vmax=1.0)
     shown = ax_over.imshow(heat, cmap=cmap, alpha=alpha, vmin=-lim, vmax=lim)
-    edges = np.zeros(heat.shape + (4,))
-    edges[_boundaries(labels)] = (0.0, 0.0, 0.0, 0.7)
-    ax_over.imshow(edges, interpolation="nearest")
+    H, W = labels.shape
+    if labels.size / max(len(np.unique(labels)), 1) >= 4:  # no edges for pixel-sized segments
+        # thin edges: find boundaries on a finer grid so that they cover a fraction of a pixel
+        scale = max(1, 256 // max(H, W))
+        fine = labels.repeat(scale, 0).repeat(scale, 1)
+        edges = np.zeros(fine.shape + (4,))
+        edges[_boundaries(fine)] = (0.0, 0.0, 0.0, 0.7)
+        ax_over.imshow(edges, interpolation="nearest", extent=(-0.5, W - 0.5, H - 0.5, -0.5))
     ax_over.set_title(_title(f"{expl.method}: row {row}", note))
     ax_over.axis("off")
     fig.colorbar(shown, ax=ax_over, fraction=0.046, pad=0.04, label="attribution")

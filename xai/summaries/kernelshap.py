@@ -190,7 +190,8 @@ class KernelSHAP(SamplingSummary):
             se = torch.sqrt(var)
         else:
             se = self._bootstrap(state, active, phi)
-        if P < 2:
+        if P < 2 or _is_singular(state["A_fixed"] + omega * (Z.T @ Z + Zc.T @ Zc)):
+            # too few distinct coalitions: the fit interpolates and the sandwich collapses
             se = torch.full_like(phi, float("inf"))
         return as_numpy(phi), as_numpy(se)
 
@@ -230,11 +231,15 @@ class KernelSHAP(SamplingSummary):
                 "enumerate_strata": self.enumerate_strata, "variance": self.variance}
 
 
+def _is_singular(A: torch.Tensor) -> bool:
+    eig = torch.linalg.eigvalsh(A)
+    return bool(eig[0] <= 1e-10 * eig[-1].clamp_min(1e-300))
+
+
 def _inverse(A: torch.Tensor) -> torch.Tensor:
     """Inverse of the design matrix; a pseudo-inverse with a warning when it is singular
     (Cholesky alone does not notice a numerically singular matrix)."""
-    eig = torch.linalg.eigvalsh(A)
-    if eig[0] <= 1e-10 * eig[-1].clamp_min(1e-300):
+    if _is_singular(A):
         warnings.warn("the KernelSHAP design matrix is rank-deficient (too few distinct "
                       "coalitions: some features were always kept or removed together); using a "
                       "pseudo-inverse, so those features share their credit. Raise the budget.",
