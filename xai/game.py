@@ -89,6 +89,9 @@ class Game:
 
             raise unknown_name("aggregate option", self.aggregate, ("prediction", "behaviour"))
         removal.fit(self.ctx)
+        # v(∅) is shared by all explicands only when nothing of x survives in it: the removal
+        # says so, and no position is always kept (fixed=)
+        self._empty_shared = not removal.empty_depends_on_x and not bool((idx == self.d).any())
         self.K = int(removal.n_draws)
         w = removal.weights
         self.weights = (torch.full((self.K,), 1.0 / self.K, dtype=torch.float64) if w is None
@@ -226,7 +229,7 @@ class Game:
                 out[:, full] = self.v_full[torch.as_tensor(rows)][:, None]
                 todo &= ~full
             empty = ~uniq.any(axis=1)
-            if empty.any() and not self.removal.empty_depends_on_x and self._v_empty is not None:
+            if empty.any() and self._empty_shared and self._v_empty is not None:
                 out[:, empty] = self._v_empty[torch.as_tensor(rows)][:, None]
                 todo &= ~empty
             keys = None
@@ -237,7 +240,7 @@ class Game:
                     if hit is not None and not torch.isnan(hit[rows]).any():
                         out[:, j] = hit[rows]
                         todo[j] = False
-            if empty.any() and todo[empty].any() and not self.removal.empty_depends_on_x:
+            if empty.any() and todo[empty].any() and self._empty_shared:
                 # x-independent empty coalition: evaluate once, for explicand 0's draws
                 j = int(np.flatnonzero(empty)[0])
                 F = self._averaged(np.zeros(1, dtype=np.int64), uniq[j:j + 1], raw=True)
