@@ -69,7 +69,7 @@ def test_group_removal_replaces_all_columns_jointly():
     np.testing.assert_allclose(e.values, expected, atol=1e-12)
     assert e.feature_names == ["ab", "c", "de"]
     # a product of the two columns of a group: joint draws keep the product of one row
-    f = lambda A: A[:, 0] * A[:, 1]  # noqa: E731
+    f = lambda A: A[:, 0] * A[:, 1]
     e = xai.explain(f, X, method="exact-shap", background=B, features=groups, progress=False)
     np.testing.assert_allclose(e.base_values, np.mean(B[:, 0] * B[:, 1]), atol=1e-12)
 
@@ -192,7 +192,7 @@ def test_lime_feature_selection_modes():
     rng = np.random.default_rng(6)
     a = np.array([3.0, -2.0, 0.0, 0.0, 1.0, 0.0])
     X = rng.normal(size=(2, 6))
-    f = lambda A: A @ a  # noqa: E731
+    f = lambda A: A @ a
     for sel in ("forward_selection", "highest_weights", "lasso_path", "auto"):
         e = xai.explain(f, X, method="lime", background=X * 0, seed=0, num_features=3,
                         feature_selection=sel, progress=False)
@@ -205,9 +205,9 @@ def test_lime_feature_selection_modes():
 def test_kernelshap_bootstrap_variance_is_close_to_sandwich():
     rng = np.random.default_rng(7)
     W = rng.normal(size=(12, 6))
-    f = lambda A: np.tanh(A @ W).sum(1)  # noqa: E731
+    f = lambda A: np.tanh(A @ W).sum(1)
     X = rng.normal(size=(1, 12))
-    kw = dict(background=np.zeros((1, 12)), budget=600, seed=1, progress=False)
+    kw = {"background": np.zeros((1, 12)), "budget": 600, "seed": 1, "progress": False}
     s = xai.explain(f, X, method="kernelshap", **kw)
     b = xai.explain(f, X, method="kernelshap", variance="bootstrap", **kw)
     np.testing.assert_allclose(s.values, b.values)
