@@ -35,7 +35,7 @@ __all__ = ["main", "run_demo"]
 
 SEED = 0
 TABULAR_METHODS = ("shap", "kernelshap", "lime", "occlusion", "banzhaf")
-BENCH_BUDGETS = (200, 500, 1000, 2000)
+BENCH_BUDGETS = (1000, 2000, 5000, 10000, 20000)
 BENCH_SEEDS = (0, 1, 2)
 BENCH_METHODS = ("kernelshap", "permutation-shap")
 
