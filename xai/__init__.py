@@ -22,10 +22,13 @@ from .errors import (
 )
 from .explainer import Explainer, explain
 from .explanation import Explanation
+from .external import ExternalExplainer
 from .features import FeatureMap
 from .game import DatasetGame, Game
 from .models import as_model
+from .plugins import hookimpl
 from .registry import names as _names
+from .registry import register
 
 __version__ = "0.1.0"
 
@@ -36,6 +39,6 @@ def methods() -> list[str]:
 
 
 __all__ = ["BehaviourError", "BudgetError", "DatasetGame", "Explainer", "Explanation",
-           "FeatureMap", "FeatureMapError", "Game", "InputError", "LabelError", "MaskError",
-           "ModelError", "TargetError", "UnknownNameError", "XaiError", "as_model", "config",
-           "explain", "methods"]
+           "ExternalExplainer", "FeatureMap", "FeatureMapError", "Game", "InputError",
+           "LabelError", "MaskError", "ModelError", "TargetError", "UnknownNameError", "XaiError",
+           "as_model", "config", "explain", "hookimpl", "methods", "register"]

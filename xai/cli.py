@@ -3,6 +3,8 @@
 - ``xai demo --out DIR [--quick]``: the main job (:func:`xai.demo.run_demo`): train two small
   models, explain them with many methods, benchmark Shapley estimators; results in ``DIR``.
 - ``xai methods``: the named methods with their removal x behaviour x summary.
+- ``xai plugins``: every registered component by kind, with the package and version it came
+  from, and the plugins that failed to load (and why).
 
 Exit status: 0 on success, 2 on a usage error or an :class:`xai.XaiError` (printed as
 ``error: ...`` on stderr).
@@ -42,6 +44,36 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    import xai
+    from xai import registry
+    from xai.plugins import plugin_records
+
+    records = plugin_records()
+    print("plugins:")
+    for r in records:
+        status = "ok" if r.error is None else f"FAILED: {r.error}"
+        count = sum(len(v) for v in r.components.values())
+        print(f"  {r.name:<12} {r.source.package} {r.source.version}  "
+              f"{count} components  {status}")
+    for kind in registry.KINDS:
+        names = registry.names(kind)
+        if not names:
+            continue
+        plural = {"summary": "summaries", "behaviour": "behaviours"}.get(kind, kind + "s")
+        print(f"\n{plural}:")
+        for name in names:
+            src = registry.source(kind, name)
+            origin = f"xai {xai.__version__} (core)" if src is registry.CORE else str(src)
+            print(f"  {name:<36} {origin}")
+    conflicts = registry.conflicts()
+    if conflicts:
+        print("\nconflicts (use the namespaced names):")
+        for (kind, name), sources in sorted(conflicts.items()):
+            print(f"  {kind} {name!r}: " + "; ".join(str(s) for s in sources))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from xai.demo import BENCH_BUDGETS, run_demo
 
@@ -64,10 +96,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="a smaller, faster run")
     demo.add_argument("--budgets", type=int, nargs="+", metavar="ROWS",
                       help="benchmark budgets in model rows per explicand "
-                           "(default: 200 500 1000 2000)")
+                           "(default: 1000 2000 5000 10000 20000)")
     demo.set_defaults(func=_cmd_demo)
     methods = sub.add_parser("methods", help="list the named methods and their three axes")
     methods.set_defaults(func=_cmd_methods)
+    plugins = sub.add_parser("plugins", help="list components by kind with their source "
+                                             "package and version, and failed plugins")
+    plugins.set_defaults(func=_cmd_plugins)
     return parser
 
 
