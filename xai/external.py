@@ -133,7 +133,8 @@ class ExplainContext:
 
     def resolve_targets(self, target) -> np.ndarray:
         """One output index per explicand: ``"predicted"`` (default for more than one output),
-        an int, or an int per row."""
+        an int, or an int per row. This evaluates the model once on the explained rows, and
+        those ``n`` rows are counted in the explanation's ``evaluations``."""
         out = self.predict(self.X)
         k = out.shape[1]
         if target is None or (isinstance(target, str) and target == "predicted"):

@@ -138,13 +138,14 @@ class TorchModel(Model):
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
-        was_training = self.module.training
+        flags = [(m, m.training) for m in self.module.modules()]  # mixed flags survive
         self.module.eval()
         try:
             with torch.no_grad():
                 yield
         finally:
-            self.module.train(was_training)
+            for m, flag in flags:
+                m.training = flag
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_floating_point():

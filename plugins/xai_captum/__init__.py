@@ -2,9 +2,9 @@
 
 Whole explainers (subclasses of :class:`xai.ExternalExplainer`), by namespaced name:
 
-- ``captum.integrated-gradients``: baselines, n_steps=50, method="gausslegendre",
-  internal_batch_size="auto", multiply_by_inputs=True; convergence delta per row in
-  ``extras["convergence_delta"]``.
+- ``captum.integrated-gradients``: baselines, n_steps=50, quadrature="gausslegendre"
+  (captum's ``method``; ``xai.explain`` takes ``method`` for the name), internal_batch_size=
+  "auto", multiply_by_inputs=True; convergence delta per row in ``extras["convergence_delta"]``.
 - ``captum.saliency``: abs=True.
 - ``captum.input-x-gradient``.
 - ``captum.smoothgrad``: NoiseTunnel over saliency or integrated gradients; nt_type,

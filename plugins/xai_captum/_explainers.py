@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -38,7 +39,7 @@ ACTIVATION_FACTOR = 32
 
 def _captum():
     try:
-        import captum.attr as attr
+        from captum import attr
     except ImportError as exc:  # pragma: no cover - captum is installed in the test env
         raise XaiError("the captum explainers need captum: pip install 'xai[peers]' "
                        f"(or pip install captum); importing it failed: {exc}") from exc
@@ -111,7 +112,7 @@ class _CaptumExplainer(ExternalExplainer):
                              f"{type(probe).__name__}; wrap the model to return its output")
         forward = module if probe.ndim == 2 else _OutputAs2D(module)
         target = torch.as_tensor(np.asarray(ctx.targets), dtype=torch.long, device=x.device)
-        return forward, x, target
+        return forward, x.requires_grad_(), target  # x is our own copy
 
     @staticmethod
     def _rows_cap(x: torch.Tensor) -> int:
@@ -181,9 +182,11 @@ class IntegratedGradients(_CaptumExplainer):
     """Integrated gradients (Sundararajan et al. 2017), captum ``IntegratedGradients``.
 
     Options: ``baselines`` (None or ``"zeros"``: zeros; a scalar; one row of the input shape;
-    one row per explained row; ``"mean"``: the mean of ``background=``), ``n_steps=50``,
-    ``method="gausslegendre"`` (captum's quadrature: ``riemann_left|right|middle|trapezoid``,
-    ``gausslegendre``), ``internal_batch_size="auto"`` (expanded rows per pass: ``"auto"``
+    one row per explained row; ``"mean"``: the mean of ``background=``; a background passed
+    without ``baselines="mean"`` is not used), ``n_steps=50``, ``quadrature="gausslegendre"``
+    (captum's ``method``: ``riemann_left|right|middle|trapezoid``, ``gausslegendre``; the
+    constructor also takes it as ``method=``, but ``xai.explain`` uses ``method`` for the
+    method's name), ``internal_batch_size="auto"`` (expanded rows per pass: ``"auto"``
     bounds memory by ``xai.config.memory_cap`` (see the module docstring); an int as in captum;
     None: all rows x steps in one pass), ``multiply_by_inputs=True``.
 
@@ -193,8 +196,15 @@ class IntegratedGradients(_CaptumExplainer):
     """
 
     name = "captum.integrated-gradients"
-    defaults = {"baselines": None, "n_steps": 50, "method": "gausslegendre",
-                "internal_batch_size": "auto", "multiply_by_inputs": True}
+    defaults: ClassVar[dict[str, Any]] = {
+        "baselines": None, "n_steps": 50, "quadrature": "gausslegendre",
+        "internal_batch_size": "auto", "multiply_by_inputs": True}
+
+    def __init__(self, *, method: str | None = None, **options: Any) -> None:
+        # captum calls the quadrature ``method``, which xai.explain() takes for the method name
+        if method is not None:
+            options["quadrature"] = method
+        super().__init__(**options)
 
     def _internal_batch(self, x: torch.Tensor, expanded: int):
         ibs = self.options["internal_batch_size"]
@@ -212,7 +222,7 @@ class IntegratedGradients(_CaptumExplainer):
         ig = attr.IntegratedGradients(forward,
                                       multiply_by_inputs=self.options["multiply_by_inputs"])
         values, delta = ig.attribute(x, baselines=b, target=target, n_steps=n_steps,
-                                     method=self.options["method"], internal_batch_size=ibs,
+                                     method=self.options["quadrature"], internal_batch_size=ibs,
                                      return_convergence_delta=True)
         delta = self._np(delta).reshape(-1)
         return {"values": self._np(values),
@@ -231,7 +241,7 @@ class Saliency(_CaptumExplainer):
     """
 
     name = "captum.saliency"
-    defaults = {"abs": True}
+    defaults: ClassVar[dict[str, Any]] = {"abs": True}
 
     def _attribute(self, attr, ctx, forward, x, target):
         values = attr.Saliency(forward).attribute(x, target=target, abs=self.options["abs"])
@@ -242,7 +252,7 @@ class InputXGradient(_CaptumExplainer):
     """Input x gradient, captum ``InputXGradient``. No options."""
 
     name = "captum.input-x-gradient"
-    defaults: dict[str, Any] = {}
+    defaults: ClassVar[dict[str, Any]] = {}
 
     def _attribute(self, attr, ctx, forward, x, target):
         values = attr.InputXGradient(forward).attribute(x, target=target)
@@ -257,16 +267,23 @@ class SmoothGrad(_CaptumExplainer):
     (``smoothgrad_sq``, ``vargrad``), ``nt_samples=25``, ``stdevs=0.15``, ``relative=True``:
     the noise standard deviation is ``stdevs * (X.max() - X.min())`` over the explained rows,
     as in the paper (``relative=False``: ``stdevs`` is the absolute standard deviation, as in
-    captum), ``abs=True`` (saliency base), ``baselines``, ``n_steps=50``, ``method`` (IG base),
+    captum), ``abs=True`` (saliency base), ``baselines``, ``n_steps=50``, ``quadrature`` (IG
+    base),
     ``nt_samples_batch_size="auto"`` (noisy copies per pass, bounded by
     ``xai.config.memory_cap``; an int or None as in captum). ``seed`` makes the noise
     reproducible (torch's global generator is seeded and restored).
     """
 
     name = "captum.smoothgrad"
-    defaults = {"base": "saliency", "nt_type": "smoothgrad", "nt_samples": 25, "stdevs": 0.15,
-                "relative": True, "abs": True, "baselines": None, "n_steps": 50,
-                "method": "gausslegendre", "nt_samples_batch_size": "auto"}
+    defaults: ClassVar[dict[str, Any]] = {
+        "base": "saliency", "nt_type": "smoothgrad", "nt_samples": 25, "stdevs": 0.15,
+        "relative": True, "abs": True, "baselines": None, "n_steps": 50,
+        "quadrature": "gausslegendre", "nt_samples_batch_size": "auto"}
+
+    def __init__(self, *, method: str | None = None, **options: Any) -> None:
+        if method is not None:
+            options["quadrature"] = method
+        super().__init__(**options)
 
     def _attribute(self, attr, ctx, forward, x, target):
         o = self.options
@@ -280,11 +297,11 @@ class SmoothGrad(_CaptumExplainer):
         elif base in ("integrated_gradients", "ig"):
             inner, steps = attr.IntegratedGradients(forward), int(o["n_steps"])
             b, bdesc = self._baselines(o["baselines"], ctx, x)
-            kwargs.update(baselines=b, n_steps=steps, method=o["method"])
+            kwargs.update(baselines=b, n_steps=steps, method=o["quadrature"])
         else:
             raise unknown_name("smoothgrad base", o["base"],
                                ["saliency", "integrated_gradients"])
-        span = float(x.max() - x.min())
+        span = float(x.detach().max() - x.detach().min())
         std = float(o["stdevs"]) * (span if o["relative"] else 1.0)
         bs = o["nt_samples_batch_size"]
         if isinstance(bs, str):
@@ -315,7 +332,7 @@ class GradientShap(_CaptumExplainer):
     """
 
     name = "captum.gradient-shap"
-    defaults = {"n_samples": 50, "stdevs": 0.0, "baselines": None}
+    defaults: ClassVar[dict[str, Any]] = {"n_samples": 50, "stdevs": 0.0, "baselines": None}
 
     def _attribute(self, attr, ctx, forward, x, target):
         o = self.options
@@ -352,13 +369,15 @@ class DeepLift(_CaptumExplainer):
     """
 
     name = "captum.deeplift"
-    defaults = {"baselines": None, "multiply_by_inputs": True}
+    defaults: ClassVar[dict[str, Any]] = {"baselines": None, "multiply_by_inputs": True}
 
     def _attribute(self, attr, ctx, forward, x, target):
         b, bdesc = self._baselines(self.options["baselines"], ctx, x)
         dl = attr.DeepLift(forward, multiply_by_inputs=self.options["multiply_by_inputs"])
-        values, delta = dl.attribute(x, baselines=b, target=target,
-                                     return_convergence_delta=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Setting forward, backward hooks")
+            values, delta = dl.attribute(x, baselines=b, target=target,
+                                         return_convergence_delta=True)
         delta = self._np(delta).reshape(-1)
         return {"values": self._np(values),
                 "base_values": self._output_at(forward, b, x, target),
@@ -390,7 +409,7 @@ class GradCam(_CaptumExplainer):
     """
 
     name = "captum.gradcam"
-    defaults = {"layer": None, "relu_attributions": True, "interpolate_mode": "bilinear",
+    defaults: ClassVar[dict[str, Any]] = {"layer": None, "relu_attributions": True, "interpolate_mode": "bilinear",
                 "attribute_to_layer_input": False}
 
     def _layer(self, module: torch.nn.Module):
@@ -460,7 +479,7 @@ class Occlusion(_CaptumExplainer):
 
     name = "captum.occlusion"
     gradient = False
-    defaults = {"sliding_window_shapes": None, "strides": None, "baselines": 0.0,
+    defaults: ClassVar[dict[str, Any]] = {"sliding_window_shapes": None, "strides": None, "baselines": 0.0,
                 "perturbations_per_eval": "auto"}
 
     def _window(self, ctx: ExplainContext):

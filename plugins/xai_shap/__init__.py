@@ -107,7 +107,10 @@ def _pick_target(values: np.ndarray, base: Any, targets: np.ndarray, k: int):
 
 
 def _unwrap(model):
-    return getattr(model, "estimator", model)
+    """The estimator inside an xai scikit-learn adapter; any other model as is."""
+    from xai.models import SklearnModel
+
+    return model.estimator if isinstance(model, SklearnModel) else model
 
 
 class _ShapBase(xai.ExternalExplainer):
