@@ -128,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     except XaiError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. head: not an error
+        sys.stdout = None
+        return 0
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
