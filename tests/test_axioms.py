@@ -186,20 +186,26 @@ def test_kernelshap_linearity_same_seed(games, game, name, extra, seed, a, b):
     check_linearity(games, game, name, extra, seed, a, b)
 
 
-def test_kernelshap_singular_design_is_not_silent(games):
-    """Regression: at d = 5 and the minimum budget (6 pairs), seed 10 draws pairs in which
-    players 0 and 4 are always on the same side, so the KernelSHAP matrix is singular
-    (smallest eigenvalue ~1e-16). Cholesky alone "succeeds" on it and gave rounding noise;
-    the spec asks for a pseudo-inverse with a warning, which keeps linearity in v."""
+def test_kernelshap_singular_design_is_not_silent(games, monkeypatch):
+    """Regression: when the sampled pairs leave the KernelSHAP matrix singular (here: every
+    draw is the same pair, so players 0 and 4 are never separated), Cholesky alone "succeeds"
+    and gave rounding noise. Required: a pseudo-inverse with a warning (linear in v) and
+    infinite standard errors, since the fit interpolates."""
+    from xai.summaries.kernelshap import KernelSHAP
+
     d, seed = 5, 10
     W = games.zeta(np.random.default_rng(seed).normal(size=2**d), d)
+    pair = np.array([[True, False, True, False, True]])
+    monkeypatch.setattr(KernelSHAP, "draw", lambda self, state, n, d, rng: np.repeat(pair, n, 0))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        phi_w = sampler("kernelshap", d, 0, seed)(games.table_game(W, d)).values
-        phi_2w = sampler("kernelshap", d, 0, seed)(games.table_game(1.5 * W, d)).values
-    linear = np.allclose(phi_2w, 1.5 * phi_w, atol=1e-8)
-    warned = any("rank-deficient" in str(w.message) for w in caught)
-    assert linear and warned, (phi_w, phi_2w, [str(w.message) for w in caught])
+        res_w = KernelSHAP(budget=2 + 2 * (d + 1), seed=seed, enumerate_strata=False)(
+            games.table_game(W, d))
+        res_2w = KernelSHAP(budget=2 + 2 * (d + 1), seed=seed, enumerate_strata=False)(
+            games.table_game(1.5 * W, d))
+    assert np.allclose(res_2w.values, 1.5 * res_w.values, atol=1e-8)
+    assert any("rank-deficient" in str(w.message) for w in caught)
+    assert np.isinf(res_w.stderr).all()
 
 
 def check_linearity(games, game, name, extra, seed, a, b):

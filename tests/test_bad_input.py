@@ -268,7 +268,7 @@ CASES = [
          (r"budget 10\b", r"permutation-shapley", r"d=4\b", r"K_rem", r"at least 66 rows",
           r"14 coalitions", r"[Rr]aise budget")),
     Case("budget-too-small-lime", BudgetError,
-         lambda m: _explain(m, method="lime", budget=3),
+         lambda m: _explain(m, method="lime", background=BG4, budget=3),
          (r"budget 3\b", r"lime", r"d=4\b", r"at least 7 rows", r"7 coalitions",
           r"[Rr]aise budget")),
     Case("exact-enumeration-too-large", BudgetError,

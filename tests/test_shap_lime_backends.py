@@ -180,7 +180,8 @@ def test_lime_tabular_matches_native_on_linear_model():
     def f(A):
         return A @ w + 0.5
 
-    X = B.mean(0) + np.array([[1.0, 1.5, -2.0, 0.5, 1.0], [-0.2, 1.0, 0.9, -2.4, 0.3]])
+    # contributions (3, -2.4, -2, 0.25, 0) and (-0.6, -2, 0.9, -1.2, 0): no ties in the top 3
+    X = B.mean(0) + np.array([[1.0, 1.2, -2.0, 0.5, 1.0], [-0.2, 1.0, 0.9, -2.4, 0.3]])
     theirs = xai.explain(f, X, method="lime.tabular", background=B, seed=0)
     ours = xai.explain(f, X, method="lime", background=B, seed=0)
     # lime fits a coefficient per standard deviation; on the native scale (moving feature i

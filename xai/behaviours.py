@@ -84,7 +84,11 @@ class Prediction(Behaviour):
     """The model's output for a target: an int, one int per explicand, ``"predicted"`` (the
     full-input argmax, default for classifiers) or ``"all"``; on the ``output`` scale
     ``"raw"``, ``"probability"`` or ``"log-odds"`` (of the averaged probability; ``"auto"`` =
-    probability when the model returns probabilities, raw otherwise)."""
+    probability when the model returns probabilities, raw otherwise).
+
+    A one-output classifier (``k = 1``, ``p = P(class 1)``) on the probability or log-odds scale
+    has two targets: 0 (``1 - p``) and 1 (``p``); ``"predicted"`` is class ``p > 0.5``. On the
+    raw scale its only target is 0 (the model's output itself)."""
 
     name = "prediction"
 
@@ -107,7 +111,7 @@ class Prediction(Behaviour):
         n, k = full.shape
         target = self.target
         if target is None:
-            target = "predicted" if is_classifier and k > 1 else 0
+            target = "predicted" if is_classifier else 0
         self.k = k
         if isinstance(target, str):
             if target == "all":
@@ -116,7 +120,12 @@ class Prediction(Behaviour):
             if target != "predicted":
                 raise TargetError(f"target {target!r} is not understood; give an output index "
                                   f"0..{k - 1}, 'predicted' or 'all'")
-            if k == 1:
+            if k == 1 and self.scale == "probability" and output_kind in ("logits",
+                                                                         "probability"):
+                # one-output classifier: p = P(class 1); the predicted class is p > 0.5
+                p = to_probability(full, output_kind)[:, 0]
+                idx = (p > 0.5).long()
+            elif k == 1:
                 idx = torch.zeros(n, dtype=torch.long)
             else:
                 idx = full.argmax(dim=1)
@@ -137,9 +146,8 @@ class Prediction(Behaviour):
         self.targets = idx
 
     def __call__(self, F, rows):
-        if self.scale == "probability" and F.shape[-1] == 1 and self.targets is not None \
-                and bool((self.targets == 1).any()):
-            F = _binary(F)
+        if self.scale == "probability" and F.shape[-1] == 1 and self.targets is not None:
+            F = _binary(F)  # one-output probability p = P(class 1): columns (1 - p, p)
         vals = F if self.targets is None else F.gather(1, self.targets[rows][:, None])[:, 0]
         if self.resolved_output == "log-odds":
             p = vals.clamp(EPS, 1 - EPS)
@@ -164,6 +172,13 @@ def _check_labels(y, n: int, k: int, behaviour: str, classification: bool) -> to
     if y.shape[0] != n:
         raise LabelError(f"y has {y.shape[0]} labels but {n} rows are explained; the "
                          f"{behaviour} behaviour needs one label per row")
+    if y.dtype.kind not in "biuf":
+        example = y.ravel()[0] if y.size else None
+        raise LabelError(
+            f"labels for the {behaviour} behaviour must be numeric, got {y.dtype} labels (e.g. "
+            f"{example!r}); encode classes as 0..{max(k, 2) - 1} in the model's output order "
+            "(labels of a scikit-learn classifier are mapped through its classes_ "
+            "automatically)")
     if classification and y.ndim == 1:
         kk = max(k, 2)
         if not np.issubdtype(y.dtype, np.integer):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import sys
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -16,13 +17,30 @@ from .errors import FeatureMapError, InputError, LabelError, unknown_name
 from .explanation import Explanation
 from .features import FeatureMap, guess_channel_axis
 from .game import DatasetGame, Game
-from .models import SklearnModel, as_model
+from .models import SklearnModel, TorchModel, as_model
 from .presets import Preset
 from .removals import Removal, check_finite
 from .summaries.base import Summary, seed_sequence
 
 GAME_OPTIONS = ("memory_cap", "batch_size", "aggregate", "cache")
 AUTO_ESTIMATORS = ("exact-shapley", "kernelshap", "permutation-shapley")
+
+
+def _is_tokens(adapter, X, features) -> bool:
+    """Token ids: integer 2-D inputs of a torch module, or a token feature map. Integer tables
+    of scikit-learn models and callables are tabular (counts, codes)."""
+    if isinstance(features, FeatureMap) and features.kind == "token":
+        return True
+    integer = not (X.dtype.is_floating_point if isinstance(X, torch.Tensor) else
+                   np.issubdtype(X.dtype, np.floating))
+    return integer and X.ndim == 2 and isinstance(adapter, TorchModel)
+
+
+def _as_float_table(X):
+    """Tabular inputs as float64 (numpy or torch)."""
+    if isinstance(X, torch.Tensor):
+        return X if X.is_floating_point() else X.to(torch.float64)
+    return X.astype(np.float64)
 
 
 def _kind(shape: tuple[int, ...], is_tokens: bool) -> str:
@@ -141,6 +159,69 @@ def _feature_map(features, X, names, kind: str, method: str) -> FeatureMap:
                           "'slic' / 'quickshift' / 'felzenszwalb', 'pixels', or a patch size")
 
 
+def _slice_options(options: dict, rows: np.ndarray, n: int, ndim: int) -> dict:
+    """Options of a group of explicands: every per-explicand array option (first axis of length
+    ``n``: one baseline row, one target per explicand) restricted to the group's ``rows``."""
+    out = dict(options)
+    for key, v in options.items():
+        if key == "background" or isinstance(v, str) or v is None or np.ndim(v) == 0:
+            continue
+        if key in ("baseline", "value") and np.ndim(v) != ndim:
+            continue  # a per-feature or per-column vector, shared by every explicand
+        if isinstance(v, list | tuple):
+            v = np.asarray(v)
+        if isinstance(v, np.ndarray | torch.Tensor) and v.shape[0] == n:
+            out[key] = v[torch.as_tensor(rows)] if isinstance(v, torch.Tensor) else v[rows]
+    return out
+
+
+def _classifies(adapter, behaviour) -> bool:
+    """Whether the behaviour reads labels as classes (cross-entropy loss on a classifier)."""
+    from .behaviours import Loss
+
+    if not isinstance(behaviour, Loss):
+        return False
+    loss = behaviour.loss
+    if loss is None:
+        return bool(adapter.is_classifier) and adapter.output_kind != "raw"
+    return isinstance(loss, str) and loss.lower().replace("_", "-") == "cross-entropy"
+
+
+def _map_labels(adapter, behaviour, y):
+    """Class labels of a scikit-learn classifier as positions in its ``classes_`` (the columns
+    of ``predict_proba``): string labels and labels such as {1, 2} become 0..k-1."""
+    classes = getattr(getattr(adapter, "estimator", None), "classes_", None)
+    if classes is None or not isinstance(adapter, SklearnModel) or \
+            not _classifies(adapter, behaviour):
+        return y
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        return y  # probability vectors, already in the columns' order
+    known = list(np.asarray(classes).tolist())
+    lookup = {c: i for i, c in enumerate(known)}
+    labels = arr.tolist()
+    unknown = sorted({lab for lab in labels if lab not in lookup}, key=str)
+    if unknown:
+        k = len(known)
+        raise LabelError(
+            f"class label {unknown[-1]!r} is not a class of the model, so the {behaviour.name} "
+            f"behaviour cannot score it (unknown labels: {unknown[:10]}): the model has {k} "
+            f"classes {known[:20]} (its classes_, at positions valid 0..{k - 1} of "
+            "predict_proba). Give labels from classes_.")
+    return np.asarray([lookup[lab] for lab in labels], dtype=np.int64)
+
+
+def _unused_auto_options(options: dict, summary, removal, behaviour) -> list[str]:
+    """Options the user gave for the Shapley auto rule's estimators that the chosen one, the
+    removal, the behaviour and the game do not take."""
+    for_auto = set().union(*(_params(registry.get("summary", s)) for s in AUTO_ESTIMATORS))
+    taken = (_params(type(summary)) | _params(type(removal)) | _params(type(behaviour))
+             | set(GAME_OPTIONS) | {"seed", "background"})
+    if "value" in taken:
+        taken.add("baseline")
+    return sorted(k for k in options if k in for_auto and k not in taken)
+
+
 class Explainer:
     """Any combination of the three axes, scikit-learn style: options in the constructor,
     work in :meth:`explain`.
@@ -187,14 +268,13 @@ class Explainer:
         if background is not None:
             options["background"] = background
         adapter = as_model(model, batch_size=options.get("batch_size"), output_kind=output_kind)
+        evaluations_before = adapter.evaluations  # a reused adapter keeps counting
         X, names, bg = _prepare_inputs(adapter, X, options.get("background"))
         if bg is not None:
             options["background"] = bg
-        is_tokens = not (X.dtype.is_floating_point if isinstance(X, torch.Tensor) else
-                         np.issubdtype(X.dtype, np.floating)) and X.ndim == 2
-        kind = _kind(tuple(X.shape[1:]), is_tokens)
-        if kind == "tabular" and not isinstance(X, torch.Tensor):
-            X = X.astype(np.float64)
+        kind = _kind(tuple(X.shape[1:]), _is_tokens(adapter, X, features))
+        if kind == "tabular":
+            X = _as_float_table(X)
         method = self.method or "custom"
         fmap = _feature_map(features, X, names, kind, method)
         # preset defaults that depend on the input kind
@@ -213,6 +293,8 @@ class Explainer:
                                        "given")) and y is None:
             raise LabelError(f"method {method!r} (behaviour {behaviour.name!r}) needs labels: "
                              f"pass y= with one label per explained row ({X.shape[0]} rows)")
+        if y is not None:
+            y = _map_labels(adapter, behaviour, y)
         game_opts = {k: merged[k] for k in GAME_OPTIONS if k in merged}
         used.update(game_opts)
         aggregate = game_opts.pop("aggregate", None) or (preset.aggregate if preset else None)
@@ -236,29 +318,41 @@ class Explainer:
         total_rows = 0
         progress = self._progress()
         game = None
+        unused_auto: set[tuple[str, str]] = set()
         for rows, sub_map in groups:
             if isinstance(rows, slice):
                 Xg = X
             else:
                 Xg = X[torch.as_tensor(rows)] if isinstance(X, torch.Tensor) else X[rows]
             yg = None if y is None else np.asarray(y)[rows]
-            removal_g = removal if len(groups) == 1 else _build("removal", self.removal, merged,
-                                                                set(), Removal)
-            behaviour_g = behaviour if len(groups) == 1 else _build(
-                "behaviour", self.behaviour, merged, set(), Behaviour)
+            if len(groups) == 1:
+                removal_g, behaviour_g = removal, behaviour
+            else:  # per-explicand options (baseline rows, targets) follow the group's rows
+                merged_g = _slice_options(merged, rows, X.shape[0], X.ndim)
+                removal_g = _build("removal", self.removal, merged_g, set(), Removal)
+                behaviour_g = _build("behaviour", self.behaviour, merged_g, set(), Behaviour)
             game = Game(adapter, Xg, removal_g, behaviour_g, sub_map, y=yg, aggregate=aggregate,
                         seed=seed_sequence(seed), kind=kind, progress=progress, **game_opts)
             if dataset:
                 game = DatasetGame(game, row_sampling=self.row_sampling)
             summary, estimator = self._summary(summary_spec, game, merged, used)
+            if estimator is not None:
+                unused_auto.update((k, estimator) for k in _unused_auto_options(
+                    options, summary, removal_g, behaviour_g))
             summary.check(game)  # budget and enumeration limits, before any model call
             results.append((rows, summary(game), sub_map))
             total_rows += game.rows_evaluated
         if progress is not None:
             progress.close()
+        for key, chosen in sorted(unused_auto):
+            warnings.warn(f"option {key}={options[key]!r} was ignored: the Shapley auto rule "
+                          f"chose the {chosen!r} estimator, which does not take {key!r} (pass "
+                          f"summary={chosen!r} or another estimator to control it)",
+                          stacklevel=3)
+        recorded = {k: v for k, v in merged.items() if k not in {key for key, _ in unused_auto}}
         return self._assemble(results, X, fmap, names, adapter, removal_g, behaviour_g, summary,
-                              game, estimator, method, merged, time.perf_counter() - start,
-                              dataset, kind)
+                              game, estimator, method, recorded, time.perf_counter() - start,
+                              dataset, kind, adapter.evaluations - evaluations_before)
 
     # ------------------------------------------------------------------------------------
 
@@ -310,7 +404,8 @@ class Explainer:
         return sorted(known)
 
     def _assemble(self, results, X, fmap, names, adapter, removal, behaviour, summary, game,
-                  estimator, method, options, seconds, dataset, kind) -> Explanation:
+                  estimator, method, options, seconds, dataset, kind,
+                  evaluations: int) -> Explanation:
         n = 1 if dataset else X.shape[0]
         d = fmap.d
         first = results[0][1]
@@ -348,7 +443,7 @@ class Explainer:
             feature_map=None if kind == "tabular" else fmap.index,
             channel_axis=fmap.channel_axis, method=method,
             removal=removal.describe(), behaviour=behaviour.describe(), summary=summary_desc,
-            evaluations=int(adapter.evaluations), coalitions=coalitions, units=units,
+            evaluations=int(evaluations), coalitions=coalitions, units=units,
             converged=converged, seconds=float(seconds), options=opts, extras=extras)
 
 
@@ -377,7 +472,8 @@ def explain(model: Any, X: Any, method: str = "shap", *, y: Any = None,
     method : a preset name, e.g. ``"shap"``, ``"kernelshap"``, ``"lime"``, ``"occlusion"``,
         ``"rise"``, ``"sage"`` (``xai.methods()`` lists them).
     y : labels, for loss behaviours (``lossshap``, ``sage``, ``permutation-importance``).
-    background : background rows for marginal removal (and baseline ``"mean"``).
+    background : background rows for marginal removal; required by baseline ``"mean"`` /
+        ``"median"`` (the tabular default of ``occlusion`` and ``lime``).
     features : a :class:`~xai.features.FeatureMap`, a dict of column groups, a superpixel
         method name, ``"pixels"`` or a patch size.
     output_kind : what the model returns: ``"logits"``, ``"probability"`` or ``"raw"``.

@@ -53,15 +53,14 @@ class ExternalExplainer:
     def explain(self, model: Any, X: Any, y: Any = None, *, background: Any = None,
                 features: Any = None, output_kind: str | None = None) -> Explanation:
         """Explain rows ``X`` of ``model`` (see the class docstring)."""
-        from .explainer import _feature_map, _kind, _prepare_inputs
+        from .explainer import _feature_map, _is_tokens, _kind, _prepare_inputs
 
         start = time.perf_counter()
         adapter = as_model(model, batch_size=self.options.get("batch_size"),
                            output_kind=output_kind)
+        evaluations_before = adapter.evaluations  # a reused adapter keeps counting
         X, names, background = _prepare_inputs(adapter, X, background)
-        is_tokens = not (X.dtype.is_floating_point if isinstance(X, torch.Tensor) else
-                         np.issubdtype(X.dtype, np.floating)) and X.ndim == 2
-        kind = _kind(tuple(X.shape[1:]), is_tokens)
+        kind = _kind(tuple(X.shape[1:]), _is_tokens(adapter, X, features))
         Xn = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
         if kind == "tabular":
             Xn = Xn.astype(np.float64)
@@ -108,7 +107,7 @@ class ExternalExplainer:
             channel_axis=channel_axis, method=self.name,
             removal=out.get("removal", {"name": "none"}),
             behaviour={"name": "prediction", "target": "array"},
-            summary={"name": self.name}, evaluations=int(adapter.evaluations + out.get(
+            summary={"name": self.name}, evaluations=int(adapter.evaluations - evaluations_before + out.get(
                 "evaluations", 0)), coalitions=None, units=None, converged=None,
             seconds=time.perf_counter() - start, options=opts,
             extras={k: np.asarray(v) for k, v in out.get("extras", {}).items()})

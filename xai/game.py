@@ -256,9 +256,8 @@ class Game:
             keys = None
         idx = np.flatnonzero(todo)
         if idx.size:
-            pr = np.repeat(rows, idx.size)
-            pm = np.tile(uniq[idx], (nr, 1))
-            vals = self._evaluate_pairs(pr, pm).reshape(nr, idx.size, *self.value_shape)
+            vals = self._evaluate_pairs(rows, uniq[idx], shared=True).reshape(
+                nr, idx.size, *self.value_shape)
             out[:, torch.as_tensor(idx)] = vals
             if keys is not None:
                 self._store(keys, idx, rows, vals)
@@ -300,48 +299,58 @@ class Game:
         limit = self.batch_size or DEFAULT_MAX_BATCH
         return int(max(1, min(cap_rows, limit)))
 
-    def _evaluate_pairs(self, rows: np.ndarray, masks: np.ndarray) -> torch.Tensor:
-        """Values of ``(explicand, coalition)`` pairs: rows ``(P,)``, masks ``(P, d)``."""
-        F = self._averaged(rows, masks)
-        if self.aggregate == "prediction":
-            return self.behaviour(F, torch.as_tensor(rows))
-        return F  # E-beh: _averaged already averaged the behaviour
+    def _evaluate_pairs(self, rows: np.ndarray, masks: np.ndarray,
+                        shared: bool = False) -> torch.Tensor:
+        """Values of ``(explicand, coalition)`` pairs: ``(P, ...)``.
 
-    def _averaged(self, rows: np.ndarray, masks: np.ndarray, raw: bool = False) -> torch.Tensor:
-        """Removal-averaged outputs on the behaviour's scale ``(P, k)`` (E-pred), or averaged
-        behaviour values (E-beh). ``raw=True`` returns per-draw raw outputs ``(P, K, k)``."""
-        P = len(rows)
+        ``shared=False``: pair ``p`` is ``(rows[p], masks[p])``. ``shared=True``: the pairs are
+        every row with every mask, row-major (``P = len(rows) * len(masks)``), and are formed
+        chunk by chunk, never all at once.
+        """
+        return self._averaged(rows, masks, shared=shared)
+
+    def _averaged(self, rows: np.ndarray, masks: np.ndarray, raw: bool = False,
+                  shared: bool = False) -> torch.Tensor:
+        """Behaviour values of pairs ``(P, ...)``: the removal average of the outputs, then the
+        behaviour (E-pred), or the average of the behaviour over draws (E-beh). ``raw=True``
+        returns the per-draw raw outputs ``(P, K, k)`` instead."""
+        mu = len(masks)
+        P = len(rows) * mu if shared else len(rows)
         K, k = self.K, self.k
         per_call = self._rows_per_call()
         kb = min(K, per_call)  # draws per block
         cb = max(1, per_call // kb)  # pairs per block
         dev = self.model.device
         boolean = masks.dtype == bool
-        mask_t = torch.as_tensor(masks, device=dev)
-        ones = torch.ones(P, 1, dtype=mask_t.dtype, device=dev)
-        mask_ext = torch.cat([mask_t, ones], 1)
-        rows_t = torch.as_tensor(rows, device=dev)
-        vshape = self.value_shape if (self.aggregate == "behaviour" and not raw) else (k,)
-        result = torch.zeros((P, K, k) if raw else (P, *vshape), dtype=torch.float64)
+        result = torch.zeros((P, K, k) if raw else (P, *self.value_shape), dtype=torch.float64)
         chunk_id = 0
         with self.model.session():
             for a in range(0, P, cb):
                 b = min(P, a + cb)
-                r = rows_t[a:b]
+                if shared:
+                    p = np.arange(a, b)
+                    rows_np, masks_np = rows[p // mu], masks[p % mu]
+                else:
+                    rows_np, masks_np = rows[a:b], masks[a:b]
+                r = torch.as_tensor(rows_np, device=dev)
+                mask_t = torch.as_tensor(masks_np, device=dev)
+                mask_ext = torch.cat([mask_t, torch.ones(b - a, 1, dtype=mask_t.dtype,
+                                                         device=dev)], 1)
                 x = self.X[r]
                 idx = self.ctx.index_of(r)
-                mpos = torch.gather(mask_ext[a:b], 1, idx.expand(b - a, -1))
+                mpos = torch.gather(mask_ext, 1, idx.expand(b - a, -1))
                 if not boolean:
                     mpos = mpos.to(x.dtype)
+                acc = None
                 for s in range(0, K, kb):
                     e = min(K, s + kb)
-                    repl = self.removal.replacement(x, r, mask_t[a:b], s, e)
+                    repl = self.removal.replacement(x, r, mask_t, s, e)
                     if boolean:
                         synth = torch.where(mpos[:, None, :], x[:, None, :], repl)
                     else:
                         synth = mpos[:, None, :] * x[:, None, :] + (1 - mpos[:, None, :]) * repl
                     synth = synth.reshape(-1, *self.input_shape)
-                    out = self._model(synth, chunk=chunk_id, rows=rows[a:b])
+                    out = self._model(synth, chunk=chunk_id, rows=rows_np)
                     chunk_id += 1
                     out = out.reshape(b - a, e - s, k)
                     if raw:
@@ -350,12 +359,18 @@ class Game:
                     out = self.behaviour.on_scale(out)
                     w = self.weights[s:e]
                     if self.aggregate == "prediction":
-                        result[a:b] += (out * w[None, :, None]).sum(1)
+                        part = (out * w[None, :, None]).sum(1)
                     else:
                         vals = self.behaviour(out.reshape(-1, k),
-                                              torch.as_tensor(rows[a:b]).repeat_interleave(e - s))
+                                              torch.as_tensor(rows_np).repeat_interleave(e - s))
                         vals = vals.reshape(b - a, e - s, *vals.shape[1:])
-                        result[a:b] += (vals * w.reshape(1, -1, *([1] * (vals.ndim - 2)))).sum(1)
+                        part = (vals * w.reshape(1, -1, *([1] * (vals.ndim - 2)))).sum(1)
+                    acc = part if acc is None else acc + part
+                if raw:
+                    continue
+                if self.aggregate == "prediction":
+                    acc = self.behaviour(acc, torch.as_tensor(rows_np))
+                result[a:b] = acc
         return result
 
     def _model(self, x: torch.Tensor, chunk: int, rows) -> torch.Tensor:

@@ -8,7 +8,7 @@ copy on the CPU. Every row passed to the model is counted in :attr:`Model.evalua
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -101,11 +101,42 @@ def _fmt_idx(idx: np.ndarray | None) -> str:
     return f"[{text}{', ...' if len(idx) > 10 else ''}]"
 
 
-def _as_2d(out: Any, rows: int, chunk, explicands, inputs) -> torch.Tensor:
+def _unwrap(out: Any) -> Any:
+    """The output array of a model that returns a container: ``logits`` of a mapping or of a
+    HuggingFace-style ``ModelOutput``, else the first array of a mapping, tuple or list."""
+    if isinstance(out, torch.Tensor | np.ndarray):
+        return out
+    if isinstance(out, Mapping):
+        if "logits" in out:
+            return out["logits"]
+        first = next((v for v in out.values() if isinstance(v, torch.Tensor | np.ndarray)),
+                     None)
+        return out if first is None else first
+    logits = getattr(out, "logits", None)
+    if logits is not None:
+        return logits
     if isinstance(out, tuple | list) and len(out) and isinstance(out[0], torch.Tensor):
-        out = out[0]
-    out = torch.as_tensor(np.asarray(out) if not isinstance(out, torch.Tensor) else out)
-    out = out.detach().to(device="cpu", dtype=torch.float64)
+        return out[0]
+    return out
+
+
+def _as_2d(out: Any, rows: int, chunk, explicands, inputs) -> torch.Tensor:
+    original = type(out).__name__ + (f" of dtype {out.dtype}" if hasattr(out, "dtype") else "")
+    try:
+        out = _unwrap(out)
+        out = torch.as_tensor(np.asarray(out) if not isinstance(out, torch.Tensor) else out)
+        if out.dtype == torch.bool:
+            out = out.to(torch.float64)
+        if out.is_complex():
+            raise TypeError(f"complex dtype {out.dtype}")
+        out = out.detach().to(device="cpu", dtype=torch.float64)
+    except Exception as exc:
+        raise ModelError(
+            f"the model returned a {original} that cannot be read as numbers ({type(exc).__name__}"
+            f": {exc}) in {_where(chunk)} (explicands {_fmt_idx(explicands)}); it must return a "
+            "numeric array or tensor (rows,) or (rows, k), a tuple whose first element is one, "
+            "or a mapping / ModelOutput with 'logits'. The inputs of this chunk are in "
+            "err.inputs.", inputs=inputs) from exc
     if out.ndim == 0 or out.shape[0] != rows:
         raise ModelError(
             f"the model returned {tuple(out.shape)} for {rows} input rows in {_where(chunk)} "

@@ -104,9 +104,11 @@ class Baseline(Removal):
 
     ``value`` is a scalar, a vector of length ``d`` (one value per feature), a vector of the
     input width, a tensor of the input shape, one tensor per explicand ``(n, *shape)``, or a
-    shortcut: ``"zeros"``, ``"mean"`` / ``"median"`` (of the background, else of the explained
-    rows), ``"segment-mean"`` (each feature's mean value in the explicand, per channel; LIME's
-    image default). Fractional masks interpolate ``m*x + (1-m)*r``.
+    shortcut: ``"zeros"``, ``"mean"`` / ``"median"`` (of the background, which is then
+    required: the explained rows are never used, so a result does not depend on the batch),
+    ``"segment-mean"`` (each feature's mean value in the explicand, per channel; LIME's image
+    default). Fractional masks interpolate ``m*x + (1-m)*r`` on real-valued inputs; integer
+    inputs (token ids) accept only boolean masks.
     """
 
     name = "baseline"
@@ -125,6 +127,8 @@ class Baseline(Removal):
 
     def fit(self, ctx: GameContext) -> None:
         super().fit(ctx)
+        # interpolating integer inputs (token ids) has no meaning: boolean masks only
+        self.accepts_fractional = bool(ctx.X.is_floating_point())
         D = ctx.X.shape[1]
         v = self.value
         self._per_explicand = False
@@ -133,8 +137,10 @@ class Baseline(Removal):
             if key in ("zeros", "zero"):
                 r = torch.zeros(1, D, dtype=ctx.X.dtype, device=ctx.X.device)
             elif key in ("mean", "median"):
-                src = ctx.X if self.background is None else _as_rows(
-                    self.background, "background", ctx)
+                if self.background is None:
+                    raise InputError(f"baseline={key!r} needs a background: pass "
+                                     "background=X_train (or give baseline=0.0 or a vector)")
+                src = _as_rows(self.background, "background", ctx)
                 r = (src.mean(0) if key == "mean" else src.median(0).values)[None]
             elif key == "segment-mean":
                 r = _segment_mean(ctx)
@@ -199,6 +205,32 @@ def _segment_mean(ctx: GameContext) -> torch.Tensor:
     return torch.gather(means, 1, key)
 
 
+COVARIANCES = ("empirical", "ledoit-wolf")
+BACKGROUND_SUMMARIES = ("subsample", "kmeans")
+
+
+def _covariance_name(name: str) -> str:
+    key = str(name).lower().replace("_", "-")
+    key = {"ledoitwolf": "ledoit-wolf"}.get(key, key)
+    if key not in COVARIANCES:
+        from .errors import unknown_name
+
+        raise unknown_name("covariance", name, COVARIANCES)
+    return key
+
+
+def _summary_name(name: str | None) -> str | None:
+    if name is None:
+        return None
+    key = str(name).lower().replace("_", "-")
+    key = {"k-means": "kmeans"}.get(key, key)
+    if key not in BACKGROUND_SUMMARIES:
+        from .errors import unknown_name
+
+        raise unknown_name("background_summary", name, (*BACKGROUND_SUMMARIES, "k-means"))
+    return key
+
+
 def _background(background, ctx: GameContext, max_background: int | None, summary: str | None,
                 seed: np.random.SeedSequence) -> tuple[torch.Tensor, torch.Tensor | None]:
     if background is None:
@@ -241,7 +273,7 @@ class Marginal(Removal):
                  background_summary: str | None = None) -> None:
         self.background = background
         self.max_background = max_background
-        self.background_summary = background_summary
+        self.background_summary = _summary_name(background_summary)
 
     def fit(self, ctx: GameContext) -> None:
         super().fit(ctx)
@@ -317,7 +349,7 @@ class ConditionalGaussian(Removal):
         self.background = background
         self.n_samples = n_samples
         self.ridge = ridge
-        self.covariance = covariance
+        self.covariance = _covariance_name(covariance)
 
     def fit(self, ctx: GameContext) -> None:
         super().fit(ctx)
@@ -395,7 +427,11 @@ class Blur(Removal):
     """Blur removal for images: removed features show a Gaussian-blurred copy of the image
     (spatial axes only). ``sigma`` in pixels, or a string percentage of the larger side
     (default ``max(H, W) / 20``). Fractional masks blur partially. Blurring keeps low
-    frequencies: the removed information is only the fine detail."""
+    frequencies: the removed information is only the fine detail.
+
+    The blur replicates the edge pixels beyond the border and truncates the kernel at 4 sigma:
+    it equals ``skimage.filters.gaussian(x, sigma, mode="nearest", truncate=4.0,
+    preserve_range=True)`` (scikit-image's default mode) on each channel."""
 
     name = "blur"
     accepts_fractional = True
@@ -435,8 +471,9 @@ class Blur(Removal):
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``(n, C, H, W)`` images with reflect padding (truncated at
-    4 sigma, as scikit-image)."""
+    """Separable Gaussian blur of ``(n, C, H, W)`` images with replicate (edge) padding, the
+    kernel truncated at 4 sigma: as ``skimage.filters.gaussian(mode="nearest", truncate=4.0)``
+    (scipy ``gaussian_filter`` with ``mode="nearest"``)."""
     if sigma <= 0:
         return images.clone()
     radius = int(4 * sigma + 0.5)
@@ -445,12 +482,10 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     k = (k / k.sum()).to(images.dtype).to(images.device)
     n, C, H, W = images.shape
     x = images.reshape(n * C, 1, H, W)
-    pad_h, pad_w = min(radius, H - 1), min(radius, W - 1)
-    kh, kw = k[radius - pad_h: radius + pad_h + 1], k[radius - pad_w: radius + pad_w + 1]
-    x = torch.nn.functional.pad(x, (0, 0, pad_h, pad_h), mode="reflect")
-    x = torch.nn.functional.conv2d(x, (kh / kh.sum()).view(1, 1, -1, 1))
-    x = torch.nn.functional.pad(x, (pad_w, pad_w, 0, 0), mode="reflect")
-    x = torch.nn.functional.conv2d(x, (kw / kw.sum()).view(1, 1, 1, -1))
+    x = torch.nn.functional.pad(x, (0, 0, radius, radius), mode="replicate")
+    x = torch.nn.functional.conv2d(x, k.view(1, 1, -1, 1))
+    x = torch.nn.functional.pad(x, (radius, radius, 0, 0), mode="replicate")
+    x = torch.nn.functional.conv2d(x, k.view(1, 1, 1, -1))
     return x.reshape(n, C, H, W)
 
 
@@ -459,7 +494,8 @@ def check_fractional(removal: Removal, fractional: bool) -> None:
     if fractional and not removal.accepts_fractional:
         raise MaskError(
             f"removal {removal.name!r} accepts only boolean masks, but fractional masks were "
-            "given; removals that accept fractions: baseline, blur")
+            "given; removals that accept fractions: baseline, blur (baseline only on real-valued "
+            "inputs, not on token ids)")
 
 
 @register("removal", "permutation-donor")

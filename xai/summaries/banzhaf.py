@@ -16,8 +16,13 @@ class BanzhafMSR(SamplingSummary):
 
     name = "banzhaf-msr"
 
+    fixed_coalitions = 1
+
     def unit_cost(self, d):
         return 1
+
+    def round_masks(self, design):
+        return design
 
     def fixed_cost(self, game):
         return 1
@@ -27,8 +32,7 @@ class BanzhafMSR(SamplingSummary):
         z = lambda: torch.zeros((n, d, *vs), dtype=torch.float64)
         return {"s_in": z(), "q_in": z(), "s_out": z(), "q_out": z(),
                 "m_in": torch.zeros(d, dtype=torch.float64),
-                "m_out": torch.zeros(d, dtype=torch.float64),
-                "coalitions_fn": lambda units: units + 1}
+                "m_out": torch.zeros(d, dtype=torch.float64)}
 
     def draw(self, state, n_units, d, rng):
         return rng.random((n_units, d)) < 0.5

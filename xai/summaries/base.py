@@ -66,7 +66,8 @@ class SamplingSummary(Summary):
     :meth:`update` (fold one round's values into per-explicand state) and :meth:`estimate`.
     """
 
-    default_coalitions = 2048  # default budget in coalitions (plus 2d), scaled by K_rem
+    default_coalitions = 2048  # default budget in coalitions, scaled by K_rem ...
+    default_per_feature = 2  # ... plus this many per feature (2d for the Shapley samplers)
 
     def __init__(self, *, budget: int | None = None, tol: float | None = None,
                  seed: int | None = None, min_units: int = MIN_UNITS) -> None:
@@ -109,11 +110,13 @@ class SamplingSummary(Summary):
         return self.tol is not None or getattr(self, "rtol", None) is not None
 
     def stop(self, values: np.ndarray, stderr: np.ndarray) -> np.ndarray:
-        """Per explicand: has it converged?"""
+        """Per explicand: has it converged? NaN standard errors (features a summary leaves
+        out, e.g. LIME's unselected ones) are ignored; inf ones are not converged."""
         if self.tol is None:
             return np.zeros(len(values), dtype=bool)
         se = stderr.reshape(len(stderr), -1)
-        return np.nanmax(np.where(np.isfinite(se), se, np.inf), axis=1) < self.tol
+        se = np.where(np.isnan(se), -np.inf, se)
+        return se.max(axis=1) < self.tol
 
     # -- driver
     def check(self, game) -> None:
@@ -123,7 +126,7 @@ class SamplingSummary(Summary):
         d, K = game.d, game.rows_per_coalition
         budget = self.budget
         if budget is None:
-            budget = (self.default_coalitions + 2 * d) * K
+            budget = (self.default_budget_coalitions(game) + self.default_per_feature * d) * K
         need = self.fixed_cost(game) + self.minimum_units(d) * self.unit_cost(d) * K
         if budget < need:
             raise BudgetError(
@@ -133,53 +136,94 @@ class SamplingSummary(Summary):
                 "(max_background), or group features.")
         return int(budget)
 
+    def default_budget_coalitions(self, game) -> int:
+        """Coalitions of the default budget (before the per-feature part)."""
+        return self.default_coalitions
+
     def max_units(self, game, budget: int) -> int:
-        return (budget - self.fixed_cost(game)) // (self.unit_cost(game.d) * game.rows_per_coalition)
+        """Units the budget affords when every coalition is new (the worst case)."""
+        return (budget - self.fixed_cost(game)) // (self.unit_cost(game.d) *
+                                                    game.rows_per_coalition)
+
+    def round_masks(self, design) -> np.ndarray | None:
+        """The boolean coalitions ``(m, d)`` of a round's design, for budget accounting;
+        None when the design is not boolean (every coalition is then charged)."""
+        return None
+
+    fixed_coalitions = 2  # coalitions charged before the first unit (∅ and D)
 
     def __call__(self, game, rows: np.ndarray | None = None) -> SummaryResult:
         rows = np.arange(game.n) if rows is None else np.asarray(rows)
         self.check(game)
         budget = self.resolve_budget(game)
-        max_units = self.max_units(game, budget)
+        K = game.rows_per_coalition
+        worst = self.unit_cost(game.d) * K  # rows of one unit when all its coalitions are new
         ss = seed_sequence(self.seed)
         rng0 = np.random.default_rng(ss.spawn(1)[0])
-        state = self.start(game, rows, max_units, rng0)
+        state = self.start(game, rows, self.max_units(game, budget), rng0)
+        # nominal accounting (SPEC-removal §1.4): only coalitions not seen before are charged
+        seen: set[bytes] = state.get("seen", set())
+        charged = self.fixed_cost(game) + state.get("charged", 0)
+        hard_cap = 8 * max(1, (budget - charged) // worst)  # repeats are free: bound the rounds
+        if state.get("exact"):
+            hard_cap = 0
         n = len(rows)
         active = np.ones(n, dtype=bool)
         units = np.zeros(n, dtype=np.int64)
+        coalitions = np.full(n, self.fixed_coalitions + len(seen), dtype=np.int64)
         converged = np.zeros(n, dtype=bool)
         final_v = final_se = None
+        stale = np.zeros(n, dtype=bool)  # updated since the last estimate
         done = 0
         rnd = 0
-        max_units = state.get("max_units", max_units)
-        while done < max_units and active.any():
-            size = min(self.min_units, max_units) if done == 0 else min(done, max_units - done)
-            size = max(size, 1)
+        while active.any():
+            left = (budget - charged) // worst
+            size = min(self.min_units if done == 0 else done, left, hard_cap - done)
+            if size <= 0:
+                break
             rng = np.random.default_rng(np.random.SeedSequence(ss.entropy,
                                                                spawn_key=(*ss.spawn_key, 7, rnd)))
             design = self.draw(state, size, game.d, rng)
+            masks = self.round_masks(design)
+            if masks is None:
+                charged += size * worst
+                new = size * self.unit_cost(game.d)
+            else:
+                keys = [k.tobytes() for k in np.packbits(masks, axis=1)]
+                before = len(seen)
+                seen.update(keys)
+                new = len(seen) - before
+                charged += new * K
             act = np.flatnonzero(active)
+            state["active"] = act
             vals = self.evaluate(game, design, rows[act], state)
             self.update(state, design, vals, act)
             done += size
             units[act] = done
+            coalitions[act] += new
+            stale[act] = True
             rnd += 1
-            if not (self.stops_early or done >= max_units):
+            if not self.stops_early:
                 continue  # estimates only where a stopping rule reads them, and at the end
             v, se = self.estimate(state, act)
             if final_v is None:
                 final_v = np.empty((n, *v.shape[1:]))
                 final_se = np.empty((n, *se.shape[1:]))
             final_v[act], final_se[act] = v, se
-            if done >= min(self.min_units, max_units):
+            stale[act] = False
+            if done >= self.min_units:
                 conv = self.stop(v, se)
                 converged[act[conv]] = True
                 active[act[conv]] = False
+        if stale.any() or final_v is None:
+            act = np.flatnonzero(stale) if stale.any() else np.arange(n)
+            v, se = self.estimate(state, act)
+            if final_v is None:
+                final_v = np.empty((n, *v.shape[1:]))
+                final_se = np.empty((n, *se.shape[1:]))
+            final_v[act], final_se[act] = v, se
         base = state.get("base")
-        if "coalitions_fn" in state:
-            coalitions = state["coalitions_fn"](units)
-        else:
-            coalitions = self.unit_cost(game.d) * units + 2
+        max_units = done
         extras = {"budget": budget, "max_units": max_units}
         extras.update(state.get("extras", {}))
         return SummaryResult(final_v, final_se, base if base is not None else

@@ -82,6 +82,9 @@ class KernelSHAP(SamplingSummary):
     def minimum_units(self, d):
         return d + 1
 
+    def round_masks(self, design):
+        return np.concatenate([design, ~design])
+
     def start(self, game, rows, max_units, rng):
         d = game.d
         n = len(rows)
@@ -93,7 +96,9 @@ class KernelSHAP(SamplingSummary):
         A = torch.zeros(d, d, dtype=torch.float64)
         b = torch.zeros((n, d, *vshape), dtype=torch.float64)
         mass = size_mass(d)
+        K = game.rows_per_coalition
         n_enum = 0
+        enum_masks = []
         for s in enum:  # fixed part: every subset of an enumerated size, weight mu(S)
             masks = np.zeros((math.comb(d, s), d), dtype=bool)
             for j, c in enumerate(combinations(range(d), s)):
@@ -104,13 +109,14 @@ class KernelSHAP(SamplingSummary):
             A += w * z.T @ z
             b += w * torch.einsum("md,nm...->nd...", z, y)
             n_enum += len(masks)
+            enum_masks.append(masks)
         full = not probs.any()
-        left_units = 0 if full else max_units - (n_enum + 1) // 2
+        seen = {k.tobytes() for k in np.packbits(np.concatenate(enum_masks), axis=1)} \
+            if enum_masks else set()
         return {"A_fixed": A, "b_fixed": b, "ve": ve, "vf": vf, "probs": probs, "d": d,
                 "pairs": [], "y": [], "W_rest": float(probs.sum() and mass[probs > 0].sum()),
-                "base": as_numpy(ve), "max_units": max(left_units, 0) if not full else 0,
-                "n_enum": n_enum, "exact": full,
-                "coalitions_fn": lambda units: n_enum + 2 * units + 2,
+                "base": as_numpy(ve), "exact": full, "seen": seen, "charged": n_enum * K,
+                "memory_cap": game.memory_cap,
                 "extras": {"enumerated_sizes": sorted(enum)}}
 
     def resolve_budget(self, game):
@@ -182,12 +188,18 @@ class KernelSHAP(SamplingSummary):
         fit2 = torch.einsum("pd,nd...->np...", Zc, phi)
         r1, r2 = Y[:, :, 0] - fit1, Y[:, :, 1] - fit2
         if self.variance == "sandwich":
-            s = omega * (Z.reshape(1, P, -1, *([1] * (r1.ndim - 2))) * r1.unsqueeze(2) +
-                         Zc.reshape(1, P, -1, *([1] * (r1.ndim - 2))) * r2.unsqueeze(2))
-            s = s - s.mean(1, keepdim=True)  # (n, P, d[, k])
-            t = torch.einsum("ij,npj...->npi...", C, s)
-            var = (t ** 2).sum(1) * P / max(P - 1, 1)
-            se = torch.sqrt(var)
+            # explicands in blocks, so the (block, P, d) score arrays stay under the cap
+            per_row = P * Z.shape[1] * max(1, r1[0, 0].numel()) * 8 * 4
+            nb = max(1, state["memory_cap"] // per_row)
+            se = torch.empty_like(phi)
+            tail = [1] * (r1.ndim - 2)
+            for a in range(0, phi.shape[0], nb):
+                b = a + nb
+                s = omega * (Z.reshape(1, P, -1, *tail) * r1[a:b].unsqueeze(2) +
+                             Zc.reshape(1, P, -1, *tail) * r2[a:b].unsqueeze(2))
+                s = s - s.mean(1, keepdim=True)  # (nb, P, d[, k])
+                t = torch.einsum("ij,npj...->npi...", C, s)
+                se[a:b] = torch.sqrt((t ** 2).sum(1) * P / max(P - 1, 1))
         else:
             se = self._bootstrap(state, active, phi)
         if P < 2 or _is_singular(state["A_fixed"] + omega * (Z.T @ Z + Zc.T @ Zc)):

@@ -51,6 +51,8 @@ class LIME(SamplingSummary):
 
     name = "lime"
     default_coalitions = 5000
+    default_per_feature = 0
+    fixed_coalitions = 1
 
     def __init__(self, *, budget=None, tol=None, seed=None, min_units=32,
                  kernel_width: float | None = None, distance: str | None = None,
@@ -75,10 +77,11 @@ class LIME(SamplingSummary):
     def fixed_cost(self, game):
         return 1
 
-    def resolve_budget(self, game):
-        if self.budget is None and game.kind == "image":
-            self.default_coalitions = 1000
-        return super().resolve_budget(game)
+    def default_budget_coalitions(self, game):
+        return 1000 if game.kind == "image" else self.default_coalitions
+
+    def round_masks(self, design):
+        return design
 
     def start(self, game, rows, max_units, rng):
         image = game.kind == "image"
@@ -87,8 +90,7 @@ class LIME(SamplingSummary):
         vf = as_numpy(game.v_full)[rows]
         return {"Z": [np.ones((1, game.d), dtype=bool)], "Y": {int(r): [vf[i:i + 1]]
                                                             for i, r in enumerate(rows)},
-                "rows": rows, "distance": distance, "width": width,
-                "coalitions_fn": lambda units: units + 1}
+                "rows": rows, "distance": distance, "width": width}
 
     def draw(self, state, n_units, d, rng):
         return rng.random((n_units, d)) < 0.5
@@ -99,11 +101,17 @@ class LIME(SamplingSummary):
         for j, i in enumerate(active):
             state["Y"][int(state["rows"][i])].append(vals[j])
 
+    def _selects(self, d: int) -> bool:
+        return not (self.feature_selection == "none" or self.num_features is None or
+                    self.num_features >= d)
+
     def estimate(self, state, active):
         Z = np.concatenate(state["Z"])
         w = lime_weights(Z, state["distance"], state["width"])
         d = Z.shape[1]
         n = len(state["rows"])
+        if not self._selects(d):
+            return self._estimate_shared(state, active, Z, w)
         vals, ses = [], []
         for i in active:
             y = np.concatenate(state["Y"][int(state["rows"][i])])
@@ -132,6 +140,38 @@ class LIME(SamplingSummary):
             vals.append(np.moveaxis(beta, 0, -1).reshape(d, *tail))
             ses.append(np.moveaxis(se, 0, -1).reshape(d, *tail))
         return np.array(vals), np.array(ses)
+
+    def _estimate_shared(self, state, active, Z, w):
+        """All explicands and outputs at once: the design and weights are shared, so the
+        ridge system is factored once and solved for every right-hand side."""
+        d = Z.shape[1]
+        n = len(state["rows"])
+        Y = np.stack([np.concatenate(state["Y"][int(state["rows"][i])]) for i in active], 1)
+        m, na = Y.shape[:2]
+        tail = Y.shape[2:]
+        Y2 = Y.reshape(m, -1)  # (m, explicands * outputs)
+        X = np.hstack([np.ones((m, 1)), Z.astype(np.float64)])
+        reg = self.alpha * np.eye(d + 1)
+        reg[0, 0] = 0.0
+        Minv = np.linalg.pinv(X.T @ (w[:, None] * X) + reg)
+        H = Minv @ (X * w[:, None]).T  # (d+1, m), shared: coef = H @ y
+        H2 = H ** 2
+        # one matrix-vector product per right-hand side, so that a row's result does not
+        # depend on which other rows share the call (a matrix product's blocking would)
+        coef = np.stack([H @ Y2[:, j] for j in range(Y2.shape[1])])  # (r, d+1)
+        resid = np.stack([Y2[:, j] - X @ coef[j] for j in range(Y2.shape[1])], 1)
+        var = np.stack([H2 @ resid[:, j] ** 2 for j in range(Y2.shape[1])], 1)  # (d+1, r)
+        ybar = (w @ Y2) / w.sum()
+        sst = w @ (Y2 - ybar) ** 2
+        score = np.where(sst > 0, 1 - (w @ resid ** 2) / np.where(sst > 0, sst, 1), 1.0)
+        beta = coef[:, 1:].reshape(na, *tail, d)
+        se = np.sqrt(np.clip(var[1:].T, 0, None)).reshape(na, *tail, d)
+        if "base" not in state:
+            state["base"] = np.full((n, *tail), np.nan)
+            state.setdefault("extras", {})["score"] = np.full((n, *tail), np.nan)
+        state["base"][active] = coef[:, 0].reshape(na, *tail)
+        state["extras"]["score"][active] = score.reshape(na, *tail)
+        return np.moveaxis(beta, -1, 1), np.moveaxis(se, -1, 1)
 
     def _select(self, Z, y, w) -> np.ndarray:
         d = Z.shape[1]

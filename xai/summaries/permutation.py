@@ -64,9 +64,15 @@ class PermutationShapley(SamplingSummary):
     def unit_cost(self, d):
         return 2 * (d - 1)
 
+    def round_masks(self, perms):
+        if self._row_sampling:  # every unit has its own data row: nothing repeats
+            return None
+        return permutation_masks(perms)[0].reshape(-1, perms.shape[1])
+
     def start(self, game, rows, max_units, rng):
         n = len(rows)
         vshape = game.value_shape
+        self._row_sampling = getattr(game, "sample_rows", None) is not None
         return {"ve": game.v_empty(rows), "vf": game.v_full[torch.as_tensor(rows)],
                 "sum": torch.zeros((n, game.d, *vshape), dtype=torch.float64),
                 "sumsq": torch.zeros((n, game.d, *vshape), dtype=torch.float64),

@@ -16,12 +16,27 @@ def smooth_masks(n: int, shape: tuple[int, int], cells: int, p: float,
                  rng: np.random.Generator) -> np.ndarray:
     """RISE masks ``(n, H*W)`` in [0, 1]: a ``cells x cells`` Bernoulli(p) grid upsampled
     bilinearly to ``(cells+1) * ceil(H/cells)`` and cropped at a random shift."""
+    return render_smooth(draw_smooth(n, shape, cells, p, rng), shape, cells)
+
+
+def draw_smooth(n: int, shape: tuple[int, int], cells: int, p: float,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The random part of ``n`` smooth masks: grids ``(n, cells, cells)`` and shifts."""
     H, W = shape
     ch, cw = math.ceil(H / cells), math.ceil(W / cells)
-    grid = torch.as_tensor(rng.random((n, 1, cells, cells)) < p, dtype=torch.float64)
-    up = torch.nn.functional.interpolate(grid, size=((cells + 1) * ch, (cells + 1) * cw),
+    grid = rng.random((n, cells, cells)) < p
+    return grid, rng.integers(0, ch, size=n), rng.integers(0, cw, size=n)
+
+
+def render_smooth(draw, shape: tuple[int, int], cells: int) -> np.ndarray:
+    """Smooth masks ``(n, H*W)`` from :func:`draw_smooth`'s grids and shifts."""
+    grid, dx, dy = draw
+    H, W = shape
+    n = len(grid)
+    ch, cw = math.ceil(H / cells), math.ceil(W / cells)
+    g = torch.as_tensor(grid[:, None], dtype=torch.float64)
+    up = torch.nn.functional.interpolate(g, size=((cells + 1) * ch, (cells + 1) * cw),
                                          mode="bilinear", align_corners=False)[:, 0]
-    dx, dy = rng.integers(0, ch, size=n), rng.integers(0, cw, size=n)
     rows = torch.as_tensor(dx)[:, None] + torch.arange(H)[None]
     cols = torch.as_tensor(dy)[:, None] + torch.arange(W)[None]
     out = up[torch.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
@@ -40,6 +55,8 @@ class RISE(SamplingSummary):
 
     name = "rise"
     default_coalitions = 4000
+    default_per_feature = 0
+    fixed_coalitions = 1
 
     def __init__(self, *, budget=None, tol=None, seed=None, min_units=32, p: float = 0.5,
                  cells: int = 7, normalize: str = "expectation") -> None:
@@ -58,25 +75,41 @@ class RISE(SamplingSummary):
                   and len(shape) == 2 and shape[0] * shape[1] == game.d
                   and game.feature_map.kind == "patch")
         n, d, vs = len(rows), game.d, game.value_shape
-        return {"smooth": smooth, "shape": shape, "sum": torch.zeros((n, d, *vs),
-                                                                      dtype=torch.float64),
+        # masks are made and evaluated in blocks that keep them under the memory cap
+        block = max(1, game.memory_cap // (d * 8 * 4))
+        return {"smooth": smooth, "shape": shape, "block": block,
+                "sum": torch.zeros((n, d, *vs), dtype=torch.float64),
                 "sumsq": torch.zeros((n, d, *vs), dtype=torch.float64),
-                "msum": torch.zeros(d, dtype=torch.float64), "count": 0,
-                "coalitions_fn": lambda units: units + 1}
+                "msum": torch.zeros(d, dtype=torch.float64), "count": 0}
 
     def draw(self, state, n_units, d, rng):
         if state["smooth"]:
-            return smooth_masks(n_units, state["shape"], self.cells, self.p, rng)
+            return draw_smooth(n_units, state["shape"], self.cells, self.p, rng)
         return rng.random((n_units, d)) < self.p
 
+    def round_masks(self, design):
+        return design if isinstance(design, np.ndarray) else None
+
+    def evaluate(self, game, design, rows, state):
+        """Evaluate and accumulate block by block: sum_j v_j M_j and sum_j v_j^2 M_j^2 as
+        matrix products, so no (explicands x masks x features) array is ever built."""
+        a = torch.as_tensor(state["active"])  # positions of these rows in the summary
+        m = len(design[0]) if isinstance(design, tuple) else len(design)
+        for s in range(0, m, state["block"]):
+            e = min(m, s + state["block"])
+            if isinstance(design, tuple):
+                M = render_smooth(tuple(x[s:e] for x in design), state["shape"], self.cells)
+            else:
+                M = design[s:e]
+            vals = game(M, rows)  # (n, b[, k])
+            Mt = torch.as_tensor(M, dtype=torch.float64)
+            state["sum"][a] += torch.einsum("nb...,bd->nd...", vals, Mt) / self.p
+            state["sumsq"][a] += torch.einsum("nb...,bd->nd...", vals ** 2, Mt ** 2) / self.p**2
+            state["msum"] += Mt.sum(0)
+        state["count"] += m
+
     def update(self, state, design, values, active):
-        a = torch.as_tensor(active)
-        M = torch.as_tensor(design, dtype=torch.float64)
-        contrib = torch.einsum("md,nm...->nmd...", M, values) / self.p
-        state["sum"][a] += contrib.sum(1)
-        state["sumsq"][a] += (contrib ** 2).sum(1)
-        state["msum"] += M.sum(0)
-        state["count"] += len(design)
+        """Accumulated in :meth:`evaluate`."""
 
     def estimate(self, state, active):
         a = torch.as_tensor(active)

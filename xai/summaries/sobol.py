@@ -20,6 +20,7 @@ class SobolTotal(SamplingSummary):
     (default 4), ``stderr`` their SD / sqrt(R)."""
 
     name = "sobol"
+    fixed_coalitions = 1
 
     def __init__(self, *, budget=None, tol=None, seed=None, n_rows: int = 32,
                  replicates: int = 4, design: str = "auto") -> None:
@@ -31,9 +32,11 @@ class SobolTotal(SamplingSummary):
                                                game.removal.accepts_fractional)
 
     def unit_cost(self, d):
-        return self.n_rows * (d + 2)
+        # continuous: rows A, B and C^(i); binary: A and the d flips
+        return self.n_rows * (d + 2 if getattr(self, "_cont", True) else d + 1)
 
     def check(self, game) -> None:
+        self._cont = self._continuous(game)
         if self.design == "continuous" and not game.removal.accepts_fractional:
             from ..removals import check_fractional
 
@@ -55,7 +58,6 @@ class SobolTotal(SamplingSummary):
     def start(self, game, rows, max_units, rng):
         n, d, vs = len(rows), game.d, game.value_shape
         return {"cont": self._continuous(game), "reps": [],
-                "coalitions_fn": lambda units: units * self.unit_cost(d) + 1,
                 "n": n, "d": d, "vs": vs}
 
     def draw(self, state, n_units, d, rng):
