@@ -286,10 +286,14 @@ class Game:
         w = self.weights.reshape(1, K, *([1] * (vals.ndim - 2)))
         return (vals * w).sum(1)
 
-    def _rows_per_call(self) -> int:
+    def _rows_per_call(self, fractional: bool = False) -> int:
+        """Model rows per chunk, so that the chunk's arrays (explicands, expanded masks,
+        replacements, synthetic inputs and, for fractional masks, the interpolation's
+        temporaries) stay under the memory cap together."""
         D = self.X.shape[1]
         item = self.X.element_size()
-        bytes_per_row = D * (3 * item + 1) + 8 * self.k * 2
+        arrays = 7 if fractional else 4
+        bytes_per_row = D * (arrays * item + 1) + 8 * self.k * 2
         cap_rows = max(1, self.memory_cap // bytes_per_row)
         if self.memory_cap < bytes_per_row and not getattr(self, "_warned_cap", False):
             warnings.warn(f"one model input row ({bytes_per_row} bytes) exceeds the memory cap "
@@ -317,7 +321,7 @@ class Game:
         mu = len(masks)
         P = len(rows) * mu if shared else len(rows)
         K, k = self.K, self.k
-        per_call = self._rows_per_call()
+        per_call = self._rows_per_call(fractional=masks.dtype != bool)
         kb = min(K, per_call)  # draws per block
         cb = max(1, per_call // kb)  # pairs per block
         dev = self.model.device

@@ -151,6 +151,7 @@ class SamplingSummary(Summary):
         return None
 
     fixed_coalitions = 2  # coalitions charged before the first unit (∅ and D)
+    blockable = True  # update() accepts a round in blocks of explicands
 
     def __call__(self, game, rows: np.ndarray | None = None) -> SummaryResult:
         rows = np.arange(game.n) if rows is None else np.asarray(rows)
@@ -195,9 +196,16 @@ class SamplingSummary(Summary):
                 new = len(seen) - before
                 charged += new * K
             act = np.flatnonzero(active)
-            state["active"] = act
-            vals = self.evaluate(game, design, rows[act], state)
-            self.update(state, design, vals, act)
+            # explicands in blocks, so a round's values (explicands x coalitions) stay under
+            # the memory cap; the design is shared, so blocks give the same values
+            per_row = 8 * 4 * max(1, int(np.prod(game.value_shape))) * (
+                len(masks) if masks is not None else size * self.unit_cost(game.d))
+            nb = len(act) if not self.blockable else max(1, game.memory_cap // per_row)
+            for s in range(0, len(act), nb):
+                blk = act[s:s + nb]
+                state["active"] = blk
+                vals = self.evaluate(game, design, rows[blk], state)
+                self.update(state, design, vals, blk)
             done += size
             units[act] = done
             coalitions[act] += new

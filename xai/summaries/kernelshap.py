@@ -76,6 +76,8 @@ class KernelSHAP(SamplingSummary):
             raise unknown_name("variance estimator", variance, ("sandwich", "bootstrap"))
         self.variance = variance
 
+    blockable = False  # keeps the round's design with all explicands' values
+
     def unit_cost(self, d):
         return 2
 

@@ -76,7 +76,9 @@ class RISE(SamplingSummary):
                   and game.feature_map.kind == "patch")
         n, d, vs = len(rows), game.d, game.value_shape
         # masks are made and evaluated in blocks that keep them under the memory cap
-        block = max(1, game.memory_cap // (d * 8 * 4))
+        # (rendering a block holds the upsampled grids, the crop and its clipped copy: about
+        # 16 bytes x 8 arrays per pixel and mask in float64)
+        block = max(1, game.memory_cap // (d * 8 * 16))
         return {"smooth": smooth, "shape": shape, "block": block,
                 "sum": torch.zeros((n, d, *vs), dtype=torch.float64),
                 "sumsq": torch.zeros((n, d, *vs), dtype=torch.float64),

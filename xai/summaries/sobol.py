@@ -31,6 +31,8 @@ class SobolTotal(SamplingSummary):
         return self.design == "continuous" or (self.design == "auto" and
                                                game.removal.accepts_fractional)
 
+    blockable = False  # keeps the round's design with all explicands' values
+
     def unit_cost(self, d):
         # continuous: rows A, B and C^(i); binary: A and the d flips
         return self.n_rows * (d + 2 if getattr(self, "_cont", True) else d + 1)
