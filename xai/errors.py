@@ -52,6 +52,14 @@ class UnknownNameError(XaiError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ShapeError(InputError):
+    """Attributions, inputs, targets or ground-truth masks have incompatible shapes."""
+
+
+class MissingGroundTruth(XaiError):
+    """A ground-truth metric was asked for on a data set without ground truth."""
+
+
 class BudgetError(XaiError):
     """The evaluation budget is too small for the summary, or enumeration is too large."""
 

@@ -315,6 +315,7 @@ class Explainer:
         estimator = None
         groups = self._groups(fmap)
         results = []
+        target_parts: list = []
         total_rows = 0
         progress = self._progress()
         game = None
@@ -341,6 +342,9 @@ class Explainer:
                     options, summary, removal_g, behaviour_g))
             summary.check(game)  # budget and enumeration limits, before any model call
             results.append((rows, summary(game), sub_map))
+            targets = getattr(behaviour_g, "targets", None)  # resolved per row (prediction)
+            if targets is not None and not dataset:
+                target_parts.append((rows, targets.numpy()))
             total_rows += game.rows_evaluated
         if progress is not None:
             progress.close()
@@ -350,9 +354,12 @@ class Explainer:
                           f"summary={chosen!r} or another estimator to control it)",
                           stacklevel=3)
         recorded = {k: v for k, v in merged.items() if k not in {key for key, _ in unused_auto}}
-        return self._assemble(results, X, fmap, names, adapter, removal_g, behaviour_g, summary,
+        self._target_parts = target_parts
+        expl = self._assemble(results, X, fmap, names, adapter, removal_g, behaviour_g, summary,
                               game, estimator, method, recorded, time.perf_counter() - start,
                               dataset, kind, adapter.evaluations - evaluations_before)
+        expl.removal_object = removal_g  # in memory only: metrics reuse the same removal
+        return expl
 
     # ------------------------------------------------------------------------------------
 
@@ -426,6 +433,11 @@ class Explainer:
             for k, v in res.extras.items():
                 if isinstance(v, np.ndarray) and len(results) == 1:
                     extras[k] = v
+        if self._target_parts:
+            target = np.zeros(n, np.int64)
+            for rows, t in self._target_parts:
+                target[np.arange(n) if isinstance(rows, slice) else rows] = t
+            extras["target"] = target  # the output explained for each row
         data = None if dataset else (X.detach().cpu().numpy() if isinstance(X, torch.Tensor)
                                      else np.asarray(X))
         feature_names = fmap.names if fmap.shared else [f"segment{i}" for i in range(d)]

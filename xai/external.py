@@ -110,7 +110,8 @@ class ExternalExplainer:
             summary={"name": self.name}, evaluations=int(adapter.evaluations - evaluations_before + out.get(
                 "evaluations", 0)), coalitions=None, units=None, converged=None,
             seconds=time.perf_counter() - start, options=opts,
-            extras={k: np.asarray(v) for k, v in out.get("extras", {}).items()})
+            extras={"target": np.asarray(ctx.targets),
+                    **{k: np.asarray(v) for k, v in out.get("extras", {}).items()}})
 
 
 class ExplainContext:

@@ -37,6 +37,7 @@ HOOK_KINDS = {
     "xai_explainers": "explainer",
     "xai_metrics": "metric",
     "xai_datasets": "dataset",
+    "xai_suites": "suite",
 }
 
 
@@ -68,6 +69,10 @@ class Hooks:
     @hookspec
     def xai_datasets(self) -> dict[str, Any]:
         """Data sets (generators with known ground truth)."""
+
+    @hookspec
+    def xai_suites(self) -> dict[str, Any]:
+        """Benchmark suites for ``xai bench``."""
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import Any
 
 from .errors import XaiError, unknown_name
 
-KINDS = ("removal", "behaviour", "summary", "explainer", "metric", "dataset")
+KINDS = ("removal", "behaviour", "summary", "explainer", "metric", "dataset", "suite")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,357 @@
+"""The metric contract (SPEC-evaluation §0, §1.0): :class:`Metric`, :class:`MetricResult`, and
+:class:`MetricInputs`, which prepares what every metric needs.
+
+A metric is called as ``metric(model, x, a, *, target=None, removal=None, seed=0, **options)``
+and returns a :class:`MetricResult`. ``a`` is an :class:`~xai.Explanation` or a raw array; it
+is reduced to one score per feature (``reduce="sum"`` by default) before the metric runs.
+Metrics that remove features do it through a :class:`~xai.game.Game` built from the
+explanation's own removal (or ``removal=``) and a prediction behaviour for the row's target,
+so batching, chunking, counting, caching and NaN checks are the explainers' own.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ..errors import InputError, ShapeError, XaiError, unknown_name
+from ..explanation import Explanation
+from ..features import FeatureMap, guess_channel_axis
+from ..models import Model, as_model
+
+REDUCTIONS = ("sum", "mean", "max_abs")
+OUTPUTS = ("probability", "logit", "raw")
+
+
+@dataclass
+class MetricResult:
+    """What a metric returns: per-row scores, their mean and SE, optional curves, the cost
+    and every setting used (including the five recorded choices of SPEC-evaluation §0)."""
+
+    name: str
+    per_sample: np.ndarray
+    aggregate: float
+    se: float
+    n_nan: int
+    evaluations: int
+    seconds: float
+    settings: dict
+    direction: str = "higher"
+    curves: np.ndarray | None = None
+    extras: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-able summary (per-row values and curves as lists)."""
+        return {"name": self.name, "aggregate": _f(self.aggregate), "se": _f(self.se),
+                "n_nan": int(self.n_nan), "evaluations": int(self.evaluations),
+                "seconds": float(self.seconds), "direction": self.direction,
+                "settings": _jsonable(self.settings),
+                "per_sample": [_f(v) for v in np.asarray(self.per_sample, float).ravel()],
+                "curves": None if self.curves is None else
+                np.asarray(self.curves, float).round(10).tolist()}
+
+
+def _f(v) -> float | None:
+    v = float(v)
+    return None if np.isnan(v) else v
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist() if obj.size <= 64 else f"array{tuple(obj.shape)}"
+    if isinstance(obj, int | float | str | bool) or obj is None:
+        return obj
+    return getattr(obj, "name", type(obj).__name__)
+
+
+def aggregate_rows(per_sample: np.ndarray) -> tuple[float, float, int]:
+    """Mean over non-NaN rows, its SE (SD / sqrt(n_valid)) and the NaN count."""
+    v = np.asarray(per_sample, dtype=np.float64).ravel()
+    ok = ~np.isnan(v)
+    n_ok = int(ok.sum())
+    if n_ok == 0:
+        return float("nan"), float("nan"), int(v.size)
+    mean = float(v[ok].mean())
+    se = float(v[ok].std(ddof=1) / np.sqrt(n_ok)) if n_ok > 1 else float("nan")
+    return mean, se, int(v.size - n_ok)
+
+
+class Metric:
+    """Base class of metrics. Subclasses set the metadata, ``defaults`` (their options and
+    default values) and implement :meth:`compute`.
+
+    Metadata (class attributes, read by the registry and the tables): ``name``,
+    ``direction`` ("higher", "lower" or "none"), ``needs`` (subset of {"model", "explainer",
+    "ground_truth"}), ``applies_to`` ("tabular", "image", "text" or "any"), ``stochastic``,
+    ``default_output`` ("probability", "logit", "raw" or "attributions").
+    """
+
+    name: ClassVar[str] = "metric"
+    direction: ClassVar[str] = "higher"
+    needs: ClassVar[frozenset] = frozenset({"model"})
+    applies_to: ClassVar[str] = "any"
+    stochastic: ClassVar[bool] = False
+    default_output: ClassVar[str] = "probability"
+    defaults: ClassVar[dict] = {}
+
+    def __init__(self, **options: Any) -> None:
+        for key in options:
+            if key not in self.defaults and key not in COMMON_OPTIONS:
+                raise unknown_name(f"option of metric {self.name!r}", key,
+                                   list(self.defaults) + list(COMMON_OPTIONS))
+        self.options = {**self.defaults, **options}
+
+    def __call__(self, model: Any, x: Any, a: Any, *, target: Any = None, removal: Any = None,
+                 seed: int = 0, explainer: Any = None, ground_truth: Any = None,
+                 **options: Any) -> MetricResult:
+        """Score attributions ``a`` of inputs ``x`` for ``model`` (see the module docstring)."""
+        start = time.perf_counter()
+        merged = dict(self.options)
+        for key in options:
+            if key not in self.defaults and key not in COMMON_OPTIONS:
+                raise unknown_name(f"option of metric {self.name!r}", key,
+                                   list(self.defaults) + list(COMMON_OPTIONS))
+        merged.update(options)
+        inp = MetricInputs.prepare(self, model, x, a, target=target, removal=removal,
+                                   seed=seed, explainer=explainer, ground_truth=ground_truth,
+                                   options=merged)
+        out = self.compute(inp)
+        per_sample = np.asarray(out["per_sample"], dtype=np.float64)
+        mean, se, n_nan = aggregate_rows(per_sample)
+        settings = {**merged, **inp.recorded(), **out.get("settings", {})}
+        return MetricResult(
+            name=self.name, per_sample=per_sample, aggregate=out.get("aggregate", mean),
+            se=out.get("se", se), n_nan=n_nan, evaluations=inp.evaluations(),
+            seconds=time.perf_counter() - start, settings=settings, direction=self.direction,
+            curves=out.get("curves"), extras=out.get("extras", {}))
+
+    def compute(self, inp: MetricInputs) -> dict:
+        """Return ``{"per_sample": (n,), optional "curves", "extras", "settings",
+        "aggregate", "se"}``."""
+        raise NotImplementedError
+
+
+COMMON_OPTIONS = ("reduce", "output", "ties", "abs", "features")
+
+
+class MetricInputs:
+    """Everything a metric needs, prepared once: the model adapter, the inputs, one score per
+    feature, the feature map, the target per row, the removal, the output scale, keyed random
+    generators and a lazily built game."""
+
+    def __init__(self, *, metric: Metric, adapter: Model, model: Any, X: np.ndarray,
+                 scores: np.ndarray, fmap: FeatureMap, targets: np.ndarray, removal,
+                 output: str, seed: int, options: dict, explanation: Explanation | None,
+                 explainer: Any, ground_truth: Any, kind: str) -> None:
+        self.metric, self.adapter, self.model, self.X = metric, adapter, model, X
+        self.scores, self.fmap, self.targets, self.removal = scores, fmap, targets, removal
+        self.output, self.seed, self.options = output, seed, options
+        self.explanation, self.explainer, self.ground_truth = explanation, explainer, \
+            ground_truth
+        self.kind = kind
+        self._games: dict = {}
+        self._evals0 = adapter.evaluations
+
+    @property
+    def n(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def d(self) -> int:
+        return self.scores.shape[1]
+
+    # ---- preparation ------------------------------------------------------------------
+    @classmethod
+    def prepare(cls, metric: Metric, model, x, a, *, target, removal, seed, explainer,
+                ground_truth, options) -> MetricInputs:
+        """Validate and reduce the inputs (SPEC-evaluation §0, §8); no model call except to
+        resolve ``target="predicted"``."""
+        adapter = as_model(model, output_kind=options.get("output_kind")) if model is not None \
+            else None
+        X = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+        expl = a if isinstance(a, Explanation) else None
+        if X.ndim < 2:
+            raise ShapeError(f"x must have a batch axis (n, ...); got shape {X.shape}")
+        kind = "tabular" if X.ndim == 2 else "image"
+        fmap = options.get("features") or _feature_map_of(expl, X, kind, a)
+        scores = reduce_attributions(a, X, fmap, options.get("reduce", "sum"), target)
+        targets = resolve_targets(expl, target, adapter, X)
+        if len(targets) != X.shape[0]:
+            raise ShapeError(f"x has {X.shape[0]} rows, attributions {scores.shape[0]}, target "
+                             f"{len(targets)}")
+        if removal is None and expl is not None:
+            removal = getattr(expl, "removal_object", None)
+        if removal is None:
+            from ..removals import Baseline
+
+            removal = Baseline(_recorded_baseline(expl))
+        elif isinstance(removal, str):
+            from .. import registry
+
+            removal = registry.get("removal", removal)()
+        output = options.get("output") or metric.default_output
+        return cls(metric=metric, adapter=adapter, model=model, X=X, scores=scores, fmap=fmap,
+                   targets=targets, removal=removal, output=output, seed=seed,
+                   options=options, explanation=expl, explainer=explainer,
+                   ground_truth=ground_truth, kind=kind)
+
+    def recorded(self) -> dict:
+        """The five recorded choices: removal, output, target rule, sign, normalisation."""
+        describe = getattr(self.removal, "describe", None)
+        return {"removal": describe() if describe else str(self.removal),
+                "output": self.output, "target": "given" if self.explanation is None else
+                "explanation", "abs": bool(self.options.get("abs", False)),
+                "normalise": self.options.get("normalise")}
+
+    # ---- tools for metrics --------------------------------------------------------------
+    def game(self, removal=None, output: str | None = None):
+        """A game over the features for each row's target on the metric's output scale
+        (cached per removal and output)."""
+        from ..behaviours import Prediction
+        from ..game import Game
+
+        removal = removal or self.removal
+        output = output or self.output
+        key = (id(removal), output)
+        if key not in self._games:
+            scale = {"logit": "log-odds", "probability": "probability", "raw": "raw"}[output]
+            self._games[key] = Game(self.adapter, self.X, removal,
+                                    Prediction(target=self.targets, output=scale), self.fmap,
+                                    kind=self.kind, seed=self.seed)
+        return self._games[key]
+
+    def rng(self, row: int, stream: int = 0) -> np.random.Generator:
+        """Generator keyed on ``(seed, metric, row, stream)``: independent of batching."""
+        mid = zlib.crc32(self.metric.name.encode())
+        return np.random.default_rng(np.random.SeedSequence([self.seed, mid, int(row),
+                                                             int(stream)]))
+
+    def order(self, scores: np.ndarray | None = None, descending: bool = True) -> np.ndarray:
+        """Feature order per row ``(n, d)`` by score, ties by a seeded permutation per row
+        (``ties="random"``, default) or by index (``ties="index"``)."""
+        s = self.scores if scores is None else scores
+        s = np.abs(s) if self.options.get("abs") else s
+        key = -s if descending else s
+        if self.options.get("ties", "random") == "index":
+            return np.argsort(key, axis=1, kind="stable")
+        perms = np.stack([self.rng(i, 99).permutation(s.shape[1]) for i in range(len(s))])
+        shuffled = np.take_along_axis(key, perms, axis=1)
+        return np.take_along_axis(perms, np.argsort(shuffled, axis=1, kind="stable"), axis=1)
+
+    def evaluations(self) -> int:
+        return 0 if self.adapter is None else self.adapter.evaluations - self._evals0
+
+
+def _recorded_baseline(expl: Explanation | None):
+    if expl is not None:
+        value = expl.removal.get("value") if isinstance(expl.removal, dict) else None
+        if isinstance(value, int | float) or value in ("zeros", "mean", "median"):
+            return value
+        base = expl.options.get("baselines") if expl.options else None
+        if isinstance(base, int | float):
+            return base
+    return 0.0
+
+
+def _feature_map_of(expl: Explanation | None, X: np.ndarray, kind: str, a) -> FeatureMap:
+    if expl is not None:
+        if expl.feature_map is not None:
+            return FeatureMap(expl.feature_map, kind="segment", channel_axis=expl.channel_axis,
+                              per_explicand=True)
+        return FeatureMap.tabular(expl.values.shape[1], expl.feature_names or None)
+    if kind == "tabular":
+        return FeatureMap.tabular(X.shape[1])
+    cax = guess_channel_axis(X.shape[1:]) if X.ndim == 4 else None
+    hw = X.shape[1:] if X.ndim == 3 else tuple(s for i, s in enumerate(X.shape[1:])
+                                               if i != cax % 3)
+    arr = np.asarray(a)
+    if arr.ndim == 2 and arr.shape[1] != int(np.prod(hw)):
+        raise ShapeError(
+            f"attributions have shape {arr.shape} but inputs {X.shape} have "
+            f"{int(np.prod(hw))} pixels; pass features= (the FeatureMap the attributions are "
+            "over) or attributions per pixel")
+    return FeatureMap.patches(hw, 1, channel_axis=cax)
+
+
+def reduce_attributions(a, X: np.ndarray, fmap: FeatureMap, reduce: str = "sum",
+                        target=None) -> np.ndarray:
+    """One score per feature ``(n, d)`` from an Explanation or an array of shape ``(n, d)``,
+    ``(n, *S)`` or a channel-less ``(n, H, W)`` (SPEC-evaluation §0). Never mutates ``a``."""
+    if reduce not in REDUCTIONS:
+        raise unknown_name("reduction", reduce, REDUCTIONS)
+    n = X.shape[0]
+    if isinstance(a, Explanation):
+        vals = np.asarray(a.values, dtype=np.float64)
+        if vals.ndim == 3:
+            t = np.asarray(a.extras.get("target", np.zeros(len(vals), int)))
+            vals = vals[np.arange(len(vals)), :, t]
+        arr = vals
+    else:
+        arr = (a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else
+               np.array(a, dtype=np.float64, copy=True))
+    if arr.shape[0] != n:
+        raise ShapeError(f"x has {n} rows, attributions {arr.shape[0]}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        rows = np.unique(np.nonzero(bad)[0])[:10].tolist()
+        raise XaiError(f"attributions contain {int(bad.sum())} NaN or infinite values (rows "
+                       f"{rows}); metrics do not impute them")
+    d = fmap.d
+    if arr.ndim == 2 and arr.shape[1] == d:
+        return arr
+    S = X.shape[1:]
+    per_pos = arr.shape[1:]
+    if per_pos == S or per_pos == fmap.pos_shape:
+        idx = fmap.full_index(per_pos) if per_pos != fmap.pos_shape else \
+            fmap.index.reshape(fmap.index.shape[0], -1)
+        idx = np.broadcast_to(idx, (n, idx.shape[1])) if idx.shape[0] == 1 else idx
+        flat = arr.reshape(n, -1)
+        out = np.zeros((n, d + 1))
+        safe = np.where(idx < 0, d, idx)
+        if reduce == "max_abs":
+            np.maximum.at(out, (np.arange(n)[:, None], safe), np.abs(flat))
+        else:
+            np.add.at(out, (np.arange(n)[:, None], safe), flat)
+            if reduce == "mean":
+                counts = np.zeros((n, d + 1))
+                np.add.at(counts, (np.arange(n)[:, None], safe), 1.0)
+                out = out / np.maximum(counts, 1)
+        return out[:, :d]
+    expected = [f"({n}, {d})", f"{(n, *S)}"]
+    if fmap.pos_shape != S:
+        expected.append(f"{(n, *fmap.pos_shape)}")
+    raise ShapeError(f"attributions have shape {arr.shape} but inputs {X.shape} have {d} "
+                     f"features; expected {', '.join(expected)} or an Explanation")
+
+
+def resolve_targets(expl: Explanation | None, target, adapter, X) -> np.ndarray:
+    """The output per row: the explanation's recorded target unless ``target=`` is given
+    ("predicted", an int or one int per row)."""
+    n = X.shape[0]
+    if target is None and expl is not None and "target" in expl.extras:
+        return np.asarray(expl.extras["target"], dtype=np.int64)
+    if target is None or (isinstance(target, str) and target == "predicted"):
+        if adapter is None:
+            return np.zeros(n, np.int64)
+        with adapter.session():
+            out = adapter(torch.as_tensor(X)).numpy()
+        if out.shape[1] == 1:
+            return (out[:, 0] > (0.5 if adapter.output_kind == "probability" else 0.0)
+                    ).astype(np.int64) if adapter.output_kind != "raw" else np.zeros(n, np.int64)
+        return out.argmax(1)
+    arr = np.asarray(target)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise InputError(f"target must be 'predicted', an int or one int per row; got "
+                         f"{target!r}")
+    return np.broadcast_to(arr, (n,)).astype(np.int64).copy()
