@@ -153,7 +153,7 @@ def test_lime_image_matches_native_lime():
                          num_samples=n_samples)
     ours = xai.explain(cnn, X, method="lime", features=fm, seed=1, budget=n_samples)
     assert theirs.values.shape == ours.values.shape == (2, 16)
-    assert set(theirs.extras) == {"score"}
+    assert set(theirs.extras) == {"score", "target"}
     for i in range(2):
         corr = np.corrcoef(theirs.values[i], ours.values[i])[0, 1]
         assert corr > 0.95, corr

@@ -5,6 +5,8 @@
 - ``xai methods``: the named methods with their removal x behaviour x summary.
 - ``xai plugins``: every registered component by kind, with the package and version it came
   from, and the plugins that failed to load (and why).
+- ``xai bench --suite NAME [--methods ...] [--out DIR] ...``: run or resume a benchmark suite
+  (:func:`xai.bench.run`); ``xai bench summarise DIR`` writes its tables and figures.
 
 Exit status: 0 on success, 2 on a usage error or an :class:`xai.XaiError` (printed as
 ``error: ...`` on stderr).
@@ -81,6 +83,33 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from xai import bench
+
+    if getattr(args, "bench_command", None) in ("summarise", "summarize"):
+        bench.summarise(args.dir, figures=not args.no_figures)
+        return 0
+    if args.list:
+        from xai import registry
+
+        bench.load_components()
+        for name in registry.names("suite"):
+            suite = registry.get("suite", name)
+            opt = " (opt-in)" if getattr(suite, "opt_in", False) else ""
+            print(f"{name:<16} {getattr(suite, 'description', '')}{opt}")
+        return 0
+    if not args.suite:
+        print("error: xai bench needs --suite NAME (or: xai bench summarise DIR, "
+              "xai bench --list)", file=sys.stderr)
+        return 2
+    bench.run(suite=args.suite, methods=args.methods, metrics=args.metrics,
+              datasets=args.datasets, models=args.models, seeds=args.seeds,
+              n_explain=args.n_explain, budget=args.budget, out=args.out,
+              rerun_errors=args.rerun_errors, force=args.force, timeout=args.timeout,
+              progress=not args.quiet, verbose=args.verbose)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xai", description="Explain trained models by removing features "
@@ -103,6 +132,40 @@ def _parser() -> argparse.ArgumentParser:
     plugins = sub.add_parser("plugins", help="list components by kind with their source "
                                              "package and version, and failed plugins")
     plugins.set_defaults(func=_cmd_plugins)
+    bench = sub.add_parser(
+        "bench", help="run (or resume) a benchmark suite; `xai bench summarise DIR`",
+        description="Run a benchmark suite (data sets x models x methods x metrics), appending "
+                    "one row per cell to DIR/results.jsonl; a re-run resumes where it stopped. "
+                    "`xai bench summarise DIR` writes the tables and figures again.")
+    bench.add_argument("--suite", metavar="NAME", help="suite name (see --list)")
+    bench.add_argument("--list", action="store_true", help="list the registered suites")
+    for opt, what in (("--methods", "methods"), ("--metrics", "metrics"),
+                      ("--datasets", "data sets (labels or registered names)"),
+                      ("--models", "models")):
+        bench.add_argument(opt, metavar="A,B", help=f"comma-separated {what} "
+                                                    "(default: the suite's)")
+    bench.add_argument("--seeds", default="0", metavar="0,1",
+                       help="comma-separated seeds (default: 0)")
+    bench.add_argument("--n-explain", type=int, metavar="N",
+                       help="test rows explained per (data set, seed, model, method)")
+    bench.add_argument("--budget", type=int, metavar="B",
+                       help="model-evaluation budget for methods that take one")
+    bench.add_argument("--out", default="bench-results", metavar="DIR",
+                       help="output folder (default: bench-results)")
+    bench.add_argument("--rerun-errors", action="store_true",
+                       help="run cells whose last result is an error again")
+    bench.add_argument("--force", action="store_true", help="recompute every cell")
+    bench.add_argument("--timeout", type=float, metavar="S",
+                       help="seconds per cell; longer cells are recorded as Timeout errors")
+    bench.add_argument("--verbose", action="store_true", help="one status line per cell")
+    bench.add_argument("--quiet", action="store_true",
+                       help="no progress bar and no summary table on the terminal")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="summarise")
+    summ = bench_sub.add_parser("summarise", aliases=["summarize"],
+                                help="write results.md/.csv/.json and figures for DIR")
+    summ.add_argument("dir", metavar="DIR", help="a benchmark output folder")
+    summ.add_argument("--no-figures", action="store_true", help="tables only")
+    bench.set_defaults(func=_cmd_bench)
     return parser
 
 

@@ -249,11 +249,16 @@ class FeatureMap:
 
 
 def guess_channel_axis(shape: tuple[int, ...]) -> int | None:
-    """Channel axis of one image: 0 for ``(C, H, W)``, -1 for ``(H, W, C)``, None for 2-D."""
+    """Channel axis of one image: 0 for ``(C, H, W)``, -1 for ``(H, W, C)``, None for 2-D.
+    A leading 1 is always a channel (``(1, 4, 4)`` is one 4x4 image, not 4 channels)."""
     if len(shape) != 3:
         return None
-    if shape[0] in (1, 3, 4) and shape[-1] not in (1, 3, 4):
+    if shape[0] == 1:
         return 0
-    if shape[-1] in (1, 3, 4):
+    if shape[-1] == 1:
+        return -1
+    if shape[0] in (3, 4) and shape[-1] not in (3, 4):
+        return 0
+    if shape[-1] in (3, 4):
         return -1
     return 0

@@ -94,7 +94,9 @@ class Metric:
     Metadata (class attributes, read by the registry and the tables): ``name``,
     ``direction`` ("higher", "lower" or "none"), ``needs`` (subset of {"model", "explainer",
     "ground_truth"}), ``applies_to`` ("tabular", "image", "text" or "any"), ``stochastic``,
-    ``default_output`` ("probability", "logit", "raw" or "attributions").
+    ``default_output`` ("probability", "logit", "raw" or "attributions"). "logit" means the
+    log-odds of the target's probability (of the averaged probability under a removal), not
+    the model's raw logit; use "raw" for that.
     """
 
     name: ClassVar[str] = "metric"
@@ -123,6 +125,11 @@ class Metric:
                 raise unknown_name(f"option of metric {self.name!r}", key,
                                    list(self.defaults) + list(COMMON_OPTIONS))
         merged.update(options)
+        if "explainer" in self.needs and explainer is None:
+            raise InputError(f"{self.name} re-explains perturbed inputs or models; pass "
+                             "explainer=… (an xai.Explainer or a callable (model, X))")
+        if removal is None and not isinstance(a, Explanation) or removal is None and getattr(a, "removal_object", None) is None:
+            removal = self.default_removal(merged)
         inp = MetricInputs.prepare(self, model, x, a, target=target, removal=removal,
                                    seed=seed, explainer=explainer, ground_truth=ground_truth,
                                    options=merged)
@@ -132,13 +139,20 @@ class Metric:
         settings = {**merged, **inp.recorded(), **out.get("settings", {})}
         return MetricResult(
             name=self.name, per_sample=per_sample, aggregate=out.get("aggregate", mean),
-            se=out.get("se", se), n_nan=n_nan, evaluations=inp.evaluations(),
+            se=out.get("se", se), n_nan=n_nan,
+            evaluations=inp.evaluations() + int(out.get("extra_evaluations", 0)),
             seconds=time.perf_counter() - start, settings=settings, direction=self.direction,
             curves=out.get("curves"), extras=out.get("extras", {}))
 
+    def default_removal(self, options: dict):
+        """The removal used when neither ``removal=`` nor the explanation gives one (None:
+        a baseline at the explanation's recorded baseline, else zero)."""
+        return
+
     def compute(self, inp: MetricInputs) -> dict:
         """Return ``{"per_sample": (n,), optional "curves", "extras", "settings",
-        "aggregate", "se"}``."""
+        "aggregate", "se", "extra_evaluations"}`` (model rows spent outside the metric's
+        game, e.g. by a re-run explainer)."""
         raise NotImplementedError
 
 
@@ -161,7 +175,7 @@ class MetricInputs:
             ground_truth
         self.kind = kind
         self._games: dict = {}
-        self._evals0 = adapter.evaluations
+        self._evals0 = adapter.evaluations if adapter is not None else 0
 
     @property
     def n(self) -> int:

@@ -1,0 +1,247 @@
+"""Correlation-type faithfulness metrics (SPEC-evaluation §1.4, §1.7): faithfulness
+correlation and estimate, monotonicity (Arya) and monotonicity correlation (Nguyen & Martínez).
+
+Every metric submits all rows' masks to the game in one call. A correlation with zero variance
+in either argument is NaN for that row (counted in ``n_nan`` and warned), never 0.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import ClassVar
+
+import numpy as np
+from scipy.stats import rankdata
+
+from ..errors import XaiError
+from ..registry import register
+from .base import Metric, MetricInputs
+from .curves import parse_step, positions, removal_curve, step_sizes
+
+
+def pearson_rows(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pearson correlation of each row pair ``(a[r], b[r])``; rows where either is constant
+    are NaN. Returns ``(r, constant)``."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    constant = np.all(a == a[:, :1], axis=1) | np.all(b == b[:, :1], axis=1)
+    ac = a - a.mean(axis=1, keepdims=True)
+    bc = b - b.mean(axis=1, keepdims=True)
+    den = np.sqrt((ac * ac).sum(axis=1) * (bc * bc).sum(axis=1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = (ac * bc).sum(axis=1) / den
+    r = np.clip(r, -1.0, 1.0)
+    r[constant | ~np.isfinite(r)] = np.nan
+    return r, constant | ~np.isfinite(r)
+
+
+def spearman_rows(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Spearman correlation per row (Pearson of average ranks, as ``scipy.stats.spearmanr``)."""
+    return pearson_rows(rankdata(a, axis=1), rankdata(b, axis=1))
+
+
+def warn_nan(name: str, bad: np.ndarray, what: str) -> None:
+    """One warning naming how many rows became NaN and why."""
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        warnings.warn(f"{name}: {len(rows)} row(s) ({rows[:10].tolist()}) have {what}; their "
+                      "score is NaN (counted in n_nan), never 0", RuntimeWarning, stacklevel=4)
+
+
+def _v_full(inp: MetricInputs) -> np.ndarray:
+    return inp.game().v_full.numpy().astype(np.float64)
+
+
+def _groups(inp: MetricInputs, order: np.ndarray, step: int) -> np.ndarray:
+    """Kept-masks ``(n, G, d)`` that remove group g = features ``order[:, g·step:(g+1)·step]``
+    (the last group may be smaller)."""
+    pos = positions(order)
+    group = pos // step
+    G = math.ceil(inp.d / step)
+    return group[:, None, :] != np.arange(G)[None, :, None]
+
+
+def _group_sums(scores: np.ndarray, order: np.ndarray, step: int) -> np.ndarray:
+    n, d = scores.shape
+    G = math.ceil(d / step)
+    group = positions(order) // step
+    out = np.zeros((n, G))
+    np.add.at(out, (np.repeat(np.arange(n), d), group.ravel()), scores.ravel())
+    return out
+
+
+@register("metric", "faithfulness-correlation")
+class FaithfulnessCorrelation(Metric):
+    """Faithfulness correlation (Bhatt et al. 2020). Per row, ``n_subsets`` (R = 100) subsets
+    S_r of ``subset_size`` (k = max(1, round(0.1·d)), 1 ≤ k < d) features drawn uniformly
+    without replacement from the row's keyed generator; score = Pearson over r of
+    ``Σ_{i∈S_r} a_i`` and ``v(D) − v(D \\ S_r)``.
+
+    Options: ``n_subsets``, ``subset_size``, ``subsets`` (explicit feature indices ``(R, k)``
+    or ``(n, R, k)``, for cross-checks against other libraries' draws), ``row_index`` (the
+    global indices of the rows in a larger evaluated set, so that a slice draws the same
+    subsets as the whole set; default ``0..n-1``)."""
+
+    name = "faithfulness-correlation"
+    direction = "higher"
+    needs = frozenset({"model"})
+    applies_to = "any"
+    stochastic = True
+    default_output = "logit"
+    defaults: ClassVar[dict] = {"n_subsets": 100, "subset_size": None, "subsets": None, "row_index": None}
+
+    def _subsets(self, inp: MetricInputs) -> np.ndarray:
+        n, d = inp.n, inp.d
+        given = inp.options.get("subsets")
+        if given is not None:
+            idx = np.asarray(given, dtype=np.int64)
+            if idx.ndim == 2:
+                idx = np.broadcast_to(idx, (n, *idx.shape))
+            if idx.ndim != 3 or idx.shape[0] != n or idx.min() < 0 or idx.max() >= d:
+                raise XaiError(f"subsets must be feature indices in [0, {d}) of shape (R, k) or "
+                               f"({n}, R, k); got shape {np.shape(given)}")
+            return idx
+        R = inp.options.get("n_subsets", 100)
+        if isinstance(R, bool) or not isinstance(R, int | np.integer) or R < 2:
+            raise XaiError(f"n_subsets must be an int >= 2; got {R!r}")
+        k = inp.options.get("subset_size")
+        k = max(1, round(0.1 * d)) if k is None else k
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k < d:
+            raise XaiError(f"subset_size must be an int with 1 <= subset_size < d = {d}; got "
+                           f"{k!r}")
+        rows = inp.options.get("row_index")
+        rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64).ravel()
+        if len(rows) != n:
+            raise XaiError(f"row_index must give one global index per row ({n}); got "
+                           f"{len(rows)}")
+        return np.stack([np.argsort(inp.rng(int(g), 0).random((int(R), d)), axis=1)[:, :k]
+                         for g in rows])
+
+    def compute(self, inp: MetricInputs) -> dict:
+        idx = self._subsets(inp)
+        n, R, k = idx.shape
+        kept = np.ones((n, R, inp.d), dtype=bool)
+        np.put_along_axis(kept, idx, False, axis=2)
+        scores = np.abs(inp.scores) if inp.options.get("abs") else inp.scores
+        s = np.take_along_axis(scores[:, None, :], idx, axis=2).sum(axis=2)
+        delta = _v_full(inp)[:, None] - inp.game()(kept).numpy()
+        r, bad = pearson_rows(s, delta)
+        warn_nan(self.name, bad, "constant attribution sums or output changes")
+        return {"per_sample": r, "settings": {"n_subsets": R, "subset_size": k,
+                                              "subsets": "given" if inp.options.get("subsets")
+                                              is not None else "drawn"}}
+
+
+@register("metric", "faithfulness-estimate")
+class FaithfulnessEstimate(Metric):
+    """Faithfulness estimate (Alvarez-Melis & Jaakkola 2018): deterministic; Pearson over
+    features (or groups of ``step`` features in decreasing score order, as Quantus's
+    ``features_in_step``) of the attribution sum and ``v(D) − v(D \\ group)``."""
+
+    name = "faithfulness-estimate"
+    direction = "higher"
+    needs = frozenset({"model"})
+    applies_to = "any"
+    stochastic = False
+    default_output = "logit"
+    defaults: ClassVar[dict] = {"step": 1}
+
+    def compute(self, inp: MetricInputs) -> dict:
+        step = parse_step(inp.options.get("step"), inp.d)
+        if math.ceil(inp.d / step) < 2:
+            raise XaiError(f"step must leave at least 2 groups of features (d = {inp.d}); got "
+                           f"{step}")
+        scores = np.abs(inp.scores) if inp.options.get("abs") else inp.scores
+        game = inp.game()
+        if step == 1:
+            sums = scores
+            vals = game(~np.eye(inp.d, dtype=bool)).numpy()  # shared masks, order-free
+        else:
+            order = inp.order(descending=True)
+            sums = _group_sums(scores, order, step)
+            vals = game(_groups(inp, order, step)).numpy()
+        r, bad = pearson_rows(sums, _v_full(inp)[:, None] - vals)
+        warn_nan(self.name, bad, "constant attributions or output changes")
+        return {"per_sample": r, "settings": {"step": step}}
+
+
+@register("metric", "monotonicity")
+class Monotonicity(Metric):
+    """Monotonicity (Arya et al. 2019): from the fully removed input, insert features in order
+    of **increasing** signed score (``abs=True``: increasing |a|), ``step`` at a time (default
+    ``max(1, ceil(d/100))``); the row passes iff the curve never decreases
+    (``c_i ≥ c_{i−1} − atol``, ``atol = 0``). ``per_sample`` = passed (0/1); ``extras["fraction"]``
+    = fraction of non-decreasing steps per row. Each step really copies x into the inserted
+    positions (unlike Quantus 0.6.0, whose baseline is never filled with x)."""
+
+    name = "monotonicity"
+    direction = "higher"
+    needs = frozenset({"model"})
+    applies_to = "any"
+    stochastic = False
+    default_output = "probability"
+    defaults: ClassVar[dict] = {"step": None, "atol": 0.0}
+
+    def compute(self, inp: MetricInputs) -> dict:
+        step = parse_step(inp.options.get("step"), inp.d)
+        atol = float(inp.options.get("atol", 0.0))
+        if not atol >= 0:
+            raise XaiError(f"atol must be >= 0; got {atol}")
+        order = inp.order(descending=False)
+        curves, k = removal_curve(inp, order, step, "insertion")
+        ok = np.diff(curves, axis=1) >= -atol
+        passed = ok.all(axis=1).astype(np.float64)
+        fraction = ok.mean(axis=1)
+        return {"per_sample": passed, "curves": curves,
+                "extras": {"fraction": fraction, "mean_fraction": float(fraction.mean()),
+                           "u": k / inp.d},
+                "settings": {"step": step, "atol": atol, "order": "increasing score"}}
+
+
+@register("metric", "monotonicity-correlation")
+class MonotonicityCorrelation(Metric):
+    """Monotonicity correlation (Nguyen & Martínez 2020): Spearman over features (or groups of
+    ``step`` features in increasing |a| order) of ``|a_i|`` and
+    ``E[(v(D) − v(D \\ {i}))²] / v(D)²``.
+
+    The expectation is over the removal's draws. We use the game's own value of
+    ``D \\ {i}`` (the removal's draws averaged, E-pred), i.e. ``(v(D) − E v(D \\ {i}))²``;
+    for deterministic removals (baseline, blur) this is exact, for stochastic removals it drops
+    the variance term of the paper's K = 16 draws. The division by ``v(D)²`` is one positive
+    constant per row and does not change a rank correlation (it is skipped when v(D) = 0).
+    The magnitude |a| is part of the definition (recorded as ``abs=True``)."""
+
+    name = "monotonicity-correlation"
+    direction = "higher"
+    needs = frozenset({"model"})
+    applies_to = "any"
+    stochastic = False
+    default_output = "probability"
+    defaults: ClassVar[dict] = {"step": 1}
+
+    def compute(self, inp: MetricInputs) -> dict:
+        step = parse_step(inp.options.get("step"), inp.d)
+        if math.ceil(inp.d / step) < 2:
+            raise XaiError(f"step must leave at least 2 groups of features (d = {inp.d}); got "
+                           f"{step}")
+        mag = np.abs(inp.scores)
+        game = inp.game()
+        if step == 1:
+            sums = mag
+            vals = game(~np.eye(inp.d, dtype=bool)).numpy()
+        else:
+            order = inp.order(mag, descending=False)
+            sums = _group_sums(mag, order, step)
+            vals = game(_groups(inp, order, step)).numpy()
+        v_full = _v_full(inp)
+        scale = np.where(v_full == 0, 1.0, v_full) ** 2
+        var = (v_full[:, None] - vals) ** 2 / scale[:, None]
+        r, bad = spearman_rows(sums, var)
+        warn_nan(self.name, bad, "constant |attributions| or output changes")
+        return {"per_sample": r, "settings": {"step": step, "abs": True,
+                                              "expectation": "game value (E-pred)"}}
+
+
+__all__ = ["FaithfulnessCorrelation", "FaithfulnessEstimate", "Monotonicity",
+           "MonotonicityCorrelation", "pearson_rows", "spearman_rows", "step_sizes"]

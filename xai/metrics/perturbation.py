@@ -1,0 +1,443 @@
+"""Perturbation metrics (SPEC-evaluation §1.5, §1.6): ``infidelity``, ``max-sensitivity``,
+``avg-sensitivity`` and ``local-lipschitz``.
+
+* ``infidelity`` (Yeh et al. 2019) compares the attribution's prediction of an output change,
+  ``Iᵀa``, with the change itself, ``f(x) − f(x − I)``, in squared error averaged over
+  perturbations ``I``. Laws (``perturbation=``):
+
+  - ``"subset"`` (default; contribution-type attributions): kept-masks ``m ~ Bernoulli(½)^d``
+    through the metric's game, the term is ``(Σ_{i∉m} a_i − (v(full) − v(m)))²``. All rows ×
+    draws go to the game in one call.
+  - ``"gaussian"`` (sensitivity-type attributions: gradients, saliency): ``I ~ N(0, σ²)`` in
+    input space, σ = ``sigma`` × the row's SD of x. The noise is drawn **per feature** and
+    shared by the feature's positions (e.g. the channels of a pixel), so ``Iᵀa`` is exact with
+    the per-feature scores of SPEC §0; for tabular data and one-channel pixel features this is
+    ordinary i.i.d. noise per input element. Contribution-type explanations are refused.
+  - ``"cumulative_patches"``: Quantus 0.6.0's deterministic estimator (square ``patch`` ×
+    ``patch`` regions removed cumulatively in raster order through the metric's removal,
+    mean over the steps); ``Iᵀa = Σ_{removed i} a_i · mean_{pos∈i}(x − x̃)`` — exactly
+    Quantus's input-space product when every feature is one input element. Cross-checks only.
+
+  ``normalise="optimal"`` (default) replaces a by βa with ``β = Σ_j Iᵀa·Δf / Σ_j (Iᵀa)²`` per
+  row (β = 0 when every ``Iᵀa`` is 0); ``None`` gives the raw value.
+
+* ``max-sensitivity`` / ``avg-sensitivity`` (Yeh et al. 2019) and ``local-lipschitz``
+  (Alvarez-Melis & Jaakkola 2018) re-explain ``x + ε_j``, ``ε_j ~ U(−r, r)^D``, with the
+  given ``explainer`` and identical settings and seed (common random numbers). The rows and
+  all their perturbed copies (and the unperturbed rows themselves, the reference ``a(x)``) are
+  stacked into **one** explainer call of ``n·(N+1)`` rows, so a sampling explainer sees the
+  same settings for the reference and the perturbed copies. ``r = radius_frac × (max − min of
+  x over the evaluated set)`` or ``radius=`` (absolute).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ..errors import InputError, ShapeError
+from ..explanation import Explanation
+from ..registry import register
+from .base import Metric, MetricInputs
+
+PERTURBATIONS = ("subset", "gaussian", "cumulative_patches")
+NORMALISE = ("optimal", None)
+
+# Explanation methods whose attributions are contributions (they sum to an output change):
+# the Gaussian infidelity law, made for sensitivities (gradients), does not apply to them.
+_CONTRIBUTION_METHODS = ("integrated-gradients", "input-x-gradient", "deeplift",
+                         "gradient-shap", "occlusion", "shap", "lime", "banzhaf",
+                         "feature-ablation", "rise", "sage", "permutation-importance")
+_SENSITIVITY_METHODS = ("saliency", "smoothgrad", "gradient", "gradcam")
+
+
+# ---- shared helpers ---------------------------------------------------------------------
+
+def target_values(inp: MetricInputs, Xs: np.ndarray,
+                  rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Model outputs for the targets of ``rows`` on the metric's output scale, for input-space
+    perturbations ``Xs`` ``(m, *S)`` (row ``rows[j]``'s target for ``Xs[j]``): the same
+    behaviour (:class:`~xai.behaviours.Prediction`) as the metric's game. The explained rows
+    are evaluated too (first), to fix the behaviour; all rows are counted by the adapter.
+    Returns ``(values at x (n,), values at Xs (m,))``."""
+    from ..behaviours import Prediction
+
+    adapter = inp.adapter
+    scale = {"logit": "log-odds", "probability": "probability", "raw": "raw"}[inp.output]
+    beh = Prediction(target=inp.targets, output=scale)
+    x = torch.as_tensor(np.concatenate([inp.X, Xs]), dtype=adapter.dtype, device=adapter.device)
+    with adapter.session():
+        out = adapter(x).detach().cpu().to(torch.float64)
+    beh.prepare(out[:inp.n], None, adapter.output_kind, adapter.is_classifier)
+    all_rows = torch.as_tensor(np.concatenate([np.arange(inp.n), rows]))
+    vals = beh(beh.on_scale(out), all_rows).numpy()
+    return vals[:inp.n], vals[inp.n:]
+
+
+def _feature_index(inp: MetricInputs) -> np.ndarray:
+    """Feature of each input element ``(n, D)`` (d for always-kept elements)."""
+    idx = inp.fmap.full_index(inp.X.shape[1:])
+    idx = np.where(idx < 0, inp.d, idx)
+    return np.broadcast_to(idx, (inp.n, idx.shape[1]))
+
+
+def attribution_kind(inp: MetricInputs) -> str:
+    """``"contribution"``, ``"sensitivity"`` or ``"unknown"`` (raw arrays without
+    ``kind=``)."""
+    declared = inp.options.get("kind")
+    if declared is not None:
+        if declared not in ("contribution", "sensitivity"):
+            raise InputError(f"kind must be 'contribution' or 'sensitivity', got {declared!r}")
+        return declared
+    expl = inp.explanation
+    if expl is None:
+        return "unknown"
+    method = str(expl.method).lower()
+    removal = expl.removal.get("name") if isinstance(expl.removal, dict) else None
+    if any(s in method for s in _SENSITIVITY_METHODS) and "integrated" not in method:
+        return "sensitivity"
+    if any(s in method for s in _CONTRIBUTION_METHODS) or removal not in (None, "none"):
+        return "contribution"
+    return "unknown"
+
+
+# ---- infidelity -------------------------------------------------------------------------
+
+@register("metric", "infidelity")
+class Infidelity(Metric):
+    """Infidelity (Yeh et al. 2019; SPEC-evaluation §1.5): ``E_I[(Iᵀa − (f(x) − f(x −
+    I)))²]`` per row, lower is better.
+
+    Options: ``perturbation`` (``"subset"`` default, ``"gaussian"``, ``"cumulative_patches"``),
+    ``n_perturb=64`` (draws per row; unused by ``cumulative_patches``), ``normalise``
+    (``"optimal"`` default or None), ``sigma=0.1`` (Gaussian SD as a fraction of the row's SD
+    of x), ``patch=4`` (cumulative patches, pixels), ``kind`` (``"sensitivity"`` or
+    ``"contribution"``: declares what a raw attribution array is).
+
+    Cost: ``n·(n_perturb + 1)`` model rows (subset, Gaussian), ``n·(n_patches + 1)``
+    (cumulative patches). ``extras``: ``beta`` (per-row scale used), ``perturbation``.
+    """
+
+    name = "infidelity"
+    direction = "lower"
+    needs = frozenset({"model"})
+    applies_to = "any"
+    stochastic = True
+    default_output = "logit"
+    defaults: ClassVar[dict] = {"perturbation": "subset", "n_perturb": 64,
+                                "normalise": "optimal", "sigma": 0.1, "patch": 4, "kind": None}
+
+    def compute(self, inp: MetricInputs) -> dict:
+        o = inp.options
+        law = str(o["perturbation"]).replace("-", "_")
+        if law not in PERTURBATIONS:
+            raise InputError(f"perturbation must be one of {PERTURBATIONS}; got "
+                             f"{o['perturbation']!r}")
+        if o["normalise"] not in NORMALISE:
+            raise InputError(f"normalise must be 'optimal' or None; got {o['normalise']!r}")
+        n_perturb = int(o["n_perturb"])
+        if n_perturb < 1:
+            raise InputError(f"n_perturb must be an integer >= 1; got {o['n_perturb']!r}")
+        a = inp.scores
+        if law == "subset":
+            ita, df = self._subset(inp, a, n_perturb)
+        elif law == "gaussian":
+            kind = attribution_kind(inp)
+            if kind != "sensitivity":
+                what = (f"explanation method {inp.explanation.method!r} gives contribution-type "
+                        "attributions" if kind == "contribution" else
+                        "a raw attribution array of unknown kind")
+                raise InputError(
+                    f"perturbation='gaussian' is for sensitivity-type attributions (gradient, "
+                    f"saliency), but {what}; use perturbation='subset' (contributions: SHAP, "
+                    "LIME, occlusion, IG, gradient×input) or 'cumulative_patches', or pass "
+                    "kind='sensitivity' for a raw gradient array")
+            sigma = float(o["sigma"])
+            if sigma <= 0:
+                raise InputError(f"sigma must be > 0; got {sigma}")
+            ita, df = self._gaussian(inp, a, n_perturb, sigma)
+        else:
+            patch = int(o["patch"])
+            if patch < 1:
+                raise InputError(f"patch must be an integer >= 1; got {o['patch']!r}")
+            ita, df = self._cumulative(inp, a, patch)
+        if o["normalise"] == "optimal":
+            num = (ita * df).sum(1)
+            den = (ita ** 2).sum(1)
+            beta = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+        else:
+            beta = np.ones(inp.n)
+        per_sample = ((beta[:, None] * ita - df) ** 2).mean(1)
+        return {"per_sample": per_sample,
+                "extras": {"beta": beta, "perturbation": law, "steps": ita.shape[1]},
+                "settings": {"perturbation": law}}
+
+    @staticmethod
+    def _subset(inp: MetricInputs, a: np.ndarray, n_perturb: int):
+        masks = np.stack([inp.rng(i, 0).random((n_perturb, inp.d)) < 0.5
+                          for i in range(inp.n)])  # (n, m, d) kept
+        game = inp.game()
+        v = game(masks).numpy()
+        df = game.v_full.numpy()[:, None] - v
+        ita = (a[:, None, :] * ~masks).sum(-1)
+        return ita, df
+
+    @staticmethod
+    def _gaussian(inp: MetricInputs, a: np.ndarray, n_perturb: int, sigma: float):
+        n, d = inp.n, inp.d
+        X = inp.X.astype(np.float64).reshape(n, -1)
+        sd = X.std(1) * sigma
+        z = np.stack([inp.rng(i, 1).standard_normal((n_perturb, d)) for i in range(n)])
+        z = z * sd[:, None, None]  # (n, m, d) per-feature noise
+        idx = _feature_index(inp)
+        zext = np.concatenate([z, np.zeros((n, n_perturb, 1))], 2)
+        noise = np.take_along_axis(zext, np.broadcast_to(idx[:, None, :], (n, n_perturb,
+                                                                          idx.shape[1])), 2)
+        Xp = (X[:, None, :] - noise).reshape(n * n_perturb, *inp.X.shape[1:])
+        v_full, vals = target_values(inp, Xp.astype(inp.X.dtype, copy=False),
+                                     np.repeat(np.arange(n), n_perturb))
+        df = v_full[:, None] - vals.reshape(n, n_perturb)
+        ita = (z * a[:, None, :]).sum(-1)
+        return ita, df
+
+    @staticmethod
+    def _cumulative(inp: MetricInputs, a: np.ndarray, patch: int):
+        if inp.kind != "image":
+            raise InputError("perturbation='cumulative_patches' needs image inputs (Quantus's "
+                             "estimator is image-only); use perturbation='subset' for "
+                             f"{inp.kind} data")
+        n, d = inp.n, inp.d
+        index = inp.fmap.index  # (n_maps, *pos_shape)
+        H, W = index.shape[-2:]
+        ncols = -(-W // patch)
+        pid = (np.arange(H)[:, None] // patch) * ncols + np.arange(W)[None, :] // patch
+        pid = np.broadcast_to(pid, index.shape).reshape(index.shape[0], -1)
+        flat = index.reshape(index.shape[0], -1)
+        L = int(pid.max()) + 1
+        fpatch = np.full((index.shape[0], d + 1), L, dtype=np.int64)
+        for j in range(index.shape[0]):
+            ok = flat[j] >= 0
+            np.minimum.at(fpatch[j], flat[j][ok], pid[j][ok])
+        fpatch = np.broadcast_to(fpatch[:, :d], (n, d))
+        steps = np.arange(L)
+        masks = fpatch[:, None, :] > steps[None, :, None]  # (n, L, d) kept after step k
+        game = inp.game()
+        v = game(masks).numpy()
+        df = game.v_full.numpy()[:, None] - v
+        diff = _removed_difference(game, masks)  # (n, L, d) mean of x - x̃ per feature
+        ita = (a[:, None, :] * diff * ~masks).sum(-1)
+        return ita, df
+
+
+def _removed_difference(game, masks: np.ndarray) -> np.ndarray:
+    """Per feature, the mean over its positions of ``x − x̃`` (x̃ = the removal's replacement,
+    averaged over its draws with their weights) for per-row masks ``(n, m, d)``."""
+    n, m, d = masks.shape
+    out = np.zeros((n, m, d))
+    dev = game.X.device
+    for i in range(n):  # one row at a time bounds memory at m × D
+        r = torch.full((m,), i, dtype=torch.long, device=dev)
+        x = game.X[r]
+        mask_t = torch.as_tensor(masks[i], device=dev)
+        repl = game.removal.replacement(x, r, mask_t, 0, game.K)
+        repl = torch.broadcast_to(repl, (m, game.K, x.shape[1]))
+        w = game.weights.to(dev, dtype=repl.dtype)
+        rbar = (repl * w[None, :, None]).sum(1)
+        delta = (x - rbar).double().cpu().numpy()  # (m, D)
+        idx = game.ctx.index_of(r[:1]).cpu().numpy()[0]
+        sums = np.zeros((m, d + 1))
+        counts = np.bincount(idx, minlength=d + 1).astype(np.float64)
+        np.add.at(sums.T, idx, delta.T)
+        out[i] = (sums / np.maximum(counts, 1))[:, :d]
+    return out
+
+
+# ---- sensitivity ------------------------------------------------------------------------
+
+def _as_attr_array(result: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Flattened attributions ``(rows, p)`` of an explainer's result (an Explanation, whose
+    target output is selected, or an array/tensor), and the targets it recorded."""
+    if isinstance(result, Explanation):
+        vals = np.asarray(result.values, dtype=np.float64)
+        t = result.extras.get("target")
+        if vals.ndim == 3:
+            tt = np.zeros(len(vals), np.int64) if t is None else np.asarray(t)
+            vals = vals[np.arange(len(vals)), :, tt]
+        arr, tgt = vals, None if t is None else np.asarray(t)
+    else:
+        arr = result.detach().cpu().numpy() if isinstance(result, torch.Tensor) else \
+            np.asarray(result, dtype=np.float64)
+        tgt = None
+    if arr.shape[0] != n_rows:
+        raise ShapeError(f"the explainer returned {arr.shape[0]} rows of attributions for "
+                         f"{n_rows} inputs")
+    return np.asarray(arr, dtype=np.float64).reshape(n_rows, -1), tgt
+
+
+def call_explainer(explainer: Any, model: Any, X: np.ndarray):
+    """Run ``explainer`` on ``X``: an object with ``.explain(model, X)`` (an
+    :class:`xai.Explainer`, a captum/shap backend) or a callable ``(model, X)``."""
+    if hasattr(explainer, "explain"):
+        return explainer.explain(model, X)
+    if callable(explainer):
+        return explainer(model, X)
+    raise InputError(f"explainer must be an xai.Explainer, an object with .explain(model, X) "
+                     f"or a callable (model, X) -> attributions; got {type(explainer).__name__}")
+
+
+class _Sensitivity(Metric):
+    """Shared machinery of the re-explaining metrics (SPEC-evaluation §1.6)."""
+
+    direction = "lower"
+    needs = frozenset({"model", "explainer"})
+    applies_to = "any"
+    stochastic = True
+    default_output = "attributions"
+    defaults: ClassVar[dict] = {"n_samples": 32, "radius_frac": 0.02, "radius": None,
+                                "same_prediction": False}
+
+    def _draws(self, inp: MetricInputs):
+        """(reference attributions (n, p), perturbed attributions (n, N, p), ε (n, N, D),
+        valid draws (n, N), explainer seconds)."""
+        o = inp.options
+        if inp.explainer is None:
+            raise InputError(f"{self.name} re-explains perturbed inputs; pass explainer=… (an "
+                             "xai.Explainer, an object with .explain(model, X) or a callable "
+                             "(model, X) -> attributions)")
+        N = int(o["n_samples"])
+        if N < 1:
+            raise InputError(f"n_samples must be an integer >= 1; got {o['n_samples']!r}")
+        X = inp.X
+        if not np.issubdtype(X.dtype, np.floating):
+            raise InputError(f"{self.name} perturbs inputs continuously and needs real-valued "
+                             f"inputs; got dtype {X.dtype}")
+        if o["radius"] is not None:
+            r = float(o["radius"])
+            if not r > 0:
+                raise InputError(f"radius must be > 0; got {o['radius']!r}")
+        else:
+            frac = float(o["radius_frac"])
+            if not frac > 0:
+                raise InputError(f"radius_frac must be > 0; got {o['radius_frac']!r}")
+            r = frac * float(X.max() - X.min())
+            if not r > 0:
+                raise InputError(f"{self.name}: x is constant over the evaluated set, so the "
+                                 "radius 0.02 × (max − min) is 0; pass radius=")
+        n, S = inp.n, X.shape[1:]
+        eps = np.stack([inp.rng(i, 2).uniform(-r, r, (N, *S)) for i in range(n)])
+        Xp = (X[:, None].astype(np.float64) + eps).astype(X.dtype)
+        stacked = np.concatenate([X, Xp.reshape(n * N, *S)])
+        model = inp.model
+        res = call_explainer(inp.explainer, model, stacked)
+        self._explain_evals = int(getattr(res, "evaluations", 0) or 0)
+        attrs, tgt = _as_attr_array(res, n * (N + 1))
+        ref, pert = attrs[:n], attrs[n:].reshape(n, N, -1)
+        valid = np.ones((n, N), dtype=bool)
+        # draws the explainer explained for another output (its own "predicted" target)
+        self._target_changed = None if tgt is None else \
+            (tgt[n:].reshape(n, N) != tgt[:n, None]).sum(1)
+        if o["same_prediction"]:
+            valid &= self._same_prediction(inp, stacked, n, N)
+        self._stderr = None
+        if isinstance(res, Explanation) and res.stderr is not None:
+            se = np.asarray(res.stderr, dtype=np.float64)[:n].reshape(n, -1)
+            self._stderr = float(np.sqrt(np.nanmean(se ** 2))) if np.isfinite(se).any() \
+                else None
+        self._radius = r
+        return ref, pert, eps.reshape(n, N, -1), valid
+
+    @staticmethod
+    def _same_prediction(inp: MetricInputs, stacked: np.ndarray, n: int, N: int) -> np.ndarray:
+        adapter = inp.adapter
+        with adapter.session():
+            out = adapter(torch.as_tensor(stacked, dtype=adapter.dtype,
+                                          device=adapter.device)).cpu().numpy()
+        pred = out.argmax(1) if out.shape[1] > 1 else (out[:, 0] > (
+            0.5 if adapter.output_kind == "probability" else 0.0)).astype(int)
+        return pred[n:].reshape(n, N) == pred[:n, None]
+
+    def _finish(self, inp: MetricInputs, per_sample: np.ndarray, extras: dict) -> dict:
+        extras = {**extras, "radius": self._radius, "explainer_se": self._stderr,
+                  "target_changed": self._target_changed}
+        return {"per_sample": per_sample, "extras": extras,
+                "extra_evaluations": getattr(self, "_explain_evals", 0),
+                "settings": {"radius": self._radius, "reference": "re-explained x",
+                             "explainer_se": self._stderr}}
+
+
+class _RelativeSensitivity(_Sensitivity):
+    defaults: ClassVar[dict] = {**_Sensitivity.defaults, "relative": True}
+    reducer = staticmethod(np.nanmax)
+
+    def compute(self, inp: MetricInputs) -> dict:
+        ref, pert, _, valid = self._draws(inp)
+        dist = np.linalg.norm(pert - ref[:, None, :], axis=-1)  # (n, N)
+        extras: dict = {}
+        if inp.options["relative"]:
+            norm = np.linalg.norm(ref, axis=-1)
+            zero = norm == 0
+            if zero.any():
+                rows = np.flatnonzero(zero)
+                warnings.warn(f"attributions of rows {rows[:10].tolist()} are all zero; "
+                              f"relative {self.name} is undefined there (NaN)", stacklevel=4)
+            dist = dist / np.where(zero, np.nan, norm)[:, None]
+        dist = np.where(valid, dist, np.nan)
+        none_left = ~valid.any(1)
+        if none_left.any():
+            warnings.warn(f"{int(none_left.sum())} rows have no perturbed draw with the same "
+                          "prediction (same_prediction=True); their score is NaN", stacklevel=4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows stay NaN
+            per = self.reducer(dist, axis=1)
+        extras["n_valid_draws"] = valid.sum(1)
+        return self._finish(inp, per, extras)
+
+
+@register("metric", "max-sensitivity")
+class MaxSensitivity(_RelativeSensitivity):
+    """Max-sensitivity (Yeh et al. 2019; SPEC-evaluation §1.6): ``max_j ‖a(x+ε_j) − a(x)‖_F /
+    ‖a(x)‖_F`` (``relative=True``, default; ``False``: the paper's absolute form), lower is
+    better.
+
+    Options: ``n_samples=32`` (N), ``radius_frac=0.02`` (r as a fraction of the range of x
+    over the evaluated set), ``radius`` (absolute r, overrides), ``relative=True``,
+    ``same_prediction=False`` (drop draws whose argmax changes; none left → NaN). Needs
+    ``explainer=``; cost: one explainer call on ``n·(N+1)`` rows (plus ``n·(N+1)`` model rows
+    with ``same_prediction``). ``extras``: ``radius``, ``explainer_se`` (RMS of the reference
+    explanation's standard errors, when it reports them), ``n_valid_draws``,
+    ``target_changed`` (per row, draws the explainer explained for another output, when it
+    records targets).
+    """
+
+    name = "max-sensitivity"
+    reducer = staticmethod(np.nanmax)
+
+
+@register("metric", "avg-sensitivity")
+class AvgSensitivity(_RelativeSensitivity):
+    """Avg-sensitivity (Yeh et al. 2019): as ``max-sensitivity`` with the mean over the
+    (valid) draws instead of the max."""
+
+    name = "avg-sensitivity"
+    reducer = staticmethod(np.nanmean)
+
+
+@register("metric", "local-lipschitz")
+class LocalLipschitz(_Sensitivity):
+    """Local Lipschitz estimate (Alvarez-Melis & Jaakkola 2018; SPEC-evaluation §1.6):
+    ``max_j ‖a(x) − a(x+ε_j)‖₂ / ‖ε_j‖₂`` by random search over the same draws as the
+    sensitivities (ε_j ~ U(−r, r)^D), lower is better. Options as ``max-sensitivity`` without
+    ``relative``."""
+
+    name = "local-lipschitz"
+
+    def compute(self, inp: MetricInputs) -> dict:
+        ref, pert, eps, valid = self._draws(inp)
+        ratio = np.linalg.norm(pert - ref[:, None, :], axis=-1) / np.linalg.norm(eps, axis=-1)
+        ratio = np.where(valid, ratio, -np.inf)
+        per = ratio.max(1)
+        per = np.where(valid.any(1), per, np.nan)
+        return self._finish(inp, per, {"n_valid_draws": valid.sum(1)})
