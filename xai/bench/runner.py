@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from .. import registry
-from ..errors import XaiError, unknown_name
+from ..errors import MissingGroundTruth, XaiError, unknown_name
 from ..registry import normalize
 from .store import RESULTS, ResultsWriter, RunLock, jsonable, last_per_key, read_rows, spec_key
 from .suites import DataSpec, Suite
@@ -332,6 +332,30 @@ def _explain(model, X, method: str, background, target, options: dict, auto: set
                 opts.pop(k)
 
 
+def _rebuild_removal(expl, background):
+    """The explanation's removal object, rebuilt from its recorded settings and the cell's
+    background rows (the ``.npz`` format keeps settings, not objects), so that metrics reuse
+    the explainer's removal (SPEC-evaluation §1.0) identically in fresh and resumed runs.
+    None when it cannot be rebuilt (the metric then uses its default)."""
+    import inspect
+
+    spec = expl.removal if isinstance(expl.removal, dict) else {}
+    name = spec.get("name")
+    if not name:
+        return None
+    try:
+        cls = registry.get("removal", name)
+        params = inspect.signature(cls.__init__).parameters
+        kwargs = {k: v for k, v in spec.items() if k in params and k not in ("self", "name")}
+        if "background" in params:
+            kwargs["background"] = background
+        if "value" in kwargs and isinstance(kwargs["value"], list):
+            kwargs["value"] = np.asarray(kwargs["value"])
+        return cls(**kwargs)
+    except Exception:  # noqa: BLE001 (not rebuildable: the metric's default removal)
+        return None
+
+
 def _predict(model, X) -> np.ndarray | None:
     """Predicted classes, or None for a model without classes (regressor, raw scores)."""
     from ..metrics.base import resolve_targets
@@ -494,6 +518,7 @@ class _Runner:
                         "seconds": fresh.seconds, "evaluations": fresh.evaluations}
                 (folder / f"{cell.expl_key[:32]}.json").write_text(json.dumps(jsonable(side)))
                 expl = Explanation.load(path)  # what the metrics see, also after a resume
+            expl.removal_object = _rebuild_removal(expl, np.asarray(data.X)[bg])
             reexplain = ReExplainer(cell.method, {k: v for k, v in
                                                   cell.spec["method_options"].items()},
                                     model, np.asarray(data.X)[bg],
@@ -541,10 +566,16 @@ class _Runner:
             row.update(explain_file=str(path.relative_to(self.out)),
                        explain_seconds=float(expl.seconds),
                        explain_evaluations=int(expl.evaluations), n_rows=len(rows))
-            row.update(self._score(cell, meta, data, model, rows, expl, reexplain))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                row.update(self._score(cell, meta, data, model, rows, expl, reexplain))
+            if caught:  # kept with the cell instead of flooding the terminal
+                row["warnings"] = list(dict.fromkeys(str(w.message)[:300] for w in caught))[:5]
             row["status"] = "ok"
         except _StageError as exc:
             row.update(status="error", error=exc.info)
+        except MissingGroundTruth as exc:  # the data set lacks what the metric needs
+            row.update(status="skipped", reason=str(exc))
         except Exception as exc:  # noqa: BLE001 (recorded; the grid continues)
             row.update(status="error", error=_error_info(exc, "metric"))
         row["cell_seconds"] = time.perf_counter() - start

@@ -256,11 +256,18 @@ def _figures(out: Path, rows: list[dict], table) -> list[Path]:
         for d in data_sides.get(dataset, []):
             for name, value in _flat_numbers(d.get("reference") or {}).items():
                 refs.setdefault(name, value)
-        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-        for i, (name, value) in enumerate(sorted(refs.items())):
-            ax.axhline(value, ls="--", lw=1, color=colors[(i + 1) % len(colors)], label=name)
-        if refs:
-            ax.legend(fontsize=6, loc="best")
+        labelled = False
+        for xi, method in zip(x, g["method"]):
+            ref = _reference_for(method, refs)
+            if ref is None:
+                continue
+            ax.hlines(abs(ref[1]), xi - 0.45, xi + 0.45, colors="tab:red", lw=2,
+                      label=None if labelled else "closed form")
+            ax.annotate(ref[0], (xi, abs(ref[1])), textcoords="offset points", xytext=(0, 3),
+                        ha="center", fontsize=6, color="tab:red")
+            labelled = True
+        if labelled:
+            ax.legend(fontsize=7, loc="best")
         ax.set_ylabel("suppressor / signal")
         ax.set_title(f"{dataset} / {model}", fontsize=9)
         fig.tight_layout()
@@ -269,6 +276,22 @@ def _figures(out: Path, rows: list[dict], table) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _reference_for(method: str, refs: dict[str, float]) -> tuple[str, float] | None:
+    """The reference value of ``method``: a key equal to its name (without a backend prefix
+    such as ``captum.``), or starting / ending with it (``occlusion_zero``,
+    ``interventional_shap``); the first match in the data set's order."""
+    m = str(method).split(".")[-1].replace("-", "_").lower()
+    for key, value in refs.items():
+        k = key.split(".")[-1].lower()
+        if k == m:
+            return key, value
+    for key, value in refs.items():
+        k = key.split(".")[-1].lower()
+        if k.startswith(m + "_") or k.endswith("_" + m):
+            return key, value
+    return None
 
 
 def _flat_numbers(obj, prefix: str = "") -> dict[str, float]:
