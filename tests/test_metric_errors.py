@@ -1,0 +1,88 @@
+"""Bad input to the evaluation metrics (SPEC-evaluation §8): clear errors before any model
+call that name the argument, what was expected and what was received."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import xai
+from xai.errors import ShapeError, UnknownNameError, XaiError
+
+
+class Counting(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.net(x)
+
+
+@pytest.fixture
+def setup():
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).random((6, 1, 8, 8)).astype(np.float32)
+    return Counting(), x
+
+
+def test_attribution_shape_names_expected_shapes(setup):
+    model, x = setup
+    with pytest.raises(ShapeError, match=r"attributions have shape \(6, 1, 8, 9\).*expected"):
+        xai.metrics.get("deletion")(model, x, np.zeros((6, 1, 8, 9)), target=0)
+    assert model.calls == 0
+
+
+def test_rows_differ(setup):
+    model, x = setup
+    with pytest.raises(ShapeError, match="x has 6 rows, attributions 5"):
+        xai.metrics.get("insertion")(model, x, np.zeros((5, 1, 8, 8)), target=0)
+    assert model.calls == 0
+
+
+def test_nan_attributions_are_not_imputed(setup):
+    model, x = setup
+    a = np.zeros((6, 1, 8, 8))
+    a[4, 0, 1, 1] = np.nan
+    with pytest.raises(XaiError, match=r"1 NaN.*rows \[4\].*do not impute"):
+        xai.metrics.get("faithfulness-correlation")(model, x, a, target=0)
+    assert model.calls == 0
+
+
+def test_unknown_metric_suggests_close_match():
+    with pytest.raises(UnknownNameError, match="'delition'.*Did you mean 'deletion'"):
+        xai.metrics.get("delition")
+
+
+def test_unknown_option_lists_known(setup):
+    with pytest.raises(UnknownNameError, match="stepp.*step"):
+        xai.metrics.get("deletion", stepp=2)
+
+
+@pytest.mark.parametrize("metric,options,pattern", [
+    ("deletion", {"step": 0}, "step"),
+    ("faithfulness-correlation", {"subset_size": 64}, "subset"),
+    ("road", {"percentages": [0, 50]}, "percentages"),
+])
+def test_invalid_option_values_name_the_range(setup, metric, options, pattern):
+    model, x = setup
+    with pytest.raises((ValueError, XaiError), match=pattern):
+        xai.metrics.get(metric, **options)(model, x, np.random.default_rng(1).random(x.shape),
+                                           target=0)
+
+
+def test_sensitivity_needs_an_explainer(setup):
+    model, x = setup
+    with pytest.raises(XaiError, match="pass explainer="):
+        xai.metrics.get("max-sensitivity")(model, x, np.zeros(x.shape), target=0)
+    assert model.calls == 0
+
+
+def test_randomisation_needs_a_torch_model():
+    x = np.random.default_rng(0).random((3, 4))
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        xai.metrics.get("randomisation")(lambda a: a.sum(1), x, np.zeros((3, 4)),
+                                         explainer=lambda m, X: np.zeros(X.shape), target=0)
