@@ -5,7 +5,9 @@ are presets on those axes. ``xai.explain(model, X, method="shap", background=...
 call; :class:`xai.Explainer` builds any other combination.
 """
 
-from . import behaviours, datasets, metrics, removals, summaries  # noqa: F401  (register the components)  # noqa: F401  (register metrics and data sets)
+# importing these registers their components (removals, behaviours, summaries, metrics,
+# data sets, concept removal)
+from . import behaviours, concepts, datasets, metrics, removals, summaries  # noqa: F401
 from . import presets as _presets  # noqa: F401
 from .config import config
 from .errors import (

@@ -1,0 +1,590 @@
+"""ACE: automatic concept-based explanations scored with TCAV (``SPEC-concepts.md`` §3).
+
+Ghorbani, Wexler, Zou, Kim 2019, "Towards Automatic Concept-based Explanations" (NeurIPS).
+
+Pipeline of :meth:`ACE.fit`: multi-resolution SLIC superpixels of the class images (§3.1) →
+patches, resized to the input size or filled in place (§3.2) → activations at ``layer`` →
+k-means on spatially averaged activations, size/diversity filters (§3.3) → CAVs of each kept
+cluster (its ``max_members`` nearest members) against ``n_random`` random sets, TCAV scores of
+held-out class images and a two-sided t-test against a random-vs-random null (§3.4).
+
+The result is a concept :class:`~xai.explanation.Explanation`: ``values (n_test, r)`` = per
+test image, the fraction of the concept's CAVs with a positive directional derivative (so its
+column means are the mean TCAV scores); ``extras`` hold the TCAV table, null, p-values,
+significance, direction, cluster sizes, CAV accuracies, prototypes and thumbnails.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from xai.errors import InputError, TargetError, XaiError
+from xai.explanation import Explanation
+
+from .tcav import _get_layer, layer_activations, layer_gradients, tcav
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+__all__ = ["ACE", "plot_gallery", "plot_importance"]
+
+PATCH_MODES = ("resize", "in_place")
+FILL = 117 / 255
+
+
+class ACE:
+    """Automatic concept extraction with TCAV scores.
+
+    ``ACE(model, layer, random_pool=None, **options)``; ``fit(images, target)`` returns the
+    concept :class:`Explanation` (also kept as ``explanation_``). Images are ``(n, C, H, W)``
+    in the model's input space; ``to_unit``/``from_unit`` map them to ``[0, 1]`` and back
+    (default: identity; or give ``mean``/``std`` of the model normalisation).
+
+    Defaults follow the paper: ``resolutions=(15, 50, 80)``, ``compactness=20``, ``sigma=1``,
+    ``min_segment_pixels=16``, ``patch_mode="resize"``, fill ``117/255``, ``n_clusters=25``,
+    ``min_cluster_size=20``, ``max_members=40``, ``n_random=20``, ``random_set_size=50``,
+    SGD hinge CAVs, paired t-test at ``alpha=0.01``, no correction.
+    """
+
+    def __init__(self, model, layer: str, *, random_pool=None, n_clusters: int = 25,
+                 resolutions: tuple[int, ...] = (15, 50, 80),
+                 compactness: float | tuple[float, ...] = 20.0,
+                 sigma: float | tuple[float, ...] = 1.0, min_segment_pixels: int = 16,
+                 min_area_fraction: float = 0.001, max_jaccard: float = 0.5,
+                 scale_segments: bool = False, patch_mode: str = "resize",
+                 fill: float | str = FILL, mean=None, std=None,
+                 to_unit: Callable | None = None, from_unit: Callable | None = None,
+                 min_cluster_size: int = 20, max_members: int = 40, n_random: int = 20,
+                 random_set_size: int = 50, classifier: str = "sgd",
+                 min_cav_accuracy: float = 0.0, test: str = "paired", alpha: float = 0.01,
+                 correction: str | None = None, min_images: int = 10,
+                 n_thumbnails: int = 10, thumbnail_size: int = 48, batch_size: int = 64,
+                 seed: int = 0) -> None:
+        self.model = model
+        self.layer = layer
+        self.random_pool = random_pool
+        self.n_clusters = n_clusters
+        self.resolutions = resolutions
+        self.compactness = compactness
+        self.sigma = sigma
+        self.min_segment_pixels = min_segment_pixels
+        self.min_area_fraction = min_area_fraction
+        self.max_jaccard = max_jaccard
+        self.scale_segments = scale_segments
+        self.patch_mode = patch_mode
+        self.fill = fill
+        self.mean = mean
+        self.std = std
+        self.to_unit = to_unit
+        self.from_unit = from_unit
+        self.min_cluster_size = min_cluster_size
+        self.max_members = max_members
+        self.n_random = n_random
+        self.random_set_size = random_set_size
+        self.classifier = classifier
+        self.min_cav_accuracy = min_cav_accuracy
+        self.test = test
+        self.alpha = alpha
+        self.correction = correction
+        self.min_images = min_images
+        self.n_thumbnails = n_thumbnails
+        self.thumbnail_size = thumbnail_size
+        self.batch_size = batch_size
+        self.seed = seed
+
+    # ------------------------------------------------------------------ conversions
+
+    def _unit(self, x: np.ndarray) -> np.ndarray:
+        if self.to_unit is not None:
+            return np.asarray(self.to_unit(x), dtype=np.float32)
+        if self.mean is not None or self.std is not None:
+            shape = (1, -1, 1, 1)
+            m = np.reshape(np.asarray(0.0 if self.mean is None else self.mean, np.float32),
+                           shape if np.ndim(self.mean) else ())
+            s = np.reshape(np.asarray(1.0 if self.std is None else self.std, np.float32),
+                           shape if np.ndim(self.std) else ())
+            return x * s + m
+        return x
+
+    def _model_space(self, x: np.ndarray) -> np.ndarray:
+        if self.from_unit is not None:
+            return np.asarray(self.from_unit(x), dtype=np.float32)
+        if self.mean is not None or self.std is not None:
+            shape = (1, -1, 1, 1)
+            m = np.reshape(np.asarray(0.0 if self.mean is None else self.mean, np.float32),
+                           shape if np.ndim(self.mean) else ())
+            s = np.reshape(np.asarray(1.0 if self.std is None else self.std, np.float32),
+                           shape if np.ndim(self.std) else ())
+            return (x - m) / s
+        return x
+
+    # ------------------------------------------------------------------- validation
+
+    def _check_options(self) -> None:
+        if self.patch_mode not in PATCH_MODES:
+            raise InputError(f"unknown patch_mode {self.patch_mode!r}; use one of "
+                             f"{', '.join(PATCH_MODES)}")
+        if int(self.n_clusters) < 1:
+            raise InputError(f"n_clusters must be ≥ 1 (got {self.n_clusters})")
+        if int(self.n_random) < 2:
+            raise InputError(f"the t-test needs n_random ≥ 2 (got {self.n_random})")
+        if int(self.n_random) < 10:
+            warnings.warn(f"n_random={self.n_random} random sets; ≥ 10 advised for the t-test",
+                          stacklevel=3)
+        if not self.resolutions:
+            raise InputError("resolutions must name at least one SLIC n_segments")
+
+    @staticmethod
+    def _check_images(images, what: str, like: tuple | None = None) -> np.ndarray:
+        if hasattr(images, "detach"):
+            images = images.detach().cpu().numpy()
+        x = np.asarray(images, dtype=np.float32)
+        if x.ndim != 4:
+            raise InputError(f"expected {what} (n, C, H, W) like the model input, got "
+                             f"{x.shape}")
+        if like is not None and x.shape[1:] != like:
+            raise InputError(f"expected {what} (n, {', '.join(map(str, like))}) like the "
+                             f"discovery images, got {x.shape}")
+        if like is None and x.shape[1] not in (1, 3) and x.shape[-1] in (1, 3):
+            raise InputError(f"expected {what} (n, C, H, W) like the model input, got "
+                             f"{x.shape} (channels last?); move the channel axis to 1")
+        if not np.all(np.isfinite(x)):
+            raise InputError(f"{what} contain NaN or inf")
+        return x
+
+    # ------------------------------------------------------------------ segmentation
+
+    def _segments(self, unit_img: np.ndarray) -> list[np.ndarray]:
+        """Kept segment masks ``(H, W)`` of one ``[0,1]`` image ``(C, H, W)`` (§3.1)."""
+        from skimage.segmentation import slic
+
+        C, H, W = unit_img.shape
+        img = np.moveaxis(unit_img, 0, -1).astype(np.float64)
+        multi = C > 1
+        if not multi:
+            img = img[..., 0]
+        res = tuple(self.resolutions)
+        comp = _per_resolution(self.compactness, len(res), "compactness")
+        sig = _per_resolution(self.sigma, len(res), "sigma")
+        kept: list[np.ndarray] = []
+        for n_seg, c, s in sorted(zip(res, comp, sig), key=lambda t: t[0]):  # coarse first
+            if self.scale_segments:
+                n_seg = max(4, round(n_seg * H * W / 299 ** 2))
+            labels = slic(img, n_segments=int(n_seg), compactness=float(c), sigma=float(s),
+                          start_label=0, channel_axis=-1 if multi else None)
+            for lab in np.unique(labels):
+                mask = labels == lab
+                size = int(mask.sum())
+                if size / (H * W) <= self.min_area_fraction or size < self.min_segment_pixels:
+                    continue
+                if any(np.logical_and(mask, k).sum() / np.logical_or(mask, k).sum()
+                       > self.max_jaccard for k in kept):
+                    continue
+                kept.append(mask)
+        return kept
+
+    def _fill_value(self, C: int) -> np.ndarray:
+        if isinstance(self.fill, str):
+            if self.fill != "mean" or getattr(self, "_mean_colour", None) is None:
+                raise InputError(f"fill must be a number, per-channel values or 'mean'; got "
+                                 f"{self.fill!r}")
+            return self._mean_colour
+        return np.broadcast_to(np.asarray(self.fill, np.float32), (C,)).astype(np.float32)
+
+    def _patch(self, unit_img: np.ndarray, mask: np.ndarray, fill: np.ndarray) -> np.ndarray:
+        """Patch of one segment in ``[0,1]`` space, ``(C, H, W)`` (§3.2)."""
+        filled = unit_img * mask + fill[:, None, None] * (1 - mask)
+        if self.patch_mode == "in_place":
+            return filled.astype(np.float32)
+        y0, y1, x0, x1 = _bbox(mask)
+        return _resize(filled[:, y0:y1 + 1, x0:x1 + 1], unit_img.shape[1:], order=3)
+
+    def _thumbnail(self, unit_img: np.ndarray, mask: np.ndarray, fill: np.ndarray) -> np.ndarray:
+        filled = unit_img * mask + fill[:, None, None] * (1 - mask)
+        y0, y1, x0, x1 = _bbox(mask)
+        t = int(min(self.thumbnail_size, max(unit_img.shape[1:])))
+        thumb = _resize(filled[:, y0:y1 + 1, x0:x1 + 1], (t, t), order=1)
+        return (np.clip(np.moveaxis(thumb, 0, -1), 0, 1) * 255).round().astype(np.uint8)
+
+    def _patches_of(self, unit: np.ndarray, fill: np.ndarray, warn: bool = True):
+        """Segment every image; return the patch records and kept masks."""
+        image_idx, masks = [], []
+        for i, img in enumerate(unit):
+            segs = self._segments(img)
+            if not segs and warn:
+                warnings.warn(f"no segment of image {i} has ≥ {self.min_segment_pixels} pixels",
+                              stacklevel=3)
+            image_idx += [i] * len(segs)
+            masks += segs
+        return np.asarray(image_idx, dtype=np.int64), masks
+
+    def _patch_activations(self, unit: np.ndarray, image_idx: np.ndarray, masks: list,
+                           fill: np.ndarray) -> np.ndarray:
+        chunks = []
+        bs = max(1, int(self.batch_size))
+        for start in range(0, len(masks), bs):
+            batch = np.stack([self._patch(unit[i], m, fill) for i, m in
+                              zip(image_idx[start:start + bs], masks[start:start + bs])])
+            chunks.append(layer_activations(self.model, self.layer, self._model_space(batch),
+                                            batch_size=bs))
+        return np.concatenate(chunks)
+
+    # --------------------------------------------------------------------------- fit
+
+    def fit(self, images, target: int, random_images=None, test_images=None) -> Explanation:
+        """Discover concepts of class ``target`` in ``images`` and score them with TCAV.
+
+        ``random_images`` (default: the constructor's ``random_pool``) are inputs of other
+        classes, split into ``n_random`` random sets plus a null set. ``test_images`` are class
+        images not used for discovery; without them the discovery images are split (a third
+        for testing) with a warning. Returns the concept :class:`Explanation`.
+        """
+        from sklearn.cluster import KMeans
+
+        t0 = time.perf_counter()
+        self._check_options()
+        _get_layer(self.model, self.layer)
+        x = self._check_images(images, "images")
+        n, C, H, W = x.shape
+        if n < self.min_images:
+            raise InputError(f"ACE needs ≥ {self.min_images} discovery images (got {n}); "
+                             "40 advised")
+        if n < 30:
+            warnings.warn(f"{n} discovery images; ≥ 30 advised (40 by default in the paper)",
+                          stacklevel=2)
+        pool = random_images if random_images is not None else self.random_pool
+        if pool is None:
+            raise InputError("ACE needs random counterparts: pass random_images= to fit (or "
+                             "random_pool= to ACE), inputs of other classes")
+        pool = self._check_images(pool, "random images", like=(C, H, W))
+        n_random, set_size = int(self.n_random), int(self.random_set_size)
+        if len(pool) < set_size:
+            raise InputError(f"random_pool of {len(pool)} inputs cannot give {n_random} sets "
+                             f"of {set_size}; add inputs or lower random_set_size")
+        if test_images is None:
+            warnings.warn("no test_images given; a third of the discovery images is held out "
+                          "for the TCAV scores", stacklevel=2)
+            n_test = max(1, n // 3)
+            test, x = x[n - n_test:], x[:n - n_test]
+            n = len(x)
+        else:
+            test = self._check_images(test_images, "test images", like=(C, H, W))
+        if not isinstance(target, (int, np.integer)) or isinstance(target, bool):
+            raise TargetError(f"target must be an output index (int); got {target!r}")
+        target = int(target)
+        # probe: the model runs on the images and the target exists (before expensive steps)
+        _, logits = layer_activations(self.model, self.layer, x[:1], return_logits=True)
+        if not 0 <= target < logits.shape[1]:
+            raise TargetError(f"target {target} out of range for {logits.shape[1]} outputs")
+
+        unit = np.clip(self._unit(x), 0.0, 1.0)
+        self._mean_colour = unit.mean(axis=(0, 2, 3)).astype(np.float32)
+        fill = self._fill_value(C)
+
+        # §3.1-3.2 segments and patches
+        image_idx, masks = self._patches_of(unit, fill)
+        if not masks:
+            raise InputError(f"no image keeps a segment of ≥ {self.min_segment_pixels} pixels; "
+                             "use larger images or lower min_segment_pixels")
+        k = int(self.n_clusters)
+        if len(masks) < k:
+            raise InputError(f"{len(masks)} patches for {k} clusters; lower n_clusters or add "
+                             "images")
+        acts = self._patch_activations(unit, image_idx, masks, fill)
+        pooled = acts.reshape(acts.shape[0], acts.shape[1], -1).mean(axis=2) \
+            if acts.ndim > 2 else acts
+        flat = acts.reshape(len(acts), -1)
+        if np.all(flat == flat[:1]):
+            raise XaiError(f"activations at {self.layer!r} are constant over all patches; pick "
+                           "another layer or check the images")
+
+        # §3.3 clustering and filters
+        km = KMeans(n_clusters=k, n_init=10, random_state=self.seed).fit(pooled)
+        labels = km.labels_
+        dist = np.linalg.norm(pooled - km.cluster_centers_[labels], axis=1)
+        kept, sizes, n_imgs, members = [], [], [], []
+        all_sizes = []
+        for c in range(k):
+            idx = np.flatnonzero(labels == c)
+            s, m = len(idx), len(np.unique(image_idx[idx]))
+            all_sizes.append(s)
+            ok = s >= self.min_cluster_size and (
+                m > 0.5 * s or (m > 0.25 * s and m > 0.25 * n) or (m > 0.1 * s and m > 0.5 * n))
+            if ok:
+                kept.append(c)
+                sizes.append(s)
+                n_imgs.append(m)
+                members.append(idx[np.argsort(dist[idx], kind="stable")][:self.max_members])
+        if not kept:
+            raise XaiError(f"no cluster passed the filters (sizes {sorted(all_sizes)}); lower "
+                           "min_cluster_size or add images")
+        r = len(kept)
+
+        # §3.4 random sets, gradients, TCAV
+        rng = np.random.default_rng(self.seed)
+        order = rng.permutation(len(pool))
+        if len(pool) >= (n_random + 1) * set_size:
+            sets = [order[j * set_size:(j + 1) * set_size] for j in range(n_random + 1)]
+        else:
+            warnings.warn(f"random_pool of {len(pool)} inputs cannot give {n_random + 1} "
+                          f"disjoint sets of {set_size}; the random sets overlap", stacklevel=2)
+            sets = [np.sort(rng.choice(len(pool), set_size, replace=False))
+                    for _ in range(n_random + 1)]
+        used = np.unique(np.concatenate(sets))
+        pool_acts = layer_activations(self.model, self.layer, pool[used],
+                                      batch_size=self.batch_size)
+        pool_acts = pool_acts.reshape(len(used), -1)
+        where = {int(u): i for i, u in enumerate(used)}
+        random_sets = [pool_acts[[where[int(u)] for u in s]] for s in sets]
+        _, grads = layer_gradients(self.model, self.layer, test, target,
+                                   batch_size=self.batch_size)
+        res = tcav(grads, [flat[mem] for mem in members], random_sets[:n_random],
+                   random_sets[n_random], classifier=self.classifier, seed=self.seed,
+                   test=self.test, alpha=self.alpha, correction=self.correction,
+                   min_cav_accuracy=self.min_cav_accuracy)
+
+        # fitted state (for attribution_maps)
+        self.kmeans_ = km
+        self.concept_ids_ = np.asarray(kept)
+        self.centres_ = km.cluster_centers_[kept]
+        self.radii_ = np.array([dist[labels == c].max() for c in kept])
+        self.patch_images_ = image_idx
+        self.patch_masks_ = masks
+        self.patch_labels_ = labels
+        self.members_ = members
+        self.tcav_ = res
+
+        # prototypes and thumbnails
+        m_max = int(self.max_members)
+        proto = np.full((r, m_max), -1, dtype=np.int64)
+        proto_img = np.full((r, m_max), -1, dtype=np.int64)
+        boxes = np.full((r, m_max, 4), -1, dtype=np.int64)
+        t = int(min(self.thumbnail_size, max(H, W)))
+        n_thumb = int(self.n_thumbnails)
+        thumbs = np.zeros((r, n_thumb, t, t, C), dtype=np.uint8)
+        n_thumbs = np.zeros(r, dtype=np.int64)
+        for i, mem in enumerate(members):
+            proto[i, :len(mem)] = mem
+            proto_img[i, :len(mem)] = image_idx[mem]
+            for j, p in enumerate(mem):
+                boxes[i, j] = _bbox(masks[p])
+            for j, p in enumerate(mem[:n_thumb]):
+                thumbs[i, j] = self._thumbnail(unit[image_idx[p]], masks[p], fill)
+            n_thumbs[i] = min(len(mem), n_thumb)
+
+        significant_first = np.lexsort((-res.mean, ~(res.significant & (res.direction > 0))))
+        names = [f"concept {c}" for c in kept]
+        stderr_imp = res.std / np.sqrt(np.sum(np.isfinite(res.scores), axis=1).clip(1))
+        per_se = np.sqrt(res.per_input * (1 - res.per_input) / n_random)
+        extras: dict[str, Any] = {
+            "importance": res.mean,
+            "importance_stderr": stderr_imp,
+            "concept_ids": np.asarray(kept, dtype=np.int64),
+            "rank": significant_first.astype(np.int64),
+            "tcav_scores": res.scores,
+            "tcav_std": res.std,
+            "tcav_null": res.null_scores,
+            "tcav_null_mean": np.asarray(res.null_mean),
+            "p_values": res.p_values,
+            "significant": res.significant,
+            "direction": res.direction,
+            "cav_accuracies": res.accuracies,
+            "null_cav_accuracies": res.null_accuracies,
+            "directional_derivatives": res.derivatives,
+            "cluster_sizes": np.asarray(sizes, dtype=np.int64),
+            "cluster_images": np.asarray(n_imgs, dtype=np.int64),
+            "all_cluster_sizes": np.asarray(all_sizes, dtype=np.int64),
+            "bank": self.centres_.T.copy(),
+            "prototypes": proto,
+            "prototype_images": proto_img,
+            "prototype_boxes": boxes,
+            "thumbnails": thumbs,
+            "n_thumbnails": n_thumbs,
+        }
+        options = {
+            "feature_kind": "concept", "layer": self.layer, "target": target,
+            "concept_names": names, "n_clusters": k, "resolutions": list(self.resolutions),
+            "patch_mode": self.patch_mode, "n_random": n_random,
+            "random_set_size": set_size, "classifier": self.classifier, "test": self.test,
+            "alpha": float(self.alpha), "correction": self.correction,
+            "min_cluster_size": int(self.min_cluster_size),
+            "max_members": m_max, "seed": int(self.seed), "n_patches": len(masks),
+            "n_discovery": n,
+        }
+        self.explanation_ = Explanation(
+            values=np.nan_to_num(res.per_input, nan=0.0),
+            stderr=per_se,
+            base_values=np.zeros(len(test)),
+            feature_names=names,
+            method="ace",
+            removal={"name": "tcav"},
+            behaviour={"name": "logit", "target": target},
+            summary={"name": "tcav", "n_random": n_random, "test": self.test,
+                     "alpha": float(self.alpha)},
+            evaluations=int(len(masks) + len(used) + len(test)),
+            seconds=time.perf_counter() - t0,
+            options=options,
+            extras=extras,
+        )
+        return self.explanation_
+
+    # -------------------------------------------------------------------- after fit
+
+    def _fitted(self) -> None:
+        if not hasattr(self, "explanation_"):
+            raise XaiError("this ACE is not fitted yet; call fit(images, target) first")
+
+    def attribution_maps(self, images) -> np.ndarray:
+        """Masks ``(n, r, H, W)`` (bool) of the segments of ``images`` assigned to each concept.
+
+        Each image is segmented as in :meth:`fit`; a segment belongs to the nearest kept
+        cluster centre when it lies within that cluster's largest member distance. A single
+        image ``(C, H, W)`` gives ``(1, r, H, W)``.
+        """
+        self._fitted()
+        if hasattr(images, "ndim") and images.ndim == 3:
+            images = images[None]
+        x = self._check_images(images, "images")
+        unit = np.clip(self._unit(x), 0.0, 1.0)
+        fill = self._fill_value(x.shape[1])
+        r = len(self.concept_ids_)
+        out = np.zeros((len(x), r) + x.shape[2:], dtype=bool)
+        image_idx, masks = self._patches_of(unit, fill, warn=False)
+        if not masks:
+            return out
+        acts = self._patch_activations(unit, image_idx, masks, fill)
+        pooled = acts.reshape(acts.shape[0], acts.shape[1], -1).mean(axis=2) \
+            if acts.ndim > 2 else acts
+        d = np.linalg.norm(pooled[:, None, :] - self.centres_[None], axis=2)
+        near = d.argmin(axis=1)
+        inside = d[np.arange(len(d)), near] <= self.radii_[near]
+        for p in np.flatnonzero(inside):
+            out[image_idx[p], near[p]] |= masks[p]
+        return out
+
+    def plot_importance(self, ax=None) -> Figure:
+        """Mean TCAV per concept with ±1.96·SE bars, the null mean and significance marks."""
+        self._fitted()
+        return plot_importance(self.explanation_, ax=ax)
+
+    def plot_gallery(self, top_k: int = 10) -> Figure:
+        """One row per concept (importance order): TCAV bar, then the nearest member segments."""
+        self._fitted()
+        return plot_gallery(self.explanation_, top_k=top_k)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _per_resolution(value, n: int, name: str) -> tuple:
+    vals = tuple(np.atleast_1d(value).tolist())
+    if len(vals) == 1:
+        return vals * n
+    if len(vals) != n:
+        raise InputError(f"{name} has {len(vals)} values for {n} resolutions")
+    return vals
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """Inclusive bounding box ``(y0, y1, x0, x1)`` of a non-empty mask."""
+    ys, xs = np.nonzero(mask)
+    return int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
+
+
+def _resize(img: np.ndarray, size: tuple[int, int], order: int) -> np.ndarray:
+    """Resize ``(C, h, w)`` to ``(C, *size)`` with scikit-image (bicubic for ``order=3``)."""
+    from skimage.transform import resize
+
+    out = resize(np.moveaxis(img, 0, -1), tuple(size) + (img.shape[0],), order=order,
+                 mode="edge", anti_aliasing=False, preserve_range=True)
+    return np.moveaxis(out, -1, 0).astype(np.float32)
+
+
+def _concept_table(expl: Explanation) -> dict:
+    e = expl.extras
+    if "importance" not in e or "tcav_null_mean" not in e:
+        raise XaiError("this explanation is not an ACE result (no TCAV extras)")
+    return e
+
+
+def plot_importance(expl: Explanation, ax=None) -> Figure:
+    """Bar chart of the mean TCAV per concept of an ACE explanation (also after ``load``).
+
+    Error bars are ±1.96·SE; the dashed line is the null (random-vs-random) mean; significant
+    concepts are marked ``*`` and coloured by direction (above the null: red, below: blue).
+    """
+    import matplotlib.pyplot as plt
+
+    e = _concept_table(expl)
+    imp, se = np.asarray(e["importance"], float), np.asarray(e["importance_stderr"], float)
+    sig, direction = np.asarray(e["significant"], bool), np.asarray(e["direction"])
+    order = np.asarray(e["rank"], int)
+    names = np.asarray(expl.names)[order]
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(imp) + 2), 3.5))
+    else:
+        fig = ax.figure
+    colours = ["tab:red" if sig[i] and direction[i] > 0 else
+               "tab:blue" if sig[i] and direction[i] < 0 else "tab:gray" for i in order]
+    pos = np.arange(len(order))
+    ax.bar(pos, imp[order], yerr=1.96 * se[order], color=colours, capsize=3)
+    null = float(e["tcav_null_mean"])
+    ax.axhline(null, ls="--", color="k", lw=1, label=f"null mean {null:.2f}")
+    for p, i in zip(pos, order):
+        if sig[i]:
+            ax.text(p, min(1.02, imp[i] + 1.96 * se[i] + 0.02), "*+" if direction[i] > 0
+                    else "*−", ha="center", va="bottom")
+    ax.set_xticks(pos)
+    ax.set_xticklabels(names, rotation=45, ha="right")
+    ax.set_ylim(0, 1.12)
+    ax.set_ylabel("TCAV score")
+    opts = expl.options
+    ax.set_title(f"ACE, layer {opts.get('layer')!s}, target {opts.get('target')!s} "
+                 f"(* p ≤ {opts.get('alpha', 0.01)})")
+    ax.legend(loc="upper right", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_gallery(expl: Explanation, top_k: int = 10) -> Figure:
+    """One row per concept in importance order: a TCAV bar (±1.96·SE), then member thumbnails."""
+    import matplotlib.pyplot as plt
+
+    e = _concept_table(expl)
+    if "thumbnails" not in e:
+        raise XaiError("this ACE explanation holds no thumbnails")
+    thumbs, counts = np.asarray(e["thumbnails"]), np.asarray(e["n_thumbnails"], int)
+    order = np.asarray(e["rank"], int)
+    imp, se = np.asarray(e["importance"], float), np.asarray(e["importance_stderr"], float)
+    sig = np.asarray(e["significant"], bool)
+    k = max(1, min(int(top_k), thumbs.shape[1]))
+    r = len(order)
+    fig, axes = plt.subplots(r, k + 1, figsize=(1.2 * (k + 1) + 1, 1.2 * r + 0.6),
+                             squeeze=False, gridspec_kw={"width_ratios": [2] + [1] * k})
+    null = float(e["tcav_null_mean"])
+    for row, i in enumerate(order):
+        bar = axes[row, 0]
+        bar.barh([0], [imp[i]], xerr=[1.96 * se[i]], color="tab:red" if sig[i] else "tab:gray")
+        bar.axvline(null, ls="--", color="k", lw=0.8)
+        bar.set_xlim(0, 1)
+        bar.set_yticks([])
+        bar.set_ylabel(expl.names[i] + (" *" if sig[i] else ""), rotation=0, ha="right",
+                       va="center", fontsize="small")
+        if row != r - 1:
+            bar.set_xticklabels([])
+        for j in range(k):
+            a = axes[row, j + 1]
+            a.axis("off")
+            if j < counts[i]:
+                img = thumbs[i, j]
+                a.imshow(img[..., 0] if img.shape[-1] == 1 else img,
+                         cmap="gray" if img.shape[-1] == 1 else None)
+    axes[-1, 0].set_xlabel("TCAV")
+    opts = expl.options
+    fig.suptitle(f"ACE, layer {opts.get('layer')!s}, target {opts.get('target')!s}")
+    return fig

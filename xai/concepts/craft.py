@@ -1,0 +1,495 @@
+"""CRAFT (Fel et al. 2023): crops → ``g`` → pooled activations → NMF concept bank →
+coefficients of the class images → concept importance by the concept game + a summary
+(Sobol total indices by default). See SPEC-concepts §2 and :mod:`xai.concepts.removal` for the
+concept game."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError, TargetError, XaiError
+from ..explanation import Explanation
+from .bank import ConceptBank
+from .removal import concept_game
+from .split import check_split, eval_session, split_model
+
+__all__ = ["CRAFT", "ConceptExplanation"]
+
+CROP_MODES = ("grid", "random")
+
+
+class ConceptExplanation(Explanation):
+    """A concept :class:`~xai.explanation.Explanation` (SPEC-concepts §4).
+
+    ``values (n, r)``: per-image scores; ``stderr (n, r)``: per-image standard errors (NaN for
+    one Sobol replicate). Concept-level arrays live in ``extras`` (so :meth:`save`/:meth:`load`
+    round-trip them) and are exposed as properties: :attr:`importance`,
+    :attr:`importance_stderr`, :attr:`bank`, :attr:`crop_coefficients`, :attr:`crop_boxes`,
+    :attr:`prototypes`; metadata (layer, target, diagnostics) in ``options``.
+    """
+
+    _craft: CRAFT | None = None
+
+    @property
+    def concept_ids(self) -> np.ndarray:
+        return np.arange(self.values.shape[1])
+
+    @property
+    def concept_names(self) -> list[str]:
+        return self.names
+
+    @property
+    def importance(self) -> np.ndarray:
+        return self.extras["importance"]
+
+    @property
+    def importance_stderr(self) -> np.ndarray:
+        return self.extras["importance_stderr"]
+
+    @property
+    def bank(self) -> np.ndarray | None:
+        return self.extras.get("bank")
+
+    @property
+    def crop_coefficients(self) -> np.ndarray | None:
+        return self.extras.get("crop_coefficients")
+
+    @property
+    def crop_boxes(self) -> np.ndarray | None:
+        return self.extras.get("crop_boxes")
+
+    @property
+    def prototypes(self) -> np.ndarray | None:
+        """``(r, top_k)`` crop indices (``-1`` = none) of each concept's top crops."""
+        return self.extras.get("prototypes")
+
+    @property
+    def diagnostics(self) -> dict:
+        return dict(self.options.get("diagnostics", {}))
+
+    @property
+    def layer(self):
+        return self.options.get("layer")
+
+    @property
+    def target(self):
+        return self.options.get("target")
+
+    def order(self) -> np.ndarray:
+        """Concept indices by decreasing importance."""
+        return np.argsort(-np.nan_to_num(self.importance, nan=-np.inf), kind="stable")
+
+    def to_pandas(self):  # one row per concept (§4)
+        import pandas as pd
+
+        return pd.DataFrame({"concept": self.concept_names, "importance": self.importance,
+                             "stderr": self.importance_stderr},
+                            index=pd.Index(self.concept_ids, name="concept_id"))
+
+    def _fitted(self) -> CRAFT:
+        if self._craft is None:
+            raise XaiError("saved without its model; pass model= and layer= (or g=, h=): "
+                           "craft = CRAFT(model, layer).from_result(result)")
+        return self._craft
+
+    def attribution_maps(self, images, concepts=None, method: str = "projection"):
+        return self._fitted().attribution_maps(images, concepts=concepts, method=method)
+
+    def refine(self, *args, **kwargs):
+        raise NotImplementedError("CRAFT recursion (refine, SPEC-concepts §2.6) is not "
+                                  "implemented yet")
+
+
+def _default_patch(H: int, W: int) -> int:
+    return max(8, round(min(H, W) * 64 / 224))
+
+
+def _starts(size: int, patch: int, stride: int) -> list[int]:
+    s = list(range(0, size - patch + 1, stride))
+    if s[-1] != size - patch:
+        s.append(size - patch)
+    return s
+
+
+class CRAFT:
+    """Concept Recursive Activation FacTorization (SPEC-concepts §2), scikit-learn style: the
+    constructor stores options only; :meth:`fit` runs the pipeline.
+
+    Parameters
+    ----------
+    model, layer : a torch model and the name of the module to split after (§2.1); or
+    g, h : the two halves (``model`` then only checks ``h(g(x)) ≈ model(x)``).
+    n_concepts : rank ``r`` of the NMF (10).
+    patch_size, crop_mode (``"grid"``/``"random"``), crops_per_image, resize_crops : crops §2.2.
+    nb_design : Sobol design rows per replicate (power of two, 32); n_replicates : independent
+        scrambles per image (≥ 2: the core ``SobolTotal`` runs at least two units; per-image
+        SE = SD/√R).
+    residual : ``"drop"`` (CRAFT) or ``"keep"``; baseline : ``0`` or ``"mean"``.
+    target : an int, or None = the class most often predicted on the images.
+    seed : crops, NMF and design (0). batch_size : rows per ``g`` call. top_k, max_per_image :
+        prototypes (§2.8).
+    """
+
+    def __init__(self, model=None, layer: str | None = None, *, g: Callable | None = None,
+                 h: Callable | None = None, n_concepts: int = 10, patch_size: int | None = None,
+                 crop_mode: str = "grid", crops_per_image: int = 16, resize_crops: bool = True,
+                 nb_design: int = 32, n_replicates: int = 2, residual: str = "drop",
+                 baseline: float | str = 0.0, target: int | None = None, seed: int = 0,
+                 batch_size: int = 256, top_k: int = 10, max_per_image: int = 2,
+                 nmf_max_iter: int = 500, nmf_tol: float = 1e-4) -> None:
+        self.model, self.layer, self.g, self.h = model, layer, g, h
+        self.n_concepts, self.patch_size, self.crop_mode = n_concepts, patch_size, crop_mode
+        self.crops_per_image, self.resize_crops = crops_per_image, resize_crops
+        self.nb_design, self.n_replicates = nb_design, n_replicates
+        self.residual, self.baseline, self.target, self.seed = residual, baseline, target, seed
+        self.batch_size, self.top_k, self.max_per_image = batch_size, top_k, max_per_image
+        self.nmf_max_iter, self.nmf_tol = nmf_max_iter, nmf_tol
+
+    # ------------------------------------------------------------------ split and checks
+
+    def _split(self) -> tuple[Callable, Callable]:
+        if getattr(self, "_gh", None) is not None:
+            return self._gh
+        if self.g is not None or self.h is not None:
+            if self.g is None or self.h is None:
+                raise InputError("pass both g= and h= (or model= and layer=)")
+            gh = (self.g, self.h)
+        elif self.model is not None and self.layer is not None:
+            gh = split_model(self.model, self.layer)
+        else:
+            raise InputError("CRAFT needs model= and layer= (a module name), or g= and h=")
+        self._gh = gh
+        self._split_checked = False
+        return gh
+
+    def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
+        for m in (self.model, self.g, self.h):
+            if isinstance(m, torch.nn.Module):
+                for t in (*m.parameters(), *m.buffers()):
+                    if t.is_floating_point():
+                        return t.device, t.dtype
+        return torch.device("cpu"), torch.float32
+
+    def _check_images(self, images) -> torch.Tensor:
+        x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor)
+                            else images)
+        shape = tuple(x.shape)
+        expected = getattr(self, "input_shape_", None)
+        exp_txt = f"(n, {', '.join(map(str, expected))})" if expected else "(n, C, H, W)"
+        if x.ndim != 4:
+            raise InputError(f"expected images {exp_txt} like the model input, got {shape}")
+        if expected is None and shape[-1] in (1, 3, 4) and shape[1] not in (1, 3, 4):
+            raise InputError(f"expected images (n, {shape[-1]}, {shape[1]}, {shape[2]}) "
+                             f"(channels first) like the model input, got {shape}")
+        if expected is not None and tuple(shape[1:]) != tuple(expected):
+            raise InputError(f"expected images {exp_txt} like the model input, got {shape}")
+        if shape[0] < 1:
+            raise InputError("no images given")
+        dev, dt = self._device_dtype()
+        x = x.to(device=dev, dtype=dt)
+        if not bool(torch.isfinite(x).all()):
+            raise InputError("images contain NaN or infinite values")
+        return x
+
+    def _g(self, x: torch.Tensor, what: str = "images") -> torch.Tensor:
+        """``g`` in chunks, float64 on the CPU, non-negativity checked (§2.1)."""
+        g, h = self._split()
+        outs = []
+        with eval_session(g, h, self.model):
+            for b, a in enumerate(range(0, x.shape[0], self.batch_size)):
+                out = torch.as_tensor(g(x[a:a + self.batch_size])).detach()
+                if not bool(torch.isfinite(out).all()):
+                    raise XaiError(f"non-finite values from g in batch {b} ({what} "
+                                   f"{a}–{min(x.shape[0], a + self.batch_size) - 1})")
+                outs.append(out.to("cpu", torch.float64))
+        A = torch.cat(outs)
+        if A.ndim not in (2, 4):
+            raise InputError(f"g returns shape {tuple(A.shape)}; expected (n, p) or "
+                             "(n, p, H', W')")
+        amax = float(A.abs().max()) if A.numel() else 0.0
+        amin = float(A.min()) if A.numel() else 0.0
+        if amin < -1e-6 * amax:
+            name = self.layer or "g"
+            hint = self._next_relu()
+            raise InputError(f"activations at {name!r} are negative (min {amin:.3g}); NMF needs "
+                             "non-negative activations: split after a ReLU" +
+                             (f", e.g. {hint!r}" if hint else ""))
+        return A.clamp_min(0)
+
+    def _next_relu(self) -> str | None:
+        if self.model is None or self.layer is None:
+            return None
+        names = [n for n, _ in self.model.named_modules()]
+        after = names[names.index(self.layer) + 1:] if self.layer in names else []
+        mods = dict(self.model.named_modules())
+        return next((n for n in after if isinstance(mods[n], torch.nn.ReLU)), None)
+
+    def _h(self, a: torch.Tensor) -> torch.Tensor:
+        g, h = self._split()
+        dev, dt = self._device_dtype()
+        with eval_session(g, h, self.model):
+            outs = [torch.as_tensor(h(a[s:s + self.batch_size].to(dev, dt))).detach()
+                    .to("cpu", torch.float64) for s in range(0, a.shape[0], self.batch_size)]
+        out = torch.cat(outs)
+        return out[:, None] if out.ndim == 1 else out
+
+    # ------------------------------------------------------------------ crops
+
+    def _crops(self, x: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+        n, _, H, W = x.shape
+        ps = self.patch_size if self.patch_size is not None else _default_patch(H, W)
+        if ps > min(H, W):
+            raise InputError(f"patch_size {ps} exceeds image size {min(H, W)}")
+        if ps < 1:
+            raise InputError(f"patch_size must be ≥ 1 (got {ps})")
+        if self.crop_mode == "grid":
+            stride = max(1, round(0.8 * ps))
+            ys, xs = _starts(H, ps, stride), _starts(W, ps, stride)
+            boxes = [(i, y, x0, y + ps, x0 + ps) for i in range(n) for y in ys for x0 in xs]
+        elif self.crop_mode == "random":
+            rng = np.random.default_rng(self.seed)
+            boxes = []
+            for i in range(n):
+                for _ in range(self.crops_per_image):
+                    y, x0 = int(rng.integers(0, H - ps + 1)), int(rng.integers(0, W - ps + 1))
+                    boxes.append((i, y, x0, y + ps, x0 + ps))
+        else:
+            from ..errors import unknown_name
+
+            raise unknown_name("crop_mode", self.crop_mode, CROP_MODES)
+        boxes_arr = np.asarray(boxes, dtype=np.int64)
+        self.patch_size_ = ps
+        return x, boxes_arr
+
+    def _crop_batch(self, x: torch.Tensor, boxes: np.ndarray) -> torch.Tensor:
+        H, W = x.shape[2:]
+        crops = torch.stack([x[i, :, y0:y1, x0:x1] for i, y0, x0, y1, x1 in boxes])
+        if self.resize_crops and crops.shape[2:] != (H, W):
+            crops = F.interpolate(crops, size=(H, W), mode="bilinear", align_corners=False)
+        return crops
+
+    def _crop_activations(self, x: torch.Tensor, boxes: np.ndarray) -> torch.Tensor:
+        step = max(1, self.batch_size)
+        parts = []
+        for a in range(0, len(boxes), step):
+            act = self._g(self._crop_batch(x, boxes[a:a + step]), what="crops")
+            parts.append(act.mean(dim=(2, 3)) if act.ndim == 4 else act)
+        return torch.cat(parts)
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, images, target: int | None = None) -> ConceptExplanation:
+        """Learn the concept bank on crops of ``images`` (one class) and score the concepts on
+        the same images with the default summary (Sobol total indices)."""
+        t0 = time.perf_counter()
+        self._gh = None
+        self.input_shape_ = None
+        self._split()
+        if self.nb_design < 1 or self.nb_design & (self.nb_design - 1):
+            raise InputError(f"nb_design must be a power of two (got {self.nb_design})")
+        if self.n_replicates < 2:
+            raise InputError(f"n_replicates must be ≥ 2 (got {self.n_replicates}): the Sobol "
+                             "summary needs two scrambles for a per-image standard error")
+        x = self._check_images(images)
+        if self.model is not None and (self.g is not None):
+            check_split(self.g, self.h, self.model, x[:self.batch_size])
+        self.input_shape_ = tuple(x.shape[1:])
+        acts = self._g(x)
+        p = acts.shape[1]
+        x, boxes = self._crops(x)
+        r = self.n_concepts
+        if r < 1 or r > min(len(boxes), p):
+            raise InputError(f"n_concepts={r} needs ≥ {r} crops (got {len(boxes)}) and ≤ p={p} "
+                             "channels; add images or lower the rank")
+        if len(boxes) < 10 * r:
+            warnings.warn(f"{len(boxes)} crops for {r} concepts; concepts will be unstable "
+                          "(≥ 10 per concept advised)", stacklevel=2)
+        A = self._crop_activations(x, boxes)
+        if not bool(A.any()):
+            raise InputError(f"activations at {self.layer or 'g'!r} are all zero; pick another "
+                             "layer or check the images")
+        self.bank_ = ConceptBank(r, max_iter=self.nmf_max_iter, tol=self.nmf_tol,
+                                 seed=self.seed).fit(A.numpy())
+        self.crop_boxes_ = boxes
+        self.crop_activations_ = A
+        self.spatial_ = acts.ndim == 4
+        self._images_acts = (x, acts)
+        result = self.importance(x, target=target if target is not None else self.target,
+                                 _acts=acts)
+        result.seconds = time.perf_counter() - t0
+        self.result_ = result
+        return result
+
+    def _prototypes(self) -> np.ndarray:
+        U = self.bank_.U
+        proto = np.full((U.shape[1], self.top_k), -1, dtype=np.int64)
+        for c in range(U.shape[1]):
+            order = np.argsort(-U[:, c], kind="stable")
+            per_img: dict[int, int] = {}
+            j = 0
+            for i in order:
+                if j >= self.top_k or U[i, c] <= 0:
+                    break
+                img = int(self.crop_boxes_[i, 0])
+                if per_img.get(img, 0) >= self.max_per_image:
+                    continue
+                per_img[img] = per_img.get(img, 0) + 1
+                proto[c, j] = i
+                j += 1
+        return proto
+
+    # ------------------------------------------------------------------ importance
+
+    def _check_fitted(self) -> None:
+        if getattr(self, "bank_", None) is None:
+            raise XaiError("this CRAFT is not fitted; call fit(images) first")
+
+    def _summary(self, summary, budget, tol, seed):
+        from .. import registry
+        from ..summaries import ExactShapley, PermutationShapley, RemoveIndividual, SobolTotal
+
+        seed = self.seed if seed is None else seed
+        if not isinstance(summary, str):
+            return summary
+        key = summary.lower().replace("_", "-")
+        if key in ("sobol", "sobol-total"):
+            return SobolTotal(n_rows=self.nb_design, replicates=self.n_replicates, seed=seed,
+                              budget=budget, tol=tol, design="continuous")
+        if key == "shapley":
+            if self.bank_.r <= 12:
+                return ExactShapley(budget=budget)
+            return PermutationShapley(budget=budget, tol=tol, seed=seed)
+        if key == "occlusion":
+            return RemoveIndividual()
+        cls = registry.get("summary", key)
+        params = inspect.signature(cls).parameters
+        kw = {k: v for k, v in (("budget", budget), ("tol", tol), ("seed", seed))
+              if k in params and v is not None}
+        return cls(**kw)
+
+    def importance(self, images, summary="sobol", *, target: int | None = None,
+                   budget: int | None = None, tol: float | None = None,
+                   seed: int | None = None, residual: str | None = None,
+                   baseline: float | str | None = None, _acts=None) -> ConceptExplanation:
+        """Concept importance of ``images`` with the fitted bank: the concept game (§1) and
+        any summary (``"sobol"``, ``"shapley"``, ``"occlusion"``, a registered name or a
+        summary object). Returns a concept :class:`ConceptExplanation`."""
+        self._check_fitted()
+        t0 = time.perf_counter()
+        x = self._check_images(images) if _acts is None else images
+        acts = self._g(x) if _acts is None else _acts
+        residual = residual or self.residual
+        baseline = self.baseline if baseline is None else baseline
+        u = self.bank_.encode(acts)
+        logits = self._h(acts)
+        k = logits.shape[1]
+        if target is None:
+            target = self.target
+        if target is None:
+            target = int(np.bincount(logits.argmax(1).numpy(), minlength=k).argmax())
+        if not isinstance(target, int | np.integer) or not 0 <= int(target) < k:
+            raise TargetError(f"target {target} out of range for {k} outputs")
+        target = int(target)
+        W = self.bank_.W
+        names = [f"concept {i}" for i in range(W.shape[1])]
+        mean = self.bank_.U.mean(0) if self.bank_.U is not None else None
+        g, h = self._split()
+        game = concept_game(h, W, u, activations=acts, residual=residual, baseline=baseline,
+                            mean=mean, target=target, seed=seed if seed is not None
+                            else self.seed, names=names)
+        summ = self._summary(summary, budget, tol, seed)
+        with eval_session(g, h, self.model):
+            res = summ(game)
+            v_empty = game.v_empty().numpy()
+            v_full = game.v_full.numpy()
+        values = np.asarray(res.values, dtype=np.float64)
+        se = np.asarray(res.stderr, dtype=np.float64)
+        se = np.where(np.isfinite(se), se, np.nan)
+        n = values.shape[0]
+        imp = values.mean(0)
+        imp_se = values.std(0, ddof=1) / math.sqrt(n) if n > 1 else np.full_like(imp, np.nan)
+        degenerate = np.flatnonzero(np.all(values == 0, axis=1)).tolist()
+        diag = {"nmf_rel_error": getattr(self.bank_, "nmf_rel_error", None),
+                "nmf_converged": getattr(self.bank_, "nmf_converged", None),
+                "nmf_iterations": getattr(self.bank_, "nmf_iterations", None),
+                "degenerate_images": degenerate, "sampler": "sobol-scrambled",
+                "n_crops": len(self.crop_boxes_)}
+        extras = {"importance": imp, "importance_stderr": imp_se, "bank": W,
+                  "full_values": v_full}
+        if self.bank_.U is not None:
+            extras["crop_coefficients"] = self.bank_.U
+            extras["crop_boxes"] = self.crop_boxes_
+            extras["prototypes"] = self._prototypes()
+        summ_desc = summ.describe()
+        result = ConceptExplanation(
+            values=values, stderr=se, base_values=v_empty, feature_names=names,
+            method="craft", removal=game.removal.describe(),
+            behaviour=game.behaviour.describe(), summary=summ_desc,
+            evaluations=int(game.rows_evaluated), seconds=time.perf_counter() - t0,
+            options={"feature_kind": "concept", "layer": self.layer, "target": target,
+                     "n_concepts": int(W.shape[1]), "patch_size": getattr(self, "patch_size_",
+                                                                         None),
+                     "crop_mode": self.crop_mode, "resize_crops": self.resize_crops,
+                     "nb_design": self.nb_design, "n_replicates": self.n_replicates,
+                     "residual": residual, "seed": self.seed, "diagnostics": diag,
+                     "h_hash": _param_hash(h)},
+            extras=extras)
+        result._craft = self
+        return result
+
+    def from_result(self, result: Explanation) -> CRAFT:
+        """Rebuild a fitted CRAFT from a (loaded) concept result and this object's split."""
+        self._split()
+        self.bank_ = ConceptBank.from_components(result.extras["bank"])
+        if "crop_coefficients" in result.extras:
+            self.bank_.U = np.asarray(result.extras["crop_coefficients"])
+            self.crop_boxes_ = np.asarray(result.extras["crop_boxes"])
+        saved = result.options.get("h_hash")
+        if saved is not None and saved != _param_hash(self._gh[1]):
+            warnings.warn("the parameters of h differ from those the result was made with",
+                          stacklevel=2)
+        if isinstance(result, ConceptExplanation):
+            result._craft = self
+        return self
+
+    # ------------------------------------------------------------------ maps
+
+    def attribution_maps(self, images, concepts=None, method: str = "projection") -> np.ndarray:
+        """Concept attribution maps ``(n, r_sel, H, W)`` ≥ 0 (§2.7, ``"projection"``): the
+        per-position coefficients of ``g(x)``, bilinearly upsampled to the image."""
+        self._check_fitted()
+        if method != "projection":
+            raise NotImplementedError("only method='projection' is implemented")
+        if np.ndim(images) == 3:
+            images = images[None]
+        x = self._check_images(images)
+        acts = self._g(x)
+        if acts.ndim != 4:
+            raise InputError("projection maps need spatial activations; split before global "
+                             "pooling or use method='gradient'")
+        u = self.bank_.encode(acts).permute(0, 3, 1, 2)  # (n, r, H', W')
+        if concepts is None:
+            concepts = list(range(u.shape[1]))
+        concepts = [int(c) for c in np.atleast_1d(concepts)]
+        maps = F.interpolate(u[:, concepts], size=tuple(x.shape[2:]), mode="bilinear",
+                             align_corners=False)
+        return maps.clamp_min(0).numpy()
+
+
+def _param_hash(h) -> str | None:
+    if not isinstance(h, torch.nn.Module):
+        return None
+    import hashlib
+
+    m = hashlib.sha256()
+    for _, t in sorted(h.state_dict().items()):
+        m.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return m.hexdigest()[:16]
