@@ -9,6 +9,7 @@
   the game over concept coefficients, on which every summary works.
 """
 
+from . import primitives, scoring  # noqa: F401  (registers the concept-primitives data set)
 from .ace import ACE
 from .bank import ConceptBank, nnls
 from .craft import CRAFT, ConceptExplanation
