@@ -9,24 +9,19 @@ the command resumes an interrupted run; see benchmarks/README.md.
 
 from __future__ import annotations
 
-import argparse
+import sys
+from pathlib import Path
 
-from xai import bench
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _script import run_script
 
 SETTINGS = {"suite": "faithfulness", "seeds": (0, 1, 2, 3, 4), "n_explain": 64,
             "timeout": 1800}
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="results/faithfulness", help="output folder")
-    parser.add_argument("--rerun-errors", action="store_true")
-    parser.add_argument("--force", action="store_true")
-    parser.add_argument("--verbose", action="store_true")
-    args = parser.parse_args(argv)
-    bench.run(out=args.out, rerun_errors=args.rerun_errors, force=args.force,
-              verbose=args.verbose, **SETTINGS)
+    """Run the faithfulness suite with its full settings."""
+    run_script(__doc__, SETTINGS, "results/faithfulness", argv)
 
 
 if __name__ == "__main__":

@@ -71,7 +71,18 @@ def _group_sums(scores: np.ndarray, order: np.ndarray, step: int) -> np.ndarray:
     return out
 
 
+
+def group_step(inp: MetricInputs) -> int:
+    """The ``step`` option (features per group), checked to leave at least two groups."""
+    step = parse_step(inp.options.get("step"), inp.d)
+    if math.ceil(inp.d / step) < 2:
+        raise XaiError(f"step must leave at least 2 groups of features (d = {inp.d}); got "
+                       f"{step}")
+    return step
+
+
 @register("metric", "faithfulness-correlation")
+
 class FaithfulnessCorrelation(Metric):
     """Faithfulness correlation (Bhatt et al. 2020). Per row, ``n_subsets`` (R = 100) subsets
     S_r of ``subset_size`` (k = max(1, round(0.1·d)), 1 ≤ k < d) features drawn uniformly
@@ -148,10 +159,7 @@ class FaithfulnessEstimate(Metric):
     defaults: ClassVar[dict] = {"step": 1}
 
     def compute(self, inp: MetricInputs) -> dict:
-        step = parse_step(inp.options.get("step"), inp.d)
-        if math.ceil(inp.d / step) < 2:
-            raise XaiError(f"step must leave at least 2 groups of features (d = {inp.d}); got "
-                           f"{step}")
+        step = group_step(inp)
         scores = np.abs(inp.scores) if inp.options.get("abs") else inp.scores
         game = inp.game()
         if step == 1:
@@ -221,10 +229,7 @@ class MonotonicityCorrelation(Metric):
     defaults: ClassVar[dict] = {"step": 1}
 
     def compute(self, inp: MetricInputs) -> dict:
-        step = parse_step(inp.options.get("step"), inp.d)
-        if math.ceil(inp.d / step) < 2:
-            raise XaiError(f"step must leave at least 2 groups of features (d = {inp.d}); got "
-                           f"{step}")
+        step = group_step(inp)
         mag = np.abs(inp.scores)
         game = inp.game()
         if step == 1:
