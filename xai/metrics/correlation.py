@@ -71,7 +71,6 @@ def _group_sums(scores: np.ndarray, order: np.ndarray, step: int) -> np.ndarray:
     return out
 
 
-
 def group_step(inp: MetricInputs) -> int:
     """The ``step`` option (features per group), checked to leave at least two groups."""
     step = parse_step(inp.options.get("step"), inp.d)
