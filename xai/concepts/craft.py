@@ -83,6 +83,15 @@ class ConceptExplanation(Explanation):
     def target(self):
         return self.options.get("target")
 
+    @property
+    def parent_concept(self) -> int | None:
+        """The refined concept of the parent result (§2.6), None for a top-level result."""
+        return self.options.get("parent_concept")
+
+    @property
+    def parent_layer(self):
+        return self.options.get("parent_layer")
+
     def order(self) -> np.ndarray:
         """Concept indices by decreasing importance."""
         return np.argsort(-np.nan_to_num(self.importance, nan=-np.inf), kind="stable")
@@ -103,9 +112,10 @@ class ConceptExplanation(Explanation):
     def attribution_maps(self, images, concepts=None, method: str = "projection"):
         return self._fitted().attribution_maps(images, concepts=concepts, method=method)
 
-    def refine(self, *args, **kwargs):
-        raise NotImplementedError("CRAFT recursion (refine, SPEC-concepts §2.6) is not "
-                                  "implemented yet")
+    def refine(self, concept: int, layer=None, **kwargs) -> ConceptExplanation:
+        """Decompose ``concept`` at an earlier layer (SPEC-concepts §2.6); see
+        :meth:`CRAFT.refine`."""
+        return self._fitted().refine(concept, layer, **kwargs)
 
 
 def _default_patch(H: int, W: int) -> int:
@@ -458,7 +468,155 @@ class CRAFT:
                           stacklevel=2)
         if isinstance(result, ConceptExplanation):
             result._craft = self
+        self.result_ = result
         return self
+
+    # ------------------------------------------------------------------ recursion
+
+    def _earlier_split(self, layer) -> tuple[str | None, Callable, Callable]:
+        """``(name, g', h')`` for ``layer`` = a module name before the fitted layer or a
+        ``(g', h')`` pair."""
+        if isinstance(layer, tuple | list) and len(layer) == 2 and all(map(callable, layer)):
+            return None, layer[0], layer[1]
+        if not isinstance(layer, str):
+            raise InputError("refine needs an earlier layer: layer='<module name>' or "
+                             f"layer=(g', h'); got {layer!r}")
+        if self.model is None:
+            raise InputError(f"refine at layer {layer!r} needs the model (CRAFT(model, layer)); "
+                             "or pass layer=(g', h')")
+        g2, h2 = split_model(self.model, layer)  # unknown names raise here, listing the layers
+        names = [n for n, _ in self.model.named_modules()]
+        if self.layer is not None and self.layer in names:
+            def end(name: str) -> int:  # position of the module's output in module order
+                return max(i for i, n in enumerate(names)
+                           if n == name or n.startswith(name + "."))
+
+            if end(layer) >= end(self.layer):
+                raise InputError(f"{layer!r} is not before {self.layer!r}; refine decomposes a "
+                                 "concept at an earlier layer")
+        return layer, g2, h2
+
+    def refine(self, concept: int, layer=None, *, n_concepts: int | None = None,
+               quantile: float = 0.9, images=None, summary="sobol", target: int | None = None,
+               budget: int | None = None, tol: float | None = None,
+               seed: int | None = None) -> ConceptExplanation:
+        """Recursion (SPEC-concepts §2.6): split concept ``concept`` into sub-concepts at an
+        earlier layer.
+
+        1. the crops with ``U[:, concept]`` at or above its ``quantile`` and ``concept`` as
+           their arg-max concept (at least ``n_concepts`` of them);
+        2. ``A' = pool(g'(those crops))`` at ``layer`` (a module name before the fitted layer,
+           or a ``(g', h')`` pair), NMF of rank ``n_concepts`` (default ``min(5, r)``) → the
+           sub-bank ``W'``;
+        3. sub-concept importance by the concept game at the earlier split with
+           ``residual="keep"`` (forced: ``W'`` spans only part of the activations) and
+           ``summary`` (default Sobol, as in :meth:`fit`), on the fit images whose parent
+           coefficient exceeds its median, for the parent's target.
+
+        Returns a :class:`ConceptExplanation` whose ``options`` record ``parent_concept``,
+        ``parent_layer`` and ``quantile`` and whose ``extras`` hold ``parent_crops`` (indices of
+        the selected parent crops) and ``refined_images``; its own :meth:`refine` recurses.
+        ``images``: the images the parent was fitted on (needed only after :meth:`from_result`).
+        """
+        t0 = time.perf_counter()
+        self._check_fitted()
+        r = self.bank_.r
+        if isinstance(concept, bool) or not isinstance(concept, int | np.integer) \
+                or not 0 <= int(concept) < r:
+            raise InputError(f"unknown concept {concept!r}; the fitted bank has concepts "
+                             f"0..{r - 1}")
+        c = int(concept)
+        U = self.bank_.U
+        boxes = getattr(self, "crop_boxes_", None)
+        if U is None or boxes is None:
+            raise XaiError("refine needs the crop coefficients of the fit; fit(images) first "
+                           "or rebuild from a result that has them (from_result)")
+        if not isinstance(quantile, int | float | np.floating) or not 0 <= quantile <= 1:
+            raise InputError(f"quantile must be in [0, 1] (got {quantile!r})")
+        r2 = min(5, r) if n_concepts is None else n_concepts
+        if isinstance(r2, bool) or not isinstance(r2, int | np.integer) or r2 < 1:
+            raise InputError(f"n_concepts must be a positive int (got {n_concepts!r})")
+        r2 = int(r2)
+        name, g2, h2 = self._earlier_split(layer)
+
+        # the images of the fit, and the parent's activations of them
+        stored = getattr(self, "_images_acts", None)
+        if images is None:
+            if stored is None:
+                raise XaiError("refine after loading needs the images the concepts were fitted "
+                               "on: result.refine(concept, layer, images=...)")
+            x, acts = stored
+        else:
+            x = self._check_images(images)
+            acts = None
+            if int(boxes[:, 0].max()) >= x.shape[0]:
+                raise InputError(f"the crops come from {int(boxes[:, 0].max()) + 1} images but "
+                                 f"{x.shape[0]} were given; pass the images of the fit")
+
+        # 1. the crops of the parent concept
+        col = U[:, c]
+        thr = float(np.quantile(col, quantile))
+        sel = np.flatnonzero((col >= thr) & (U.argmax(1) == c) & (col > 0))
+        if len(sel) < r2:
+            raise InputError(f"only {len(sel)} crops select concept {c} at quantile {quantile}; "
+                             f"lower quantile or n_concepts={r2}, or add images")
+        if len(sel) < 10 * r2:
+            warnings.warn(f"{len(sel)} crops for {r2} sub-concepts; sub-concepts will be "
+                          "unstable (≥ 10 per concept advised)", stacklevel=2)
+
+        # 2. the sub-bank at the earlier layer
+        child = CRAFT(self.model, layer=name, g=None if name else g2, h=None if name else h2,
+                      n_concepts=r2, patch_size=self.patch_size, crop_mode=self.crop_mode,
+                      crops_per_image=self.crops_per_image, resize_crops=self.resize_crops,
+                      nb_design=self.nb_design, n_replicates=self.n_replicates,
+                      residual="keep", baseline=self.baseline, target=self.target,
+                      seed=self.seed, batch_size=self.batch_size, top_k=self.top_k,
+                      max_per_image=self.max_per_image, nmf_max_iter=self.nmf_max_iter,
+                      nmf_tol=self.nmf_tol)
+        child._gh = (g2, h2)
+        child.input_shape_ = tuple(x.shape[1:])
+        child.patch_size_ = getattr(self, "patch_size_", self.patch_size)
+        if name is None and self.model is not None:
+            check_split(g2, h2, self.model, x[:self.batch_size])
+        sub_boxes = boxes[sel]
+        A2 = child._crop_activations(x, sub_boxes)
+        if not bool(A2.any()):
+            raise InputError(f"activations at {name or 'g'!r} are all zero on the crops of "
+                             f"concept {c}; pick another layer")
+        child.bank_ = ConceptBank(r2, max_iter=self.nmf_max_iter, tol=self.nmf_tol,
+                                  seed=self.seed).fit(A2.numpy())
+        child.crop_boxes_ = sub_boxes
+        child.crop_activations_ = A2
+        acts2 = child._g(x)
+        child.spatial_ = acts2.ndim == 4
+        child._images_acts = (x, acts2)
+
+        # 3. importance on the images where the parent concept is strong
+        if acts is None:
+            acts = self._g(x)
+        pooled = acts.mean(dim=(2, 3)) if acts.ndim == 4 else acts
+        pc = self.bank_.encode(pooled)[:, c].numpy()
+        if not (pc > 0).any():
+            raise InputError(f"concept {c} is absent from every image (zero coefficients); "
+                             "nothing to refine")
+        med = float(np.median(pc))
+        keep = np.flatnonzero(pc > med)
+        if len(keep) == 0:
+            keep = np.flatnonzero(pc >= med)
+        if target is None:
+            parent = getattr(self, "result_", None)
+            target = parent.options.get("target") if parent is not None else self.target
+        idx = torch.as_tensor(keep, device=x.device)
+        result = child.importance(x[idx], summary=summary, target=target, budget=budget,
+                                  tol=tol, seed=seed, residual="keep",
+                                  _acts=acts2[torch.as_tensor(keep)])
+        result.options.update(parent_concept=c, parent_layer=self.layer,
+                              quantile=float(quantile), parent_h_hash=_param_hash(self._gh[1]))
+        result.extras["parent_crops"] = sel.astype(np.int64)
+        result.extras["refined_images"] = keep.astype(np.int64)
+        result.seconds = time.perf_counter() - t0
+        child.result_ = result
+        return result
 
     # ------------------------------------------------------------------ maps
 
