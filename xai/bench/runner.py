@@ -672,6 +672,10 @@ def run(suite: str | Suite, methods: str | Sequence[str] | None = None,
 
     load_components()
     suite_obj = _resolve_suite(suite)
+    if getattr(suite_obj, "run", None) is not None:  # dedicated path (the concepts suite)
+        return suite_obj.run(suite_obj, methods=methods, seeds=seeds, out=out,
+                             rerun_errors=rerun_errors, force=force, progress=progress,
+                             verbose=verbose)
     cells = plan(suite_obj, methods=methods, metrics=metrics, datasets=datasets,
                  models=models, seeds=seeds, n_explain=n_explain, budget=budget)
     out = Path(out)

@@ -84,6 +84,11 @@ class Suite:
     n_explain: int = 32
     budget: int | None = None
     opt_in: bool = False
+    #: optional dedicated path ``run(suite, **run_kwargs) -> DataFrame`` used by
+    #: :func:`xai.bench.run` instead of the cell grid (the ``concepts`` suite)
+    run: Callable[..., Any] | None = None
+    #: suite-level parameters for a dedicated ``run`` path
+    params: dict = field(default_factory=dict)
 
     def data_specs(self) -> list[DataSpec]:
         specs = self.datasets() if callable(self.datasets) else self.datasets
@@ -351,3 +356,21 @@ XAITRIS64 = Suite(
 
 for _suite in (FAITHFULNESS, SUPPRESSOR, XAITRIS64):
     register("suite", _suite.name, _suite)
+
+
+def _run_concepts(suite, **kwargs):
+    from ..concepts.benchmark import run_suite
+
+    return run_suite(suite, **kwargs)
+
+
+CONCEPTS = Suite(
+    name="concepts",
+    description="concept-primitives (SPEC-concepts §5 CNN, split at 'g') × CRAFT / ACE; "
+                "purity, coverage, IoU, top-1, margin, primitive ratio, background share, "
+                "specificity, time (one row per seed × method × output × score)",
+    datasets=[], methods=["craft", "ace"],
+    metrics=["purity", "top1_purity", "coverage", "top1_ok", "margin", "primitive_ratio",
+             "background_share", "specificity", "spearman", "iou", "seconds"],
+    run=_run_concepts, params={"n": 3000, "epochs": 8})
+register("suite", "concepts", CONCEPTS)
