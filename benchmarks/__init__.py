@@ -1,0 +1,1 @@
+"""Benchmark scripts of xai (``python -m benchmarks performance --out results/performance``)."""

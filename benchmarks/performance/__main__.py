@@ -1,0 +1,78 @@
+"""``python -m benchmarks.performance --out results/performance [--quick] [--problems 1,2]``
+
+Problem 1 (Shapley accuracy per evaluation) and problem 2 (throughput) of issue 8; every
+contender in this process, one counting model wrapper, torch and BLAS pinned to one thread,
+a warm-up call and the median of repeats. Writes ``problem1.{json,md,png}``,
+``problem2.{json,md}`` and ``environment.json`` under ``--out``; the trained MLP is cached
+in ``<out>/models``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .common import environment, pinned_threads
+
+FULL = {"p1": {"d": 16, "n_points": 20, "budgets": (256, 512, 1024, 2048, 4096),
+               "seeds": range(5)},
+        "p2": {"d": 16, "n_rows": 200, "budget": 1024, "repeats": 3, "max_seconds": 20.0}}
+QUICK = {"p1": {"d": 16, "n_points": 4, "budgets": (256, 1024), "seeds": range(2)},
+         "p2": {"d": 16, "n_rows": 20, "budget": 256, "repeats": 1, "max_seconds": 2.0}}
+TINY = {"p1": {"d": 6, "n_points": 2, "budgets": (48,), "seeds": range(2)},  # for the tests
+        "p2": {"d": 6, "n_rows": 3, "budget": 48, "repeats": 1, "max_seconds": 0.5}}
+
+
+def run(out, *, sizes=None, problems=(1, 2), only=None, log=print) -> dict:
+    from . import accuracy, report, throughput
+
+    sizes = sizes or FULL
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = out / "models"
+    results = {}
+    with pinned_threads(1):
+        env = environment()
+        (out / "environment.json").write_text(json.dumps(env, indent=1))
+        log(report._env_line(env))
+        if 1 in problems:
+            t = time.perf_counter()
+            res = accuracy.run_accuracy(cache_dir=cache, only=only, log=log, **sizes["p1"])
+            res["seeds"] = list(res["seeds"])
+            md = report.markdown_accuracy(res, env)
+            report.write(out, "problem1", res, env, md)
+            report.figure_accuracy(res, out / "problem1.png")
+            log(md)
+            log(f"[p1] {time.perf_counter() - t:.0f}s")
+            results[1] = res
+        if 2 in problems:
+            res = throughput.run_throughput(cache_dir=cache, only=only, log=log, **sizes["p2"])
+            md = report.markdown_throughput(res, env)
+            report.write(out, "problem2", res, env, md)
+            log(md)
+            results[2] = res
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="results/performance")
+    p.add_argument("--quick", action="store_true", help="small sizes (minutes)")
+    p.add_argument("--problems", default="1,2", help="comma-separated: 1,2")
+    p.add_argument("--only", default=None,
+                   help="comma-separated contender names (e.g. 'xai KernelSHAP,shapiq SVARM')")
+    a = p.parse_args(argv)
+    probs = tuple(int(x) for x in a.problems.split(","))
+    bad = [x for x in probs if x not in (1, 2)]
+    if bad:
+        sys.exit(f"problems {bad} are not implemented yet (1 and 2 are)")
+    run(a.out, sizes=QUICK if a.quick else FULL, problems=probs,
+        only=a.only.split(",") if a.only else None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Shared pieces: the counting model wrapper, thread pinning, timing and the environment record."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class CountingModule(torch.nn.Module):
+    """Wraps a module and counts every row it sees: the one budget every contender shares.
+
+    Ours goes through it as a ``torch.nn.Module``; the peers through :meth:`proba_numpy`
+    (numpy in, P(class 1) out) or :meth:`proba_torch` (torch in, P(class 1) out), all of which
+    call :meth:`forward`, so one counter sees every row.
+    """
+
+    def __init__(self, module: torch.nn.Module, target: int = 1) -> None:
+        super().__init__()
+        self.module = module
+        self.target = target
+        self.rows = 0
+        self.calls = 0
+
+    def reset(self) -> None:
+        self.rows = 0
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # logits
+        self.rows += int(x.shape[0])
+        self.calls += 1
+        return self.module(x)
+
+    @torch.no_grad()
+    def proba_torch(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.as_tensor(x, dtype=torch.float64)
+        if x.ndim == 1:
+            x = x[None]
+        return torch.softmax(self(x), dim=-1)[:, self.target]
+
+    def proba_numpy(self, x) -> np.ndarray:
+        return self.proba_torch(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))).numpy()
+
+
+@contextlib.contextmanager
+def pinned_threads(n: int = 1):
+    """torch and BLAS (threadpoolctl) pinned to ``n`` threads; restored on exit."""
+    from threadpoolctl import threadpool_limits
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def timed(fn, repeats: int = 3, warmup: bool = True):
+    """Median wall time of ``repeats`` calls after one warm-up call; returns (median, last result)."""
+    if warmup:
+        fn()
+    times, out = [], None
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out, times
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def environment() -> dict:
+    """Machine, versions, load and date of a run."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=False, cwd=Path(__file__).resolve().parents[2],
+                                timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": platform.node(), "platform": platform.platform(), "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(), "loadavg": list(os.getloadavg()),
+        "python": sys.version.split()[0], "torch_threads": torch.get_num_threads(),
+        "git_commit": commit,
+        "versions": {p: _version(p) for p in ("xai", "numpy", "torch", "scikit-learn", "shap",
+                                              "captum", "lime", "shapiq", "sage-importance",
+                                              "threadpoolctl", "matplotlib")},
+    }
