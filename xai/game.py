@@ -97,8 +97,7 @@ class Game:
         self.weights = (torch.full((self.K,), 1.0 / self.K, dtype=torch.float64) if w is None
                         else torch.as_tensor(w, dtype=torch.float64))
         self.use_cache = cache
-        self._cache: dict[bytes, torch.Tensor] = {}
-        self._cache_bytes = 0
+        self._clear_cache()
         self.rows_evaluated = 0
         self._y = y
         self._prepared = False
@@ -187,8 +186,7 @@ class Game:
     def redraw(self, repeat: int) -> None:
         """Fresh random replacements for repeat ``repeat``; clears cached values."""
         self.removal.redraw(repeat)
-        self._cache.clear()
-        self._cache_bytes = 0
+        self._clear_cache()
         self._v_empty = None
 
     # ---- internals ---------------------------------------------------------------------
@@ -235,11 +233,7 @@ class Game:
             keys = None
             if self.use_cache:
                 keys = [k.tobytes() for k in np.packbits(uniq, axis=1)]
-                for j in np.flatnonzero(todo):
-                    hit = self._cache.get(keys[j])
-                    if hit is not None and not torch.isnan(hit[rows]).any():
-                        out[:, j] = hit[rows]
-                        todo[j] = False
+                self._lookup(keys, todo, rows, out)
             if empty.any() and todo[empty].any() and self._empty_shared:
                 # x-independent empty coalition: evaluate once, for explicand 0's draws
                 j = int(np.flatnonzero(empty)[0])
@@ -263,19 +257,58 @@ class Game:
                 self._store(keys, idx, rows, vals)
         return out
 
+    def _clear_cache(self) -> None:
+        """Empty the coalition cache: a key -> column index, and one value table
+        ``(n, columns, ...)`` that grows by doubling, within the memory cap."""
+        self._cache: dict[bytes, int] = {}
+        self._cache_table: torch.Tensor | None = None
+
+    def _lookup(self, keys: list[bytes], todo: np.ndarray, rows: np.ndarray,
+                out: torch.Tensor) -> None:
+        """Fill ``out[:, j]`` from the cache for coalitions ``j`` still to do whose values are
+        known for every row of ``rows``; clear them in ``todo``."""
+        if not self._cache:
+            return
+        idx = np.flatnonzero(todo)
+        cols = np.array([self._cache.get(keys[j], -1) for j in idx], dtype=np.int64)
+        hit = cols >= 0
+        if not hit.any():
+            return
+        idx, cols = idx[hit], cols[hit]
+        vals = self._cache_table[torch.as_tensor(rows)][:, torch.as_tensor(cols)]
+        known = ~torch.isnan(vals.reshape(len(rows), len(cols), -1)).any(dim=2).any(dim=0)
+        known = known.numpy()
+        if known.any():
+            out[:, torch.as_tensor(idx[known])] = vals[:, torch.as_tensor(known)]
+            todo[idx[known]] = False
+
     def _store(self, keys, idx, rows, vals) -> None:
-        per_entry = self.n * max(1, math.prod(self.value_shape)) * 8
+        """Remember the values ``vals`` (rows x coalitions ``idx``) of coalitions ``keys``."""
+        per_column = self.n * max(1, math.prod(self.value_shape)) * 8
+        limit = min(CACHE_MAX_ENTRIES, self.memory_cap // per_column)
+        cols = np.empty(len(idx), dtype=np.int64)
         for c, j in enumerate(idx):
-            entry = self._cache.get(keys[j])
-            if entry is None:
-                if len(self._cache) >= CACHE_MAX_ENTRIES or \
-                        self._cache_bytes + per_entry > self.memory_cap:
-                    return
-                entry = torch.full((self.n, *self.value_shape), float("nan"),
-                                   dtype=torch.float64)
-                self._cache[keys[j]] = entry
-                self._cache_bytes += per_entry
-            entry[torch.as_tensor(rows)] = vals[:, c]
+            col = self._cache.get(keys[j])
+            if col is None:
+                if len(self._cache) >= limit:
+                    cols = cols[:c]
+                    break
+                col = len(self._cache)
+                self._cache[keys[j]] = col
+            cols[c] = col
+        if not len(cols):
+            return
+        need = int(cols.max()) + 1
+        table = self._cache_table
+        if table is None or table.shape[1] < need:
+            size = min(limit, max(need, 2 * (0 if table is None else table.shape[1]), 64))
+            grown = torch.full((self.n, size, *self.value_shape), float("nan"),
+                               dtype=torch.float64)
+            if table is not None:
+                grown[:, :table.shape[1]] = table
+            self._cache_table = table = grown
+        r = torch.as_tensor(rows)
+        table[r[:, None], torch.as_tensor(cols)[None, :]] = vals[:, :len(cols)]
 
     def _behaviour_on_draws(self, F: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """E-beh for x-independent outputs ``F`` of shape (1, K, k) shared by ``rows``."""
