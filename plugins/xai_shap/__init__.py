@@ -135,7 +135,17 @@ class _ShapBase(xai.ExternalExplainer):
         return values, base
 
 
-class ShapExact(_ShapBase):
+class _IndependentMasked(_ShapBase):
+    """Base of the tabular shap explainers over ``maskers.Independent(background)``."""
+
+    def _independent_masker(self, shap, ctx):
+        """The background rows and shap's independent masker over them."""
+        _tabular_only(ctx, self.name)
+        B = _background(ctx, self.name)
+        return B, shap.maskers.Independent(B, max_samples=self._max_samples(B))
+
+
+class ShapExact(_IndependentMasked):
     """``shap.ExactExplainer`` with ``maskers.Independent(background, max_samples)``.
 
     ``max_samples`` defaults to every background row (shap's own default, 100, subsamples
@@ -147,9 +157,7 @@ class ShapExact(_ShapBase):
 
     def attribute(self, ctx):
         shap = _shap()
-        _tabular_only(ctx, self.name)
-        B = _background(ctx, self.name)
-        masker = shap.maskers.Independent(B, max_samples=self._max_samples(B))
+        B, masker = self._independent_masker(shap, ctx)
 
         def run(f, rows):
             e = shap.ExactExplainer(f, masker)(ctx.X[rows], silent=True)
@@ -160,7 +168,7 @@ class ShapExact(_ShapBase):
                 "removal": {"name": "marginal", "background_rows": len(B)}}
 
 
-class ShapPermutation(_ShapBase):
+class ShapPermutation(_IndependentMasked):
     """``shap.PermutationExplainer`` (antithetic permutations, shap's implementation) with
     ``maskers.Independent(background, max_samples)``; ``max_evals`` model calls of the masker
     per explained row (shap's default 500), ``seed`` seeds shap's permutations."""
@@ -170,9 +178,7 @@ class ShapPermutation(_ShapBase):
 
     def attribute(self, ctx):
         shap = _shap()
-        _tabular_only(ctx, self.name)
-        B = _background(ctx, self.name)
-        masker = shap.maskers.Independent(B, max_samples=self._max_samples(B))
+        B, masker = self._independent_masker(shap, ctx)
 
         def run(f, rows):
             ex = shap.PermutationExplainer(f, masker, seed=self._seeded())

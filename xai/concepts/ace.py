@@ -99,15 +99,20 @@ class ACE:
 
     # ------------------------------------------------------------------ conversions
 
+    def _mean_std(self) -> tuple[np.ndarray, np.ndarray]:
+        """The normalisation's mean and std, broadcastable over (n, C, H, W) images."""
+        shape = (1, -1, 1, 1)
+        m = np.reshape(np.asarray(0.0 if self.mean is None else self.mean, np.float32),
+                       shape if np.ndim(self.mean) else ())
+        s = np.reshape(np.asarray(1.0 if self.std is None else self.std, np.float32),
+                       shape if np.ndim(self.std) else ())
+        return m, s
+
     def _unit(self, x: np.ndarray) -> np.ndarray:
         if self.to_unit is not None:
             return np.asarray(self.to_unit(x), dtype=np.float32)
         if self.mean is not None or self.std is not None:
-            shape = (1, -1, 1, 1)
-            m = np.reshape(np.asarray(0.0 if self.mean is None else self.mean, np.float32),
-                           shape if np.ndim(self.mean) else ())
-            s = np.reshape(np.asarray(1.0 if self.std is None else self.std, np.float32),
-                           shape if np.ndim(self.std) else ())
+            m, s = self._mean_std()
             return x * s + m
         return x
 
@@ -115,11 +120,7 @@ class ACE:
         if self.from_unit is not None:
             return np.asarray(self.from_unit(x), dtype=np.float32)
         if self.mean is not None or self.std is not None:
-            shape = (1, -1, 1, 1)
-            m = np.reshape(np.asarray(0.0 if self.mean is None else self.mean, np.float32),
-                           shape if np.ndim(self.mean) else ())
-            s = np.reshape(np.asarray(1.0 if self.std is None else self.std, np.float32),
-                           shape if np.ndim(self.std) else ())
+            m, s = self._mean_std()
             return (x - m) / s
         return x
 
