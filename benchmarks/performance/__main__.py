@@ -1,10 +1,13 @@
-"""``python -m benchmarks.performance --out results/performance [--quick] [--problems 1,2]``
+"""``python -m benchmarks.performance --out results/performance [--quick] [--problems 1,2,...]``
 
-Problem 1 (Shapley accuracy per evaluation) and problem 2 (throughput) of issue 8; every
-contender in this process, one counting model wrapper, torch and BLAS pinned to one thread,
-a warm-up call and the median of repeats. Writes ``problem1.{json,md,png}``,
-``problem2.{json,md}`` and ``environment.json`` under ``--out``; the trained MLP is cached
-in ``<out>/models``.
+The problems of issue 8; every contender in this process, one counting model wrapper, torch
+and BLAS pinned to one thread, a warm-up call and the median of repeats. Writes
+``problem<N>.{json,md}`` (and figures) and ``environment.json`` under ``--out``; trained models
+are cached in ``<out>/models``.
+
+Problems 1 and 2 live in :mod:`.accuracy` and :mod:`.throughput`; problems 3 and up are one
+module each (:data:`MODULES`) with ``SIZES = {"full": ..., "quick": ..., "tiny": ...}`` and
+``run_problem(out, sizes, *, cache_dir, only, log, env) -> dict``, which writes its own files.
 """
 
 from __future__ import annotations
@@ -24,6 +27,19 @@ QUICK = {"p1": {"d": 16, "n_points": 4, "budgets": (256, 1024), "seeds": range(2
          "p2": {"d": 16, "n_rows": 20, "budget": 256, "repeats": 1, "max_seconds": 2.0}}
 TINY = {"p1": {"d": 6, "n_points": 2, "budgets": (48,), "seeds": range(2)},  # for the tests
         "p2": {"d": 6, "n_rows": 3, "budget": 48, "repeats": 1, "max_seconds": 0.5}}
+#: problem number -> module of this package implementing it (problems 3 and up)
+MODULES = {3: "images", 4: "gradients", 5: "metrics", 6: "global_importance", 7: "scaling"}
+ALL = (1, 2, *MODULES)
+
+
+def _module(number: int):
+    import importlib
+
+    return importlib.import_module(f".{MODULES[number]}", __package__)
+
+
+def _size_name(sizes) -> str:
+    return {id(FULL): "full", id(QUICK): "quick", id(TINY): "tiny"}.get(id(sizes), "full")
 
 
 def run(out, *, sizes=None, problems=(1, 2), only=None, log=print) -> dict:
@@ -54,6 +70,13 @@ def run(out, *, sizes=None, problems=(1, 2), only=None, log=print) -> dict:
             report.write(out, "problem2", res, env, md)
             log(md)
             results[2] = res
+        for number in problems:
+            if number in MODULES:
+                t = time.perf_counter()
+                mod = _module(number)
+                results[number] = mod.run_problem(out, mod.SIZES[_size_name(sizes)],
+                                                  cache_dir=cache, only=only, log=log, env=env)
+                log(f"[p{number}] {time.perf_counter() - t:.0f}s")
     return results
 
 
@@ -62,14 +85,15 @@ def main(argv: list[str] | None = None) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="results/performance")
     p.add_argument("--quick", action="store_true", help="small sizes (minutes)")
-    p.add_argument("--problems", default="1,2", help="comma-separated: 1,2")
+    p.add_argument("--problems", default=",".join(map(str, ALL)),
+                   help="comma-separated problem numbers (default: all)")
     p.add_argument("--only", default=None,
                    help="comma-separated contender names (e.g. 'xai KernelSHAP,shapiq SVARM')")
     a = p.parse_args(argv)
     probs = tuple(int(x) for x in a.problems.split(","))
-    bad = [x for x in probs if x not in (1, 2)]
+    bad = [x for x in probs if x not in ALL]
     if bad:
-        sys.exit(f"problems {bad} are not implemented yet (1 and 2 are)")
+        sys.exit(f"unknown problem(s) {bad}; the problems are {list(ALL)}")
     run(a.out, sizes=QUICK if a.quick else FULL, problems=probs,
         only=a.only.split(",") if a.only else None)
 
