@@ -36,13 +36,14 @@ __all__ = [
     "layer_capture",
     "layer_gradients",
     "layer_names",
+    "null_distribution_test",
     "t_test",
     "tcav",
     "train_cav",
 ]
 
 CLASSIFIERS = ("sgd", "logistic")
-TESTS = ("paired", "welch")
+TESTS = ("paired", "welch", "null-distribution")
 
 
 # --------------------------------------------------------------------------- torch helpers
@@ -256,8 +257,9 @@ def t_test(scores: np.ndarray, null: np.ndarray, *, test: str = "paired") -> flo
     """
     from scipy import stats
 
-    if test not in TESTS:
-        raise InputError(f"unknown test {test!r}; use one of {', '.join(TESTS)}")
+    if test not in TESTS[:2]:
+        raise InputError(f"unknown test {test!r} for t_test; use 'paired' or 'welch' (the "
+                         "'null-distribution' test is null_distribution_test)")
     scores, null = np.asarray(scores, float), np.asarray(null, float)
     if test == "paired":
         ok = np.isfinite(scores) & np.isfinite(null)
@@ -277,6 +279,30 @@ def t_test(scores: np.ndarray, null: np.ndarray, *, test: str = "paired") -> flo
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def null_distribution_test(concept_mean: float, null_means: np.ndarray) -> float:
+    """Two-sided p-value of one concept's mean TCAV score against the mean scores of random
+    *null concepts* (random sets scored as concepts, the same way): a t prediction interval,
+    ``t = (m − mean(m0)) / (sd(m0) · sqrt(1 + 1/M))`` with ``M − 1`` degrees of freedom.
+
+    Unlike the paired t-test over random counterparts, this accounts for the concept set being
+    one fixed sample: under the null a random concept's mean and the null concepts' means are
+    exchangeable, so the test holds its level (the paired test treats the ``n_random`` scores
+    of one concept set as independent and rejects a random concept far more often than
+    ``alpha``). NaN means are dropped; fewer than 2 usable null means give NaN.
+    """
+    from scipy import stats
+
+    m0 = np.asarray(null_means, float)
+    m0 = m0[np.isfinite(m0)]
+    if not np.isfinite(concept_mean) or m0.size < 2:
+        return float("nan")
+    sd = float(np.std(m0, ddof=1))
+    if sd == 0:
+        return 1.0 if concept_mean == m0[0] else 0.0
+    t = (float(concept_mean) - float(m0.mean())) / (sd * np.sqrt(1 + 1 / m0.size))
+    return float(2 * stats.t.sf(abs(t), df=m0.size - 1))
 
 
 @dataclass
@@ -306,6 +332,7 @@ class TCAVResult:
     cavs: np.ndarray
     alpha: float
     test: str
+    null_concept_means: np.ndarray | None = None
 
 
 def _score(grads: np.ndarray, cav: CAV) -> tuple[float, np.ndarray]:
@@ -325,6 +352,12 @@ def tcav(gradients: np.ndarray, concepts: Sequence[np.ndarray],
     random set ``j`` is scored against set ``j + 1``, cyclically). Score = fraction of test
     inputs with ``gradient · cav > 0``. CAVs with hold-out accuracy below ``min_cav_accuracy``
     are discarded (score NaN). ``correction="bonferroni"`` multiplies p-values by ``r``.
+
+    ``test``: ``"paired"`` (ACE's paired t-test of the concept's scores vs the null's over
+    the same random sets, the default for parity), ``"welch"`` (unpaired), or
+    ``"null-distribution"`` (:func:`null_distribution_test`: the concept's mean against the
+    means of every random set scored as a concept against the others; calibrated, costs
+    ``n_random·(n_random − 1)`` more CAVs).
     """
     if test not in TESTS:
         raise InputError(f"unknown test {test!r}; use one of {', '.join(TESTS)}")
@@ -383,10 +416,29 @@ def tcav(gradients: np.ndarray, concepts: Sequence[np.ndarray],
         mean = np.nanmean(scores, axis=1) if r else np.zeros(0)
         std = np.nanstd(scores, axis=1, ddof=1) if r else np.zeros(0)
         null_mean = float(np.nanmean(null_scores))
-    p = np.array([t_test(scores[i], null_scores, test=test) for i in range(r)])
+    null_concept_means = None
+    if test == "null-distribution":
+        means = []
+        for j, rand in enumerate(random_sets):
+            others = [s_ for k, s_ in enumerate(random_sets) if k != j]
+            sc = np.full(len(others), np.nan)
+            for k, other in enumerate(others):
+                cav = train_cav(rand, other, classifier=classifier, seed=int(
+                    np.random.SeedSequence([seed, r + 1 + j, k]).generate_state(1)[0]))
+                if cav.accuracy >= min_cav_accuracy:
+                    sc[k] = _score(grads, cav)[0]
+            means.append(np.nanmean(sc) if np.isfinite(sc).any() else np.nan)
+        if null is not None:
+            means.append(null_mean)
+        null_concept_means = np.asarray(means, float)
+        p = np.array([null_distribution_test(mean[i], null_concept_means) for i in range(r)])
+    else:
+        p = np.array([t_test(scores[i], null_scores, test=test) for i in range(r)])
     if correction == "bonferroni":
         p = np.minimum(p * max(r, 1), 1.0)
     significant = np.nan_to_num(p, nan=1.0) <= alpha
-    direction = np.sign(np.nan_to_num(mean - null_mean)).astype(np.int8)
+    centre = null_mean if null_concept_means is None else float(np.nanmean(null_concept_means))
+    direction = np.sign(np.nan_to_num(mean - centre)).astype(np.int8)
     return TCAVResult(scores, null_scores, accs, null_acc, p, significant, direction, mean,
-                      std, null_mean, per_input, derivatives, cavs, float(alpha), test)
+                      std, null_mean, per_input, derivatives, cavs, float(alpha), test,
+                      null_concept_means)
