@@ -26,7 +26,9 @@ import numpy as np
 from .store import RESULTS, jsonable, last_per_key, read_rows
 
 ARROWS = {"higher": "↑", "lower": "↓"}
-GROUP = ["suite", "dataset", "model", "method", "metric"]
+GROUP = ["suite", "dataset", "model", "method", "output", "metric"]
+"""Summary keys; ``output`` is the explained output of suites that score several per cell
+(the ``concepts`` suite: stripes / checker / dots), empty elsewhere."""
 
 
 def _fmt(mean, se) -> str:
@@ -60,7 +62,7 @@ def cells_frame(out_dir):
         err = r.get("error") or {}
         flat.append({
             **{k: r.get(k) for k in ("key", "suite", "dataset", "data_seed", "model", "method",
-                                     "metric", "seed", "status", "value", "se", "direction",
+                                     "output", "metric", "seed", "status", "value", "se", "direction",
                                      "n_rows", "explain_seconds", "explain_evaluations",
                                      "metric_seconds", "metric_evaluations", "timestamp")},
             "error_type": err.get("type"), "error_message": err.get("message"),
@@ -76,6 +78,7 @@ def _table(cells):
     if cells.empty:
         return pd.DataFrame(columns=GROUP + ["mean", "se", "n_seeds", "direction"])
     out = []
+    cells = cells.assign(output=cells["output"].fillna("") if "output" in cells else "")
     for key, g in cells.groupby(GROUP, sort=False, dropna=False):
         ok = g[g.status == "ok"]
         vals = pd.to_numeric(ok["value"], errors="coerce").dropna()
@@ -115,7 +118,8 @@ def _markdown(table) -> str:
                  for m in metrics]
         lines.append("| method | " + " | ".join(heads) + " | explain s/row | evals/row |")
         lines.append("| --- " * (len(metrics) + 3) + "|")
-        for method, gm in g.groupby("method", sort=False):
+        for (method, output), gm in g.groupby(["method", "output"], sort=False):
+            method = _label(method, output)
             cells = []
             for m in metrics:
                 r = gm[gm.metric == m]
@@ -137,6 +141,11 @@ def _markdown(table) -> str:
     return "\n".join(lines)
 
 
+def _label(method, output) -> str:
+    """``method`` or ``method → output`` for suites that explain several outputs."""
+    return f"{method} → {output}" if isinstance(output, str) and output else str(method)
+
+
 def _terminal(table) -> str:
     if table.empty:
         return "(no results)"
@@ -144,7 +153,8 @@ def _terminal(table) -> str:
     for _, r in table.iterrows():
         value = (_fmt(r["mean"], r["se"]) + " " + ARROWS.get(r["direction"], "·")) \
             if r["n_ok"] else ("skipped" if r["n_skipped"] else "error")
-        rows.append((str(r["dataset"]), str(r["model"]), str(r["method"]), str(r["metric"]),
+        rows.append((str(r["dataset"]), str(r["model"]), _label(r["method"], r["output"]),
+                     str(r["metric"]),
                      value, str(r["n_seeds"]),
                      "" if np.isnan(r["explain_seconds_per_row"]) else
                      f"{r['explain_seconds_per_row']:.3g}",
