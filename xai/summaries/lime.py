@@ -1,6 +1,11 @@
 """LIME's weighted additive surrogate (Ribeiro, Singh & Guestrin 2016) on the game's
 coalitions: exponential kernel on the distance to the all-kept vector, weighted ridge with an
-unpenalised intercept, optional feature selection, sandwich standard errors."""
+unpenalised intercept, optional feature selection, sandwich standard errors.
+
+Samples are antithetic pairs by default (every Bernoulli(1/2) coalition with its complement):
+each sample keeps lime's distribution, so the surrogate estimated is lime's, with a lower
+variance (a complement pair balances the design); the standard errors treat a pair as one
+cluster."""
 
 from __future__ import annotations
 
@@ -45,7 +50,9 @@ class LIME(SamplingSummary):
     Samples: the all-kept vector, then uniform coalitions. ``kernel_width`` defaults to
     ``0.75 sqrt(d)`` (euclidean, tabular) or ``0.25`` (cosine, images); ``alpha`` ridge
     penalty (1); ``feature_selection`` one of none, auto, forward_selection, highest_weights,
-    lasso_path with ``num_features``. Not efficient: a local surrogate, not a game value.
+    lasso_path with ``num_features``; ``paired=True``: antithetic pairs (each sampled coalition
+    with its complement; the same estimand, lower variance). Not efficient: a local surrogate,
+    not a game value.
     Unselected features get value 0 and stderr NaN. ``extras["score"]`` is the weighted R^2.
     """
 
@@ -57,8 +64,9 @@ class LIME(SamplingSummary):
     def __init__(self, *, budget=None, tol=None, seed=None, min_units=32,
                  kernel_width: float | None = None, distance: str | None = None,
                  alpha: float = 1.0, feature_selection: str | None = None,
-                 num_features: int | None = None) -> None:
+                 num_features: int | None = None, paired: bool = True) -> None:
         super().__init__(budget=budget, tol=tol, seed=seed, min_units=min_units)
+        self.paired = paired
         self.kernel_width = kernel_width
         self.distance = distance
         self.alpha = alpha
@@ -90,13 +98,19 @@ class LIME(SamplingSummary):
         vf = as_numpy(game.v_full)[rows]
         return {"Z": [np.ones((1, game.d), dtype=bool)], "Y": {int(r): [vf[i:i + 1]]
                                                             for i, r in enumerate(rows)},
-                "rows": rows, "distance": distance, "width": width}
+                "rows": rows, "distance": distance, "width": width, "clusters": [1]}
 
     def draw(self, state, n_units, d, rng):
-        return rng.random((n_units, d)) < 0.5
+        if not self.paired:
+            return rng.random((n_units, d)) < 0.5
+        half = rng.random(((n_units + 1) // 2, d)) < 0.5
+        return np.stack([half, ~half], 1).reshape(-1, d)[:n_units]  # pairs adjacent
 
     def update(self, state, design, values, active):
-        state["Z"].append(design)
+        if state["Z"][-1] is not design:  # once per round (blocks of explicands share it)
+            state["Z"].append(design)
+            n = len(design)
+            state["clusters"] += [2] * (n // 2) + [1] * (n % 2) if self.paired else [1] * n
         vals = as_numpy(values)
         for j, i in enumerate(active):
             state["Y"][int(state["rows"][i])].append(vals[j])
@@ -108,10 +122,11 @@ class LIME(SamplingSummary):
     def estimate(self, state, active):
         Z = np.concatenate(state["Z"])
         w = lime_weights(Z, state["distance"], state["width"])
+        starts = np.concatenate([[0], np.cumsum(state["clusters"])[:-1]])  # of each cluster
         d = Z.shape[1]
         n = len(state["rows"])
         if not self._selects(d):
-            return self._estimate_shared(state, active, Z, w)
+            return self._estimate_shared(state, active, Z, w, starts)
         vals, ses = [], []
         for i in active:
             y = np.concatenate(state["Y"][int(state["rows"][i])])
@@ -124,7 +139,7 @@ class LIME(SamplingSummary):
                 feats = self._select(Z, y2[:, o], w)
                 coef, Minv, X = weighted_ridge(Z[:, feats], y2[:, o:o + 1], w, self.alpha)
                 resid = y2[:, o] - X @ coef[0]
-                half = X * (w * resid)[:, None]
+                half = np.add.reduceat(X * (w * resid)[:, None], starts, axis=0)
                 cov = Minv @ (half.T @ half) @ Minv
                 beta[o, feats] = coef[0, 1:]
                 se[o, feats] = np.sqrt(np.clip(np.diag(cov)[1:], 0, None))
@@ -141,7 +156,7 @@ class LIME(SamplingSummary):
             ses.append(np.moveaxis(se, 0, -1).reshape(d, *tail))
         return np.array(vals), np.array(ses)
 
-    def _estimate_shared(self, state, active, Z, w):
+    def _estimate_shared(self, state, active, Z, w, starts):
         """All explicands and outputs at once: the design and weights are shared, so the
         ridge system is factored once and solved for every right-hand side."""
         d = Z.shape[1]
@@ -155,12 +170,13 @@ class LIME(SamplingSummary):
         reg[0, 0] = 0.0
         Minv = np.linalg.pinv(X.T @ (w[:, None] * X) + reg)
         H = Minv @ (X * w[:, None]).T  # (d+1, m), shared: coef = H @ y
-        H2 = H ** 2
         # one matrix-vector product per right-hand side, so that a row's result does not
         # depend on which other rows share the call (a matrix product's blocking would)
         coef = np.stack([H @ Y2[:, j] for j in range(Y2.shape[1])])  # (r, d+1)
         resid = np.stack([Y2[:, j] - X @ coef[j] for j in range(Y2.shape[1])], 1)
-        var = np.stack([H2 @ resid[:, j] ** 2 for j in range(Y2.shape[1])], 1)  # (d+1, r)
+        # sandwich variance with a complement pair as one cluster: sum its score terms first
+        var = np.stack([(np.add.reduceat(H * resid[:, j], starts, axis=1) ** 2).sum(1)
+                        for j in range(Y2.shape[1])], 1)  # (d+1, r)
         ybar = (w @ Y2) / w.sum()
         sst = w @ (Y2 - ybar) ** 2
         score = np.where(sst > 0, 1 - (w @ resid ** 2) / np.where(sst > 0, sst, 1), 1.0)
@@ -215,4 +231,4 @@ class LIME(SamplingSummary):
         return {"name": self.name, "budget": self.budget, "seed": self.seed,
                 "kernel_width": self.kernel_width, "distance": self.distance,
                 "alpha": self.alpha, "feature_selection": self.feature_selection,
-                "num_features": self.num_features}
+                "num_features": self.num_features, "paired": self.paired}
