@@ -47,6 +47,9 @@ class Removal:
 
     n_draws: int = 1
     weights: torch.Tensor | None = None  # (n_draws,) summing to one; None = uniform
+    #: the replacement values do not depend on the coalition (``replacement`` ignores
+    #: ``masks``): callers may compute them once per explicand. False (safe) unless declared.
+    mask_free: bool = False
 
     def fit(self, ctx: GameContext) -> None:
         """Prepare for a game (background fitting, blurring, draws); called before any model
@@ -112,6 +115,7 @@ class Baseline(Removal):
     """
 
     name = "baseline"
+    mask_free = True
     accepts_fractional = True
 
     def __init__(self, value: float | str | np.ndarray | torch.Tensor = "zeros",
@@ -267,6 +271,7 @@ class Marginal(Removal):
     """
 
     name = "marginal"
+    mask_free = True
     empty_depends_on_x = False
 
     def __init__(self, background: np.ndarray | None = None, *, max_background: int | None = 100,
@@ -434,6 +439,7 @@ class Blur(Removal):
     preserve_range=True)`` (scikit-image's default mode) on each channel."""
 
     name = "blur"
+    mask_free = True
     accepts_fractional = True
 
     def __init__(self, sigma: float | str | None = None) -> None:
@@ -505,6 +511,7 @@ class PermutationDonor(Removal):
     new permutation for each repeat."""
 
     name = "permutation-donor"
+    mask_free = True
     aggregate = "behaviour"
 
     def fit(self, ctx: GameContext) -> None:

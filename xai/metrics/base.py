@@ -156,7 +156,12 @@ class Metric:
         raise NotImplementedError
 
 
-COMMON_OPTIONS = ("reduce", "output", "ties", "abs", "features")
+COMMON_OPTIONS = ("reduce", "output", "ties", "abs", "features", "batch_size")
+
+#: rows per model call for torch modules on the CPU with image inputs when ``batch_size`` is not
+#: given: convolutions run fastest on batches that fit the cache (measured on a small CNN at
+#: 32×32: 4,096 rows in one call took 3× as long as in calls of 256); results do not change
+IMAGE_CPU_BATCH = 256
 
 
 class MetricInputs:
@@ -191,9 +196,17 @@ class MetricInputs:
                 ground_truth, options) -> MetricInputs:
         """Validate and reduce the inputs (SPEC-evaluation §0, §8); no model call except to
         resolve ``target="predicted"``."""
-        adapter = as_model(model, output_kind=options.get("output_kind")) if model is not None \
-            else None
         X = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+        batch_size = options.get("batch_size")
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
+                batch_size, int | np.integer) or batch_size < 1):
+            raise InputError(f"batch_size must be an int >= 1 (rows per model call) or None; got "
+                             f"{batch_size!r}")
+        if batch_size is None and isinstance(model, torch.nn.Module) and X.ndim > 2 and all(
+                p.device.type == "cpu" for p in model.parameters()):
+            batch_size = IMAGE_CPU_BATCH
+        adapter = as_model(model, output_kind=options.get("output_kind"),
+                           batch_size=batch_size) if model is not None else None
         expl = a if isinstance(a, Explanation) else None
         if X.ndim < 2:
             raise ShapeError(f"x must have a batch axis (n, ...); got shape {X.shape}")

@@ -227,31 +227,55 @@ class Infidelity(Metric):
         game = inp.game()
         v = game(masks).numpy()
         df = game.v_full.numpy()[:, None] - v
-        diff = _removed_difference(game, masks)  # (n, L, d) mean of x - x̃ per feature
-        ita = (a[:, None, :] * diff * ~masks).sum(-1)
+        removed = (~masks).astype(np.float64)
+        if getattr(game.removal, "mask_free", False):  # x̃ is the same for every step
+            diff = _removed_difference(game, masks[:, :1])[:, 0]  # (n, d)
+            ita = np.einsum("nld,nd->nl", removed, a * diff)
+        else:
+            diff = _removed_difference(game, masks)  # (n, L, d) mean of x - x̃ per feature
+            ita = np.einsum("nld,nld->nl", removed, a[:, None, :] * diff)
         return ita, df
 
 
 def _removed_difference(game, masks: np.ndarray) -> np.ndarray:
     """Per feature, the mean over its positions of ``x − x̃`` (x̃ = the removal's replacement,
-    averaged over its draws with their weights) for per-row masks ``(n, m, d)``."""
+    averaged over its draws with their weights) for per-row masks ``(n, m, d)``.
+
+    Rows go to the removal in blocks of ``b`` rows × ``m`` masks (``b·m·K·D`` values under the
+    game's memory cap); the per-feature means are one sparse product ``delta @ S`` with
+    ``S[pos, f] = 1/|f|`` (per row when the feature map differs by row)."""
+    from scipy.sparse import csr_matrix
+
     n, m, d = masks.shape
-    out = np.zeros((n, m, d))
+    out = np.empty((n, m, d))
     dev = game.X.device
-    for i in range(n):  # one row at a time bounds memory at m × D
-        r = torch.full((m,), i, dtype=torch.long, device=dev)
-        x = game.X[r]
-        mask_t = torch.as_tensor(masks[i], device=dev)
-        repl = game.removal.replacement(x, r, mask_t, 0, game.K)
-        repl = torch.broadcast_to(repl, (m, game.K, x.shape[1]))
-        w = game.weights.to(dev, dtype=repl.dtype)
-        rbar = (repl * w[None, :, None]).sum(1)
-        delta = (x - rbar).double().cpu().numpy()  # (m, D)
-        idx = game.ctx.index_of(r[:1]).cpu().numpy()[0]
-        sums = np.zeros((m, d + 1))
+    D = game.X.shape[1]
+    K = game.K
+    w = game.weights.to(dev, dtype=game.X.dtype)
+    b = int(max(1, min(n, game.memory_cap // max(m * max(K, 2) * D * 8, 1))))
+
+    def averaging(idx: np.ndarray):
         counts = np.bincount(idx, minlength=d + 1).astype(np.float64)
-        np.add.at(sums.T, idx, delta.T)
-        out[i] = (sums / np.maximum(counts, 1))[:, :d]
+        return csr_matrix((1.0 / counts[idx], (np.arange(D), idx)), shape=(D, d + 1))
+
+    shared = game.ctx.index.shape[0] == 1
+    S = averaging(game.ctx.index[0].cpu().numpy()) if shared else None
+    for s in range(0, n, b):
+        r_np = np.arange(s, min(n, s + b))
+        c = len(r_np)
+        r = torch.as_tensor(r_np, device=dev).repeat_interleave(m)  # (c·m,)
+        x = game.X[r]
+        mask_t = torch.as_tensor(masks[s:s + c].reshape(c * m, d), device=dev)
+        repl = game.removal.replacement(x, r, mask_t, 0, K)
+        repl = torch.broadcast_to(repl, (c * m, K, D))
+        rbar = repl[:, 0] if K == 1 else (repl * w[None, :, None]).sum(1)
+        delta = (x.double() - rbar.double()).cpu().numpy()  # (c·m, D)
+        if shared:
+            out[s:s + c] = np.asarray(delta @ S)[:, :d].reshape(c, m, d)
+        else:
+            idx = game.ctx.index_of(torch.as_tensor(r_np, device=dev)).cpu().numpy()
+            for j in range(c):
+                out[s + j] = np.asarray(delta[j * m:(j + 1) * m] @ averaging(idx[j]))[:, :d]
     return out
 
 
