@@ -23,7 +23,7 @@ from .removals import Removal, check_finite
 from .summaries.base import Summary, seed_sequence
 
 GAME_OPTIONS = ("memory_cap", "batch_size", "aggregate", "cache")
-AUTO_ESTIMATORS = ("exact-shapley", "kernelshap", "permutation-shapley")
+AUTO_ESTIMATORS = ("exact-shapley", "ra-kernelshap", "kernelshap", "permutation-shapley")
 
 
 def _is_tokens(adapter, X, features) -> bool:
@@ -460,14 +460,21 @@ class Explainer:
 
 
 def auto_estimator(game, budget: int | None) -> str:
-    """The Shapley auto rule: exact when affordable, KernelSHAP otherwise, permutation
-    sampling for stochastic (row-sampled dataset) games."""
+    """The Shapley auto rule: exact when affordable; otherwise regression-adjusted KernelSHAP
+    for games on the probability scale (its logit-scale surrogate is where it gains: about
+    0.4x KernelSHAP's error on benchmark problem 1) and KernelSHAP for other scales (where
+    the pairwise surrogate adds nothing to paired sampling); permutation sampling for
+    stochastic (row-sampled dataset) games."""
     d, K = game.d, game.rows_per_coalition
     if getattr(game, "sample_rows", None):
         return "permutation-shapley"
     if (budget is None and d <= 12) or (budget is not None and d <= 20 and
                                         (2**d - 1) * K + 1 <= budget):
         return "exact-shapley"
+    from .summaries.regression import RegressionAdjustedKernelSHAP
+
+    if RegressionAdjustedKernelSHAP().resolve_link(game) == "logit":
+        return "ra-kernelshap"
     return "kernelshap"
 
 

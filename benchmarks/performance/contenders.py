@@ -127,6 +127,9 @@ def contenders() -> list[Contender]:
     return [
         Contender("xai KernelSHAP", "xai", _xai(_summaries().KernelSHAP),
                   "paired, enumerated strata, exact constraint, sandwich SE", ours=True),
+        Contender("xai RA-KernelSHAP", "xai", _xai(_summaries().RegressionAdjustedKernelSHAP),
+                  "KernelSHAP design + cross-fitted (3 folds) pairwise surrogate on the logit "
+                  "scale, residual KernelSHAP, sandwich SE", ours=True),
         Contender("xai permutation", "xai", _xai(_summaries().PermutationShapley),
                   "antithetic permutation pairs, SE over pairs", ours=True),
         Contender("shap Kernel (default l1_reg)", "shap", _shap_kernel("default"),

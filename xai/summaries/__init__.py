@@ -7,6 +7,7 @@ from .individual import IncludeIndividual, RemoveIndividual
 from .kernelshap import KernelSHAP
 from .lime import LIME
 from .permutation import PermutationShapley
+from .regression import RegressionAdjustedKernelSHAP
 from .rise import RISE
 from .sobol import SobolTotal
 
@@ -19,6 +20,7 @@ __all__ = [
            "IncludeIndividual",
            "KernelSHAP",
            "PermutationShapley",
+           "RegressionAdjustedKernelSHAP",
            "RemoveIndividual",
            "SamplingSummary",
            "SobolTotal",

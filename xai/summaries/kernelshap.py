@@ -100,7 +100,7 @@ class KernelSHAP(SamplingSummary):
         mass = size_mass(d)
         K = game.rows_per_coalition
         n_enum = 0
-        enum_masks = []
+        enum_masks, enum_y = [], []
         for s in enum:  # fixed part: every subset of an enumerated size, weight mu(S)
             masks = np.zeros((math.comb(d, s), d), dtype=bool)
             for j, c in enumerate(combinations(range(d), s)):
@@ -108,6 +108,7 @@ class KernelSHAP(SamplingSummary):
             w = mass[s] / len(masks)
             z = torch.as_tensor(masks, dtype=torch.float64)
             y = game(masks, rows) - ve[:, None]
+            enum_y.append(y)
             A += w * z.T @ z
             b += w * torch.einsum("md,nm...->nd...", z, y)
             n_enum += len(masks)
@@ -116,6 +117,7 @@ class KernelSHAP(SamplingSummary):
         seen = {k.tobytes() for k in np.packbits(np.concatenate(enum_masks), axis=1)} \
             if enum_masks else set()
         return {"A_fixed": A, "b_fixed": b, "ve": ve, "vf": vf, "probs": probs, "d": d,
+                "enum_masks": enum_masks, "enum_y": enum_y,
                 "pairs": [], "y": [], "W_rest": float(probs.sum() and mass[probs > 0].sum()),
                 "base": as_numpy(ve), "exact": full, "seen": seen, "charged": n_enum * K,
                 "memory_cap": game.memory_cap,
@@ -152,56 +154,33 @@ class KernelSHAP(SamplingSummary):
         state["y_chunks"].append((active, values - state["ve"][torch.as_tensor(active)][:, None,
                                                                                        None]))
 
-    def _solve(self, state, active):
-        d = state["d"]
-        Z = torch.as_tensor(np.concatenate(state["pairs"]), dtype=torch.float64)  # (P, d)
-        P = Z.shape[0]
-        # gather y (len(active), P, 2[, k]) for the active explicands (all saw every round)
+    @staticmethod
+    def gather_y(state, active) -> torch.Tensor:
+        """Centred pair values ``(len(active), P, 2[, k])`` of the active explicands (all of
+        them saw every round)."""
         parts = []
         for act, y in state["y_chunks"]:
             pos = np.searchsorted(act, active)
             parts.append(y[torch.as_tensor(pos)])
-        Y = torch.cat(parts, 1)
+        return torch.cat(parts, 1)
+
+    def _solve(self, state, active):
+        Z = torch.as_tensor(np.concatenate(state["pairs"]), dtype=torch.float64)  # (P, d)
+        P = Z.shape[0]
+        Y = self.gather_y(state, active)
         omega = state["W_rest"] / (2 * P)
-        Zc = 1 - Z
-        A = state["A_fixed"] + omega * (Z.T @ Z + Zc.T @ Zc)
         a = torch.as_tensor(active)
-        bf = state["b_fixed"][a]
-        b = bf + omega * (torch.einsum("pd,np...->nd...", Z, Y[:, :, 0]) +
-                          torch.einsum("pd,np...->nd...", Zc, Y[:, :, 1]))
-        delta = (state["vf"] - state["ve"])[a]
-        Ainv = _inverse(A)
-        one = torch.ones(d, dtype=torch.float64)
-        Ai1 = Ainv @ one
-        denom = one @ Ai1
-        Aib = torch.einsum("ij,nj...->ni...", Ainv, b)
-        lam = (Aib.sum(1) - delta) / denom  # (n[, k])
-        phi = Aib - Ai1.reshape(1, d, *([1] * (b.ndim - 2))) * lam.unsqueeze(1)
-        C = Ainv - torch.outer(Ai1, Ai1) / denom
-        return phi, Z, Zc, Y, omega, C
+        phi, C = constrained_fit(state["A_fixed"], state["b_fixed"][a], Z, Y[:, :, 0],
+                                 Y[:, :, 1], omega, (state["vf"] - state["ve"])[a])
+        return phi, Z, 1 - Z, Y, omega, C
 
     def estimate(self, state, active):
         if state["exact"]:  # pragma: no cover - handled in __call__
             raise AssertionError
         phi, Z, Zc, Y, omega, C = self._solve(state, active)
         P = Z.shape[0]
-        # residuals and pair scores
-        fit1 = torch.einsum("pd,nd...->np...", Z, phi)
-        fit2 = torch.einsum("pd,nd...->np...", Zc, phi)
-        r1, r2 = Y[:, :, 0] - fit1, Y[:, :, 1] - fit2
         if self.variance == "sandwich":
-            # explicands in blocks, so the (block, P, d) score arrays stay under the cap
-            per_row = P * Z.shape[1] * max(1, r1[0, 0].numel()) * 8 * 4
-            nb = max(1, state["memory_cap"] // per_row)
-            se = torch.empty_like(phi)
-            tail = [1] * (r1.ndim - 2)
-            for a in range(0, phi.shape[0], nb):
-                b = a + nb
-                s = omega * (Z.reshape(1, P, -1, *tail) * r1[a:b].unsqueeze(2) +
-                             Zc.reshape(1, P, -1, *tail) * r2[a:b].unsqueeze(2))
-                s = s - s.mean(1, keepdim=True)  # (nb, P, d[, k])
-                t = torch.einsum("ij,npj...->npi...", C, s)
-                se[a:b] = torch.sqrt((t ** 2).sum(1) * P / max(P - 1, 1))
+            se = sandwich_se(phi, Z, Y[:, :, 0], Y[:, :, 1], omega, C, state["memory_cap"])
         else:
             se = self._bootstrap(state, active, phi)
         if P < 2 or _is_singular(state["A_fixed"] + omega * (Z.T @ Z + Zc.T @ Zc)):
@@ -243,6 +222,48 @@ class KernelSHAP(SamplingSummary):
     def describe(self):
         return {"name": self.name, "budget": self.budget, "tol": self.tol, "seed": self.seed,
                 "enumerate_strata": self.enumerate_strata, "variance": self.variance}
+
+
+def constrained_fit(A_fixed, b_fixed, Z, y1, y2, omega, delta):
+    """The §4.4 KKT solution for paired samples: ``A = A_fixed + ω Σ_p (z zᵀ + z̄ z̄ᵀ)``,
+    ``b = b_fixed + ω Σ_p (z y1 + z̄ y2)``, ``1ᵀφ = delta``. ``Z (P, d)`` float, ``y1, y2
+    (n, P[, k])``, ``b_fixed (n, d[, k])``. Returns ``phi (n, d[, k])`` and the constrained
+    inverse ``C`` used by the sandwich."""
+    d = Z.shape[1]
+    Zc = 1 - Z
+    A = A_fixed + omega * (Z.T @ Z + Zc.T @ Zc)
+    b = b_fixed + omega * (torch.einsum("pd,np...->nd...", Z, y1) +
+                           torch.einsum("pd,np...->nd...", Zc, y2))
+    Ainv = _inverse(A)
+    one = torch.ones(d, dtype=torch.float64)
+    Ai1 = Ainv @ one
+    denom = one @ Ai1
+    Aib = torch.einsum("ij,nj...->ni...", Ainv, b)
+    lam = (Aib.sum(1) - delta) / denom  # (n[, k])
+    phi = Aib - Ai1.reshape(1, d, *([1] * (b.ndim - 2))) * lam.unsqueeze(1)
+    C = Ainv - torch.outer(Ai1, Ai1) / denom
+    return phi, C
+
+
+def sandwich_se(phi, Z, y1, y2, omega, C, memory_cap):
+    """§4.4 sandwich standard error with the complement pair as the unit."""
+    P = Z.shape[0]
+    Zc = 1 - Z
+    r1 = y1 - torch.einsum("pd,nd...->np...", Z, phi)
+    r2 = y2 - torch.einsum("pd,nd...->np...", Zc, phi)
+    # explicands in blocks, so the (block, P, d) score arrays stay under the cap
+    per_row = P * Z.shape[1] * max(1, r1[0, 0].numel()) * 8 * 4
+    nb = max(1, memory_cap // per_row)
+    se = torch.empty_like(phi)
+    tail = [1] * (r1.ndim - 2)
+    for a in range(0, phi.shape[0], nb):
+        b = a + nb
+        s = omega * (Z.reshape(1, P, -1, *tail) * r1[a:b].unsqueeze(2) +
+                     Zc.reshape(1, P, -1, *tail) * r2[a:b].unsqueeze(2))
+        s = s - s.mean(1, keepdim=True)  # (nb, P, d[, k])
+        t = torch.einsum("ij,npj...->npi...", C, s)
+        se[a:b] = torch.sqrt((t ** 2).sum(1) * P / max(P - 1, 1))
+    return se
 
 
 def _is_singular(A: torch.Tensor) -> bool:
