@@ -125,3 +125,127 @@ def test_auto_rule_picks_it_on_the_probability_scale(games):
     assert auto_estimator(prob_game(V, D), budget=100) == "ra-kernelshap"
     assert auto_estimator(games.table_game(V, D), budget=100) == "kernelshap"
     assert auto_estimator(prob_game(V, D), budget=2**D) == "exact-shapley"
+
+
+# ---- shared fast paths of KernelSHAP and RA-KernelSHAP (issue 8) ---------------------------
+
+
+def _direct_sandwich(phi, Z, y1, y2, omega, C):
+    """§4.4 sandwich by its definition: per-pair scores, centred, through ``C``."""
+    P = Z.shape[0]
+    Zc = 1 - Z
+    r1 = y1 - torch.einsum("pd,nd...->np...", Z, phi)
+    r2 = y2 - torch.einsum("pd,nd...->np...", Zc, phi)
+    tail = [1] * (r1.ndim - 2)
+    s = omega * (Z.reshape(1, P, -1, *tail) * r1.unsqueeze(2) +
+                 Zc.reshape(1, P, -1, *tail) * r2.unsqueeze(2))
+    t = torch.einsum("ij,npj...->npi...", C, s - s.mean(1, keepdim=True))
+    return torch.sqrt((t ** 2).sum(1) * P / (P - 1))
+
+
+@pytest.mark.parametrize("trial", range(12))
+def test_fast_sandwich_and_fit_match_the_direct_formulas(trial):
+    from xai.summaries.kernelshap import constrained_fit, sandwich_se
+
+    rng = np.random.default_rng(trial)
+    torch.manual_seed(trial)
+    d, P, n = int(rng.integers(2, 30)), int(rng.integers(40, 300)), int(rng.integers(1, 4))
+    vshape = (int(rng.integers(1, 4)),) if trial % 3 == 0 else ()
+    Z = torch.as_tensor(rng.random((P, d)) < rng.uniform(0.1, 0.9), dtype=torch.float64)
+    w_fixed = 1 - 10 ** -rng.uniform(0, 2)  # from no enumerated mass to most of it
+    A_fixed = w_fixed * (torch.eye(d, dtype=torch.float64) + 0.1)
+    beta = rng.normal(size=d)
+    noise = 10 ** -rng.uniform(0, 6)
+    ones = [1] * len(vshape)
+    y1 = (Z @ torch.as_tensor(beta)).reshape(1, P, *ones) + noise * torch.randn(
+        n, P, *vshape, dtype=torch.float64)
+    y2 = ((1 - Z) @ torch.as_tensor(beta)).reshape(1, P, *ones) + noise * torch.randn(
+        n, P, *vshape, dtype=torch.float64)
+    b_fixed = torch.as_tensor(w_fixed * rng.normal(size=(n, d, *vshape)))
+    delta = torch.as_tensor(rng.normal(size=(n, *vshape)))
+    omega = (1 - w_fixed) / (2 * P)
+    phi, C, singular = constrained_fit(A_fixed, b_fixed, Z, y1, y2, omega, delta)
+    assert not singular
+    # the fit: complements never formed, same A and KKT solution as the explicit formula
+    Zc = 1 - Z
+    A = A_fixed + omega * (Z.T @ Z + Zc.T @ Zc)
+    b = b_fixed + omega * (torch.einsum("pd,np...->nd...", Z, y1) +
+                           torch.einsum("pd,np...->nd...", Zc, y2))
+    Ainv = torch.linalg.inv(A)
+    one = torch.ones(d, dtype=torch.float64)
+    C_ref = Ainv - torch.outer(Ainv @ one, Ainv @ one) / (one @ Ainv @ one)
+    phi_ref = torch.einsum("ij,nj...->ni...", C_ref, b) + torch.einsum(
+        "i,n...->ni...", Ainv @ one / (one @ Ainv @ one), delta)
+    torch.testing.assert_close(phi, phi_ref, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(C, C_ref, rtol=1e-9, atol=1e-12)
+    # a precomputed Gram gives the same bits
+    phi2, C2, _ = constrained_fit(A_fixed, b_fixed, Z, y1, y2, omega, delta,
+                                  gram=(Z.T @ Z, Z.sum(0)))
+    assert torch.equal(phi, phi2) and torch.equal(C, C2)
+    # the sandwich: equal to the definition, whatever the memory blocks
+    ref = _direct_sandwich(phi, Z, y1, y2, omega, C)
+    scale = ref.reshape(n, -1).amax(1).reshape(n, *[1] * (ref.ndim - 1))
+    for cap in (2**28, 4096, 1):
+        se = sandwich_se(phi, Z, y1, y2, omega, C, cap)
+        assert se.shape == phi.shape
+        assert ((se - ref).abs() / scale).max() < 1e-12
+
+
+def test_gram_is_kept_incrementally_and_exact():
+    rng = np.random.default_rng(0)
+    Z = torch.as_tensor(rng.random((700, 13)) < 0.4, dtype=torch.float64)
+    state = {}
+    for P in (50, 50, 300, 700):  # rounds add pairs; a repeat reuses the kept product
+        G, s = KernelSHAP.gram(state, Z[:P])
+        assert torch.equal(G, Z[:P].T @ Z[:P]) and torch.equal(s, Z[:P].sum(0))
+    G, s = KernelSHAP.gram(state, Z[:10])  # fewer pairs (a resampled state): from scratch
+    assert torch.equal(G, Z[:10].T @ Z[:10])
+
+
+def test_uniform_subsets_are_the_ranked_keys_of_the_same_stream():
+    from xai.summaries.kernelshap import uniform_subsets
+
+    for d in (1, 2, 7, 64):
+        sizes = np.random.default_rng(d).integers(0, d + 1, size=200)
+        masks = uniform_subsets(np.random.default_rng(5), sizes, d)
+        keys = np.random.default_rng(5).random((len(sizes), d))
+        ranks = np.argsort(np.argsort(keys, axis=1), axis=1)
+        np.testing.assert_array_equal(masks, ranks < sizes[:, None])
+        np.testing.assert_array_equal(masks.sum(1), sizes)
+
+
+def test_size_masks_follow_combinations_order():
+    from itertools import combinations
+
+    from xai.summaries.kernelshap import size_masks
+
+    for d in range(9):
+        for s in range(d + 1):
+            combos = list(combinations(range(d), s))
+            ref = np.zeros((len(combos), d), dtype=bool)
+            for row, c in enumerate(combos):
+                ref[row, list(c)] = True
+            np.testing.assert_array_equal(size_masks(d, s), ref)
+
+
+@pytest.mark.parametrize("d", [1, 3, 9, 12])
+def test_enumerated_surrogate_shapley_matches_exact(games, d):
+    """The surrogate's table by splitting and its Shapley values by the exact summary's
+    coefficients equal brute force on ``sigmoid(g0 + basis(z) @ w)``."""
+    from xai.summaries.exact import enumerate_masks
+    from xai.summaries.regression import _basis, enumerated_shapley, quadratic_table
+
+    rng = np.random.default_rng(d)
+    for pairs in (False, True):
+        p = d + (d * (d - 1) // 2 if pairs else 0)
+        W = torch.as_tensor(rng.normal(size=(p, 3)) / np.sqrt(d))
+        G0 = torch.as_tensor(rng.normal(size=(1, 3)))
+        M = torch.as_tensor(enumerate_masks(d, 0, 2**d), dtype=torch.float64)
+        Q = G0 + _basis(M, pairs) @ W
+        torch.testing.assert_close(quadratic_table(W, d, pairs, G0), Q, rtol=0, atol=1e-13)
+        V = torch.sigmoid(Q).numpy()
+        for cap, cb in ((2**28, 16), (8 * 2**d, 1)):  # one block, or blocks of coalitions
+            phi = enumerated_shapley(W, G0, torch.Tensor.sigmoid_, d, pairs, cap, cb).numpy()
+            for c in range(3):
+                np.testing.assert_allclose(phi[c], games.shapley_bruteforce(V[:, c], d),
+                                           rtol=0, atol=1e-13)

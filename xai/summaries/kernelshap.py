@@ -102,9 +102,7 @@ class KernelSHAP(SamplingSummary):
         n_enum = 0
         enum_masks, enum_y = [], []
         for s in enum:  # fixed part: every subset of an enumerated size, weight mu(S)
-            masks = np.zeros((math.comb(d, s), d), dtype=bool)
-            for j, c in enumerate(combinations(range(d), s)):
-                masks[j, list(c)] = True
+            masks = size_masks(d, s)
             w = mass[s] / len(masks)
             z = torch.as_tensor(masks, dtype=torch.float64)
             y = game(masks, rows) - ve[:, None]
@@ -131,13 +129,8 @@ class KernelSHAP(SamplingSummary):
         return super().resolve_budget(game)
 
     def draw(self, state, n_units, d, rng):
-        probs = state["probs"]
-        sizes = rng.choice(d + 1, size=n_units, p=probs)
-        keys = rng.random((n_units, d))
-        order = np.argsort(keys, axis=1)
-        ranks = np.empty_like(order)
-        np.put_along_axis(ranks, order, np.arange(d)[None].repeat(n_units, 0), axis=1)
-        return ranks < sizes[:, None]  # uniform subset of the drawn size
+        sizes = rng.choice(d + 1, size=n_units, p=state["probs"])
+        return uniform_subsets(rng, sizes, d)
 
     def evaluate(self, game, design, rows, state):
         masks = np.concatenate([design, ~design], axis=0)
@@ -164,28 +157,49 @@ class KernelSHAP(SamplingSummary):
             parts.append(y[torch.as_tensor(pos)])
         return torch.cat(parts, 1)
 
+    @staticmethod
+    def gram(state, Z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(ZᵀZ, Zᵀ1)`` of the sampled pairs, kept in the state and extended by the rounds
+        added since the last estimate. The entries are counts of 0/1 products: float32
+        blocks of at most 2²⁴ pairs add them exactly, so this is bit for bit the float64
+        product, at half the cost."""
+        P, d = Z.shape
+        done, G, s = state.get("gram") or (0, None, None)
+        if G is None or done > P:
+            done, G, s = 0, torch.zeros(d, d, dtype=torch.float64), \
+                torch.zeros(d, dtype=torch.float64)
+        exact32 = Z.device.type == "cpu"  # (no TF32 rounding of the float32 products)
+        for a in range(done, P, 2**24):
+            new = Z[a:min(P, a + 2**24)]
+            new = new.to(torch.float32) if exact32 else new
+            G = G + (new.T @ new).to(torch.float64)
+            s = s + new.sum(0, dtype=torch.float64)
+        state["gram"] = (P, G, s)
+        return G, s
+
     def _solve(self, state, active):
         Z = torch.as_tensor(np.concatenate(state["pairs"]), dtype=torch.float64)  # (P, d)
         P = Z.shape[0]
         Y = self.gather_y(state, active)
         omega = state["W_rest"] / (2 * P)
         a = torch.as_tensor(active)
-        phi, C = constrained_fit(state["A_fixed"], state["b_fixed"][a], Z, Y[:, :, 0],
-                                 Y[:, :, 1], omega, (state["vf"] - state["ve"])[a])
-        return phi, Z, 1 - Z, Y, omega, C
+        phi, C, singular = constrained_fit(state["A_fixed"], state["b_fixed"][a], Z, Y[:, :, 0],
+                                           Y[:, :, 1], omega, (state["vf"] - state["ve"])[a],
+                                           gram=self.gram(state, Z))
+        return phi, Z, Y, omega, C, singular
 
     def estimate(self, state, active):
         if state["exact"]:  # pragma: no cover - handled in __call__
             raise AssertionError
-        phi, Z, Zc, Y, omega, C = self._solve(state, active)
+        phi, Z, Y, omega, C, singular = self._solve(state, active)
         P = Z.shape[0]
+        if P < 2 or singular:
+            # too few distinct coalitions: the fit interpolates and the sandwich collapses
+            return as_numpy(phi), np.full(phi.shape, np.inf)
         if self.variance == "sandwich":
             se = sandwich_se(phi, Z, Y[:, :, 0], Y[:, :, 1], omega, C, state["memory_cap"])
         else:
             se = self._bootstrap(state, active, phi)
-        if P < 2 or _is_singular(state["A_fixed"] + omega * (Z.T @ Z + Zc.T @ Zc)):
-            # too few distinct coalitions: the fit interpolates and the sandwich collapses
-            se = torch.full_like(phi, float("inf"))
         return as_numpy(phi), as_numpy(se)
 
     def _bootstrap(self, state, active, phi):
@@ -196,6 +210,7 @@ class KernelSHAP(SamplingSummary):
         for _ in range(200):
             pick = rng.integers(P, size=P)
             sub = dict(state)
+            sub["gram"] = None  # resampled pairs: their own Gram matrix
             sub["pairs"] = [np.concatenate(pairs)[pick]]
             parts = []
             for act, y in chunks:
@@ -224,17 +239,58 @@ class KernelSHAP(SamplingSummary):
                 "enumerate_strata": self.enumerate_strata, "variance": self.variance}
 
 
-def constrained_fit(A_fixed, b_fixed, Z, y1, y2, omega, delta):
+def size_masks(d: int, s: int) -> np.ndarray:
+    """Every coalition of size ``s`` as boolean masks ``(C(d, s), d)``, in the lexicographic
+    order of ``itertools.combinations``. Sizes above ``d/2`` are the complements of size
+    ``d - s`` in reverse order (the same sequence), so no tuple is longer than ``d/2``."""
+    if 2 * s > d:
+        return ~size_masks(d, d - s)[::-1]
+    if s == 0:
+        return np.zeros((1, d), dtype=bool)
+    idx = np.array(list(combinations(range(d), s)), dtype=np.int64).reshape(-1, s)
+    masks = np.zeros((len(idx), d), dtype=bool)
+    masks[np.arange(len(idx))[:, None], idx] = True
+    return masks
+
+
+def uniform_subsets(rng: np.random.Generator, sizes: np.ndarray, d: int) -> np.ndarray:
+    """Boolean masks ``(len(sizes), d)``, row ``u`` a uniform subset of size ``sizes[u]``: the
+    features whose random key is among the row's ``sizes[u]`` smallest.
+
+    One ``rng.random((U, d))`` draw, then a sort of the keys (no argsort and inverse
+    permutation); the masks are the ones ranking the keys gives. Rows with tied keys at the
+    threshold (probability about ``d² 2⁻⁵⁴``) are redone by ranking.
+    """
+    sizes = np.asarray(sizes)
+    keys = rng.random((len(sizes), d))
+    if d == 0:
+        return keys.astype(bool)
+    kth = np.take_along_axis(np.sort(keys, axis=1), np.clip(sizes - 1, 0, d - 1)[:, None], 1)
+    masks = (keys <= kth) & (sizes[:, None] > 0)
+    bad = np.flatnonzero(masks.sum(1) != sizes)
+    if len(bad):  # pragma: no cover - ties of 53-bit keys
+        ranks = np.argsort(np.argsort(keys[bad], axis=1, kind="stable"), axis=1)
+        masks[bad] = ranks < sizes[bad, None]
+    return masks
+
+
+def constrained_fit(A_fixed, b_fixed, Z, y1, y2, omega, delta, gram=None):
     """The §4.4 KKT solution for paired samples: ``A = A_fixed + ω Σ_p (z zᵀ + z̄ z̄ᵀ)``,
     ``b = b_fixed + ω Σ_p (z y1 + z̄ y2)``, ``1ᵀφ = delta``. ``Z (P, d)`` float, ``y1, y2
-    (n, P[, k])``, ``b_fixed (n, d[, k])``. Returns ``phi (n, d[, k])`` and the constrained
-    inverse ``C`` used by the sandwich."""
-    d = Z.shape[1]
-    Zc = 1 - Z
-    A = A_fixed + omega * (Z.T @ Z + Zc.T @ Zc)
-    b = b_fixed + omega * (torch.einsum("pd,np...->nd...", Z, y1) +
-                           torch.einsum("pd,np...->nd...", Zc, y2))
-    Ainv = _inverse(A)
+    (n, P[, k])``, ``b_fixed (n, d[, k])``; ``gram``: ``(ZᵀZ, Zᵀ1)`` when already formed.
+
+    Returns ``phi (n, d[, k])``, the constrained inverse ``C`` used by the sandwich, and
+    whether ``A`` is numerically singular (then ``C`` comes from a pseudo-inverse). The
+    complements are never formed: ``Z̄ᵀZ̄ = ZᵀZ − s1ᵀ − 1sᵀ + P 11ᵀ`` with ``s = Zᵀ1`` (exact
+    for 0/1 designs) and ``Z̄ᵀy2 = 1 Σ_p y2 − Zᵀy2``.
+    """
+    P, d = Z.shape
+    G, s = gram if gram is not None else (Z.T @ Z, Z.sum(0))
+    A = A_fixed + omega * (G + (G - s[:, None] - s[None, :] + P))
+    b = b_fixed + omega * (torch.einsum("pd,np...->nd...", Z, y1 - y2) +
+                           y2.sum(1).unsqueeze(1))
+    singular = _is_singular(A)
+    Ainv = _inverse(A, singular)
     one = torch.ones(d, dtype=torch.float64)
     Ai1 = Ainv @ one
     denom = one @ Ai1
@@ -242,28 +298,66 @@ def constrained_fit(A_fixed, b_fixed, Z, y1, y2, omega, delta):
     lam = (Aib.sum(1) - delta) / denom  # (n[, k])
     phi = Aib - Ai1.reshape(1, d, *([1] * (b.ndim - 2))) * lam.unsqueeze(1)
     C = Ainv - torch.outer(Ai1, Ai1) / denom
-    return phi, C
+    return phi, C, singular
 
 
 def sandwich_se(phi, Z, y1, y2, omega, C, memory_cap):
-    """§4.4 sandwich standard error with the complement pair as the unit."""
-    P = Z.shape[0]
-    Zc = 1 - Z
-    r1 = y1 - torch.einsum("pd,nd...->np...", Z, phi)
-    r2 = y2 - torch.einsum("pd,nd...->np...", Zc, phi)
-    # explicands in blocks, so the (block, P, d) score arrays stay under the cap
-    per_row = P * Z.shape[1] * max(1, r1[0, 0].numel()) * 8 * 4
-    nb = max(1, memory_cap // per_row)
-    se = torch.empty_like(phi)
-    tail = [1] * (r1.ndim - 2)
-    for a in range(0, phi.shape[0], nb):
-        b = a + nb
-        s = omega * (Z.reshape(1, P, -1, *tail) * r1[a:b].unsqueeze(2) +
-                     Zc.reshape(1, P, -1, *tail) * r2[a:b].unsqueeze(2))
-        s = s - s.mean(1, keepdim=True)  # (nb, P, d[, k])
-        t = torch.einsum("ij,npj...->npi...", C, s)
-        se[a:b] = torch.sqrt((t ** 2).sum(1) * P / max(P - 1, 1))
-    return se
+    """§4.4 sandwich standard error with the complement pair as the unit.
+
+    The score of pair ``p`` is ``s_p = ω (r1_p z_p + r2_p z̄_p) = ω (a_p z_p + b_p 1)`` with
+    ``a = r1 − r2``, ``b = r2``, so ``C s_p = ω (a_p u_p + b_p c)`` with ``u_p = C z_p`` (row
+    ``p`` of ``U = Z Cᵀ``, formed once for every explicand) and ``c = C 1``. Centring on the
+    means ``ū``, ``ā``, ``b̄`` (``α = a − ā``, ``β = b − b̄``, ``Ũ = U − ū``) gives
+    ``C(s_p − s̄) = ω (a_p Ũ_p + α_p ū + β_p c − κ)``, ``κ = Σ_p α_p Ũ_p / P``, whose squares
+    summed over the pairs are a few ``(rows × P) @ (P × d)`` products: ``O(P d²)`` once plus
+    ``O(rows · P d)``, never a ``(rows, P, d)`` array.
+    """
+    P, d = Z.shape
+    n = phi.shape[0]
+    vshape = tuple(phi.shape[2:])
+    k = math.prod(vshape)
+
+    def flat(t):  # (n, X, *vshape) -> (n * k, X)
+        t = t.reshape(n, t.shape[1], k)
+        return t.movedim(2, 1).reshape(n * k, t.shape[1])
+
+    c = C.sum(1)  # C 1
+    ubar = C @ Z.mean(0)  # mean of the rows of U
+    cap = max(1, int(memory_cap) // 2)
+    blk = max(1, cap // (8 * 3 * d))  # pairs per block of U
+    keep = P * d * 8 <= cap  # keep the blocks of U for the next block of rows
+    U_blocks: dict[int, torch.Tensor] = {}
+    Phi, Y1, Y2 = flat(phi), flat(y1), flat(y2)
+    R = len(Phi)
+    nr = max(1, cap // (8 * 8 * P))  # rows per block: a few (rows, P) arrays
+    out = torch.empty(R, d, dtype=torch.float64)
+    for r0 in range(0, R, nr):
+        rs = slice(r0, r0 + nr)
+        ZPhi = Phi[rs] @ Z.T  # (rows, P)
+        r2 = Y2[rs] - (Phi[rs].sum(1, keepdim=True) - ZPhi)
+        a = Y1[rs] - ZPhi - r2
+        alpha = a - a.mean(1, keepdim=True)
+        beta = r2 - r2.mean(1, keepdim=True)
+        S1 = torch.zeros(len(a), d, dtype=torch.float64)
+        Xa, Xb, Ka = torch.zeros_like(S1), torch.zeros_like(S1), torch.zeros_like(S1)
+        for s in range(0, P, blk):
+            e = min(P, s + blk)
+            Ut = U_blocks.get(s)
+            if Ut is None:
+                Ut = Z[s:e] @ C.T - ubar  # (B, d): rows u_p - ū
+                if keep:
+                    U_blocks[s] = Ut
+            ab = a[:, s:e]
+            S1 += (ab * ab) @ (Ut * Ut)
+            Xa += (ab * alpha[:, s:e]) @ Ut
+            Xb += (ab * beta[:, s:e]) @ Ut
+            Ka += alpha[:, s:e] @ Ut
+        out[rs] = (S1 + 2 * ubar * Xa + 2 * c * Xb - Ka * Ka / P +
+                   (alpha * alpha).sum(1, keepdim=True) * ubar ** 2 +
+                   (beta * beta).sum(1, keepdim=True) * c ** 2 +
+                   2 * (alpha * beta).sum(1, keepdim=True) * (ubar * c))
+    se = omega * torch.sqrt(out.clamp_min(0) * P / max(P - 1, 1))
+    return se.reshape(n, k, d).movedim(1, 2).reshape(phi.shape)
 
 
 def _is_singular(A: torch.Tensor) -> bool:
@@ -271,10 +365,10 @@ def _is_singular(A: torch.Tensor) -> bool:
     return bool(eig[0] <= 1e-10 * eig[-1].clamp_min(1e-300))
 
 
-def _inverse(A: torch.Tensor) -> torch.Tensor:
+def _inverse(A: torch.Tensor, singular: bool | None = None) -> torch.Tensor:
     """Inverse of the design matrix; a pseudo-inverse with a warning when it is singular
     (Cholesky alone does not notice a numerically singular matrix)."""
-    if _is_singular(A):
+    if singular if singular is not None else _is_singular(A):
         warnings.warn("the KernelSHAP design matrix is rank-deficient (too few distinct "
                       "coalitions: some features were always kept or removed together); using a "
                       "pseudo-inverse, so those features share their credit. Raise the budget.",

@@ -33,7 +33,14 @@ from ..errors import InputError, unknown_name
 from ..registry import register
 from .base import as_numpy
 from .exact import ExactShapley, enumerate_masks
-from .kernelshap import KernelSHAP, _is_singular, constrained_fit, sandwich_se, size_mass
+from .kernelshap import (
+    KernelSHAP,
+    _is_singular,
+    constrained_fit,
+    sandwich_se,
+    size_mass,
+    uniform_subsets,
+)
 
 LINKS = ("auto", "logit", "identity")
 MIN_FOLD_PAIRS = 4  # fewer sampled pairs per fold: plain KernelSHAP
@@ -58,6 +65,73 @@ def _basis_shapley(d: int, pairs: bool) -> torch.Tensor:
         B[torch.arange(len(i)), j] = 0.5
         S.append(B)
     return torch.cat(S)
+
+
+def quadratic_table(W: torch.Tensor, d: int, pairs: bool,
+                    offset: torch.Tensor | None = None) -> torch.Tensor:
+    """``offset + basis(z_S) @ W`` for every coalition ``S``, rows in :func:`enumerate_masks`
+    order (bit ``i`` of the row number = feature ``i``): ``(2^d, cols)`` for coefficients
+    ``W (p, cols)`` laid out as :func:`_basis` (``z_i``, then ``z_i z_j`` for ``i < j``) and an
+    optional ``offset (1, cols)``."""
+    cols = W.shape[1]
+    B = torch.zeros(d, d, cols, dtype=torch.float64)
+    if pairs and d > 1:
+        i, j = torch.triu_indices(d, d, 1)
+        B[i, j] = W[d:]
+    off = torch.zeros(1, cols, dtype=torch.float64) if offset is None else offset
+    return _quadratic_table(W[:d], B, off, d)
+
+
+def _quadratic_table(a: torch.Tensor, B: torch.Tensor, off: torch.Tensor,
+                     d: int) -> torch.Tensor:
+    """Table ``(2^d, cols)`` of ``off + aᵀz + Σ_{i<j} B_ij z_i z_j``. With the features split
+    into a low half ``l`` and a high half ``h``, ``q(h, l) = q_h(h) + q_l(l) + Σ_{i∈l} z_i
+    β_i(h)``, ``β_i(h) = Σ_{j∈h} B_ij z_j``: two half-size tables (recursively) and one
+    batched product of inner size ``d/2 + 1`` (``q_h`` rides along as a column of ones), in
+    place of a ``(2^d × p) @ (p × cols)`` product."""
+    if d <= 8:
+        M = torch.as_tensor(enumerate_masks(d, 0, 2**d), dtype=torch.float64)
+        i, j = torch.triu_indices(d, d, 1)
+        return torch.addmm(off + (M[:, i] * M[:, j]) @ B[i, j], M, a)
+    c, cols = d // 2, a.shape[1]
+    zero = torch.zeros_like(off)
+    low = _quadratic_table(a[:c], B[:c, :c], zero, c)  # (2^c, cols)
+    high = _quadratic_table(a[c:], B[c:, c:], off, d - c)  # (2^(d-c), cols)
+    Zh = torch.as_tensor(enumerate_masks(d - c, 0, 2**(d - c)), dtype=torch.float64)
+    Zl = torch.ones(2**c, c + 1, dtype=torch.float64)
+    Zl[:, :c] = torch.as_tensor(enumerate_masks(c, 0, 2**c))
+    beta = torch.empty(2**(d - c), c + 1, cols, dtype=torch.float64)
+    beta[:, :c] = (Zh @ B[:c, c:].permute(1, 0, 2).reshape(d - c, c * cols)).reshape(-1, c, cols)
+    beta[:, c] = high
+    Q = torch.matmul(Zl, beta)  # (2^(d-c), 2^c, cols): row h * 2^c + l
+    Q += low
+    return Q.reshape(2**d, cols)
+
+
+def enumerated_shapley(W: torch.Tensor, G0: torch.Tensor, ginv, d: int, pairs: bool,
+                       memory_cap: int, cols_per_block: int = 16) -> torch.Tensor:
+    """Exact Shapley values ``(cols, d)`` of the surrogates ``ginv(G0 + basis(z) @ W)``, one per
+    column of ``W (p, cols)``, by enumerating their ``2^d`` coalitions without model calls:
+    :func:`quadratic_table` for the link-scale values (``ginv`` may work in place on it), then
+    the exact summary's coefficients (:meth:`ExactShapley.coefficients`, computed once and
+    shared by every column). Columns go in blocks that stay in cache; the coefficients in
+    blocks of coalitions under ``memory_cap``."""
+    cols, N = W.shape[1], 2**d
+    cap = max(1, int(memory_cap) // 4)
+    cb = int(max(1, min(cols, cols_per_block, cap // (8 * N))))
+    S_blk = int(max(1, min(N, cap // (8 * d))))  # coalitions per block of coefficients
+    coef = None
+    if S_blk == N:
+        coef = torch.as_tensor(ExactShapley().coefficients(enumerate_masks(d, 0, N)))
+    phi = torch.zeros(cols, d, dtype=torch.float64)
+    for c0 in range(0, cols, cb):
+        c1 = min(cols, c0 + cb)
+        F = ginv(quadratic_table(W[:, c0:c1], d, pairs, G0[:, c0:c1]))
+        for a in range(0, N, S_blk):
+            C = coef if coef is not None else torch.as_tensor(
+                ExactShapley().coefficients(enumerate_masks(d, a, min(N, a + S_blk))))
+            phi[c0:c1] += F[a:a + S_blk].T @ C
+    return phi
 
 
 @register("summary", "ra-kernelshap",
@@ -193,13 +267,14 @@ class RegressionAdjustedKernelSHAP(KernelSHAP):
             rD = delta - fc(one)[:, 0]
             bE = (rE * EW) @ EMt
             omega = state["W_rest"] / (2 * len(Zte))
-            phi_r, C = constrained_fit(state["A_fixed"], bE, Zte, r1, r2, omega, rD)
-            se_r = sandwich_se(phi_r, Zte, r1, r2, omega, C, state["memory_cap"])
-            # degrees of freedom: the residual fit spends d - 1 parameters on few pairs
-            n_te = len(Zte)
-            se_r = se_r * math.sqrt((n_te - 1) / max(n_te - d + 1, 1))
-            if _is_singular(state["A_fixed"] + omega * (Zte.T @ Zte + (1 - Zte).T @ (1 - Zte))):
-                se_r = torch.full_like(se_r, float("inf"))
+            phi_r, C, singular = constrained_fit(state["A_fixed"], bE, Zte, r1, r2, omega, rD)
+            if singular:
+                se_r = torch.full_like(phi_r, float("inf"))
+            else:
+                se_r = sandwich_se(phi_r, Zte, r1, r2, omega, C, state["memory_cap"])
+                # degrees of freedom: the residual fit spends d - 1 parameters on few pairs
+                n_te = len(Zte)
+                se_r = se_r * math.sqrt((n_te - 1) / max(n_te - d + 1, 1))
             phis.append(phi_r)
             vars_.append(se_r ** 2)
         phi_f, var_f = self._surrogate_shapley(fits, g0, g, ginv, link, d, state)
@@ -234,19 +309,14 @@ class RegressionAdjustedKernelSHAP(KernelSHAP):
             return ginv(G0 + _basis(M, pairs) @ W) - ginv(G0)
 
         if d <= self.max_exact_surrogate:
-            phi = torch.zeros(K * m, d, dtype=torch.float64)
-            per_mask = 8 * 4 * (K * m + W.shape[0] + d)
-            block = int(max(256, min(2**d, state["memory_cap"] // per_mask)))
-            for s in range(0, 2**d, block):
-                M = enumerate_masks(d, s, min(2**d, s + block))
-                C = torch.as_tensor(ExactShapley().coefficients(M))
-                phi += fc(torch.as_tensor(M, dtype=torch.float64)).T @ C
+            inv = torch.Tensor.sigmoid_ if link == "logit" else ginv  # in place on the table
+            phi = enumerated_shapley(W, G0, inv, d, pairs, state["memory_cap"])
             return phi.reshape(K, m, d), zero
         # large d: KernelSHAP on the surrogates (paired, all sizes sampled), SE added
         rng = np.random.default_rng(state["surrogate_seed"])
         n_s = self.surrogate_samples
         sizes = rng.choice(d + 1, size=n_s, p=size_mass(d))
-        Zs = np.argsort(np.argsort(rng.random((n_s, d)), axis=1), axis=1) < sizes[:, None]
+        Zs = uniform_subsets(rng, sizes, d)
         Zs = torch.as_tensor(Zs, dtype=torch.float64)
         # the folds share these samples: estimate the mean surrogate (Shapley is linear)
         y1 = fc(Zs).T.reshape(K, m, -1).mean(0)  # (m, n_s)
@@ -254,8 +324,8 @@ class RegressionAdjustedKernelSHAP(KernelSHAP):
         omega = 1.0 / (2 * n_s)
         A0 = torch.zeros(d, d, dtype=torch.float64)
         delta = fc(torch.ones(1, d, dtype=torch.float64))[0].reshape(K, m).mean(0)
-        phi, C = constrained_fit(A0, torch.zeros(m, d, dtype=torch.float64), Zs, y1, y2,
-                                 omega, delta)
+        phi, C, _ = constrained_fit(A0, torch.zeros(m, d, dtype=torch.float64), Zs, y1, y2,
+                                    omega, delta)
         se = sandwich_se(phi, Zs, y1, y2, omega, C, state["memory_cap"])
         return phi.expand(K, m, d), se ** 2
 
