@@ -103,3 +103,15 @@ def test_quick_run_writes_outputs(tmp_path):
     p2 = json.loads((tmp_path / "problem2.json").read_text())
     assert all(r["status"] == "ok" and r["ratio_to_floor"] > 0 for r in p2["rows"])
     assert set(res) == {1, 2}
+
+
+def test_xai_bench_suite_performance_forwards_to_the_benchmark(monkeypatch, tmp_path):
+    from benchmarks.performance import __main__ as perf
+    from xai import cli
+
+    seen = []
+    monkeypatch.setattr(perf, "main", lambda argv: seen.append(argv))
+    assert cli.main(["bench", "--suite", "performance", "--quick", "--out", str(tmp_path),
+                     "--problems", "1,2", "--methods", "xai KernelSHAP"]) == 0
+    assert seen == [["--out", str(tmp_path), "--quick", "--only", "xai KernelSHAP",
+                     "--problems", "1,2"]]

@@ -102,11 +102,34 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print("error: xai bench needs --suite NAME (or: xai bench summarise DIR, "
               "xai bench --list)", file=sys.stderr)
         return 2
+    if args.suite == "performance":
+        return _performance(args)
     bench.run(suite=args.suite, methods=args.methods, metrics=args.metrics,
               datasets=args.datasets, models=args.models, seeds=args.seeds,
               n_explain=args.n_explain, budget=args.budget, out=args.out,
               rerun_errors=args.rerun_errors, force=args.force, timeout=args.timeout,
               progress=not args.quiet, verbose=args.verbose)
+    return 0
+
+
+def _performance(args: argparse.Namespace) -> int:
+    """``xai bench --suite performance``: the side-by-side performance benchmark of the source
+    checkout's ``benchmarks/performance`` (xai and its peers in one process)."""
+    try:
+        from benchmarks.performance import __main__ as perf
+    except ImportError:
+        print("error: the performance suite lives in the source checkout's benchmarks/ folder; "
+              "run it from the repository root (python -m benchmarks performance --out DIR) "
+              "after pip install -e '.[bench]'", file=sys.stderr)
+        return 2
+    argv = ["--out", args.out if args.out != "bench-results" else "results/performance"]
+    if args.quick:
+        argv.append("--quick")
+    if args.methods:
+        argv += ["--only", args.methods]
+    if args.problems:
+        argv += ["--problems", args.problems]
+    perf.main(argv)
     return 0
 
 
@@ -158,6 +181,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--timeout", type=float, metavar="S",
                        help="seconds per cell; longer cells are recorded as Timeout errors")
     bench.add_argument("--verbose", action="store_true", help="one status line per cell")
+    bench.add_argument("--quick", action="store_true",
+                       help="performance suite: small sizes (minutes)")
+    bench.add_argument("--problems", metavar="1,2", help="performance suite: problem numbers "
+                       "(default: all); --methods then filters contenders by name")
     bench.add_argument("--quiet", action="store_true",
                        help="no progress bar and no summary table on the terminal")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="summarise")
