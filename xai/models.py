@@ -49,13 +49,14 @@ class Model:
         raise NotImplementedError
 
     def __call__(self, x: torch.Tensor, *, chunk: int | None = None,
-                 explicands: np.ndarray | None = None) -> torch.Tensor:
-        """Evaluate rows ``x`` (batched by ``batch_size``), returning ``(rows, k)`` float64.
+                 explicands: np.ndarray | None = None, batch: int | None = None) -> torch.Tensor:
+        """Evaluate rows ``x`` (batched by ``batch_size``, else by ``batch``, else all at
+        once), returning ``(rows, k)`` float64.
 
         ``chunk`` and ``explicands`` only serve error messages.
         """
         rows = x.shape[0]
-        step = self.batch_size or max(rows, 1)
+        step = self.batch_size or batch or max(rows, 1)
         outs = []
         for start in range(0, rows, step):
             part = x[start:start + step]
@@ -80,8 +81,8 @@ class Model:
                 f"(explicands {_fmt_idx(explicands)}) but {self.n_outputs} before; it must return "
                 "the same number of outputs for every row. The inputs of this chunk are in "
                 "err.inputs.", inputs=x)
-        bad = ~torch.isfinite(out).all(dim=1)
-        if bool(bad.any()):
+        if not bool(torch.isfinite(out).all()):
+            bad = ~torch.isfinite(out).all(dim=1)
             raise ModelError(
                 f"the model returned NaN or inf for {int(bad.sum())} of {rows} rows in "
                 f"{_where(chunk)} (explicands {_fmt_idx(explicands)}). Check the model on these "
@@ -169,14 +170,17 @@ class TorchModel(Model):
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
-        flags = [(m, m.training) for m in self.module.modules()]  # mixed flags survive
-        self.module.eval()
+        # only the modules in training mode change (and are restored): mixed flags survive,
+        # and a module already in eval mode costs no attribute writes per game call
+        training = [m for m in self.module.modules() if m.training]
+        if training:
+            self.module.eval()
         try:
             with torch.no_grad():
                 yield
         finally:
-            for m, flag in flags:
-                m.training = flag
+            for m in training:
+                m.training = True
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_floating_point():

@@ -70,10 +70,22 @@ class Removal:
         return {"name": self.name}
 
 
+def _to_tensor(values, ctx: GameContext) -> torch.Tensor:
+    """``values`` (numpy, torch or nested lists) on the explicands' device and dtype. Floating
+    numpy arrays go straight to that dtype (no float64 copy of a float32 background); other
+    inputs through float64, as before."""
+    if isinstance(values, torch.Tensor):
+        arr = values
+    else:
+        arr_np = np.asarray(values)
+        if arr_np.dtype.kind != "f" or not ctx.X.is_floating_point():
+            arr_np = np.asarray(arr_np, dtype=np.float64)
+        arr = torch.as_tensor(arr_np)
+    return arr.to(device=ctx.X.device, dtype=ctx.X.dtype)
+
+
 def _as_rows(values: np.ndarray | torch.Tensor, what: str, ctx: GameContext) -> torch.Tensor:
-    arr = torch.as_tensor(np.asarray(values, dtype=np.float64) if not isinstance(
-        values, torch.Tensor) else values)
-    arr = arr.to(device=ctx.X.device, dtype=ctx.X.dtype)
+    arr = _to_tensor(values, ctx)
     D = ctx.X.shape[1]
     if arr.ndim >= 1 and tuple(arr.shape[-len(ctx.input_shape):]) == tuple(ctx.input_shape) \
             and arr.ndim == len(ctx.input_shape) + 1:
@@ -87,17 +99,40 @@ def _as_rows(values: np.ndarray | torch.Tensor, what: str, ctx: GameContext) -> 
     return arr
 
 
-def check_finite(arr: torch.Tensor | np.ndarray, what: str) -> None:
-    """Raise ``InputError`` naming the array, count and first position of NaN/inf values."""
+CHECK_BLOCK_BYTES = 4 * 2**20
+"""Bytes of an array that :func:`check_finite` tests at a time (its temporaries are ~2x the
+block: ``torch.isfinite`` builds ``abs(x)`` and two boolean arrays)."""
+
+
+def check_finite(arr: torch.Tensor | np.ndarray, what: str,
+                 block_bytes: int = CHECK_BLOCK_BYTES) -> None:
+    """Raise ``InputError`` naming the array, count and first position of NaN/inf values.
+
+    The array is tested in blocks of about ``block_bytes`` along its first axis, so the check
+    allocates a few blocks' worth of memory, never a multiple of the array."""
     t = torch.as_tensor(arr)
     if not t.is_floating_point():
         return
-    bad = ~torch.isfinite(t)
-    if bool(bad.any()):
-        first = [int(i) for i in torch.nonzero(bad)[0]]
+    if t.ndim == 0:
+        t = t.reshape(1)
+    row_bytes = max(1, t[:1].numel() * t.element_size())
+    step = max(1, block_bytes // row_bytes)
+    first, count = None, 0
+    for a in range(0, t.shape[0], step):
+        block = t[a:a + step]
+        if first is None and bool(torch.isfinite(block).all()):
+            continue
+        bad = ~torch.isfinite(block)
+        n_bad = int(bad.sum())
+        if n_bad and first is None:
+            first = [int(i) for i in torch.nonzero(bad)[0]]
+            first[0] += a
+        count += n_bad
+    if first is not None:
+        where = tuple(first) if torch.as_tensor(arr).ndim else ()
         raise InputError(
-            f"{what} contains {int(bad.sum())} NaN or infinite values (first at index "
-            f"{tuple(first)}); impute or drop them (a native_missing removal is not part of the "
+            f"{what} contains {count} NaN or infinite values (first at index "
+            f"{where}); impute or drop them (a native_missing removal is not part of the "
             "core).")
 
 
@@ -158,8 +193,7 @@ class Baseline(Removal):
             check_finite(torch.tensor([float(v)]), "baseline")
             r = torch.full((1, D), float(v), dtype=ctx.X.dtype, device=ctx.X.device)
         else:
-            arr = torch.as_tensor(np.asarray(v, dtype=np.float64) if not isinstance(
-                v, torch.Tensor) else v).to(device=ctx.X.device, dtype=ctx.X.dtype)
+            arr = _to_tensor(v, ctx)
             check_finite(arr, "baseline")
             if arr.ndim == 1 and arr.shape[0] == D:
                 r = arr[None]
