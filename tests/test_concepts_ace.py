@@ -320,6 +320,36 @@ def test_ace_end_to_end(ace_fit):
     assert _hooks(model) == 0
 
 
+def test_ace_game_importance(ace_fit):
+    """§3.5: Shapley values over the concepts present in each image; efficiency against the
+    model itself (all present concepts' segments filled), absent concepts exactly 0, the
+    white concept raises logit 0 and the green one lowers it (the model is 5·white − 5·green)."""
+    ace, _expl, model, flags, images, white, green = ace_fit
+    x = images[:6]
+    res = ace.importance(x, "shapley")
+    r = len(ace.concept_ids_)
+    assert res.values.shape == (6, r)
+    present = res.extras["present"]
+    assert np.all(res.values[~present] == 0)
+    seg = ace.concept_segmentation(x)
+    assert seg.shape == (6, S, S) and seg.min() >= -1 and seg.max() < r
+    filled = np.where((seg >= 0)[:, None], np.float32(117 / 255), x).astype(np.float32)
+    model.eval()
+    with torch.no_grad():
+        f = model(torch.tensor(x))[:, 0].double().numpy()
+        f0 = model(torch.tensor(filled))[:, 0].double().numpy()
+    model.train()
+    np.testing.assert_allclose(res.values.sum(1), f - f0, atol=1e-4)
+    np.testing.assert_allclose(res.extras["importance"], res.values.mean(0))
+    w_i = int(np.argmax([_overlap(ace, i, white) for i in range(r)]))
+    g_i = int(np.argmax([_overlap(ace, i, green) for i in range(r)]))
+    assert res.extras["importance"][w_i] > 0 > res.extras["importance"][g_i]
+    # occlusion (ACE's concept-destroying step) routes through the same game
+    occ = ace.importance(x, "occlusion")
+    assert occ.values.shape == (6, r) and np.all(occ.values[~present] == 0)
+    assert [m.training for m in model.modules()] == flags
+
+
 def test_ace_attribution_maps(ace_fit):
     ace, _expl, _, _, images, white, _ = ace_fit
     maps = ace.attribution_maps(images[:3])

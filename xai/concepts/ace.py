@@ -12,10 +12,18 @@ The result is a concept :class:`~xai.explanation.Explanation`: ``values (n_test,
 test image, the fraction of the concept's CAVs with a positive directional derivative (so its
 column means are the mean TCAV scores); ``extras`` hold the TCAV table, null, p-values,
 significance, direction, cluster sizes, CAV accuracies, prototypes and thumbnails.
+``test="null-distribution"`` replaces ACE's paired t-test with a calibrated one (see
+:func:`~xai.concepts.tcav.null_distribution_test`).
+
+:meth:`ACE.importance` is the game-based importance of §3.5: the concepts present in each
+image are the features of the core game (removal = fill their segments, behaviour = the
+target logit), and any summary applies (Shapley by default, occlusion = ACE's
+concept-destroying step). Unlike TCAV it measures what removing a concept does to the output.
 """
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -440,6 +448,27 @@ class ACE:
         if not hasattr(self, "explanation_"):
             raise XaiError("this ACE is not fitted yet; call fit(images, target) first")
 
+    def _assign(self, images):
+        """Segment ``images`` (§3.1) and assign each segment to the nearest kept centre when
+        within that cluster's largest member distance. Returns ``(x, unit, fill, image_idx,
+        masks, concept)`` with ``concept[p] = -1`` for unassigned segments."""
+        self._fitted()
+        if hasattr(images, "ndim") and images.ndim == 3:
+            images = images[None]
+        x = self._check_images(images, "images")
+        unit = np.clip(self._unit(x), 0.0, 1.0)
+        fill = self._fill_value(x.shape[1])
+        image_idx, masks = self._patches_of(unit, fill, warn=False)
+        if not masks:
+            return x, unit, fill, image_idx, masks, np.zeros(0, dtype=np.int64)
+        acts = self._patch_activations(unit, image_idx, masks, fill)
+        pooled = acts.reshape(acts.shape[0], acts.shape[1], -1).mean(axis=2) \
+            if acts.ndim > 2 else acts
+        d = np.linalg.norm(pooled[:, None, :] - self.centres_[None], axis=2)
+        near = d.argmin(axis=1)
+        inside = d[np.arange(len(d)), near] <= self.radii_[near]
+        return x, unit, fill, image_idx, masks, np.where(inside, near, -1)
+
     def attribution_maps(self, images) -> np.ndarray:
         """Masks ``(n, r, H, W)`` (bool) of the segments of ``images`` assigned to each concept.
 
@@ -447,26 +476,93 @@ class ACE:
         cluster centre when it lies within that cluster's largest member distance. A single
         image ``(C, H, W)`` gives ``(1, r, H, W)``.
         """
-        self._fitted()
-        if hasattr(images, "ndim") and images.ndim == 3:
-            images = images[None]
-        x = self._check_images(images, "images")
-        unit = np.clip(self._unit(x), 0.0, 1.0)
-        fill = self._fill_value(x.shape[1])
-        r = len(self.concept_ids_)
-        out = np.zeros((len(x), r) + x.shape[2:], dtype=bool)
-        image_idx, masks = self._patches_of(unit, fill, warn=False)
-        if not masks:
-            return out
-        acts = self._patch_activations(unit, image_idx, masks, fill)
-        pooled = acts.reshape(acts.shape[0], acts.shape[1], -1).mean(axis=2) \
-            if acts.ndim > 2 else acts
-        d = np.linalg.norm(pooled[:, None, :] - self.centres_[None], axis=2)
-        near = d.argmin(axis=1)
-        inside = d[np.arange(len(d)), near] <= self.radii_[near]
-        for p in np.flatnonzero(inside):
-            out[image_idx[p], near[p]] |= masks[p]
+        x, _, _, image_idx, masks, concept = self._assign(images)
+        out = np.zeros((len(x), len(self.concept_ids_)) + x.shape[2:], dtype=bool)
+        for p in np.flatnonzero(concept >= 0):
+            out[image_idx[p], concept[p]] |= masks[p]
         return out
+
+    def concept_segmentation(self, images) -> np.ndarray:
+        """Per-pixel concept ``(n, H, W)`` (int, ``-1`` = no concept): every pixel of an
+        assigned segment belongs to that segment's concept; where assigned segments of several
+        resolutions overlap, the smallest segment wins (the finest, most specific)."""
+        x, _, _, image_idx, masks, concept = self._assign(images)
+        out = np.full((len(x),) + x.shape[2:], -1, dtype=np.int64)
+        sizes = np.array([m.sum() for m in masks]) if masks else np.zeros(0)
+        for p in sorted(np.flatnonzero(concept >= 0), key=lambda q: -sizes[q]):
+            out[image_idx[p]][masks[p]] = concept[p]  # larger first, smaller overwrite
+        return out
+
+    def importance(self, images, summary: str | Any = "shapley", *, target: int | None = None,
+                   **options: Any) -> Explanation:
+        """Game-based concept importance (SPEC-concepts §3.5): the concepts present in each
+        image are the features of the core game, a concept is removed by filling all its
+        segments (:meth:`concept_segmentation`) with the fill value (baseline removal), the
+        behaviour is the target logit, and any summary applies (``"shapley"`` → the core's
+        auto Shapley estimator, ``"occlusion"`` → ACE's concept-destroying step, a registered
+        summary name or object; ``options`` such as ``budget``, ``seed`` go to the core).
+
+        Returns an :class:`Explanation` with ``values (n, r)`` (0 for a concept absent from an
+        image: a dummy feature), ``extras["importance"]`` = mean over images and
+        ``extras["importance_stderr"]`` = SD/√n, ``extras["present"] (n, r)``,
+        ``extras["segmentation"] (n, H, W)`` (the pixels each concept removes, ``-1`` = none)."""
+        from ..explainer import Explainer
+        from ..features import FeatureMap
+        from ..removals import Baseline
+
+        self._fitted()
+        t0 = time.perf_counter()
+        target = int(self.explanation_.options["target"] if target is None else target)
+        seg = self.concept_segmentation(images)
+        x = self._check_images(images[None] if getattr(images, "ndim", 0) == 3 else images,
+                               "images")
+        n, r = len(x), len(self.concept_ids_)
+        present = np.zeros((n, r), dtype=bool)
+        for i in range(n):
+            present[i, np.unique(seg[i][seg[i] >= 0])] = True
+        values = np.zeros((n, r))
+        stderr = np.zeros((n, r))
+        base = np.full(n, np.nan)
+        rows = np.flatnonzero(present.any(1))
+        fill_img = self._model_space(np.broadcast_to(
+            self._fill_value(x.shape[1])[None, :, None, None], (1,) + x.shape[1:]).copy())[0]
+        key = summary.lower().replace("_", "-") if isinstance(summary, str) else None
+        spec = {"shapley": "auto", "occlusion": "remove-individual"}.get(key, summary)
+        evaluations = 0
+        if len(rows):
+            # local feature numbers 0..m_i-1 per image; -1 = pixels of no concept (kept)
+            order = [np.flatnonzero(present[i]) for i in rows]
+            index = np.full((len(rows),) + x.shape[2:], -1, dtype=np.int64)
+            for k, i in enumerate(rows):
+                lookup = np.full(r + 1, -1, dtype=np.int64)
+                lookup[order[k]] = np.arange(len(order[k]))
+                index[k] = lookup[seg[i]]  # seg == -1 indexes lookup[-1] = -1
+            fmap = FeatureMap(index, kind="concept", channel_axis=0, per_explicand=True)
+            explainer = Explainer(Baseline(fill_img), "prediction", spec, method="ace-game",
+                                  target=target, output="raw", **options)
+            res = explainer.explain(self.model, x[rows], features=fmap, output_kind="raw")
+            v = np.asarray(res.values, dtype=np.float64).reshape(len(rows), -1)
+            se = np.asarray(res.stderr, dtype=np.float64).reshape(len(rows), -1) \
+                if res.stderr is not None else np.full_like(v, np.nan)
+            for k, i in enumerate(rows):
+                m = len(order[k])
+                values[i, order[k]] = v[k, :m]
+                stderr[i, order[k]] = se[k, :m]
+            base[rows] = np.asarray(res.base_values, dtype=np.float64).reshape(len(rows))
+            evaluations = int(res.evaluations or 0)
+        imp = values.mean(0)
+        imp_se = values.std(0, ddof=1) / math.sqrt(n) if n > 1 else np.full(r, np.nan)
+        names = list(self.explanation_.feature_names)
+        return Explanation(
+            values=values, stderr=stderr, base_values=base, feature_names=names,
+            method="ace", removal={"name": "baseline", "fill": "ace fill over concept segments"},
+            behaviour={"name": "prediction", "target": target, "output": "raw"},
+            summary={"name": str(spec if isinstance(spec, str) else type(spec).__name__)},
+            evaluations=evaluations, seconds=time.perf_counter() - t0,
+            options={"feature_kind": "concept", "layer": self.layer, "target": target,
+                     "concept_names": names},
+            extras={"importance": imp, "importance_stderr": imp_se, "present": present,
+                    "segmentation": seg})
 
     def plot_importance(self, ax=None) -> Figure:
         """Mean TCAV per concept with ±1.96·SE bars, the null mean and significance marks."""

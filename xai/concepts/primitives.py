@@ -284,7 +284,7 @@ def model_cache_key(data: GroundTruthData, seed: int, settings: dict) -> tuple[s
 
 
 def train_primitives_model(data: GroundTruthData, seed: int = 0,
-                           cache_dir: str | Path | None = None, epochs: int = 8,
+                           cache_dir: str | Path | None = None, epochs: int = 16,
                            lr: float = 3e-3, batch_size: int = 64, flips: bool = True,
                            num_threads: int | None = None, use_cache: bool = True):
     """Train (or load) the §5 model on ``data``; returns ``(model, info)``.
