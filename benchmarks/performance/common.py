@@ -78,6 +78,27 @@ def timed(fn, repeats: int = 3, warmup: bool = True):
     return statistics.median(times), out, times
 
 
+def forward_floor(module, X, n_rows: int, *, batch: int = 16_384, repeats: int = 3) -> float:
+    """The floor every ratio is taken against: median time (after a warm-up) of a bare
+    forward pass of ``module`` over ``n_rows`` rows of ``X`` (tiled) in calls of ``batch``
+    rows, under ``torch.no_grad``. One tiled batch is reused, so memory stays at one batch."""
+    if n_rows <= 0:
+        return 0.0
+    base = torch.as_tensor(np.asarray(X))
+    b = min(int(batch), int(n_rows))
+    reps = -(-b // len(base))
+    tile = base.repeat(reps, *([1] * (base.ndim - 1)))[:b].contiguous()
+    full, rest = divmod(int(n_rows), b)
+
+    def fwd():
+        with torch.no_grad():
+            for _ in range(full):
+                module(tile)
+            if rest:
+                module(tile[:rest])
+    return timed(fwd, repeats)[0]
+
+
 def _version(name: str) -> str | None:
     try:
         return metadata.version(name)

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import CountingModule, timed
+from .common import CountingModule, forward_floor, timed
 
 TARGET = 5.0
 #: rows per model call of the second "ours" row: the MLP's forward pass is fastest on batches
@@ -151,13 +151,7 @@ def sklearn_pfi(counter, X, y, n_repeats, seed=0):
 
 def floor_seconds(net, X: np.ndarray, rows: int) -> float:
     """Bare forward pass of the MLP over ``rows`` rows in calls of :data:`BATCH` rows."""
-    big = torch.as_tensor(np.resize(X, (rows, X.shape[1])))
-
-    def fwd():
-        with torch.no_grad():
-            for s in range(0, rows, BATCH):
-                net(big[s:s + BATCH])
-    return timed(fwd, 1)[0]
+    return forward_floor(net, X, rows, batch=BATCH, repeats=1)
 
 
 def _run(fn, counter, repeats, *args, **kwargs):

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import CountingModule, timed
+from .common import CountingModule, forward_floor, timed
 
 TARGET = 10.0
 SIZES = {
@@ -208,17 +208,8 @@ FLOOR_BATCH = 256
 
 
 def floor_seconds(net: torch.nn.Module, X: np.ndarray, rows: int, repeats: int = 3) -> float:
-    """Median time of a bare forward pass over ``rows`` rows (the images tiled) in calls of
-    ``FLOOR_BATCH`` rows: what the model alone costs for the rows a contender evaluated."""
-    if rows == 0:
-        return 0.0
-    big = torch.as_tensor(np.resize(X, (rows, *X.shape[1:])))
-
-    def fwd():
-        with torch.no_grad():
-            for s in range(0, rows, FLOOR_BATCH):
-                net(big[s:s + FLOOR_BATCH])
-    return timed(fwd, repeats)[0]
+    """What the model alone costs for the rows a contender evaluated (``FLOOR_BATCH`` calls)."""
+    return forward_floor(net, X, rows, batch=FLOOR_BATCH, repeats=repeats)
 
 
 def _agreement(name: str, model, X, A, y, sz: dict, r: float, ours_res, q_vals) -> dict:

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import CountingModule
+from .common import CountingModule, forward_floor
 from .report import _env_line, write
 
 SIZES = {
@@ -192,26 +192,8 @@ NOT_RUN = {
 
 # -- timing ----------------------------------------------------------------------------------
 def floor_seconds(module: torch.nn.Module, X: np.ndarray, n_rows: int, repeats: int = 3) -> float:
-    """Median time of a bare forward pass over ``n_rows`` rows in batches of 16,384 (one tiled
-    batch reused, so memory stays at one batch whatever ``n_rows``)."""
-    base = torch.as_tensor(X)
-    b = min(FLOOR_BATCH, n_rows)
-    batch = base.repeat(-(-b // len(base)), 1)[:b].contiguous()
-    full, rest = divmod(n_rows, b)
-
-    def fwd():
-        with torch.no_grad():
-            for _ in range(full):
-                module(batch)
-            if rest:
-                module(batch[:rest])
-    times = []
-    fwd()
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fwd()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    """Bare forward pass over ``n_rows`` rows in batches of 16,384."""
+    return forward_floor(module, X, n_rows, batch=FLOOR_BATCH, repeats=repeats)
 
 
 def measure(c: Contender, module: torch.nn.Module, X: np.ndarray, budget: int, *,

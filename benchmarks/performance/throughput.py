@@ -11,9 +11,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import torch
 
-from .common import timed
+from .common import forward_floor, timed
 from .contenders import contenders
 from .problem import load_problem
 
@@ -22,16 +21,8 @@ FLOOR_BATCH = 16_384
 
 
 def floor_seconds(module, X: np.ndarray, n_rows: int, repeats: int = 3) -> float:
-    """Median time of a bare forward pass over ``n_rows`` rows (explicands tiled) in batches."""
-    base = torch.as_tensor(X)
-    reps = -(-n_rows // len(base))
-    big = base.repeat(reps, 1)[:n_rows].contiguous()
-
-    def fwd():
-        with torch.no_grad():
-            for s in range(0, n_rows, FLOOR_BATCH):
-                module(big[s:s + FLOOR_BATCH])
-    return timed(fwd, repeats)[0]
+    """Bare forward pass over ``n_rows`` rows in batches of :data:`FLOOR_BATCH`."""
+    return forward_floor(module, X, n_rows, batch=FLOOR_BATCH, repeats=repeats)
 
 
 def run_throughput(*, d=16, n_rows=200, budget=1024, repeats=3, max_seconds=20.0,
