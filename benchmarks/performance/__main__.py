@@ -58,17 +58,13 @@ def run(out, *, sizes=None, problems=(1, 2), only=None, log=print) -> dict:
             t = time.perf_counter()
             res = accuracy.run_accuracy(cache_dir=cache, only=only, log=log, **sizes["p1"])
             res["seeds"] = list(res["seeds"])
-            md = report.markdown_accuracy(res, env)
-            report.write(out, "problem1", res, env, md)
+            report.publish(out, "problem1", res, env, report.markdown_accuracy, log)
             report.figure_accuracy(res, out / "problem1.png")
-            log(md)
             log(f"[p1] {time.perf_counter() - t:.0f}s")
             results[1] = res
         if 2 in problems:
             res = throughput.run_throughput(cache_dir=cache, only=only, log=log, **sizes["p2"])
-            md = report.markdown_throughput(res, env)
-            report.write(out, "problem2", res, env, md)
-            log(md)
+            report.publish(out, "problem2", res, env, report.markdown_throughput, log)
             results[2] = res
         for number in problems:
             if number in MODULES:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .common import CountingModule, timed
-from .report import _env_line, write
+from .report import _env_line, publish
 
 TARGET = 1.1  # ours <= 1.1x the floor at default settings
 
@@ -213,9 +213,7 @@ def run_problem(out: Path, sizes: dict, *, cache_dir: Path, only: list[str] | No
             tgt.update(best_peer=bp["contender"], best_peer_ratio=bp["ratio_to_floor"])
     res = {"problem": 4, **sizes, "floor_seconds": floor, "floor_one_pass_seconds": floor_one,
            "rows": rows, "target": tgt, "not_applicable": NOT_APPLICABLE}
-    md = markdown(res, env)
-    write(Path(out), "problem4", res, env, md)
-    log(md)
+    publish(out, "problem4", res, env, markdown, log)
     return res
 
 

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from .common import CountingModule
-from .report import _env_line, write
+from .report import _env_line, publish
 
 CLASSES = ("astronaut", "chelsea", "coffee", "rocket")
 FLOOR_BATCHES = (128, 256, 1024)  # the floor is the fastest of these batch sizes
@@ -488,9 +488,7 @@ def run_problem(out: Path, sizes: dict, *, cache_dir: Path, only: list[str] | No
     res = {"problem": 3, **sizes, "superpixels": problem.d, "targets": problem.targets.tolist(),
            "classes": list(CLASSES), "test_accuracy": problem.test_accuracy, "rows": rows,
            "targets_met": targets(rows), "not_applicable": NOT_APPLICABLE}
-    md = markdown(res, env)
-    write(Path(out), "problem3", res, env, md)
-    log(md)
+    publish(out, "problem3", res, env, markdown, log)
     return res
 
 

@@ -412,7 +412,5 @@ def run_problem(out: Path, sizes: dict, *, cache_dir: Path, only=None, log=print
     t = time.perf_counter()
     res = run_metrics(sizes, cache_dir=cache_dir, only=only, log=log)
     res["seconds_total"] = time.perf_counter() - t
-    md = markdown(res, env)
-    report.write(Path(out), "problem5", res, env, md)
-    log(md)
+    report.publish(out, "problem5", res, env, markdown, log)
     return res

@@ -113,6 +113,15 @@ def figure_accuracy(res: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def publish(out, name: str, res: dict, env: dict, markdown, log=print) -> str:
+    """Render ``markdown(res, env)``, write ``<name>.json`` / ``<name>.md`` under ``out`` and
+    log the table: the common end of every problem. Returns the markdown."""
+    md = markdown(res, env)
+    write(Path(out), name, res, env, md)
+    log(md)
+    return md
+
+
 def write(out: Path, name: str, res: dict, env: dict, md: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps({"environment": env, **res}, indent=1,

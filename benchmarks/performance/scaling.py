@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from .common import CountingModule, forward_floor
-from .report import _env_line, write
+from .report import _env_line, publish
 
 SIZES = {
     "full": {"ds": (16, 64, 256, 1024), "d_rows": 4, "per_feature": 32,
@@ -526,13 +526,11 @@ def run_problem(out: Path, sizes: dict, *, cache_dir: Path | None = None,
                                                                  for r in mem),
                                   "checked": len(mem)}},
            "not_run": NOT_RUN}
-    md = markdown(res, env)
-    write(out, "problem7", res, env, md)
+    publish(out, "problem7", res, env, markdown, log)
     figure(d_rows, "d", out / "problem7_d.png",
            f"Problem 7: time vs d ({sizes['d_rows']} rows, budget {sizes['per_feature']}·d)")
     figure(r_rows, "rows_explained", out / "problem7_rows.png",
            f"Problem 7: time vs rows (d = {d0}, budget {sizes['rows_budget']} per row)")
-    log(md)
     return res
 
 
