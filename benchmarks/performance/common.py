@@ -99,6 +99,29 @@ def forward_floor(module, X, n_rows: int, *, batch: int = 16_384, repeats: int =
     return timed(fwd, repeats)[0]
 
 
+def measure_contenders(contenders, measure, *, only=None, fields=("settings",), describe=None,
+                       tag: str = "", log=print) -> list[dict]:
+    """One row per contender (those named in ``only``, if given): its name, library, ``ours``
+    and ``fields``, then ``status "ok"`` and ``measure(c)``'s dict, or ``status "error"`` with
+    ``why`` when it raises (a failing peer is reported, not fatal). ``describe(c, row)`` gives
+    the log line of a measured contender."""
+    rows = []
+    for c in contenders:
+        if only and c.name not in only:
+            continue
+        base = {"contender": c.name, "library": c.library, "ours": c.ours,
+                **{f: getattr(c, f) for f in fields}}
+        try:
+            r = {**base, "status": "ok", **measure(c)}
+            if describe is not None:
+                log(f"[{tag}] {describe(c, r)}")
+        except Exception as e:  # noqa: BLE001 - a failing peer is reported, not fatal
+            r = {**base, "status": "error", "why": f"{type(e).__name__}: {str(e)[:200]}"}
+            log(f"[{tag}] {c.name}: error {r['why']}")
+        rows.append(r)
+    return rows
+
+
 def _version(name: str) -> str | None:
     try:
         return metadata.version(name)

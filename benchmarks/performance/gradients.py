@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import CountingModule, timed
+from .common import CountingModule, measure_contenders, timed
 from .report import _env_line, publish
 
 TARGET = 1.1  # ours <= 1.1x the floor at default settings
@@ -183,23 +183,16 @@ def run_problem(out: Path, sizes: dict, *, cache_dir: Path, only: list[str] | No
     floor_one = floor_seconds(problem, n_steps, repeats, one_pass=True)
     log(f"[p4] {len(problem.images)} images, {n_steps} steps: floor {floor:.3f}s "
         f"({n_steps} passes of {len(problem.images)}), one pass {floor_one:.3f}s")
-    rows = []
-    for c in contenders():
-        if only and c.name not in only:
-            continue
-        base = {"contender": c.name, "library": c.library, "ours": c.ours,
-                "settings": c.settings}
-        try:
-            r = {**base, "status": "ok", **measure(c, problem, n_steps, repeats)}
-            r.update(ratio_to_floor=r["seconds"] / floor,
-                     ratio_to_one_pass=r["seconds"] / floor_one)
-            log(f"[p4] {c.name:58s} {r['seconds']:.3f}s  x{r['ratio_to_floor']:.2f}  gap "
-                f"{r['gap_mean']:.2e} (rel {r['relative_gap_mean']:.2e})  evals "
-                f"{r['evaluations']}  calls {r['model_calls']}")
-        except Exception as e:  # noqa: BLE001 - a failing peer is reported, not fatal
-            r = {**base, "status": "error", "why": f"{type(e).__name__}: {str(e)[:200]}"}
-            log(f"[p4] {c.name}: error {r['why']}")
-        rows.append(r)
+    def measured(c):
+        r = measure(c, problem, n_steps, repeats)
+        return {**r, "ratio_to_floor": r["seconds"] / floor,
+                "ratio_to_one_pass": r["seconds"] / floor_one}
+
+    rows = measure_contenders(
+        contenders(), measured, only=only, tag="p4", log=log,
+        describe=lambda c, r: (f"{c.name:58s} {r['seconds']:.3f}s  x{r['ratio_to_floor']:.2f}  "
+                               f"gap {r['gap_mean']:.2e} (rel {r['relative_gap_mean']:.2e})  "
+                               f"evals {r['evaluations']}  calls {r['model_calls']}"))
     ok = [r for r in rows if r["status"] == "ok"]
     ours = [r for r in ok if r["ours"]]
     tgt = {}

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import CountingModule
+from .common import CountingModule, measure_contenders
 from .report import _env_line, publish
 
 CLASSES = ("astronaut", "chelsea", "coffee", "rocket")
@@ -469,22 +469,15 @@ def run_problem(out: Path, sizes: dict, *, cache_dir: Path, only: list[str] | No
     refs = references(problem, sizes["reference_budget"], cache_dir)
     log(f"[p3] references at {sizes['reference_budget']} samples/image "
         f"({time.perf_counter() - t0:.0f}s so far)")
-    rows, floors = [], {}
-    for c in contenders():
-        if only and c.name not in only:
-            continue
-        base = {"contender": c.name, "library": c.library, "ours": c.ours,
-                "estimand": c.estimand, "settings": c.settings}
-        try:
-            r = {**base, "status": "ok", **measure(c, problem, sizes["samples"],
-                                                   sizes["seeds"], refs, floors)}
-            log(f"[p3] {c.name:48s} {r['seconds']:8.3f}s  floor {r['floor_seconds']:.3f}s  "
-                f"x{r['ratio_to_floor']:6.2f}  error {r['error']:.4f}  evals/img "
-                f"{r['evaluations_per_image']:.0f}  calls {r['model_calls']}")
-        except Exception as e:  # noqa: BLE001 - a failing peer is reported, not fatal
-            r = {**base, "status": "error", "why": f"{type(e).__name__}: {str(e)[:200]}"}
-            log(f"[p3] {c.name}: error {r['why']}")
-        rows.append(r)
+    floors: dict = {}
+    rows = measure_contenders(
+        contenders(), lambda c: measure(c, problem, sizes["samples"], sizes["seeds"], refs,
+                                        floors),
+        only=only, fields=("estimand", "settings"), tag="p3", log=log,
+        describe=lambda c, r: (f"{c.name:48s} {r['seconds']:8.3f}s  floor "
+                               f"{r['floor_seconds']:.3f}s  x{r['ratio_to_floor']:6.2f}  error "
+                               f"{r['error']:.4f}  evals/img {r['evaluations_per_image']:.0f}  "
+                               f"calls {r['model_calls']}"))
     res = {"problem": 3, **sizes, "superpixels": problem.d, "targets": problem.targets.tolist(),
            "classes": list(CLASSES), "test_accuracy": problem.test_accuracy, "rows": rows,
            "targets_met": targets(rows), "not_applicable": NOT_APPLICABLE}
