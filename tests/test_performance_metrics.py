@@ -18,6 +18,7 @@ sage = pytest.importorskip("sage")
 from benchmarks.performance import global_importance as G
 from benchmarks.performance import metrics as PM
 from benchmarks.performance.common import CountingModule
+from xai.game import AUTO_DRAWS_PER_UNIT
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 ENV = {"date": "today", "machine": "m", "cpu": "c", "cpu_count": 1, "loadavg": [0.0],
@@ -109,7 +110,7 @@ def test_p6_writes_json_and_md_with_one_row_per_contender(p6):
     data = json.loads((out / "problem6.json").read_text())
     md = (out / "problem6.md").read_text()
     names = sorted(r["contender"] for r in data["rows"])
-    assert names == sorted(["xai sage", f"xai sage batch_size={G.BATCH}", "sage-importance",
+    assert names == sorted(["xai sage", G.ALL_DRAWS, "sage-importance",
                             "xai permutation-importance", "sklearn permutation_importance"])
     for name in names:
         assert name in md
@@ -125,6 +126,9 @@ def test_p6_counts_pfi_rows(p6):
             assert r["rows_evaluated"] == n + n * d * k
         elif r["contender"] == "sage-importance":  # every coalition × all background rows
             assert r["rows_evaluated"] % sz["n_background"] == 0
+        else:  # ours: full rows, the empty coalition once, then 2(d-1) coalitions per unit
+            per = AUTO_DRAWS_PER_UNIT if r["contender"] == "xai sage" else sz["n_background"]
+            assert (r["rows_evaluated"] - n - sz["n_background"]) % (2 * (d - 1) * per) == 0
 
 
 def test_p6_pfi_agrees_with_sklearn(p6):

@@ -90,6 +90,13 @@ class Behaviour:
         """Values per coalition: None for a scalar behaviour, k for ``target="all"``."""
         return None
 
+    def subsample_correction(self, var_of_mean: torch.Tensor) -> torch.Tensor | None:
+        """What to add to the value of a mean over a random subset of the removal's draws so
+        that it is unbiased for the value of the mean over all draws, given the unbiased
+        variance of the subset mean per output ``(c, k)``; None when no exact correction
+        exists (the behaviour is not linear or quadratic in the mean)."""
+        return None
+
     def describe(self) -> dict:
         return {"name": self.name}
 
@@ -270,6 +277,13 @@ class Loss(Behaviour):
 
     def __call__(self, F, rows):
         return -self._fn(F, self.y[rows])
+
+    def subsample_correction(self, var_of_mean):
+        """Squared error: ``E (F̂ - y)² = (F̄ - y)² + Var F̂``, so ``-loss`` gains the variance
+        back; other losses have no exact correction."""
+        if self.loss_name != "squared-error":
+            return None
+        return var_of_mean.sum(1)
 
     def describe(self):
         return {"name": self.name, "loss": self.loss_name}

@@ -22,7 +22,7 @@ from .presets import Preset
 from .removals import Removal, check_finite
 from .summaries.base import Summary, seed_sequence
 
-GAME_OPTIONS = ("memory_cap", "batch_size", "aggregate", "cache")
+GAME_OPTIONS = ("memory_cap", "batch_size", "aggregate", "cache", "draws_per_unit")
 AUTO_ESTIMATORS = ("exact-shapley", "ra-kernelshap", "kernelshap", "permutation-shapley")
 
 
@@ -298,6 +298,7 @@ class Explainer:
         game_opts = {k: merged[k] for k in GAME_OPTIONS if k in merged}
         used.update(game_opts)
         aggregate = game_opts.pop("aggregate", None) or (preset.aggregate if preset else None)
+        draws_per_unit = game_opts.pop("draws_per_unit", "auto")
         seed = merged.get("seed")
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % 2**63)
@@ -335,7 +336,8 @@ class Explainer:
             game = Game(adapter, Xg, removal_g, behaviour_g, sub_map, y=yg, aggregate=aggregate,
                         seed=seed_sequence(seed), kind=kind, progress=progress, **game_opts)
             if dataset:
-                game = DatasetGame(game, row_sampling=self.row_sampling)
+                game = DatasetGame(game, row_sampling=self.row_sampling,
+                                   draws_per_unit=draws_per_unit)
             summary, estimator = self._summary(summary_spec, game, merged, used)
             if estimator is not None:
                 unused_auto.update((k, estimator) for k in _unused_auto_options(
@@ -446,6 +448,8 @@ class Explainer:
         opts["estimator"] = estimator
         opts["kind"] = kind
         opts["aggregate"] = game.local_game.aggregate if dataset else game.aggregate
+        if getattr(game, "sample_rows", None):
+            opts["draws_per_unit"] = game.draws_per_unit or game.local_game.K
         summary_desc = summary.describe() if hasattr(summary, "describe") else {}
         summary_desc.update({k: v for k, v in results[0][1].extras.items()
                              if isinstance(v, int | float | str | list)})

@@ -31,6 +31,12 @@ from .models import Model
 from .removals import GameContext, Removal, check_finite, check_fractional
 
 CACHE_MAX_ENTRIES = 2**20
+#: background rows per unit of a row-sampled dataset game (SAGE) with squared-error loss.
+#: A unit's variance is about A + B/K' (data row and permutation; background) for a cost
+#: ∝ K': the fewest draws that still give a variance for the correction win while the
+#: model's rows dominate the time. Benchmark problem 6 (64 background rows), rows ×
+#: variance per unit: all 64 rows 37.5k, 8: 5.8k, 4: 3.9k, 2: 3.1k
+AUTO_DRAWS_PER_UNIT = 2
 
 
 LERP_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
@@ -199,12 +205,19 @@ class Game:
             self._v_empty = self(np.zeros((1, self.d), dtype=bool))[:, 0]
         return self._v_empty if rows is None else self._v_empty[torch.as_tensor(rows)]
 
-    def __call__(self, masks, rows: np.ndarray | None = None) -> torch.Tensor:
+    def __call__(self, masks, rows: np.ndarray | None = None,
+                 draws: np.ndarray | None = None) -> torch.Tensor:
         """Values of coalitions ``masks`` for explicands ``rows`` (default all).
 
         ``masks`` is ``(m, d)`` (the same coalitions for every explicand) or ``(len(rows), m,
         d)``; boolean (True = kept) or fractional in ``[0, 1]`` where the removal accepts it.
         Returns float64 ``(len(rows), m)`` or ``(len(rows), m, k)``.
+
+        ``draws`` ``(len(rows), K')``: evaluate each row's coalitions on a subset of the
+        removal's draws (indices into ``0..K-1``, distinct, drawn uniformly at random by the
+        caller) instead of all ``K``; the value is then an unbiased estimate of the all-draws
+        value, by the behaviour's :meth:`~xai.behaviours.Behaviour.subsample_correction`
+        (E-pred with uniform draw weights only; no cache).
         """
         rows = np.arange(self.n) if rows is None else np.asarray(rows, dtype=np.int64)
         masks = self._check_masks(masks, len(rows))
@@ -212,6 +225,13 @@ class Game:
         per_row = masks.ndim == 3
         nr = len(rows)
         m = masks.shape[-2]
+        if draws is not None:
+            draws = self._check_draws(draws, nr)
+            if not per_row:
+                masks = np.broadcast_to(masks, (nr, *masks.shape))
+            return self._averaged(np.repeat(rows, m), masks.reshape(nr * m, self.d),
+                                  draws=np.repeat(draws, m, axis=0)).reshape(
+                nr, m, *self.value_shape)
         out = torch.empty((nr, m, *self.value_shape), dtype=torch.float64)
         if not per_row:
             packed = None
@@ -239,6 +259,27 @@ class Game:
         self._v_empty = None
 
     # ---- internals ---------------------------------------------------------------------
+
+    def _check_draws(self, draws, nrows: int) -> np.ndarray:
+        """Validate per-row draw subsets for :meth:`__call__`."""
+        draws = np.asarray(draws, dtype=np.int64)
+        if draws.ndim != 2 or draws.shape[0] != nrows or not 2 <= draws.shape[1] <= self.K:
+            raise InputError(f"draw subsets must have shape ({nrows}, K') with 2 <= K' <= "
+                             f"{self.K} (the removal's draws); got {draws.shape}")
+        if draws.min() < 0 or draws.max() >= self.K:
+            raise InputError(f"draw indices must lie in 0..{self.K - 1}")
+        if self.aggregate != "prediction" or not torch.allclose(
+                self.weights, torch.full_like(self.weights, 1.0 / self.K)):
+            raise InputError("draw subsets need the E-pred aggregate and equally weighted "
+                             "draws (e.g. no k-means background summary)")
+        probe = self.behaviour.subsample_correction(torch.zeros(1, max(1, self.k or 1),
+                                                                dtype=torch.float64))
+        if probe is None:
+            raise InputError(f"the {self.behaviour.name!r} behaviour has no exact correction "
+                             "for a subset of the removal's draws (only squared-error losses "
+                             "have one): evaluate every draw (draws_per_unit=None), or use "
+                             "loss='squared-error'")
+        return draws
 
     def _check_masks(self, masks, nrows: int) -> np.ndarray:
         masks = masks.cpu().numpy() if isinstance(masks, torch.Tensor) else np.asarray(masks)
@@ -537,14 +578,25 @@ class Game:
             return repl[:, None]
         return repl.reshape(rr, mm, repl.shape[1], D)
 
+    def _subset_replacement(self, x: torch.Tensor, r: torch.Tensor, mask_t: torch.Tensor,
+                            idx: np.ndarray) -> torch.Tensor:
+        """Replacements of per-pair draw subsets ``idx`` ``(c, kb)`` as ``(c, 1, kb, D)``."""
+        repl = self._replacement(x, r, mask_t, False, 0, self.K)  # (1 or c, 1, K, D)
+        it = torch.as_tensor(idx, device=repl.device)
+        if repl.shape[0] == 1:
+            return repl[0, 0][it][:, None]
+        D = repl.shape[-1]
+        return repl[:, 0].gather(1, it[..., None].expand(-1, -1, D))[:, None]
+
     def _averaged(self, rows: np.ndarray, masks: np.ndarray, raw: bool = False,
-                  shared: bool = False) -> torch.Tensor:
+                  shared: bool = False, draws: np.ndarray | None = None) -> torch.Tensor:
         """Behaviour values of pairs ``(P, ...)``: the removal average of the outputs, then the
         behaviour (E-pred), or the average of the behaviour over draws (E-beh). ``raw=True``
-        returns the per-draw raw outputs ``(P, K, k)`` instead."""
+        returns the per-draw raw outputs ``(P, K, k)`` instead. ``draws`` ``(P, K')``: each
+        pair averages over its own subset of draws, corrected to be unbiased (E-pred)."""
         nr, mu = len(rows), len(masks)
         P = nr * mu if shared else nr
-        K, k = self.K, self.k
+        K, k = (self.K if draws is None else draws.shape[1]), self.k
         if P == 0:
             return torch.zeros((0, K, k) if raw else (0, *self.value_shape), dtype=torch.float64)
         boolean = masks.dtype == bool
@@ -568,9 +620,15 @@ class Game:
                 x = self.X[r]
                 mpos = self._positions(mask_t, r, grid)
                 acc = None
+                sq = None
                 for s in range(0, K, kb):
                     e = min(K, s + kb)
-                    repl = self._replacement(x, r, mask_t, grid, s, e)
+                    if draws is None:
+                        repl = self._replacement(x, r, mask_t, grid, s, e)
+                        w = self.weights[s:e]
+                    else:
+                        repl = self._subset_replacement(x, r, mask_t, draws[i0:i1, s:e])
+                        w = torch.full((e - s,), 1.0 / K, dtype=torch.float64)
                     synth = self._synthetic(x, mpos, repl, boolean)
                     del repl
                     synth = synth.reshape(-1, *self.input_shape)
@@ -585,9 +643,11 @@ class Game:
                             result[i0:i1, s:e] = out
                         continue
                     out = self.behaviour.on_scale(out)
-                    w = self.weights[s:e]
                     if self.aggregate == "prediction":
                         part = (out * w[None, :, None]).sum(1)
+                        if draws is not None:
+                            sqp = (out.to(torch.float64) ** 2 * w[None, :, None]).sum(1)
+                            sq = sqp if sq is None else sq + sqp
                     else:
                         vals = self.behaviour(out.reshape(-1, k),
                                               torch.as_tensor(rows_np).repeat_interleave(e - s))
@@ -597,7 +657,12 @@ class Game:
                 if raw:
                     continue
                 if self.aggregate == "prediction":
-                    acc = self.behaviour(acc, torch.as_tensor(rows_np))
+                    mean = acc
+                    acc = self.behaviour(mean, torch.as_tensor(rows_np))
+                    if draws is not None:  # unbiased variance of the subset mean, finite pop.
+                        s2 = (sq - mean.to(torch.float64) ** 2).clamp_min(0) * K / (K - 1)
+                        acc = acc + self.behaviour.subsample_correction(
+                            s2 * (1.0 / K - 1.0 / self.K)).reshape(acc.shape)
                 if grid:
                     grid_view[i0:i1, j0:j1] = acc.reshape(i1 - i0, mm, *acc.shape[1:])
                 else:
@@ -621,12 +686,17 @@ class DatasetGame:
     (dataset loss: SAGE, permutation importance). It presents itself as one explicand.
 
     With ``row_sampling=True`` (SAGE), summaries that support it draw one data row per unit
-    (:meth:`local`) instead of averaging over all rows for every coalition.
+    (:meth:`local`) instead of averaging over all rows for every coalition; with
+    ``draws_per_unit=K'`` every unit also takes its own random ``K'`` of the removal's ``K``
+    draws (background rows), unbiased after the behaviour's correction (squared-error loss):
+    a unit then costs ``K'/K`` of the rows for a small rise in its variance. ``"auto"`` uses
+    :data:`AUTO_DRAWS_PER_UNIT` where the correction exists, else all draws.
     """
 
     n = 1
 
-    def __init__(self, local: Game, *, row_sampling: bool = False) -> None:
+    def __init__(self, local: Game, *, row_sampling: bool = False,
+                 draws_per_unit: int | str | None = None) -> None:
         self.local_game = local
         self.d = local.d
         self.kind = local.kind
@@ -634,6 +704,42 @@ class DatasetGame:
         self.feature_map = local.feature_map
         self.memory_cap = local.memory_cap
         self.sample_rows = local.n if row_sampling else None
+        if not (draws_per_unit is None or draws_per_unit == "auto" or (
+                isinstance(draws_per_unit, (int, np.integer)) and not
+                isinstance(draws_per_unit, bool) and 2 <= draws_per_unit <= local.K)):
+            raise InputError(f"draws_per_unit must be 'auto', None or an integer in "
+                             f"2..{local.K} (the removal's draws); got {draws_per_unit!r}")
+        self._draws_option = draws_per_unit if row_sampling else None
+        self._draws: int | None | bool = False  # resolved on first use
+
+    @property
+    def draws_per_unit(self) -> int | None:
+        """Draws per unit (None: all ``K``); ``"auto"`` resolves once the behaviour is
+        prepared: :data:`AUTO_DRAWS_PER_UNIT` with an exact correction, equal draw weights,
+        E-pred and ``K > 2 AUTO_DRAWS_PER_UNIT``."""
+        if self._draws is False:
+            game, option = self.local_game, self._draws_option
+            if option == "auto":
+                game._prepare()
+                w = game.weights
+                exact = game.behaviour.subsample_correction(
+                    torch.zeros(1, game.k, dtype=torch.float64)) is not None
+                option = AUTO_DRAWS_PER_UNIT if (
+                    exact and game.aggregate == "prediction" and game.K > 2 * AUTO_DRAWS_PER_UNIT
+                    and float(w.max() - w.min()) <= 1e-12 * float(w.max())) else None
+            option = None if option is None or option == game.K else int(option)
+            if option is not None:  # explicit: the game checks it can (clear error if not)
+                game._prepare()
+                game._check_draws(np.zeros((1, option), dtype=np.int64), 1)
+            self._draws = option
+        return self._draws
+
+    def draw_subsets(self, n_units: int, rng: np.random.Generator) -> np.ndarray | None:
+        """Each unit's random subset of the removal's draws ``(n_units, K')`` (None: all)."""
+        if self.draws_per_unit is None:
+            return None
+        K = self.local_game.K
+        return np.argsort(rng.random((n_units, K)), axis=1)[:, :self.draws_per_unit]
 
     @property
     def value_shape(self) -> tuple[int, ...]:
@@ -645,8 +751,11 @@ class DatasetGame:
 
     @property
     def rows_per_coalition(self) -> int:
-        """Rows per coalition: one data row's draws when sampling rows, else all rows'."""
-        return self.local_game.K * (1 if self.sample_rows else self.local_game.n)
+        """Rows per coalition: one data row's draws (or its subset of them) when sampling
+        rows, else all rows'."""
+        if self.sample_rows:
+            return self.draws_per_unit or self.local_game.K
+        return self.local_game.K * self.local_game.n
 
     @property
     def rows_evaluated(self) -> int:
@@ -671,9 +780,11 @@ class DatasetGame:
                  for a in range(0, len(masks), block)]
         return torch.cat(parts, 1)
 
-    def local(self, masks: np.ndarray, data_rows: np.ndarray) -> torch.Tensor:
-        """Values of per-unit coalitions ``(U, m, d)`` for data rows ``data_rows`` ``(U,)``."""
-        return self.local_game(masks, data_rows)
+    def local(self, masks: np.ndarray, data_rows: np.ndarray,
+              draws: np.ndarray | None = None) -> torch.Tensor:
+        """Values of per-unit coalitions ``(U, m, d)`` for data rows ``data_rows`` ``(U,)``
+        (on the draw subsets ``draws`` of :meth:`draw_subsets`, if given)."""
+        return self.local_game(masks, data_rows, draws=draws)
 
     def local_empty(self, data_rows: np.ndarray) -> torch.Tensor:
         return self.local_game.v_empty(data_rows)

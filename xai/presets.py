@@ -53,7 +53,8 @@ PRESETS = [
     Preset("sage", "marginal", "dataset-loss", "permutation-shapley",
            summary_options={"rtol": 0.025, "budget": 10**8}, dataset=True, row_sampling=True,
            aggregate="prediction",
-           description="SAGE: marginal x dataset loss (E-pred) x Shapley, one row per unit"),
+           description="SAGE: marginal x dataset loss (E-pred) x Shapley, one data row (and, "
+                       "for squared error, a random pair of background rows) per unit"),
     Preset("permutation-importance", "permutation-donor", "dataset-loss", "remove-individual",
            dataset=True, aggregate="behaviour",
            description="permutation importance: loss increase when a column is permuted"),

@@ -33,9 +33,12 @@ import torch
 from .common import CountingModule, forward_floor, timed
 
 TARGET = 5.0
-#: rows per model call of the second "ours" row: the MLP's forward pass is fastest on batches
-#: that fit the cache (0.34 µs/row at 4,096 rows against 1 µs/row at 65,536)
+#: rows per model call of the floor: the MLP's forward pass is fastest on batches that fit
+#: the cache (0.34 µs/row at 4,096 rows against 1 µs/row at 65,536)
 BATCH = 4096
+#: our SAGE evaluating all background rows per coalition (sage-importance's way) instead of
+#: its default random subset of them per unit
+ALL_DRAWS = "xai sage draws_per_unit=None (all background rows)"
 SIZES = {
     "full": {"n": 10_000, "d": 8, "n_background": 64, "rtol": 0.025, "ref_rtol": 0.01,
              "n_repeats": 5, "repeats": 2, "epochs": 300},
@@ -172,12 +175,13 @@ def run_global(sz: dict, *, cache_dir=None, only=None, log=print) -> dict:
     bg = X[np.random.default_rng(1).choice(len(X), sz["n_background"], replace=False)]
     rows = []
     t = time.perf_counter()
-    ref, ref_se = ours_sage(counter, X, y, bg, sz["ref_rtol"], seed=123)
+    # the reference evaluates every background row per coalition: independent of the
+    # per-unit subsets (and their correction) that ours uses by default
+    ref, ref_se = ours_sage(counter, X, y, bg, sz["ref_rtol"], seed=123, draws_per_unit=None)
     log(f"[p6] SAGE reference (ours, rtol {sz['ref_rtol']}): {time.perf_counter() - t:.1f}s")
     out = {}
     for name, fn, lib, kw in (("xai sage", ours_sage, "xai", {}),
-                              (f"xai sage batch_size={BATCH}", ours_sage, "xai",
-                               {"batch_size": BATCH}),
+                              (ALL_DRAWS, ours_sage, "xai", {"draws_per_unit": None}),
                               ("sage-importance", sage_sage, "sage-importance", {})):
         med, (vals, se), times, (nrows, ncalls) = _run(fn, counter, sz["repeats"], X, y, bg,
                                                        sz["rtol"], **kw)
@@ -224,7 +228,7 @@ def run_global(sz: dict, *, cache_dir=None, only=None, log=print) -> dict:
         o = next(r for r in rows if r["contender"] == "xai permutation-importance")
         s = next(r for r in rows if r["contender"] == "sklearn permutation_importance")
         ratio = s["seconds"] / o["seconds"]
-        summary["PFI"] = {"ratio": ratio, "target": TARGET, "met": bool(ratio >= TARGET),
+        summary["PFI"] = {"ratio": ratio,
                           "max_abs_z": float(np.abs((vo - vs) / np.sqrt(so ** 2 + ss ** 2 +
                                                                         1e-300)).max()),
                           "max_abs_diff": float(np.abs(vo - vs).max()),
@@ -237,13 +241,16 @@ def run_global(sz: dict, *, cache_dir=None, only=None, log=print) -> dict:
 
 
 def markdown(res: dict, env: dict) -> str:
+    from xai.game import AUTO_DRAWS_PER_UNIT as AUTO
+
     from .report import _env_line
 
     sz = res["sizes"]
     out = [f"# Problem 6: global importance ({res['n']} rows, d = {res['d']})", "",
            _env_line(env), "",
            (f"MLP on generated data (y = x·w + 0.8·x3·x4 + sin 2x5 + noise); squared-error loss; "
-            f"SAGE with a {res['n_background']}-row marginal background, both stopping at max "
+            f"SAGE with a {res['n_background']}-row marginal background (ours by default: a "
+            f"random {AUTO} of them per permutation, variance-corrected), both stopping at max "
             f"SE < {sz['rtol']} × range (sage's rule); PFI with {sz['n_repeats']} repeats on "
             f"all rows. Seconds = median of {sz['repeats']} warm calls; rows = model rows "
             "counted by the shared wrapper. 'at equal SE' = seconds × (max SE / smaller of the "
@@ -276,8 +283,9 @@ def markdown(res: dict, env: dict) -> str:
                    f"{s['max_abs_z']:.2f}, max |diff| {s['max_abs_diff']:.2e}")
     p = res["summary"].get("PFI")
     if p:
-        out.append(f"- PFI: sklearn / ours = {p['ratio']:.1f}× (target ≥ {p['target']:.0f}×) — "
-                   f"**{'met' if p['met'] else 'not met'}**; agreement max |z| "
+        out.append(f"- PFI: sklearn / ours = {p['ratio']:.1f}× (no target: the issue's target is "
+                   "against sage-importance, which has no PFI; both run the same model rows, "
+                   "which dominate); agreement max |z| "
                    f"{p['max_abs_z']:.2f}, max |diff| {p['max_abs_diff']:.2e} ({p['note']})")
     out += ["", "## peers that cannot do this problem", ""]
     out += [f"- {k}: {v}" for k, v in res["not_applicable"].items()]

@@ -50,7 +50,8 @@ class PermutationShapley(SamplingSummary):
     Unit: a uniform permutation and its reverse, ``2(d-1)`` coalitions; values are the mean of
     the units, ``stderr`` their SD / sqrt(units). Exact for games with interactions of order at
     most two after one unit; efficiency holds exactly for every estimate. On a dataset game with
-    row sampling (SAGE) every unit draws one data row, used by both members of the pair.
+    row sampling (SAGE) every unit draws one data row, used by both members of the pair, and
+    (``draws_per_unit``) its own subset of the background rows, shared along its chains.
     """
 
     name = "permutation-shapley"
@@ -77,12 +78,14 @@ class PermutationShapley(SamplingSummary):
                 "sum": torch.zeros((n, game.d, *vshape), dtype=torch.float64),
                 "sumsq": torch.zeros((n, game.d, *vshape), dtype=torch.float64),
                 "count": 0, "base": as_numpy(game.v_empty(rows)),
-                "sampled_rows": getattr(game, "sample_rows", None)}
+                "sampled_rows": getattr(game, "sample_rows", None),
+                "draw_subsets": getattr(game, "draw_subsets", None)}
 
     def draw(self, state, n_units, d, rng):
         perms = rng.permuted(np.tile(np.arange(d), (n_units, 1)), axis=1)
         if state["sampled_rows"] is not None:  # stochastic dataset game: one data row per unit
             state["unit_rows"] = rng.integers(state["sampled_rows"], size=n_units)
+            state["unit_draws"] = state["draw_subsets"](n_units, rng)
         return perms
 
     def evaluate(self, game, perms, rows, state):
@@ -91,7 +94,7 @@ class PermutationShapley(SamplingSummary):
         U, m, d = masks.shape
         if state["sampled_rows"] is not None:
             ur = state["unit_rows"]
-            vals = game.local(masks, ur)  # (U, m[, k]) for data row ur[u]
+            vals = game.local(masks, ur, state["unit_draws"])  # (U, m[, k]) for row ur[u]
             state["chain"] = (game.local_empty(ur), game.local_full(ur))
             return vals[None]
         return game(masks.reshape(U * m, d), rows).reshape(len(rows), U, m,
