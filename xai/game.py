@@ -369,7 +369,9 @@ class Game:
         if not hit.any():
             return
         idx, cols = idx[hit], cols[hit]
-        vals = self._cache_table[torch.as_tensor(rows)][:, torch.as_tensor(cols)]
+        vals = self._cache_table.index_select(1, torch.as_tensor(cols))
+        if not self._all_rows(rows):
+            vals = vals[torch.as_tensor(rows)]
         known = ~torch.isnan(vals.reshape(len(rows), len(cols), -1)).any(dim=2).any(dim=0)
         known = known.numpy()
         if known.any():
@@ -401,8 +403,16 @@ class Game:
             if table is not None:
                 grown[:, :table.shape[1]] = table
             self._cache_table = table = grown
-        r = torch.as_tensor(rows)
-        table[r[:, None], torch.as_tensor(cols)[None, :]] = vals[:, :len(cols)]
+        c = torch.as_tensor(cols)
+        if self._all_rows(rows):  # a column copy, not an element-wise scatter
+            table.index_copy_(1, c, vals[:, :len(cols)].contiguous())
+        else:
+            table[torch.as_tensor(rows)[:, None], c[None, :]] = vals[:, :len(cols)]
+
+    def _all_rows(self, rows: np.ndarray) -> bool:
+        """True when ``rows`` is every explicand in order."""
+        return len(rows) == self.n and (self.n < 2 or (rows[0] == 0 and
+                                                       bool((np.diff(rows) == 1).all())))
 
     def _behaviour_on_draws(self, F: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """E-beh for x-independent outputs ``F`` of shape (1, K, k) shared by ``rows``."""
