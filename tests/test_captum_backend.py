@@ -145,6 +145,107 @@ def test_ig_internal_batch_bounded_by_memory_cap(monkeypatch):
     np.testing.assert_allclose(small.values, full.values, atol=1e-12)
 
 
+class _Cnn3(nn.Module):
+    """3-channel CNN; ``view=True`` flattens with ``.view`` (fails on channels-last tensors)."""
+
+    def __init__(self, view: bool = False, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.view = view
+        self.conv = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(),
+                                  nn.Conv2d(6, 4, 3, stride=2, padding=1), nn.ReLU())
+        self.fc = nn.Linear(4 * 4 * 4, 3)
+
+    def forward(self, x):
+        h = self.conv(x)
+        return self.fc(h.view(h.shape[0], -1) if self.view else h.flatten(1))
+
+
+def _images3(n=4, seed=3):
+    return np.random.default_rng(seed).normal(size=(n, 3, 8, 8))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_ig_channels_last_matches_captum(dtype):
+    model = _Cnn3().to(dtype)
+    model.fc.bias.requires_grad_(False)  # parameters' flags are left as they are
+    imgs = _images3().astype(np.float64 if dtype == torch.float64 else np.float32)
+    e = xai.explain(model, imgs, method="captum.integrated_gradients", n_steps=12)
+    assert e.options["memory_format"] == "channels_last"
+    cont = xai.explain(model, imgs, method="captum.integrated_gradients", n_steps=12,
+                       memory_format="contiguous")
+    assert cont.options["memory_format"] == "contiguous"
+    ref = _direct(model, imgs, lambda x, t: captum_attr.IntegratedGradients(model).attribute(
+        x, target=t, n_steps=12)).reshape(len(imgs), -1)
+    atol = 1e-12 if dtype == torch.float64 else 1e-6 * np.abs(ref).max()
+    np.testing.assert_allclose(e.values, ref, atol=atol, rtol=0)
+    np.testing.assert_allclose(cont.values, ref, atol=atol, rtol=0)
+    assert not model.fc.bias.requires_grad and model.fc.weight.requires_grad
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_ig_channels_last_falls_back_and_rules():
+    imgs = _images3()
+    viewing = _Cnn3(view=True).double()  # .view fails on a channels-last activation
+    e = xai.explain(viewing, imgs, method="captum.integrated_gradients", n_steps=6)
+    assert e.options["memory_format"] == "contiguous"
+    ref = _direct(viewing, imgs, lambda x, t: captum_attr.IntegratedGradients(
+        viewing).attribute(x, target=t, n_steps=6)).reshape(len(imgs), -1)
+    np.testing.assert_allclose(e.values, ref, atol=1e-12)
+    # tabular rows and models without a convolution over the input's channels: as given
+    tab = xai.explain(_mlp(), _data(), method="captum.integrated_gradients", n_steps=6)
+    assert tab.options["memory_format"] == "contiguous"
+    flat = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 2)).double()
+    assert xai.explain(flat, imgs, method="captum.integrated_gradients",
+                       n_steps=6).options["memory_format"] == "contiguous"
+    forced = xai.explain(_Cnn3().double(), imgs, method="captum.integrated_gradients",
+                         n_steps=6, memory_format="channels_last")
+    assert forced.options["memory_format"] == "channels_last"
+    with pytest.raises(xai.InputError, match="4-D"):
+        xai.explain(_mlp(), _data(), method="captum.integrated_gradients",
+                    memory_format="channels_last")
+    with pytest.raises(xai.UnknownNameError, match="memory_format"):
+        xai.explain(_mlp(), _data(), method="captum.integrated_gradients", memory_format="x")
+
+
+def test_ig_not_multiplied_matches_captum():
+    model, X = _mlp(), _data()
+    e = xai.explain(model, X, method="captum.integrated_gradients", n_steps=9,
+                    multiply_by_inputs=False, internal_batch_size=12)
+    ref = _direct(model, X, lambda x, t: captum_attr.IntegratedGradients(
+        model, multiply_by_inputs=False).attribute(x, target=t, n_steps=9,
+                                                   internal_batch_size=12))
+    np.testing.assert_allclose(e.values, ref, atol=1e-12)
+
+
+class _Counting(nn.Module):
+    def __init__(self, module):
+        super().__init__()
+        self.module, self.rows = module, 0
+
+    def forward(self, x):
+        self.rows += x.shape[0]
+        return self.module(x)
+
+
+def test_ig_evaluates_f_x_once():
+    """f(x) for the convergence delta is the output that resolved the targets: the model
+    sees n * n_steps rows for the integral, n for the targets, one baseline row, and the
+    one-row probes (two when the channels-last layout is checked)."""
+    model = _Counting(_Cnn3().double())
+    imgs = _images3(n=5)
+    e = xai.explain(model, imgs, method="captum.integrated_gradients", n_steps=7)
+    assert e.evaluations == 5 * 7 + 5 + 1
+    assert model.rows == e.evaluations + 2
+    with torch.no_grad():
+        out = model.module(torch.tensor(imgs)).numpy()
+        fb = model.module(torch.zeros(1, 3, 8, 8, dtype=torch.float64)).numpy()[0]
+    t = out.argmax(1)
+    np.testing.assert_allclose(e.base_values, fb[t], atol=1e-12)
+    delta = e.values.sum(1) - (out[np.arange(5), t] - fb[t])
+    np.testing.assert_allclose(e.extras["convergence_delta"], delta, atol=1e-12)
+
+
 # -- agreement with captum called directly ------------------------------------------------------
 
 def _direct(model, X, fn, seed=None):

@@ -124,6 +124,7 @@ class ExplainContext:
         self.background, self.fmap, self.kind, self.names = background, fmap, kind, names
         self.options = options
         self.targets: np.ndarray | None = None
+        self.outputs: np.ndarray | None = None  # f(X) (rows, k) float64, by resolve_targets
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Model outputs ``(rows, k)`` through the counting adapter, as numpy float64."""
@@ -134,8 +135,9 @@ class ExplainContext:
     def resolve_targets(self, target) -> np.ndarray:
         """One output index per explicand: ``"predicted"`` (default for more than one output),
         an int, or an int per row. This evaluates the model once on the explained rows, and
-        those ``n`` rows are counted in the explanation's ``evaluations``."""
-        out = self.predict(self.X)
+        those ``n`` rows are counted in the explanation's ``evaluations``. The outputs are kept
+        in :attr:`outputs` (backends reuse them instead of evaluating ``f(X)`` again)."""
+        out = self.outputs = self.predict(self.X)
         k = out.shape[1]
         if target is None or (isinstance(target, str) and target == "predicted"):
             return out.argmax(1) if k > 1 else np.zeros(len(out), dtype=np.int64)

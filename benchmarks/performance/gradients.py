@@ -5,6 +5,9 @@ target = the predicted class's logit: time against the floor and the completenes
 - floor: ``n_steps`` forward + backward passes (input gradients of the summed target logits)
   of the batch of ``n_images``: what any integrated-gradients implementation must compute.
   ``floor_one_pass`` (one pass over all ``n_images * n_steps`` rows) is reported beside it.
+  The floor runs the images as given (contiguous NCHW); a contender may attribute them in
+  another memory layout (ours picks channels-last for a CNN on a CPU, where each pass costs
+  less than the floor's), so a captum peer with channels-last inputs is measured too.
 - completeness gap: per image ``|sum(attributions) - (f(x)_t - f(baseline)_t)|``, with ``f``
   evaluated by the benchmark in float64 (not the contender's own delta); mean and max over
   images, and relative to ``|f(x)_t - f(baseline)_t|``.
@@ -84,12 +87,15 @@ def _xai(**options):
     return run
 
 
-def _captum(internal_batch_size):
+def _captum(internal_batch_size, channels_last: bool = False):
     def run(problem, n_steps):
         from captum.attr import IntegratedGradients
 
         ig = IntegratedGradients(problem.counter)
-        x = problem.images.clone().requires_grad_()
+        x = problem.images.clone()
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        x.requires_grad_()
         ibs = internal_batch_size if internal_batch_size != "batch" else len(x)
         out = ig.attribute(x, baselines=problem.baseline, target=problem.targets,
                            n_steps=n_steps, internal_batch_size=ibs)
@@ -101,12 +107,17 @@ def contenders() -> list[GradientContender]:
     return [
         GradientContender("xai captum.integrated-gradients (default)", "xai", _xai(),
                           "xai.explain(method='captum.integrated_gradients'): gausslegendre, "
-                          "internal_batch_size='auto', zero baseline", ours=True),
+                          "internal_batch_size='auto', memory_format='auto' (channels-last "
+                          "here), zero baseline", ours=True),
         GradientContender("captum IntegratedGradients (internal_batch_size=None)", "captum",
                           _captum(None), "all images x steps in one pass, gausslegendre"),
         GradientContender("captum IntegratedGradients (internal_batch_size=n_images)",
                           "captum", _captum("batch"),
                           "one step of the batch per pass (the floor's shape), gausslegendre"),
+        GradientContender("captum IntegratedGradients (internal_batch_size=n_images, "
+                          "channels_last)", "captum", _captum("batch", channels_last=True),
+                          "as above, inputs in the channels-last memory layout (the layout "
+                          "ours picks for this CNN), gausslegendre"),
     ]
 
 

@@ -4,7 +4,8 @@ Whole explainers (subclasses of :class:`xai.ExternalExplainer`), by namespaced n
 
 - ``captum.integrated-gradients``: baselines, n_steps=50, quadrature="gausslegendre"
   (captum's ``method``; ``xai.explain`` takes ``method`` for the name), internal_batch_size=
-  "auto", multiply_by_inputs=True; convergence delta per row in ``extras["convergence_delta"]``.
+  "auto", multiply_by_inputs=True, memory_format="auto" (channels-last for images of a CNN on
+  a CPU); convergence delta per row in ``extras["convergence_delta"]``.
 - ``captum.saliency``: abs=True.
 - ``captum.input-x-gradient``.
 - ``captum.smoothgrad``: NoiseTunnel over saliency or integrated gradients; nt_type,
