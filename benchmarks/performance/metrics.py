@@ -126,7 +126,8 @@ def _settings(sz: dict, d: int, r: float) -> dict:
         "max-sensitivity": f"{sz['n_samples']} draws U(−r, r), r = {r:.3g}, relative Frobenius "
                            "norm, input×gradient re-explained",
         "road": f"noisy-linear imputation (noise 0.01), percentages "
-                f"{list(sz['percentages'])}; ours: MoRF and LeRF, Quantus: MoRF only",
+                f"{list(sz['percentages'])}, MoRF only (Quantus's only order; ours "
+                "order='morf')",
     }
 
 
@@ -160,7 +161,7 @@ def _ours(name: str, model, X, A, y, sz: dict, r: float, subsets=None, noise=0.0
         return M.get("max-sensitivity")(model, X, A, target=y, explainer=explain,
                                         n_samples=N, radius=r)
     if name == "road":
-        return M.get("road")(model, X, A, target=y, noise=noise,
+        return M.get("road")(model, X, A, target=y, noise=noise, order="morf",
                              percentages=list(sz["percentages"]))
     raise KeyError(name)
 
