@@ -157,7 +157,9 @@ def test_gradient_contenders_count_rows(cache):
     for c in gradients.contenders():
         p.counter.reset()
         c.run(p, steps)
-        extra = 0 if not c.ours else n + n + 1 + 1  # targets, f(x), f(baseline), the probe
+        # targets (f(x), reused for the convergence delta), f(baseline), the output probe and
+        # the one-row channels-last probe
+        extra = 0 if not c.ours else n + 1 + 1 + 1
         assert p.counter.rows == n * steps + extra, c.name
 
 

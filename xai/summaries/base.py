@@ -3,7 +3,8 @@
 A summary is called on a game, ``summary(game, rows=None) -> SummaryResult``. Sampling
 summaries share one driver (:class:`SamplingSummary`): rounds of units with a design drawn once
 per round from the seed and shared by every active explicand, nominal budget accounting per
-explicand, and early stopping when the largest standard error falls below ``tol``.
+explicand, and early stopping when the largest standard error falls below ``tol`` (rounds
+double); summaries with ``one_round`` draw a budget without a stopping rule in one round.
 """
 
 from __future__ import annotations
@@ -145,12 +146,20 @@ class SamplingSummary(Summary):
         return (budget - self.fixed_cost(game)) // (self.unit_cost(game.d) *
                                                     game.rows_per_coalition)
 
+    def merge(self, designs: list):
+        """One design of the draws of a round (arrays of units: concatenated)."""
+        return np.concatenate(designs)
+
     def round_masks(self, design) -> np.ndarray | None:
         """The boolean coalitions ``(m, d)`` of a round's design, for budget accounting;
         None when the design is not boolean (every coalition is then charged)."""
         return None
 
     fixed_coalitions = 2  # coalitions charged before the first unit (∅ and D)
+    #: without a stopping rule, draw the whole budget as one round (else rounds double); for
+    #: summaries whose update reduces each explicand's values alone (a row's result must not
+    #: depend on the round's size through batched reductions, T14)
+    one_round = False
     blockable = True  # update() accepts a round in blocks of explicands
 
     def __call__(self, game, rows: np.ndarray | None = None) -> SummaryResult:
@@ -177,29 +186,43 @@ class SamplingSummary(Summary):
         stale = np.zeros(n, dtype=bool)  # updated since the last estimate
         done = 0
         rnd = 0
+        whole = self.one_round and not self.stops_early
         while active.any():
-            left = (budget - charged) // worst
-            size = min(self.min_units if done == 0 else done, left, hard_cap - done)
-            if size <= 0:
+            # rounds double (a stopping rule is read after each); with one_round and no
+            # stopping rule, one round takes what the budget affords: draws of the budget left,
+            # repeated while repeats (free) leave room, evaluated together (few, large calls)
+            parts, size, new, n_masks = [], 0, 0, 0
+            while True:
+                left = (budget - charged) // worst
+                grow = left if whole else (self.min_units if done == 0 else done)
+                part = min(grow, left, hard_cap - done - size)
+                if part <= 0:
+                    break
+                rng = np.random.default_rng(np.random.SeedSequence(
+                    ss.entropy, spawn_key=(*ss.spawn_key, 7, rnd)))
+                rnd += 1
+                parts.append(self.draw(state, part, game.d, rng))
+                size += part
+                masks = self.round_masks(parts[-1])
+                if masks is None:
+                    charged += part * worst
+                    new += part * self.unit_cost(game.d)
+                    n_masks += part * self.unit_cost(game.d)
+                else:
+                    before = len(seen)
+                    seen.update(k.tobytes() for k in np.packbits(masks, axis=1))
+                    new += len(seen) - before
+                    charged += (len(seen) - before) * K
+                    n_masks += len(masks)
+                if not whole or masks is None:
+                    break
+            if not parts:
                 break
-            rng = np.random.default_rng(np.random.SeedSequence(ss.entropy,
-                                                               spawn_key=(*ss.spawn_key, 7, rnd)))
-            design = self.draw(state, size, game.d, rng)
-            masks = self.round_masks(design)
-            if masks is None:
-                charged += size * worst
-                new = size * self.unit_cost(game.d)
-            else:
-                keys = [k.tobytes() for k in np.packbits(masks, axis=1)]
-                before = len(seen)
-                seen.update(keys)
-                new = len(seen) - before
-                charged += new * K
+            design = parts[0] if len(parts) == 1 else self.merge(parts)
             act = np.flatnonzero(active)
             # explicands in blocks, so a round's values (explicands x coalitions) stay under
             # the memory cap; the design is shared, so blocks give the same values
-            per_row = 8 * 4 * max(1, int(np.prod(game.value_shape))) * (
-                len(masks) if masks is not None else size * self.unit_cost(game.d))
+            per_row = 8 * 4 * max(1, int(np.prod(game.value_shape))) * n_masks
             nb = len(act) if not self.blockable else max(1, game.memory_cap // per_row)
             for s in range(0, len(act), nb):
                 blk = act[s:s + nb]
@@ -210,7 +233,6 @@ class SamplingSummary(Summary):
             units[act] = done
             coalitions[act] += new
             stale[act] = True
-            rnd += 1
             if not self.stops_early:
                 continue  # estimates only where a stopping rule reads them, and at the end
             v, se = self.estimate(state, act)

@@ -65,6 +65,7 @@ class KernelSHAP(SamplingSummary):
 
     name = "kernelshap"
     efficient = True
+    one_round = True
 
     def __init__(self, *, budget=None, tol=None, seed=None, min_units=32,
                  enumerate_strata: bool = True, variance: str = "sandwich") -> None:
@@ -89,37 +90,44 @@ class KernelSHAP(SamplingSummary):
 
     def start(self, game, rows, max_units, rng):
         d = game.d
-        n = len(rows)
-        vshape = game.value_shape
-        ve = game.v_empty(rows)
         vf = game.v_full[torch.as_tensor(rows)]
         n_coal = 2 * max_units
         enum, probs = plan_strata(d, n_coal) if self.enumerate_strata else ([], size_mass(d))
         A = torch.zeros(d, d, dtype=torch.float64)
-        b = torch.zeros((n, d, *vshape), dtype=torch.float64)
         mass = size_mass(d)
-        K = game.rows_per_coalition
-        n_enum = 0
-        enum_masks, enum_y = [], []
-        for s in enum:  # fixed part: every subset of an enumerated size, weight mu(S)
-            masks = size_masks(d, s)
-            w = mass[s] / len(masks)
+        enum_masks = [size_masks(d, s) for s in enum]  # fixed part: weight mu(S) each
+        for s, masks in zip(enum, enum_masks):
             z = torch.as_tensor(masks, dtype=torch.float64)
-            y = game(masks, rows) - ve[:, None]
-            enum_y.append(y)
-            A += w * z.T @ z
-            b += w * torch.einsum("md,nm...->nd...", z, y)
-            n_enum += len(masks)
-            enum_masks.append(masks)
+            A += mass[s] / len(masks) * z.T @ z
+        n_enum = sum(len(m) for m in enum_masks)
         full = not probs.any()
         seen = {k.tobytes() for k in np.packbits(np.concatenate(enum_masks), axis=1)} \
             if enum_masks else set()
-        return {"A_fixed": A, "b_fixed": b, "ve": ve, "vf": vf, "probs": probs, "d": d,
-                "enum_masks": enum_masks, "enum_y": enum_y,
+        # ∅ and the enumerated strata are evaluated with the first round (one game call)
+        fixed = np.concatenate([np.zeros((1, d), dtype=bool), *enum_masks])
+        return {"A_fixed": A, "vf": vf, "probs": probs, "d": d, "enum_sizes": list(enum),
+                "enum_masks": enum_masks, "fixed_masks": fixed,
                 "pairs": [], "y": [], "W_rest": float(probs.sum() and mass[probs > 0].sum()),
-                "base": as_numpy(ve), "exact": full, "seen": seen, "charged": n_enum * K,
+                "exact": full, "seen": seen, "charged": n_enum * game.rows_per_coalition,
                 "memory_cap": game.memory_cap,
                 "extras": {"enumerated_sizes": sorted(enum)}}
+
+    @staticmethod
+    def fold_fixed(state, values: torch.Tensor) -> None:
+        """Take the values ``(n, 1 + n_enum[, k])`` of ``∅`` and the enumerated strata (all
+        explicands): ``v(∅)``, the centred strata values and their part ``b_fixed`` of b."""
+        del state["fixed_masks"]
+        ve = values[:, 0]
+        mass = size_mass(state["d"])
+        b = torch.zeros((ve.shape[0], state["d"], *ve.shape[1:]), dtype=torch.float64)
+        enum_y, at = [], 1
+        for s, masks in zip(state["enum_sizes"], state["enum_masks"]):
+            y = values[:, at:at + len(masks)] - ve[:, None]
+            at += len(masks)
+            z = torch.as_tensor(masks, dtype=torch.float64)
+            b += mass[s] / len(masks) * torch.einsum("md,nm...->nd...", z, y)
+            enum_y.append(y)
+        state.update(ve=ve, base=as_numpy(ve), b_fixed=b, enum_y=enum_y)
 
     def resolve_budget(self, game):
         d, K = game.d, game.rows_per_coalition
@@ -133,19 +141,20 @@ class KernelSHAP(SamplingSummary):
         return uniform_subsets(rng, sizes, d)
 
     def evaluate(self, game, design, rows, state):
-        masks = np.concatenate([design, ~design], axis=0)
-        vals = game(masks, rows)
+        fixed = state.get("fixed_masks")  # the first round: with ∅ and the strata
+        f = 0 if fixed is None else len(fixed)
+        vals = game(np.concatenate([design, ~design] if fixed is None else
+                                   [fixed, design, ~design]), rows)
+        if fixed is not None:
+            self.fold_fixed(state, vals[:, :f])  # (every explicand is active in round 1)
+            vals = vals[:, f:]
         U = len(design)
         return torch.stack([vals[:, :U], vals[:, U:]], 2)  # (n, U, 2[, k])
 
     def update(self, state, design, values, active):
         state["pairs"].append(design)
-        if "y_all" not in state:
-            n = state["b_fixed"].shape[0]
-            state["y_all"] = [None] * n
-            state["y_chunks"] = []
-        state["y_chunks"].append((active, values - state["ve"][torch.as_tensor(active)][:, None,
-                                                                                       None]))
+        ve = state["ve"][torch.as_tensor(active)]
+        state.setdefault("y_chunks", []).append((active, values - ve[:, None, None]))
 
     @staticmethod
     def gather_y(state, active) -> torch.Tensor:

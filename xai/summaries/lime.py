@@ -31,14 +31,28 @@ def lime_weights(Z: np.ndarray, distance: str, width: float) -> np.ndarray:
     return np.exp(-(dist ** 2) / (2 * width ** 2))
 
 
+def ridge_inverse(X: np.ndarray, w: np.ndarray, alpha: float) -> np.ndarray:
+    """Inverse of the weighted ridge normal matrix ``M = Xᵀ W X + alpha I`` (the intercept,
+    column 0, unpenalised): by Cholesky of the small ``(p, p)`` system; a pseudo-inverse when
+    ``M`` is (numerically) singular, e.g. ``alpha = 0`` with collinear samples."""
+    reg = alpha * np.eye(X.shape[1])
+    reg[0, 0] = 0.0
+    M = (X * w[:, None]).T @ X + reg
+    try:
+        L = np.linalg.cholesky(M)
+    except np.linalg.LinAlgError:
+        L = None
+    if L is None or np.diag(L).min() ** 2 <= 1e-12 * np.diag(M).max():
+        return np.linalg.pinv(M, hermitian=True)
+    Li = np.linalg.solve(L, np.eye(len(M)))  # M⁻¹ = L⁻ᵀ L⁻¹
+    return Li.T @ Li
+
+
 def weighted_ridge(Z: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float):
     """Solve ``min sum w (y - b0 - Z beta)^2 + alpha |beta|^2`` for many right-hand sides
     ``y`` (m, r). Returns coefficients (r, d+1) (intercept first) and the inverse matrix."""
     X = np.hstack([np.ones((len(Z), 1)), Z.astype(np.float64)])
-    reg = alpha * np.eye(X.shape[1])
-    reg[0, 0] = 0.0
-    M = X.T @ (w[:, None] * X) + reg
-    Minv = np.linalg.pinv(M)
+    Minv = ridge_inverse(X, w, alpha)
     coef = (Minv @ (X.T @ (w[:, None] * y))).T
     return coef, Minv, X
 
@@ -60,6 +74,7 @@ class LIME(SamplingSummary):
     default_coalitions = 5000
     default_per_feature = 0
     fixed_coalitions = 1
+    one_round = True
 
     def __init__(self, *, budget=None, tol=None, seed=None, min_units=32,
                  kernel_width: float | None = None, distance: str | None = None,
@@ -101,16 +116,17 @@ class LIME(SamplingSummary):
                 "rows": rows, "distance": distance, "width": width, "clusters": [1]}
 
     def draw(self, state, n_units, d, rng):
+        # clusters of the sandwich SE, in draw order (a round may join several draws)
         if not self.paired:
+            state["clusters"] += [1] * n_units
             return rng.random((n_units, d)) < 0.5
+        state["clusters"] += [2] * (n_units // 2) + [1] * (n_units % 2)
         half = rng.random(((n_units + 1) // 2, d)) < 0.5
         return np.stack([half, ~half], 1).reshape(-1, d)[:n_units]  # pairs adjacent
 
     def update(self, state, design, values, active):
         if state["Z"][-1] is not design:  # once per round (blocks of explicands share it)
             state["Z"].append(design)
-            n = len(design)
-            state["clusters"] += [2] * (n // 2) + [1] * (n % 2) if self.paired else [1] * n
         vals = as_numpy(values)
         for j, i in enumerate(active):
             state["Y"][int(state["rows"][i])].append(vals[j])
@@ -166,10 +182,7 @@ class LIME(SamplingSummary):
         tail = Y.shape[2:]
         Y2 = Y.reshape(m, -1)  # (m, explicands * outputs)
         X = np.hstack([np.ones((m, 1)), Z.astype(np.float64)])
-        reg = self.alpha * np.eye(d + 1)
-        reg[0, 0] = 0.0
-        Minv = np.linalg.pinv(X.T @ (w[:, None] * X) + reg)
-        H = Minv @ (X * w[:, None]).T  # (d+1, m), shared: coef = H @ y
+        H = ridge_inverse(X, w, self.alpha) @ (X * w[:, None]).T  # (d+1, m): coef = H @ y
         # one matrix-vector product per right-hand side, so that a row's result does not
         # depend on which other rows share the call (a matrix product's blocking would)
         coef = np.stack([H @ Y2[:, j] for j in range(Y2.shape[1])])  # (r, d+1)
