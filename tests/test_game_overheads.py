@@ -289,3 +289,27 @@ def test_two_logit_softmax_equals_torch_softmax(scale):
     ref32 = torch.softmax(logits.float(), -1)
     assert torch.allclose(p32, ref32, rtol=4 * torch.finfo(torch.float32).eps,
                           atol=1e-37)
+
+
+def test_coalition_cache_stops_at_its_limit_and_keeps_values_right():
+    """A cache smaller than the coalitions asked for remembers the first ones only; every
+    value, cached or not, equals a fresh game's."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(3, 10))
+    w = rng.normal(size=10)
+
+    def lin(Z):
+        return np.tanh(np.asarray(Z) @ w)[:, None]
+
+    def make():
+        return Game(as_model(lin), X, Baseline(np.zeros(10)), Prediction(),
+                    FeatureMap.tabular(10))
+    g = make()
+    per_column = g.n * 8
+    g.memory_cap = 20 * per_column  # room for 20 coalitions
+    masks = rng.random((50, 10)) < 0.5
+    first = g(masks)
+    assert len(g._cache) == 20 and g._cache_table.shape[1] <= 20
+    again = g(masks[::-1])
+    np.testing.assert_array_equal(again.numpy()[:, ::-1], first.numpy())
+    np.testing.assert_allclose(first, make()(masks), rtol=1e-12)  # other blocks: ulps

@@ -382,16 +382,15 @@ class Game:
         """Remember the values ``vals`` (rows x coalitions ``idx``) of coalitions ``keys``."""
         per_column = self.n * max(1, math.prod(self.value_shape)) * 8
         limit = min(CACHE_MAX_ENTRIES, self.memory_cap // per_column)
-        cols = np.empty(len(idx), dtype=np.int64)
-        for c, j in enumerate(idx):
-            col = self._cache.get(keys[j])
-            if col is None:
-                if len(self._cache) >= limit:
-                    cols = cols[:c]
-                    break
-                col = len(self._cache)
-                self._cache[keys[j]] = col
-            cols[c] = col
+        get = self._cache.get  # keys of one call are distinct (unique coalitions)
+        cols = np.fromiter((get(keys[j], -1) for j in idx), dtype=np.int64, count=len(idx))
+        new = np.flatnonzero(cols < 0)
+        room = max(0, limit - len(self._cache))
+        if len(new) > room:  # full: keep the calls' columns up to the first that has no room
+            cols, new = cols[:new[room]], new[:room]
+        start = len(self._cache)
+        cols[new] = np.arange(start, start + len(new))
+        self._cache.update(zip([keys[j] for j in idx[new]], range(start, start + len(new))))
         if not len(cols):
             return
         need = int(cols.max()) + 1
@@ -559,7 +558,7 @@ class Game:
         if not boolean:
             synth = m6 * x6 + (1 - m6) * r6
         elif x.is_floating_point():
-            if self._x_lerp and _under_half_max(r6):
+            if self._x_lerp and self._lerp_safe(r6):
                 synth = torch.lerp(r6, x6, m6)
             else:
                 synth = torch.where(m6.bool(), x6, r6)
@@ -587,6 +586,15 @@ class Game:
         if repl.shape[0] == 1:
             return repl[:, None]
         return repl.reshape(rr, mm, repl.shape[1], D)
+
+    def _lerp_safe(self, r: torch.Tensor) -> bool:
+        """:func:`_under_half_max` of replacements ``r``, remembered for the last tensor view
+        checked (removals such as baselines hand the same view to every block)."""
+        key = (r.data_ptr(), r.storage_offset(), tuple(r.shape), r.stride(), r._version,
+               r.dtype)
+        if getattr(self, "_lerp_key", None) != key:
+            self._lerp_key, self._lerp_ok = key, _under_half_max(r)
+        return self._lerp_ok
 
     def _subset_replacement(self, x: torch.Tensor, r: torch.Tensor, mask_t: torch.Tensor,
                             idx: np.ndarray) -> torch.Tensor:
