@@ -78,7 +78,7 @@ def timed(fn, repeats: int = 3, warmup: bool = True):
     return statistics.median(times), out, times
 
 
-def forward_floor(module, X, n_rows: int, *, batch: int = 16_384, repeats: int = 3) -> float:
+def forward_floor(module, X, n_rows: int, *, batch: int = 16_384, repeats: int = 7) -> float:
     """The floor every ratio is taken against: median time (after a warm-up) of a bare
     forward pass of ``module`` over ``n_rows`` rows of ``X`` (tiled) in calls of ``batch``
     rows, under ``torch.no_grad``. One tiled batch is reused, so memory stays at one batch."""

@@ -20,7 +20,7 @@ TARGET = 1.3
 FLOOR_BATCH = 16_384
 
 
-def floor_seconds(module, X: np.ndarray, n_rows: int, repeats: int = 3) -> float:
+def floor_seconds(module, X: np.ndarray, n_rows: int, repeats: int = 7) -> float:
     """Bare forward pass over ``n_rows`` rows in batches of :data:`FLOOR_BATCH`."""
     return forward_floor(module, X, n_rows, batch=FLOOR_BATCH, repeats=repeats)
 

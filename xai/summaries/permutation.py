@@ -56,6 +56,7 @@ class PermutationShapley(SamplingSummary):
 
     name = "permutation-shapley"
     efficient = True
+    one_round = True  # a fixed budget: one game call (per-unit sums, batch-independent)
 
     def __init__(self, *, budget=None, tol=None, seed=None, min_units=32,
                  rtol: float | None = None) -> None:
