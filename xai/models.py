@@ -81,7 +81,9 @@ class Model:
                 f"(explicands {_fmt_idx(explicands)}) but {self.n_outputs} before; it must return "
                 "the same number of outputs for every row. The inputs of this chunk are in "
                 "err.inputs.", inputs=x)
-        if not bool(torch.isfinite(out).all()):
+        # a sum is finite when every term is (one pass, no temporary); only a non-finite sum
+        # (or an overflowing one) pays for the element-wise check
+        if not bool(torch.isfinite(out.sum())) and not bool(torch.isfinite(out).all()):
             bad = ~torch.isfinite(out).all(dim=1)
             raise ModelError(
                 f"the model returned NaN or inf for {int(bad.sum())} of {rows} rows in "
