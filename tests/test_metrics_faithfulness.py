@@ -435,3 +435,29 @@ def test_quantus_complexity_sparseness(cnn_case):
                                   a_batch=one_hot.copy(), channel_first=True)
     assert metric("sparseness")(None, np.zeros((1, 1, 2, 2)), one_hot).per_sample[0] == 0.75
     assert q1[0] < 0.75
+
+
+# ---- reduction of per-position attributions to per-feature scores --------------------------------
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "max_abs"])
+def test_reduce_attributions_equals_a_loop_over_positions(reduce):
+    from xai.metrics.base import reduce_attributions
+
+    rng = np.random.default_rng(0)
+    X = rng.random((4, 3, 6, 5)).astype(np.float32)
+    a = rng.normal(size=X.shape).astype(np.float32)
+    shared = FeatureMap.patches((6, 5), 2, channel_axis=0)
+    seg = rng.integers(-1, 7, (4, 6, 5))  # per-explicand segments, -1: in no feature
+    seg[:, 0, 0] = 6
+    own = FeatureMap(seg, kind="segment", channel_axis=0, per_explicand=True)
+    for fmap in (shared, own):
+        got = reduce_attributions(a, X, fmap, reduce)
+        idx = np.broadcast_to(fmap.full_index(X.shape[1:]), (4, X[0].size))
+        want = np.zeros((4, fmap.d))
+        for i in range(4):
+            for j in range(fmap.d):
+                v = a[i].ravel()[idx[i] == j].astype(np.float64)
+                if v.size:
+                    want[i, j] = {"sum": v.sum, "mean": v.mean,
+                                  "max_abs": lambda v=v: np.abs(v).max()}[reduce]()
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

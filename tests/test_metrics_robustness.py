@@ -188,6 +188,116 @@ def test_sensitivity_batches_all_draws_in_one_explainer_call():
     assert calls == [3 * 9]
 
 
+def _tanh_explainer(calls):
+    """A nonlinear explainer that treats rows independently; records its call sizes."""
+    def explainer(model, Z):
+        calls.append(len(Z))
+        Z = np.asarray(Z)
+        return np.tanh(3 * Z) * W[: Z.shape[-1]] if Z.ndim == 2 else np.tanh(3 * Z) ** 2
+    return explainer
+
+
+@pytest.mark.parametrize("cls", [MaxSensitivity, AvgSensitivity, LocalLipschitz])
+@pytest.mark.parametrize("image", [False, True])
+def test_explainer_batch_size_changes_calls_not_results(cls, image):
+    X = _images(5) if image else _tab(5)
+    f = _cnn() if image else _linear
+    a = np.ones_like(X)
+    N = 4
+    calls = []
+    one = cls(n_samples=N)(f, X, a, target=0, explainer=_tanh_explainer(calls))
+    assert calls == [5 * (N + 1)]
+    # by hand: the row's keyed draws, the explainer on x and x + ε, the metric's formula
+    r = 0.02 * (X.max() - X.min())
+    for i in range(5):
+        eps = _eps(cls.name, 0, i, N, X.shape[1:], r)
+        ex = _tanh_explainer([])
+        ref = ex(None, X[i:i + 1]).reshape(-1)
+        pert = ex(None, (X[i] + eps)).reshape(N, -1)
+        dist = np.linalg.norm(pert - ref, axis=1)
+        want = {"max-sensitivity": (dist / np.linalg.norm(ref)).max(),
+                "avg-sensitivity": (dist / np.linalg.norm(ref)).mean(),
+                "local-lipschitz": (dist / np.linalg.norm(eps.reshape(N, -1), axis=1)).max()}
+        assert one.per_sample[i] == pytest.approx(want[cls.name], rel=1e-9)
+    for batch, sizes in ((1, [N + 1] * 5), (N + 1, [N + 1] * 5),
+                         (2 * (N + 1) + 3, [2 * (N + 1)] * 2 + [N + 1]), (10**6, [5 * (N + 1)])):
+        calls = []
+        res = cls(n_samples=N)(f, X, a, target=0, explainer=_tanh_explainer(calls),
+                               explainer_batch_size=batch)
+        assert calls == sizes
+        np.testing.assert_allclose(res.per_sample, one.per_sample, rtol=1e-12, atol=0)
+        assert res.settings["explainer_batch_size"] == batch
+
+
+def test_explainer_batch_size_merges_explanations():
+    X = _tab(5)
+    ex = xai.Explainer("baseline", "prediction", "exact-shapley", baseline=0.0)
+    spent = []
+
+    class Counting:
+        def explain(self, model, Z):
+            res = ex.explain(model, Z)
+            spent.append(res.evaluations)
+            return res
+    model = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)).double()
+    kw = {"explainer": Counting(), "n_samples": 3, "same_prediction": True}
+    one = MaxSensitivity()(model, X, W * X, **kw)
+    assert len(spent) == 1 and one.evaluations == 5 * 4 + spent[0]  # + the prediction check
+    for batch, calls in ((4, 5), (9, 3)):
+        spent.clear()
+        res = MaxSensitivity()(model, X, W * X, explainer_batch_size=batch, **kw)
+        assert len(spent) == calls and res.evaluations == 5 * 4 + sum(spent)
+        np.testing.assert_allclose(res.per_sample, one.per_sample, rtol=1e-12, atol=0)
+        np.testing.assert_array_equal(res.extras["target_changed"], one.extras["target_changed"])
+        np.testing.assert_array_equal(res.extras["n_valid_draws"], one.extras["n_valid_draws"])
+        assert res.extras["explainer_se"] == one.extras["explainer_se"]
+
+
+def test_explainer_batch_size_merges_targets_and_stderr_per_row():
+    from xai.explanation import Explanation
+
+    X = _tab(5)
+
+    def explain(model, Z):  # (n, d, 2) values, targets and stderr depending on the row only
+        Z = np.asarray(Z)
+        t = (Z[:, 0] > 0).astype(int)
+        vals = np.stack([np.tanh(Z), Z ** 2], -1)
+        se = np.abs(Z[:, :, None]) * np.array([0.1, 0.2]) + 0.01
+        return Explanation(values=vals, stderr=se[np.arange(len(Z)), :, t][..., None]
+                           .repeat(2, -1), base_values=np.zeros((len(Z), 2)),
+                           evaluations=3 * len(Z), extras={"target": t})
+    kw = {"explainer": explain, "n_samples": 6, "radius": 0.5}
+    one = MaxSensitivity()(_linear, X, W * X, target=0, **kw)
+    assert one.extras["target_changed"].sum() > 0 and one.evaluations == 3 * 5 * 7
+    for batch in (7, 20):
+        res = MaxSensitivity()(_linear, X, W * X, target=0, explainer_batch_size=batch, **kw)
+        np.testing.assert_allclose(res.per_sample, one.per_sample, rtol=1e-12, atol=0)
+        np.testing.assert_array_equal(res.extras["target_changed"], one.extras["target_changed"])
+        assert res.extras["explainer_se"] == pytest.approx(one.extras["explainer_se"], rel=1e-12)
+        assert res.evaluations == one.evaluations
+    t0 = (X[:, 0] > 0).astype(int)  # by hand: RMS of the reference rows' stderr
+    se0 = np.abs(X) * np.where(t0, 0.2, 0.1)[:, None] + 0.01
+    assert one.extras["explainer_se"] == pytest.approx(np.sqrt((se0 ** 2).mean()), rel=1e-12)
+
+
+def test_float32_attributions_are_scored_in_float64():
+    X = _images(4)
+    f32 = lambda m, Z: (np.tanh(3 * np.asarray(Z)) ** 2).astype(np.float32)
+    want = MaxSensitivity(n_samples=5)(_cnn(), X, np.ones_like(X), target=0,
+                                       explainer=lambda m, Z: f32(m, Z).astype(np.float64))
+    for ex in (f32, lambda m, Z: torch.as_tensor(f32(m, Z)), lambda m, Z: f32(m, Z).tolist()):
+        got = MaxSensitivity(n_samples=5)(_cnn(), X, np.ones_like(X), target=0, explainer=ex)
+        np.testing.assert_array_equal(got.per_sample, want.per_sample)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "8"])
+def test_explainer_batch_size_must_be_a_positive_int(bad):
+    X = _tab()
+    with pytest.raises(ValueError, match="explainer_batch_size"):
+        MaxSensitivity()(_linear, X, W * X, target=0, explainer=lambda m, Z: Z * W,
+                         explainer_batch_size=bad)
+
+
 def test_sensitivity_vs_quantus_statistically():
     """Quantus draws from the global RNG, so equal draws are impossible: for w ⊙ x on a
     linear model both estimate the same max over U(−r, r) draws of ‖w ⊙ ε‖/‖w ⊙ x‖ and ‖w ⊙

@@ -93,6 +93,17 @@ def test_p5_values_equal_quantus_where_definitions_agree(p5):
     assert ms["max_abs_diff"] is None and np.isfinite(ms["mean_ours"])
 
 
+def test_p5_reports_the_explainer_bound_of_max_sensitivity(p5):
+    out, res = p5
+    ms = next(m for m in res["metrics"] if m["metric"] == "max-sensitivity")
+    assert ms["explainer_seconds"] > 0
+    assert ms["ratio_bound_by_explainer"] == pytest.approx(ms["quantus_seconds"]
+                                                          / ms["explainer_seconds"])
+    assert "max-sensitivity: the benchmark's input × gradient alone" in \
+        (out / "problem5.md").read_text()
+    assert all("explainer_seconds" not in m for m in res["metrics"] if m is not ms)
+
+
 def test_p5_counting_module_sees_every_row_of_ours():
     X = np.random.default_rng(0).random((3, 1, 8, 8)).astype(np.float32)
     net = PM._cnn(8).eval()

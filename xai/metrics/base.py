@@ -344,15 +344,16 @@ def reduce_attributions(a, X: np.ndarray, fmap: FeatureMap, reduce: str = "sum",
             fmap.index.reshape(fmap.index.shape[0], -1)
         idx = np.broadcast_to(idx, (n, idx.shape[1])) if idx.shape[0] == 1 else idx
         flat = arr.reshape(n, -1)
-        out = np.zeros((n, d + 1))
         safe = np.where(idx < 0, d, idx)
         if reduce == "max_abs":
+            out = np.zeros((n, d + 1))
             np.maximum.at(out, (np.arange(n)[:, None], safe), np.abs(flat))
-        else:
-            np.add.at(out, (np.arange(n)[:, None], safe), flat)
+        else:  # per row and feature, the sum of its positions in position order
+            at = (safe + np.arange(n)[:, None] * (d + 1)).ravel()
+            out = np.bincount(at, weights=flat.ravel(), minlength=n * (d + 1))
+            out = out.reshape(n, d + 1)
             if reduce == "mean":
-                counts = np.zeros((n, d + 1))
-                np.add.at(counts, (np.arange(n)[:, None], safe), 1.0)
+                counts = np.bincount(at, minlength=n * (d + 1)).reshape(n, d + 1)
                 out = out / np.maximum(counts, 1)
         return out[:, :d]
     expected = [f"({n}, {d})", f"{(n, *S)}"]
