@@ -249,3 +249,25 @@ def test_enumerated_surrogate_shapley_matches_exact(games, d):
             for c in range(3):
                 np.testing.assert_allclose(phi[c], games.shapley_bruteforce(V[:, c], d),
                                            rtol=0, atol=1e-13)
+
+
+def test_large_sandwich_in_float32_agrees_with_float64(monkeypatch):
+    """Past SANDWICH_FLOAT32_WORK the O(P d²) product runs in float32: the standard errors
+    stay within 1e-4 of the float64 ones (far inside their own sampling error)."""
+    from xai.summaries import kernelshap as KS
+
+    rng = np.random.default_rng(3)
+    P, d, n = 400, 24, 3
+    Z = torch.as_tensor(rng.random((P, d)) < rng.random((P, 1)), dtype=torch.float64)
+    y1 = torch.as_tensor(rng.normal(size=(n, P)))
+    y2 = torch.as_tensor(rng.normal(size=(n, P)))
+    A = Z.T @ Z + (1 - Z).T @ (1 - Z) + torch.eye(d)
+    Ai = torch.linalg.inv(A)
+    Ai1 = Ai.sum(1)
+    C = Ai - torch.outer(Ai1, Ai1) / Ai1.sum()
+    phi = torch.as_tensor(rng.normal(size=(n, d)))
+    ref = KS.sandwich_se(phi, Z, y1, y2, 0.01, C, 2**28)
+    monkeypatch.setattr(KS, "SANDWICH_FLOAT32_WORK", 0)
+    low = KS.sandwich_se(phi, Z, y1, y2, 0.01, C, 2**28)
+    assert not torch.equal(low, ref)  # the float32 path ran
+    torch.testing.assert_close(low, ref, rtol=1e-4, atol=0)
