@@ -337,10 +337,11 @@ def sandwich_se(phi, Z, y1, y2, omega, C, memory_cap):
 
     c = C.sum(1)  # C 1
     ubar = C @ Z.mean(0)  # mean of the rows of U
-    # U = Z Cᵀ is the O(P d²) step: in float32 when large (its rounding, ~1e-7 relative, is
-    # far below the standard error's own sampling error, ~1/√P); the sums stay in float64
-    low = P * d * d >= SANDWICH_FLOAT32_WORK
-    CT = C.T.to(torch.float32) if low else C.T
+    # U = Z Cᵀ and the products with it are the O(P d²) steps: in float32 when large (their
+    # rounding, ~1e-6 relative, is far below the standard error's own sampling error, ~1/√P);
+    # the sums over blocks and the final combination stay in float64
+    dt = torch.float32 if P * d * d >= SANDWICH_FLOAT32_WORK else torch.float64
+    CT = C.T.to(dt)
     cap = max(1, int(memory_cap) // 2)
     blk = max(1, cap // (8 * 3 * d))  # pairs per block of U
     keep = P * d * 8 <= cap  # keep the blocks of U for the next block of rows
@@ -362,14 +363,16 @@ def sandwich_se(phi, Z, y1, y2, omega, C, memory_cap):
             e = min(P, s + blk)
             Ut = U_blocks.get(s)
             if Ut is None:
-                Ut = (Z[s:e].to(CT.dtype) @ CT).to(torch.float64) - ubar  # (B, d): u_p - ū
+                Ut = Z[s:e].to(dt) @ CT - ubar.to(dt)  # (B, d): rows u_p - ū
                 if keep:
                     U_blocks[s] = Ut
-            ab = a[:, s:e]
-            S1 += (ab * ab) @ (Ut * Ut)
-            Xa += (ab * alpha[:, s:e]) @ Ut
-            Xb += (ab * beta[:, s:e]) @ Ut
-            Ka += alpha[:, s:e] @ Ut
+            ab, r = a[:, s:e], len(a)
+            M = (torch.cat([ab * alpha[:, s:e], ab * beta[:, s:e], alpha[:, s:e]]).to(dt)
+                 @ Ut).to(torch.float64)  # three products in one pass over Ut
+            Xa += M[:r]
+            Xb += M[r:2 * r]
+            Ka += M[2 * r:]
+            S1 += ((ab * ab).to(dt) @ (Ut * Ut)).to(torch.float64)
         out[rs] = (S1 + 2 * ubar * Xa + 2 * c * Xb - Ka * Ka / P +
                    (alpha * alpha).sum(1, keepdim=True) * ubar ** 2 +
                    (beta * beta).sum(1, keepdim=True) * c ** 2 +
