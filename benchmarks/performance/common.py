@@ -66,6 +66,28 @@ def pinned_threads(n: int = 1):
         torch.set_num_threads(old)
 
 
+def trained(module: torch.nn.Module, settings: str, cache_dir, train, *,
+            prefix: str) -> torch.nn.Module:
+    """``module`` with its weights from the cache (``<cache_dir>/<prefix>_<hash>.pt``, the hash
+    of ``settings`` and torch's version) or from ``train()`` (then cached; no cache when
+    ``cache_dir`` is None); returned in eval mode with its parameters frozen."""
+    import hashlib
+
+    key = hashlib.sha256(f"{settings}|torch={torch.__version__}".encode()).hexdigest()[:12]
+    path = Path(cache_dir) / f"{prefix}_{key}.pt" if cache_dir is not None else None
+    if path is not None and path.exists():
+        module.load_state_dict(torch.load(path, weights_only=True))
+    else:
+        train()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(module.state_dict(), path)
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
 def timed(fn, repeats: int = 3, warmup: bool = True):
     """Median wall time of ``repeats`` calls after one warm-up call; returns (median, last result)."""
     if warmup:

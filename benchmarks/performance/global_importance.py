@@ -22,7 +22,6 @@ squared-error loss) on one thread.
 
 from __future__ import annotations
 
-import hashlib
 import time
 import warnings
 from pathlib import Path
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import CountingModule, forward_floor, timed
+from .common import CountingModule, forward_floor, timed, trained
 
 TARGET = 5.0
 #: rows per model call of the floor: the MLP's forward pass is fastest on batches that fit
@@ -65,24 +64,15 @@ def load_tabular(n: int, d: int, *, epochs: int, seed: int = 0, cache_dir=None):
     torch.manual_seed(seed)
     net = torch.nn.Sequential(torch.nn.Linear(d, 32), torch.nn.Tanh(), torch.nn.Linear(32, 32),
                               torch.nn.Tanh(), torch.nn.Linear(32, 1)).double()
-    key = hashlib.sha256(f"sage-mlp|n={n}|d={d}|e={epochs}|s={seed}|torch={torch.__version__}"
-                         .encode()).hexdigest()[:12]
-    path = Path(cache_dir) / f"mlp_{key}.pt" if cache_dir is not None else None
-    if path is not None and path.exists():
-        net.load_state_dict(torch.load(path, weights_only=True))
-    else:
+
+    def train():
         opt = torch.optim.Adam(net.parameters(), lr=1e-2)
         xt, yt = torch.as_tensor(X), torch.as_tensor(y)[:, None]
         for _ in range(epochs):  # full batch, seeded
             opt.zero_grad()
             torch.nn.functional.mse_loss(net(xt), yt).backward()
             opt.step()
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(net.state_dict(), path)
-    net.eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
+    trained(net, f"sage-mlp|n={n}|d={d}|e={epochs}|s={seed}", cache_dir, train, prefix="mlp")
     return X, y, w, net
 
 

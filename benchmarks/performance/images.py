@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import CountingModule, measure_contenders
+from .common import CountingModule, measure_contenders, trained
 from .report import _env_line, publish
 
 CLASSES = ("astronaut", "chelsea", "coffee", "rocket")
@@ -136,13 +136,9 @@ def train_cnn(size: int, steps: int, seed: int = 0, cache_dir: Path | None = Non
     """The CNN (trained with Adam on random crops, seeded, cached) and its held-out accuracy."""
     torch.manual_seed(seed)
     module = cnn()
-    key = hashlib.sha256(f"crops-cnn|{CLASSES}|size={size}|steps={steps}|b={batch}|s={seed}|ls={SMOOTHING}|"
-                         f"torch={torch.__version__}".encode()).hexdigest()[:12]
-    path = Path(cache_dir) / f"cnn_{key}.pt" if cache_dir is not None else None
     sources = torch.as_tensor(source_images(2 * size))
-    if path is not None and path.exists():
-        module.load_state_dict(torch.load(path, weights_only=True))
-    else:
+
+    def train():
         t = time.perf_counter()
         gen = torch.Generator().manual_seed(seed)
         opt = torch.optim.Adam(module.parameters(), lr=3e-3)
@@ -154,12 +150,8 @@ def train_cnn(size: int, steps: int, seed: int = 0, cache_dir: Path | None = Non
             torch.nn.functional.cross_entropy(module(x), y, label_smoothing=SMOOTHING).backward()
             opt.step()
         log(f"[p3] trained the CNN ({steps} steps) in {time.perf_counter() - t:.1f}s")
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(module.state_dict(), path)
-    module.eval()
-    for p in module.parameters():
-        p.requires_grad_(False)
+    trained(module, f"crops-cnn|{CLASSES}|size={size}|steps={steps}|b={batch}|s={seed}|"
+            f"ls={SMOOTHING}", cache_dir, train, prefix="cnn")
     x, y = random_crops(sources, 512, size, torch.Generator().manual_seed(seed + 1000))
     with torch.no_grad():
         acc = float((module(x).argmax(1) == y).float().mean())

@@ -18,7 +18,6 @@ means are compared statistically; deliberate differences are stated per metric.
 
 from __future__ import annotations
 
-import hashlib
 import time
 import warnings
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import CountingModule, forward_floor, timed
+from .common import CountingModule, forward_floor, timed, trained
 
 TARGET = 10.0
 SIZES = {
@@ -76,12 +75,8 @@ def load_image_problem(size: int, *, epochs: int = 4, seed: int = 0,
     X, y = images(size)
     torch.manual_seed(seed)
     net = _cnn(size)
-    key = hashlib.sha256(f"digits-cnn|size={size}|e={epochs}|s={seed}|torch={torch.__version__}"
-                         .encode()).hexdigest()[:12]
-    path = Path(cache_dir) / f"cnn_{key}.pt" if cache_dir is not None else None
-    if path is not None and path.exists():
-        net.load_state_dict(torch.load(path, weights_only=True))
-    else:
+
+    def train():
         opt = torch.optim.Adam(net.parameters(), lr=3e-3)
         xt, yt = torch.as_tensor(X[:1400]), torch.as_tensor(y[:1400])
         g = torch.Generator().manual_seed(seed)
@@ -92,12 +87,7 @@ def load_image_problem(size: int, *, epochs: int = 4, seed: int = 0,
                 opt.zero_grad()
                 torch.nn.functional.cross_entropy(net(xt[b]), yt[b]).backward()
                 opt.step()
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(net.state_dict(), path)
-    net.eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
+    trained(net, f"digits-cnn|size={size}|e={epochs}|s={seed}", cache_dir, train, prefix="cnn")
     return X, y, net
 
 

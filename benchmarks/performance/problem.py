@@ -8,14 +8,13 @@ split; a float64 MLP ``d -> 32 -> 32 -> 2`` trained briefly with a fixed seed an
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .common import CountingModule
+from .common import CountingModule, trained
 
 
 @dataclass
@@ -48,12 +47,8 @@ def load_problem(d: int = 16, *, seed: int = 0, hidden: int = 32, epochs: int = 
     Xtr, Xte = (Xtr - mu) / sd, (Xte - mu) / sd
     torch.manual_seed(seed)
     module = _mlp(d, hidden)
-    key = hashlib.sha256(f"bc-mlp|d={d}|h={hidden}|e={epochs}|s={seed}|torch={torch.__version__}"
-                         .encode()).hexdigest()[:12]
-    path = Path(cache_dir) / f"mlp_{key}.pt" if cache_dir is not None else None
-    if path is not None and path.exists():
-        module.load_state_dict(torch.load(path, weights_only=True))
-    else:
+
+    def train():
         opt = torch.optim.Adam(module.parameters(), lr=1e-2)
         xt, yt = torch.as_tensor(Xtr), torch.as_tensor(ytr)
         for _ in range(epochs):  # full batch, seeded: a few seconds at most
@@ -61,12 +56,8 @@ def load_problem(d: int = 16, *, seed: int = 0, hidden: int = 32, epochs: int = 
             loss = torch.nn.functional.cross_entropy(module(xt), yt)
             loss.backward()
             opt.step()
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(module.state_dict(), path)
-    module.eval()
-    for p in module.parameters():
-        p.requires_grad_(False)
+    trained(module, f"bc-mlp|d={d}|h={hidden}|e={epochs}|s={seed}", cache_dir, train,
+            prefix="mlp")
     with torch.no_grad():
         acc = float((module(torch.as_tensor(Xte)).argmax(1).numpy() == yte).mean())
     return TabularProblem(Xtr, Xte, Xtr.mean(0), module, CountingModule(module), d, acc)
