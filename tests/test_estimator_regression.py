@@ -202,16 +202,57 @@ def test_gram_is_kept_incrementally_and_exact():
     assert torch.equal(G, Z[:10].T @ Z[:10])
 
 
-def test_uniform_subsets_are_the_ranked_keys_of_the_same_stream():
-    from xai.summaries.kernelshap import uniform_subsets
+@pytest.mark.parametrize("partition", [False, True])
+def test_uniform_subsets_are_the_ranked_keys_of_the_same_stream(monkeypatch, partition):
+    """Both selections of the k-th smallest key (a sort of every row; a partition of the rows
+    of each size, used from PARTITION_MIN_D features) give the masks of ranking the keys."""
+    from xai.summaries import kernelshap as KS
 
+    monkeypatch.setattr(KS, "PARTITION_MIN_D", 1 if partition else 10**9)
     for d in (1, 2, 7, 64):
         sizes = np.random.default_rng(d).integers(0, d + 1, size=200)
-        masks = uniform_subsets(np.random.default_rng(5), sizes, d)
+        sizes[:2] = (0, d)
+        masks = KS.uniform_subsets(np.random.default_rng(5), sizes, d)
         keys = np.random.default_rng(5).random((len(sizes), d))
         ranks = np.argsort(np.argsort(keys, axis=1), axis=1)
         np.testing.assert_array_equal(masks, ranks < sizes[:, None])
         np.testing.assert_array_equal(masks.sum(1), sizes)
+
+
+def test_strata_gram_is_the_weighted_sum_over_every_coalition_of_the_sizes():
+    from xai.summaries.kernelshap import size_masks, size_mass, strata_gram
+
+    for d in (2, 3, 6, 9):
+        for sizes in ([1], [1, d - 1], [2, d - 2], list(range(1, d)), []):
+            ref = np.zeros((d, d))
+            for s in sizes:
+                z = size_masks(d, s).astype(float)
+                ref += size_mass(d)[s] / len(z) * z.T @ z
+            np.testing.assert_allclose(strata_gram(d, sizes), ref, rtol=1e-13, atol=1e-15)
+
+
+def test_singular_design_matrices_are_detected_by_the_condition_estimate():
+    """Rank-deficient and near-singular (condition > 1e10) matrices count as singular, a
+    well-conditioned one does not, and its inverse is the exact inverse."""
+    from xai.summaries.kernelshap import _inverse_checked, _is_singular
+
+    rng = np.random.default_rng(0)
+    Q = torch.as_tensor(np.linalg.qr(rng.normal(size=(12, 12)))[0])
+    for low, singular in ((1.0, False), (1e-6, False), (1e-12, True), (0.0, True),
+                          (-1e-3, True)):
+        eig = torch.linspace(1, 10, 12, dtype=torch.float64)
+        eig[0] = low
+        A = Q @ torch.diag(eig) @ Q.T
+        A = (A + A.T) / 2
+        assert _is_singular(A) is singular, low
+        if not singular:
+            Ainv, flag = _inverse_checked(A)
+            assert not flag
+            torch.testing.assert_close(Ainv @ A, torch.eye(12, dtype=torch.float64),
+                                       atol=1e-8, rtol=0)
+    Z = torch.zeros(30, 5, dtype=torch.float64)
+    Z[:, :2] = 1.0  # features 0 and 1 always together: Gram of rank < 5
+    assert _is_singular(Z.T @ Z + (1 - Z).T @ (1 - Z))
 
 
 def test_size_masks_follow_combinations_order():
