@@ -1,8 +1,9 @@
 """Performance benchmark (issue 8): xai and its peers side by side, same process, same row counter.
 
-Problem 1 (Shapley accuracy per model evaluation) and problem 2 (throughput against a bare
-forward pass) are implemented; problems 3-7 are not yet. Run
-``python -m benchmarks.performance --out results/performance [--quick]``.
+Problems 1-7: Shapley accuracy per model evaluation, throughput, image explanations,
+integrated gradients, metrics against Quantus, global importance against sage-importance, and
+scaling (time and memory). Run
+``python -m benchmarks performance --out results/performance [--quick] [--problems 1,2]``.
 """
 
 from .common import CountingModule, environment, pinned_threads  # noqa: F401

@@ -144,7 +144,7 @@ def sklearn_pfi(counter, X, y, n_repeats, seed=0):
 
 def floor_seconds(net, X: np.ndarray, rows: int) -> float:
     """Bare forward pass of the MLP over ``rows`` rows in calls of :data:`BATCH` rows."""
-    return forward_floor(net, X, rows, batch=BATCH, repeats=1)
+    return forward_floor(net, X, rows, batches=(BATCH,), repeats=1)
 
 
 def _run(fn, counter, repeats, *args, **kwargs):

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import CountingModule, measure_contenders, trained
+from .common import CountingModule, fastest_floor, measure_contenders, trained
 from .report import _env_line, publish
 
 CLASSES = ("astronaut", "chelsea", "coffee", "rocket")
@@ -400,20 +400,8 @@ NOT_APPLICABLE = {
 def floor_seconds(module: torch.nn.Module, images: np.ndarray, n_rows: int,
                   repeats: int = 3) -> tuple[float, int]:
     """Time of a bare forward pass (no grad) over ``n_rows`` images (the explicands tiled):
-    the median of ``repeats`` after a warm-up, in batches of each of :data:`FLOOR_BATCHES`;
-    the fastest batch size counts (on a CPU, mid-sized batches beat huge ones). Returns
-    (seconds, batch size)."""
-    from .common import timed
-
-    base = torch.as_tensor(images)
-    reps = -(-n_rows // len(base))
-    big = base.repeat(reps, 1, 1, 1)[:n_rows].contiguous()
-
-    def fwd(batch):
-        with torch.no_grad():
-            for s in range(0, n_rows, batch):
-                module(big[s:s + batch])
-    return min((timed(lambda b=b: fwd(b), repeats)[0], b) for b in FLOOR_BATCHES)
+    :func:`~.common.fastest_floor` over :data:`FLOOR_BATCHES`. Returns (seconds, batch size)."""
+    return fastest_floor(module, images, n_rows, batches=FLOOR_BATCHES, repeats=repeats)
 
 
 def relative_error(values: list[np.ndarray], ref: list[np.ndarray]) -> float:

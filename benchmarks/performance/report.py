@@ -64,7 +64,8 @@ def markdown_throughput(res: dict, env: dict) -> str:
     out = [(f"# Problem 2: throughput ({res['n_rows']} rows × ~{res['budget']} evaluations, "
             f"d = {res['d']})"), "", _env_line(env), "",
            ("ratio = median time / floor (bare forward pass of the same MLP over the same "
-            "counted rows in batches of 16,384); slow contenders explain a subset of rows "
+            "counted rows, distinct in memory, the faster of batches of 4,096 and 16,384); "
+            "slow contenders explain a subset of rows "
             "(rows column)."),
            "", ("| contender | rows | evals/row | seconds | floor s | ratio to floor | "
                 "overhead µs/eval | model calls |"), "|---|---|---|---|---|---|---|---|"]
