@@ -88,13 +88,15 @@ def test_shapiq_first_order_values():
 
 def test_quick_run_writes_outputs(tmp_path):
     only = ["xai KernelSHAP", "xai permutation", "shap Kernel (l1_reg=False)",
-            "shapiq KernelSHAP (paired)"]
+            "shapiq KernelSHAP (paired)", "xai LIME"]
     res = run(tmp_path, sizes=TINY, only=only, log=lambda *a: None)
     for f in ("environment.json", "problem1.json", "problem1.md", "problem1.png",
               "problem2.json", "problem2.md", "models"):
         assert (tmp_path / f).exists(), f
     p1 = json.loads((tmp_path / "problem1.json").read_text())
-    assert {r["contender"] for r in p1["rows"]} == set(only)
+    # problem 1 scores Shapley estimators; the LIME preset is listed there with why
+    assert {r["contender"] for r in p1["rows"]} == set(only) - {"xai LIME"}
+    assert "not Shapley values" in p1["not_applicable"]["xai LIME"]
     assert all(r["status"] == "ok" for r in p1["rows"])
     ours = next(r for r in p1["rows"] if r["contender"] == "xai KernelSHAP")
     assert ours["efficiency_gap"] < 1e-9 and 0 <= ours["coverage"] <= 1
@@ -102,6 +104,7 @@ def test_quick_run_writes_outputs(tmp_path):
     assert "ratio to best peer" in (tmp_path / "problem1.md").read_text()
     p2 = json.loads((tmp_path / "problem2.json").read_text())
     assert all(r["status"] == "ok" and r["ratio_to_floor"] > 0 for r in p2["rows"])
+    assert {r["contender"]: r["estimand"] for r in p2["rows"]}["xai LIME"] == "lime"
     assert set(res) == {1, 2}
 
 

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from .contenders import NOT_APPLICABLE, contenders
+from .contenders import NOT_APPLICABLE, OTHER_ESTIMANDS, contenders
 from .problem import exact_shapley, load_problem
 
 TARGET_RATIO = 0.5
@@ -35,7 +35,11 @@ def run_accuracy(*, d=16, n_points=20, budgets=(256, 512, 1024, 2048, 4096), see
         f"(test accuracy {problem.test_accuracy:.3f})")
     seeds = list(seeds)
     rows = []
+    not_applicable = dict(NOT_APPLICABLE)
     for c in contenders():
+        if c.estimand != "shapley":
+            not_applicable[c.name] = OTHER_ESTIMANDS[c.estimand]
+            continue
         if only and c.name not in only:
             continue
         c.run(problem, X[:1], min(budgets), 10_000)  # warm-up (imports, JIT, caches)
@@ -87,7 +91,7 @@ def run_accuracy(*, d=16, n_points=20, budgets=(256, 512, 1024, 2048, 4096), see
                 f"avg/err {r['seed_avg_ratio']:.2f}")
     return {"problem": 1, "d": d, "n_points": len(X), "budgets": list(budgets), "seeds": seeds,
             "test_accuracy": problem.test_accuracy, "rows": rows, "targets": targets(rows, budgets),
-            "not_applicable": NOT_APPLICABLE, "sqrt_seeds_ratio": 1 / np.sqrt(len(seeds))}
+            "not_applicable": not_applicable, "sqrt_seeds_ratio": 1 / np.sqrt(len(seeds))}
 
 
 def targets(rows, budgets) -> list[dict]:

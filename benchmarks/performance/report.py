@@ -67,15 +67,16 @@ def markdown_throughput(res: dict, env: dict) -> str:
             "counted rows, distinct in memory, the faster of batches of 4,096 and 16,384); "
             "slow contenders explain a subset of rows "
             "(rows column)."),
-           "", ("| contender | rows | evals/row | seconds | floor s | ratio to floor | "
-                "overhead µs/eval | model calls |"), "|---|---|---|---|---|---|---|---|"]
+           "", ("| contender | estimand | rows | evals/row | seconds | floor s | ratio to floor | "
+                "overhead µs/eval | model calls |"), "|---|---|---|---|---|---|---|---|---|"]
     rows = sorted(res["rows"], key=lambda r: (r["status"] != "ok", r.get("ratio_to_floor", 0)))
     for r in rows:
         name = f"**{r['contender']}**" if r["ours"] else r["contender"]
+        est = r.get("estimand", "shapley")
         if r["status"] != "ok":
-            out.append(f"| {name} | {r['status']}: {r['why']} | | | | | | |")
+            out.append(f"| {name} | {est} | {r['status']}: {r['why']} | | | | | | |")
             continue
-        out.append(f"| {name} | {r['rows_explained']} | {r['evaluations_per_row']:.0f} | "
+        out.append(f"| {name} | {est} | {r['rows_explained']} | {r['evaluations_per_row']:.0f} | "
                    f"{r['seconds']:.3f} | {r['floor_seconds']:.4f} | {r['ratio_to_floor']:.1f} | "
                    f"{r['overhead_us_per_evaluation']:.2f} | {r['model_calls']} |")
     t = res.get("target") or {}

@@ -55,7 +55,8 @@ def run_throughput(*, d=16, n_rows=200, budget=1024, repeats=3, max_seconds=20.0
             counted = counts[-1]
             fl = floor_seconds(problem.module, X, counted)
             rows.append({"contender": c.name, "library": c.library, "ours": c.ours,
-                         "status": "ok", "rows_explained": n, "evaluations": counted,
+                         "estimand": c.estimand, "status": "ok", "rows_explained": n,
+                         "evaluations": counted,
                          "evaluations_per_row": counted / n, "seconds": med,
                          "floor_seconds": fl, "ratio_to_floor": med / fl,
                          "overhead_us_per_evaluation": (med - fl) / counted * 1e6,
@@ -67,7 +68,8 @@ def run_throughput(*, d=16, n_rows=200, budget=1024, repeats=3, max_seconds=20.0
                 f"overhead {r['overhead_us_per_evaluation']:.2f} us/eval")
         except Exception as e:  # noqa: BLE001
             rows.append({"contender": c.name, "library": c.library, "ours": c.ours,
-                         "status": "error", "why": f"{type(e).__name__}: {str(e)[:200]}"})
+                         "estimand": c.estimand, "status": "error",
+                         "why": f"{type(e).__name__}: {str(e)[:200]}"})
             log(f"[p2] {c.name}: error {rows[-1]['why']}")
     ok = [r for r in rows if r["status"] == "ok"]
     ours = [r for r in ok if r["ours"]]
