@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import sys
 import time
@@ -49,11 +50,16 @@ def _kind(shape: tuple[int, ...], is_tokens: bool) -> str:
     return "tabular" if len(shape) == 1 else "image"
 
 
-def _params(cls) -> set[str]:
+def _params(cls) -> frozenset[str]:
     """Keyword options a component's constructor accepts (no ``self``, ``*args``, ``**kw``)."""
-    sig = inspect.signature(cls.__init__).parameters.values()
-    return {p.name for p in sig if p.name != "self" and p.kind not in
-            (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)}
+    return _init_params(cls.__init__)
+
+
+@functools.lru_cache(maxsize=512)
+def _init_params(init) -> frozenset[str]:
+    sig = inspect.signature(init).parameters.values()  # ~40 µs: once per constructor
+    return frozenset(p.name for p in sig if p.name != "self" and p.kind not in
+                     (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD))
 
 
 def _build(kind: str, spec: Any, options: dict, used: set[str], base: type) -> Any:
@@ -215,7 +221,7 @@ def _unused_auto_options(options: dict, summary, removal, behaviour) -> list[str
     """Options the user gave for the Shapley auto rule's estimators that the chosen one, the
     removal, the behaviour and the game do not take."""
     for_auto = set().union(*(_params(registry.get("summary", s)) for s in AUTO_ESTIMATORS))
-    taken = (_params(type(summary)) | _params(type(removal)) | _params(type(behaviour))
+    taken = (set(_params(type(summary))) | _params(type(removal)) | _params(type(behaviour))
              | set(GAME_OPTIONS) | {"seed", "background"})
     if "value" in taken:
         taken.add("baseline")
