@@ -627,6 +627,7 @@ class Game:
         grid_view = result.view(nr, mu, *result.shape[1:]) if shared else None
         masks_all = torch.as_tensor(masks, device=dev)
         rows_all = torch.as_tensor(rows, device=dev)
+        single = draws is None and K == 1 and float(self.weights[0]) == 1.0  # one draw, weight 1
         chunk_id = 0
         with self.model.session():
             for i0, i1, j0, j1 in self._blocks(nr, mu, cb, shared):
@@ -663,7 +664,7 @@ class Game:
                         continue
                     out = self.behaviour.on_scale(out)
                     if self.aggregate == "prediction":
-                        part = (out * w[None, :, None]).sum(1)
+                        part = out[:, 0] if single else (out * w[None, :, None]).sum(1)
                         if draws is not None:
                             sqp = (out.to(torch.float64) ** 2 * w[None, :, None]).sum(1)
                             sq = sqp if sq is None else sq + sqp
