@@ -210,13 +210,14 @@ def test_uniform_subsets_are_the_ranked_keys_of_the_same_stream(monkeypatch, par
 
     monkeypatch.setattr(KS, "PARTITION_MIN_D", 1 if partition else 10**9)
     for d in (1, 2, 7, 64):
-        sizes = np.random.default_rng(d).integers(0, d + 1, size=200)
-        sizes[:2] = (0, d)
-        masks = KS.uniform_subsets(np.random.default_rng(5), sizes, d)
-        keys = np.random.default_rng(5).random((len(sizes), d))
-        ranks = np.argsort(np.argsort(keys, axis=1), axis=1)
-        np.testing.assert_array_equal(masks, ranks < sizes[:, None])
-        np.testing.assert_array_equal(masks.sum(1), sizes)
+        mixed = np.random.default_rng(d).integers(0, d + 1, size=200)
+        mixed[:2] = (0, d)
+        for sizes in (mixed, np.full(50, d // 2)):  # several sizes; one size (one partition)
+            masks = KS.uniform_subsets(np.random.default_rng(5), sizes, d)
+            keys = np.random.default_rng(5).random((len(sizes), d))
+            ranks = np.argsort(np.argsort(keys, axis=1), axis=1)
+            np.testing.assert_array_equal(masks, ranks < sizes[:, None])
+            np.testing.assert_array_equal(masks.sum(1), sizes)
 
 
 def test_strata_gram_is_the_weighted_sum_over_every_coalition_of_the_sizes():

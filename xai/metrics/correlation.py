@@ -16,6 +16,7 @@ from scipy.stats import rankdata
 
 from ..errors import XaiError
 from ..registry import register
+from ..summaries.kernelshap import uniform_subsets
 from .base import Metric, MetricInputs
 from .curves import parse_step, positions, removal_curve, step_sizes
 
@@ -71,16 +72,6 @@ def _group_sums(scores: np.ndarray, order: np.ndarray, step: int) -> np.ndarray:
     return out
 
 
-def _smallest(u: np.ndarray, k: int) -> np.ndarray:
-    """``np.argsort(u, axis=1)[:, :k]`` (a uniformly random k-subset per row, in draw order)
-    by a partition and a sort of the k smallest only: O(d + k log k) per row, not O(d log d)."""
-    if 2 * k >= u.shape[1]:
-        return np.argsort(u, axis=1)[:, :k]
-    part = np.argpartition(u, k - 1, axis=1)[:, :k]
-    return np.take_along_axis(part, np.argsort(np.take_along_axis(u, part, axis=1), axis=1),
-                              axis=1)
-
-
 def group_step(inp: MetricInputs) -> int:
     """The ``step`` option (features per group), checked to leave at least two groups."""
     step = parse_step(inp.options.get("step"), inp.d)
@@ -111,7 +102,8 @@ class FaithfulnessCorrelation(Metric):
     default_output = "logit"
     defaults: ClassVar[dict] = {"n_subsets": 100, "subset_size": None, "subsets": None, "row_index": None}
 
-    def _subsets(self, inp: MetricInputs) -> np.ndarray:
+    def _removed(self, inp: MetricInputs) -> np.ndarray:
+        """The subsets ``S_r`` as masks ``(n, R, d)``, True = removed."""
         n, d = inp.n, inp.d
         given = inp.options.get("subsets")
         if given is not None:
@@ -121,7 +113,9 @@ class FaithfulnessCorrelation(Metric):
             if idx.ndim != 3 or idx.shape[0] != n or idx.min() < 0 or idx.max() >= d:
                 raise XaiError(f"subsets must be feature indices in [0, {d}) of shape (R, k) or "
                                f"({n}, R, k); got shape {np.shape(given)}")
-            return idx
+            removed = np.zeros((n, idx.shape[1], d), dtype=bool)
+            np.put_along_axis(removed, idx, True, axis=2)
+            return removed
         R = inp.options.get("n_subsets", 100)
         if isinstance(R, bool) or not isinstance(R, int | np.integer) or R < 2:
             raise XaiError(f"n_subsets must be an int >= 2; got {R!r}")
@@ -135,22 +129,21 @@ class FaithfulnessCorrelation(Metric):
         if len(rows) != n:
             raise XaiError(f"row_index must give one global index per row ({n}); got "
                            f"{len(rows)}")
-        return np.stack([_smallest(inp.rng(int(g), 0).random((int(R), d)), int(k))
-                         for g in rows])
+        sizes = np.full(int(R), int(k))  # the k smallest of a row's R × d uniform keys
+        return np.stack([uniform_subsets(inp.rng(int(g), 0), sizes, d) for g in rows])
 
     def compute(self, inp: MetricInputs) -> dict:
-        idx = self._subsets(inp)
-        n, R, k = idx.shape
-        kept = np.ones((n, R, inp.d), dtype=bool)
-        np.put_along_axis(kept, idx, False, axis=2)
+        removed = self._removed(inp)
+        n, R, _ = removed.shape
         scores = np.abs(inp.scores) if inp.options.get("abs") else inp.scores
-        s = np.take_along_axis(scores[:, None, :], idx, axis=2).sum(axis=2)
-        delta = _v_full(inp)[:, None] - inp.game()(kept).numpy()
+        s = np.stack([removed[i] @ scores[i] for i in range(n)])  # Σ_{i∈S_r} a_i, (n, R)
+        delta = _v_full(inp)[:, None] - inp.game()(~removed).numpy()
         r, bad = pearson_rows(s, delta)
         warn_nan(self.name, bad, "constant attribution sums or output changes")
+        given = inp.options.get("subsets") is not None
+        k = int(removed[0, 0].sum())
         return {"per_sample": r, "settings": {"n_subsets": R, "subset_size": k,
-                                              "subsets": "given" if inp.options.get("subsets")
-                                              is not None else "drawn"}}
+                                              "subsets": "given" if given else "drawn"}}
 
 
 @register("metric", "faithfulness-estimate")

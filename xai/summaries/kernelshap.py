@@ -283,24 +283,27 @@ def uniform_subsets(rng: np.random.Generator, sizes: np.ndarray, d: int) -> np.n
     """Boolean masks ``(len(sizes), d)``, row ``u`` a uniform subset of size ``sizes[u]``: the
     features whose random key is among the row's ``sizes[u]`` smallest.
 
-    One ``rng.random((U, d))`` draw; the row's ``sizes[u]``-th smallest key is found by a sort
-    of the keys (``d <`` :data:`PARTITION_MIN_D`) or by a partition of the rows of each size
-    (no argsort and inverse permutation either way; the same masks). Rows with tied keys at
-    the threshold (probability about ``d² 2⁻⁵⁴``) are redone by ranking.
+    One ``rng.random((U, d))`` draw; the row's ``sizes[u]``-th smallest key is found by a
+    partition of the rows of each size, or, with several sizes below :data:`PARTITION_MIN_D`
+    features, by one sort of the keys (no argsort and inverse permutation either way; the same
+    masks). Rows with tied keys at the threshold (probability about ``d² 2⁻⁵⁴``) are redone by
+    ranking.
     """
     sizes = np.asarray(sizes)
     keys = rng.random((len(sizes), d))
-    if d == 0:
+    if d == 0 or not len(sizes):
         return keys.astype(bool)
-    if d < PARTITION_MIN_D:
-        kth = np.take_along_axis(np.sort(keys, axis=1),
-                                 np.clip(sizes - 1, 0, d - 1)[:, None], 1)
+    kidx = np.clip(sizes - 1, 0, d - 1)
+    if sizes.min() == sizes.max():  # one size: one partition
+        kth = np.partition(keys, kidx[0], axis=1)[:, kidx[0]:kidx[0] + 1]
+    elif d < PARTITION_MIN_D:
+        kth = np.take_along_axis(np.sort(keys, axis=1), kidx[:, None], 1)
     else:
         kth = np.empty((len(sizes), 1))
         order = np.argsort(sizes, kind="stable")
         starts = np.flatnonzero(np.diff(sizes[order], prepend=-1))
         for grp in np.split(order, starts[1:]):
-            k = int(np.clip(sizes[grp[0]] - 1, 0, d - 1))
+            k = kidx[grp[0]]
             kth[grp, 0] = np.partition(keys[grp], k, axis=1)[:, k]
     masks = (keys <= kth) & (sizes[:, None] > 0)
     bad = np.flatnonzero(masks.sum(1) != sizes)
