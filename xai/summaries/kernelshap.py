@@ -293,7 +293,7 @@ def uniform_subsets(rng: np.random.Generator, sizes: np.ndarray, d: int) -> np.n
     keys = rng.random((len(sizes), d))
     if d == 0 or not len(sizes):
         return keys.astype(bool)
-    kidx = np.clip(sizes - 1, 0, d - 1)
+    kidx = np.minimum(np.maximum(sizes - 1, 0), d - 1)
     if sizes.min() == sizes.max():  # one size: one partition
         kth = np.partition(keys, kidx[0], axis=1)[:, kidx[0]:kidx[0] + 1]
     elif d < PARTITION_MIN_D:
@@ -305,8 +305,10 @@ def uniform_subsets(rng: np.random.Generator, sizes: np.ndarray, d: int) -> np.n
         for grp in np.split(order, starts[1:]):
             k = kidx[grp[0]]
             kth[grp, 0] = np.partition(keys[grp], k, axis=1)[:, k]
-    masks = (keys <= kth) & (sizes[:, None] > 0)
-    bad = np.flatnonzero(masks.sum(1) != sizes)
+    masks = keys <= kth
+    if sizes.min() <= 0:
+        masks &= sizes[:, None] > 0
+    bad = np.flatnonzero(masks.view(np.uint8).sum(1, dtype=np.int64) != sizes)  # (byte sums)
     if len(bad):  # pragma: no cover - ties of 53-bit keys
         ranks = np.argsort(np.argsort(keys[bad], axis=1, kind="stable"), axis=1)
         masks[bad] = ranks < sizes[bad, None]
