@@ -313,3 +313,41 @@ def test_coalition_cache_stops_at_its_limit_and_keeps_values_right():
     again = g(masks[::-1])
     np.testing.assert_array_equal(again.numpy()[:, ::-1], first.numpy())
     np.testing.assert_allclose(first, make()(masks), rtol=1e-12)  # other blocks: ulps
+
+
+@pytest.mark.parametrize("output", ["probability", "log-odds", "raw"])
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_value_of_one_draw_is_the_behaviour_of_the_scaled_output(output, k):
+    """One baseline draw of weight 1 takes the behaviour's short path (only the target's
+    probability for two logits); it equals the general ``behaviour(on_scale(out))`` bit for
+    bit, for per-row targets of both classes, every output scale and ``target="all"``."""
+    rng = np.random.default_rng(k)
+    full = torch.as_tensor(rng.normal(size=(6, k)) * 3)
+    out = torch.as_tensor(rng.normal(size=(40, k)) * 3)
+    rows = torch.as_tensor(rng.integers(0, 6, size=40))
+    two = 2 if output != "raw" else 1
+    targets = [None, np.array([0, 1, 0, 1, 1, 0]) % max(k, two), 0, (k > 1 or two > 1) * 1]
+    for target in targets + (["all"] if k > 1 else []):
+        b = Prediction(target=target, output=output)
+        b.prepare(full, None, "logits", True)
+        fast = b.value_of_draw(out, rows)
+        assert torch.equal(fast, b(b.on_scale(out), rows)), (target, output, k)
+
+
+def test_baseline_game_values_equal_the_weighted_draw_path():
+    """A baseline game (one draw of weight 1: the short path) gives bit for bit the values of
+    the general path, a marginal removal over two copies of the baseline row (two draws of
+    weight 1/2, averaged on the probability scale, then the behaviour)."""
+    rng = np.random.default_rng(0)
+    W = torch.as_tensor(rng.normal(size=(5, 2)))
+    model = as_model(lambda x: torch.as_tensor(x) @ W, output_kind="logits")
+    X = rng.normal(size=(7, 5))
+    masks = rng.random((30, 5)) < 0.5
+    for output in ("probability", "log-odds"):
+        def game(removal, output=output):
+            return Game(model, X, removal, Prediction(target=np.arange(7) % 2, output=output),
+                        FeatureMap.tabular(5))
+        fast = game(Baseline(np.zeros(5)))(masks)
+        general = game(Marginal(np.zeros((2, 5))))
+        assert general.K == 2
+        torch.testing.assert_close(general(masks), fast, rtol=0, atol=0)

@@ -82,6 +82,11 @@ class Behaviour:
     def __call__(self, F: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def value_of_draw(self, out: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """The behaviour of raw outputs ``(c, k)`` that are each one removal draw of weight 1
+        (a baseline): ``self(self.on_scale(out), rows)``, the same under either aggregate."""
+        return self(self.on_scale(out), rows)
+
     @property
     def n_values(self) -> int | None:
         """Values per coalition: None for a scalar behaviour, k for ``target="all"``."""
@@ -164,14 +169,31 @@ class Prediction(Behaviour):
             idx = torch.as_tensor(np.broadcast_to(arr, (n,)).copy(), dtype=torch.long)
         self.targets = idx
 
-    def __call__(self, F, rows):
-        if self.scale == "probability" and F.shape[-1] == 1 and self.targets is not None:
-            F = _binary(F)  # one-output probability p = P(class 1): columns (1 - p, p)
-        vals = F if self.targets is None else F.gather(1, self.targets[rows][:, None])[:, 0]
+    def value_of_draw(self, out, rows):
+        if (self.scale == "probability" and self.output_kind == "logits" and out.shape[-1] == 2
+                and self.targets is not None):
+            # only the target's probability, sigmoid(±(l1 - l0)): bit for bit _softmax2's
+            delta = out[:, 1] - out[:, 0]
+            t = self.targets
+            if len(t) and bool(t.min() == t.max()):  # one target for every row: no gather
+                vals = torch.sigmoid(delta if int(t[0]) == 1 else -delta)
+            else:
+                vals = torch.sigmoid(torch.where(t[rows] == 1, delta, -delta))
+            return self._finish(vals)
+        return super().value_of_draw(out, rows)
+
+    def _finish(self, vals: torch.Tensor) -> torch.Tensor:
+        """Target probabilities to the output scale (log-odds of the averaged probability)."""
         if self.resolved_output == "log-odds":
             p = vals.clamp(EPS, 1 - EPS)
             vals = torch.log(p) - torch.log1p(-p)
         return vals
+
+    def __call__(self, F, rows):
+        if self.scale == "probability" and F.shape[-1] == 1 and self.targets is not None:
+            F = _binary(F)  # one-output probability p = P(class 1): columns (1 - p, p)
+        vals = F if self.targets is None else F.gather(1, self.targets[rows][:, None])[:, 0]
+        return self._finish(vals)
 
     @property
     def n_values(self):

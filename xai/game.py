@@ -662,9 +662,12 @@ class Game:
                         else:
                             result[i0:i1, s:e] = out
                         continue
+                    if single:  # one draw of weight 1: the behaviour of its output
+                        acc = self.behaviour.value_of_draw(out[:, 0], torch.as_tensor(rows_np))
+                        break
                     out = self.behaviour.on_scale(out)
                     if self.aggregate == "prediction":
-                        part = out[:, 0] if single else (out * w[None, :, None]).sum(1)
+                        part = (out * w[None, :, None]).sum(1)
                         if draws is not None:
                             sqp = (out.to(torch.float64) ** 2 * w[None, :, None]).sum(1)
                             sq = sqp if sq is None else sq + sqp
@@ -676,7 +679,7 @@ class Game:
                     acc = part if acc is None else acc + part
                 if raw:
                     continue
-                if self.aggregate == "prediction":
+                if self.aggregate == "prediction" and not single:
                     mean = acc
                     acc = self.behaviour(mean, torch.as_tensor(rows_np))
                     if draws is not None:  # unbiased variance of the subset mean, finite pop.
