@@ -351,3 +351,54 @@ def test_baseline_game_values_equal_the_weighted_draw_path():
         general = game(Marginal(np.zeros((2, 5))))
         assert general.K == 2
         torch.testing.assert_close(general(masks), fast, rtol=0, atol=0)
+
+
+def _zero_patch_images(rng, n=5):
+    """Images ``(n, 3, 8, 8)`` with zero regions (whole 2×2 patches, and patches zero in only
+    some channels or holding -0.0), and a 16-patch feature map."""
+    X = rng.normal(size=(n, 3, 8, 8)).astype(np.float32)
+    X[:, :, :4, :4] = 0.0  # 4 whole patches zero in every channel: inert under baseline 0
+    X[:, 0, 4:6, 4:6] = 0.0  # zero in one channel only: not inert
+    X[:, :, 6:, 6:] = -0.0  # a different bit pattern than the baseline: not inert
+    seg = (np.arange(8)[:, None] // 2) * 4 + np.arange(8)[None, :] // 2
+    return X, FeatureMap(seg, channel_axis=0)
+
+
+def test_inert_features_are_those_equal_to_every_replacement_bit_for_bit():
+    rng = np.random.default_rng(0)
+    X, fmap = _zero_patch_images(rng)
+    model = fingerprint_model(3 * 64)
+    game = Game(model, X, Baseline(0.0), Prediction(target="all"), fmap)
+    inert = game.inert_features(np.arange(len(X)))
+    expect = np.zeros(16, dtype=bool)
+    expect[[0, 1, 4, 5]] = True  # the four patches of the zero quadrant
+    assert inert.shape == (len(X), 16) and (inert == expect).all()
+    # two background rows: inert only where the explicand equals both
+    bg = np.zeros((2, 3, 8, 8), dtype=np.float32)
+    bg[1, :, :2, :2] = 1.0
+    marg = Game(model, X, Marginal(bg), Prediction(target="all"), fmap)
+    expect[0] = False
+    assert (marg.inert_features(np.arange(len(X))) == expect).all()
+    # replacements that depend on the coalition: no claim
+    cond = Game(fingerprint_model(6), rng.standard_normal((4, 6)),
+                ConditionalGaussian(rng.standard_normal((30, 6)), n_samples=3),
+                Prediction(target="all"), FeatureMap.tabular(6))
+    assert cond.inert_features(np.arange(4)) is None
+
+
+def test_per_row_masks_evaluate_each_distinct_input_once(monkeypatch):
+    """Pairs whose masks differ only in inert features build the same synthetic input: they
+    are evaluated once, and every value equals the plain evaluation bit for bit."""
+    rng = np.random.default_rng(1)
+    X, fmap = _zero_patch_images(rng)
+    model = fingerprint_model(3 * 64)
+    masks = rng.random((len(X), 40, 16)) < 0.5
+    masks[:, 1::2] = masks[:, 0::2]
+    masks[:, 1::2, [0, 1, 4, 5]] ^= True  # odd masks: the even ones with inert bits flipped
+    game = Game(model, X, Baseline(0.0), Prediction(target="all"), fmap)
+    fast = game(masks)
+    plain = Game(model, X, Baseline(0.0), Prediction(target="all"), fmap)
+    monkeypatch.setattr(Game, "inert_features", lambda self, rows: None)
+    ref = plain(masks)
+    assert torch.equal(fast, ref)
+    assert game.rows_evaluated <= plain.rows_evaluated - len(X) * 20

@@ -65,9 +65,18 @@ def unique_rows(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     m = masks.shape[0]
     packed = np.packbits(masks, axis=1)
-    nb = packed.shape[1]
     if m == 0:
         return masks, np.zeros(0, dtype=np.int64), packed
+    first, inv = first_and_inverse(packed)
+    return masks[first], inv, packed[first]
+
+
+def first_and_inverse(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For byte rows ``(m, nb)`` (``m > 0``): the index of each distinct row's first
+    occurrence and every row's distinct-row number, in the order of ``np.unique`` over the
+    rows. Rows are compared as one big-endian integer when ``nb <= 8``, else as one opaque
+    byte string (bytewise: the lexicographic order)."""
+    m, nb = packed.shape
     if nb <= 8:
         wide = np.zeros((m, 8), dtype=np.uint8)
         wide[:, :nb] = packed
@@ -75,7 +84,7 @@ def unique_rows(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     else:
         keys = np.ascontiguousarray(packed).view(np.dtype((np.void, nb))).ravel()
     _, first, inv = np.unique(keys, return_index=True, return_inverse=True)
-    return masks[first], inv.ravel(), packed[first]
+    return first, inv.ravel()
 
 
 class Game:
@@ -245,8 +254,56 @@ class Game:
             return torch.index_select(vals, 1, torch.as_tensor(inv), out=out)
         flat_rows = np.repeat(rows, m)
         flat_masks = masks.reshape(nr * m, self.d)
+        inert = self.inert_features(rows) if masks.dtype == bool else None
+        if inert is not None and inert.any():
+            # an inert feature's bit changes no synthetic input: pairs whose masks agree on
+            # the other features (the packed masks with the inert bits set) are evaluated once
+            packed = np.packbits(masks, axis=2) | np.packbits(inert, axis=1)[:, None, :]
+            keys = np.concatenate([flat_rows.astype(">u8")[:, None].view(np.uint8),
+                                   packed.reshape(nr * m, -1)], 1)
+            first, inv = first_and_inverse(keys)
+            if len(first) < len(flat_rows):
+                vals = self._evaluate_pairs(flat_rows[first], flat_masks[first])
+                return vals[torch.as_tensor(inv)].reshape(nr, m, *self.value_shape)
         vals = self._evaluate_pairs(flat_rows, flat_masks)
         return vals.reshape(nr, m, *self.value_shape)
+
+    def inert_features(self, rows: np.ndarray) -> np.ndarray | None:
+        """``(len(rows), d)`` bool: the features of each explicand whose every input element
+        equals its replacement in every draw, bit for bit, so that keeping or removing them
+        gives the same synthetic inputs (e.g. black pixels under a black baseline). None when
+        the removal's replacements depend on the coalition (not ``mask_free``)."""
+        if not self.removal.mask_free:
+            return None
+        self._prepare()
+        A, C, B = self._layout
+        rows = np.asarray(rows, dtype=np.int64)
+        D = A * C * B
+        bits = {8: torch.int64, 4: torch.int32, 2: torch.int16, 1: torch.int8}
+        as_bits = bits[self.X.element_size()] if self.X.is_floating_point() else None
+        differs = torch.zeros((len(rows), A * B), dtype=torch.bool, device=self.X.device)
+        kb = max(1, min(self.K, self.memory_cap // max(1, 8 * D)))
+        rb = max(1, self.memory_cap // max(1, 8 * kb * D))
+        for i0 in range(0, len(rows), rb):
+            r = torch.as_tensor(rows[i0:i0 + rb], device=self.X.device)
+            x = self.X[r]
+            none = torch.zeros((len(r), self.d), dtype=torch.bool, device=x.device)
+            for s in range(0, self.K, kb):
+                e = min(self.K, s + kb)
+                repl = self._replacement(x, r, none, False, s, e).to(x.dtype)
+                x6 = x.reshape(len(r), 1, 1, A, C, B)
+                r6 = repl.reshape(*repl.shape[:3], A, C, B)
+                if as_bits is not None:  # bit patterns: -0.0 and 0.0 are different inputs
+                    x6, r6 = x6.view(as_bits), r6.view(as_bits)
+                ne = (x6 != r6).any(dim=4).any(dim=2).any(dim=1)  # (rr, A, B)
+                differs[i0:i0 + len(r)] |= ne.reshape(len(r), A * B)
+        if self._pix is None:
+            return ~differs.cpu().numpy()
+        pix = self._pix[0].expand(len(rows), -1) if self._pix.shape[0] == 1 else \
+            self._pix[torch.as_tensor(rows, device=self._pix.device)]
+        count = torch.zeros((len(rows), self.d + 1), device=differs.device)
+        count.scatter_add_(1, pix, differs.to(count.dtype))
+        return (count[:, :self.d] == 0).cpu().numpy()
 
     @property
     def can_redraw(self) -> bool:
