@@ -297,6 +297,8 @@ class Game:
                     x6, r6 = x6.view(as_bits), r6.view(as_bits)
                 ne = (x6 != r6).any(dim=4).any(dim=2).any(dim=1)  # (rr, A, B)
                 differs[i0:i0 + len(r)] |= ne.reshape(len(r), A * B)
+                if bool(differs[i0:i0 + len(r)].all()):
+                    break  # no position left to check in this block (the common case)
         if self._pix is None:
             return ~differs.cpu().numpy()
         pix = self._pix[0].expand(len(rows), -1) if self._pix.shape[0] == 1 else \
