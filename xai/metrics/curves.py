@@ -81,8 +81,8 @@ def removal_curve(inp: MetricInputs, order: np.ndarray, step: int,
     first, last = (v_full, v_empty) if mode == "deletion" else (v_empty, v_full)
     curves[:, 0], curves[:, L] = first, last
     if L > 1:
-        top = positions(order)[:, None, :] < k[None, 1:L, None]  # (n, L-1, d): in T_i
-        kept = ~top if mode == "deletion" else top
+        pos, ks = positions(order)[:, None, :], k[None, 1:L, None]  # rank < k_i: in T_i
+        kept = pos >= ks if mode == "deletion" else pos < ks  # (n, L-1, d), in one pass
         curves[:, 1:L] = game(kept).numpy()
     return curves, k
 
