@@ -288,13 +288,15 @@ class Game:
             r = torch.as_tensor(rows[i0:i0 + rb], device=self.X.device)
             x = self.X[r]
             none = torch.zeros((len(r), self.d), dtype=torch.bool, device=x.device)
+            x6 = x.reshape(len(r), 1, 1, A, C, B)
+            if as_bits is not None:  # bit patterns: -0.0 and 0.0 are different inputs
+                x6 = x6.view(as_bits)
             for s in range(0, self.K, kb):
                 e = min(self.K, s + kb)
                 repl = self._replacement(x, r, none, False, s, e).to(x.dtype)
-                x6 = x.reshape(len(r), 1, 1, A, C, B)
                 r6 = repl.reshape(*repl.shape[:3], A, C, B)
-                if as_bits is not None:  # bit patterns: -0.0 and 0.0 are different inputs
-                    x6, r6 = x6.view(as_bits), r6.view(as_bits)
+                if as_bits is not None:
+                    r6 = r6.view(as_bits)
                 ne = (x6 != r6).any(dim=4).any(dim=2).any(dim=1)  # (rr, A, B)
                 differs[i0:i0 + len(r)] |= ne.reshape(len(r), A * B)
                 if bool(differs[i0:i0 + len(r)].all()):

@@ -449,11 +449,6 @@ def _cholesky_checked(A: torch.Tensor) -> torch.Tensor | None:
     return L
 
 
-def _is_singular(A: torch.Tensor) -> bool:
-    """Whether the symmetric positive semi-definite ``A`` is numerically singular."""
-    return _cholesky_checked(A) is None
-
-
 def _inverse_checked(A: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """``(inverse of A, singular)`` from one Cholesky factorisation; a pseudo-inverse with a
     warning when ``A`` is singular (:func:`_cholesky_checked`)."""

@@ -35,7 +35,7 @@ from .base import as_numpy
 from .exact import ExactShapley, enumerate_masks
 from .kernelshap import (
     KernelSHAP,
-    _is_singular,
+    _cholesky_checked,
     constrained_fit,
     sandwich_se,
     size_mass,
@@ -253,8 +253,9 @@ class RegressionAdjustedKernelSHAP(KernelSHAP):
             G = B.T @ (B * w_tr[:, None])
             G = G + 1e-12 * G.diagonal().mean() * torch.eye(len(G), dtype=torch.float64)
             rhs = (B * w_tr[:, None]).T @ t_tr.T  # (p, m)
-            coef = torch.linalg.pinv(G, hermitian=True) @ rhs if _is_singular(G) else \
-                torch.linalg.solve(G, rhs)
+            L = _cholesky_checked(G)  # one factorisation: the singularity check and the solve
+            coef = torch.linalg.pinv(G, hermitian=True) @ rhs if L is None else \
+                torch.cholesky_solve(rhs, L)
 
             def fc(M, coef=coef, pairs=pairs):  # surrogate minus its value at ∅: (m, rows)
                 return ginv(g0 + (_basis(M, pairs) @ coef).T) - ginv(g0)
