@@ -128,6 +128,23 @@ def test_infidelity_cumulative_patches_equals_quantus():
     np.testing.assert_allclose(ours.per_sample, np.asarray(q), rtol=2e-4, atol=1e-5)
 
 
+def test_infidelity_cumulative_running_sums_equal_the_per_step_sums():
+    """A coalition-independent removal takes the running sum of per-patch sums; the same
+    removal declared coalition-dependent takes the per-step sum over the removed features."""
+
+    class Dependent(Baseline):
+        mask_free = False
+
+    model, X = _cnn(), _images(3)
+    a = np.random.default_rng(4).normal(size=(3, 1, 8, 8))
+    kw = {"target": [0, 1, 2], "perturbation": "cumulative_patches", "patch": 3,
+          "output": "raw", "normalise": None}
+    fast = Infidelity()(model, X, a, removal=Baseline(0.25), **kw)
+    slow = Infidelity()(model, X, a, removal=Dependent(0.25), **kw)
+    assert fast.extras["steps"] == slow.extras["steps"] == 9
+    np.testing.assert_allclose(fast.per_sample, slow.per_sample, rtol=1e-12, atol=1e-15)
+
+
 # ---- sensitivity / Lipschitz --------------------------------------------------------------
 
 def test_max_and_avg_sensitivity_exact_shapley_on_linear_model():

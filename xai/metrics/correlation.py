@@ -16,7 +16,7 @@ from scipy.stats import rankdata
 
 from ..errors import XaiError
 from ..registry import register
-from ..summaries.kernelshap import uniform_subsets
+from ..subsets import floyd_draws, floyd_subsets
 from .base import Metric, MetricInputs
 from .curves import parse_step, positions, removal_curve, step_sizes
 
@@ -86,8 +86,8 @@ def group_step(inp: MetricInputs) -> int:
 class FaithfulnessCorrelation(Metric):
     """Faithfulness correlation (Bhatt et al. 2020). Per row, ``n_subsets`` (R = 100) subsets
     S_r of ``subset_size`` (k = max(1, round(0.1·d)), 1 ≤ k < d) features drawn uniformly
-    without replacement from the row's keyed generator; score = Pearson over r of
-    ``Σ_{i∈S_r} a_i`` and ``v(D) − v(D \\ S_r)``.
+    without replacement (Floyd's algorithm on uniforms of the row's keyed generator); score =
+    Pearson over r of ``Σ_{i∈S_r} a_i`` and ``v(D) − v(D \\ S_r)``.
 
     Options: ``n_subsets``, ``subset_size``, ``subsets`` (explicit feature indices ``(R, k)``
     or ``(n, R, k)``, for cross-checks against other libraries' draws), ``row_index`` (the
@@ -129,8 +129,11 @@ class FaithfulnessCorrelation(Metric):
         if len(rows) != n:
             raise XaiError(f"row_index must give one global index per row ({n}); got "
                            f"{len(rows)}")
-        sizes = np.full(int(R), int(k))  # the k smallest of a row's R × d uniform keys
-        return np.stack([uniform_subsets(inp.rng(int(g), 0), sizes, d) for g in rows])
+        # R × min(k, d - k) uniforms from each row's keyed generator, Floyd's algorithm on
+        # all rows at once (a row's subsets depend on its key only, not on the batch)
+        m = floyd_draws(d, int(k))
+        u = np.concatenate([inp.rng(int(g), 0).random((int(R), m)) for g in rows])
+        return floyd_subsets(u, d, int(k)).reshape(n, int(R), d)
 
     def compute(self, inp: MetricInputs) -> dict:
         removed = self._removed(inp)
