@@ -408,7 +408,10 @@ class Game:
         if idx.size:
             vals = self._evaluate_pairs(rows, uniq[idx], shared=True).reshape(
                 nr, idx.size, *self.value_shape)
-            out[:, torch.as_tensor(idx)] = vals
+            if idx.size == mu:  # every coalition evaluated: the values are the result
+                out = vals
+            else:
+                out[:, torch.as_tensor(idx)] = vals
             if keys is not None:
                 self._store(keys, idx, rows, vals)
         return out
@@ -445,7 +448,8 @@ class Game:
         per_column = self.n * max(1, math.prod(self.value_shape)) * 8
         limit = min(CACHE_MAX_ENTRIES, self.memory_cap // per_column)
         get = self._cache.get  # keys of one call are distinct (unique coalitions)
-        cols = np.fromiter((get(keys[j], -1) for j in idx), dtype=np.int64, count=len(idx))
+        cols = np.fromiter((get(keys[j], -1) for j in idx), dtype=np.int64, count=len(idx)) \
+            if self._cache else np.full(len(idx), -1, dtype=np.int64)
         new = np.flatnonzero(cols < 0)
         room = max(0, limit - len(self._cache))
         if len(new) > room:  # full: keep the calls' columns up to the first that has no room
@@ -685,7 +689,8 @@ class Game:
         kb = min(K, per_call)  # draws per block
         cb = max(1, per_call // kb)  # pairs per block
         dev = self.model.device
-        result = torch.zeros((P, K, k) if raw else (P, *self.value_shape), dtype=torch.float64)
+        # every pair is written by exactly one block: no fill
+        result = torch.empty((P, K, k) if raw else (P, *self.value_shape), dtype=torch.float64)
         grid_view = result.view(nr, mu, *result.shape[1:]) if shared else None
         masks_all = torch.as_tensor(masks, device=dev)
         rows_all = torch.as_tensor(rows, device=dev)

@@ -36,11 +36,21 @@ def chain_contributions(values: torch.Tensor, v_empty: torch.Tensor, v_full: tor
     d = rank.shape[1]
     tail = values.shape[3:]
     ve, vf = v_empty.reshape(n, U, 1, *tail), v_full.reshape(n, U, 1, *tail)
-    fwd = torch.cat([ve, values[:, :, : d - 1], vf], 2)
-    rev = torch.cat([ve, values[:, :, d - 1:], vf], 2)
-    dfwd, drev = fwd.diff(dim=2), rev.diff(dim=2)  # step t adds pi[t] resp. pi[d-1-t]
-    r = torch.as_tensor(rank).reshape(1, U, d, *([1] * len(tail))).expand(n, U, d, *tail)
-    return 0.5 * (dfwd.gather(2, r) + drev.gather(2, d - 1 - r))
+    if d == 1:  # one step, from the empty to the full coalition, in both chains
+        return (vf - ve).add(vf - ve).mul_(0.5)
+    # the steps of both chains in one buffer (n, U, 2, d): step t of the forward chain adds
+    # pi[t], of the reverse chain pi[d-1-t]; chain values are ve, values..., vf
+    steps = values.new_empty((n, U, 2, d, *tail))
+    for c, part in enumerate((values[:, :, :d - 1], values[:, :, d - 1:])):
+        torch.sub(part[:, :, :1], ve, out=steps[:, :, c, :1])
+        torch.sub(part[:, :, 1:], part[:, :, :-1], out=steps[:, :, c, 1:d - 1])
+        torch.sub(vf, part[:, :, -1:], out=steps[:, :, c, d - 1:])
+    # feature j's steps are read at rank[u, j] (forward) and d-1-rank[u, j] (reverse)
+    at = (np.arange(U) * 2 * d)[:, None]
+    idx = np.concatenate([(at + rank).ravel(), (at + 2 * d - 1 - rank).ravel()])
+    both = steps.reshape(n, U * 2 * d, *tail).index_select(1, torch.as_tensor(idx))
+    both = both.reshape(n, 2, U, d, *tail)
+    return torch.add(both[:, 0], both[:, 1]).mul_(0.5)
 
 
 @register("summary", "permutation-shapley", aliases=("permutation",))
