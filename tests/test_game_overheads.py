@@ -130,6 +130,25 @@ def test_synthetic_inputs_equal_plain_where(case, batch):
             assert torch.equal(got, want)
 
 
+@pytest.mark.parametrize("case", [c for c in _cases() if not c[4]], ids=lambda c: c[0])
+def test_pairs_built_over_the_explicands_copy_leave_the_explicands_alone(case):
+    """One boolean mask and one draw per pair: the synthetic inputs are written over the
+    gathered explicands; the game's explicands stay as they were, and the values equal those
+    of the same pairs evaluated as a grid (every row with every mask)."""
+    _, X, fm, removal, _ = case
+    D = int(np.prod(X.shape[1:]))
+    game = Game(fingerprint_model(D), X, removal(), Prediction(target=0, output="raw"), fm,
+                seed=0)
+    game._prepare()
+    before = game.X.clone()
+    masks = np.random.default_rng(4).random((5, game.d)) < 0.5
+    rows = np.arange(min(game.n, 3))
+    pairs = game._averaged(np.repeat(rows, 5), np.tile(masks, (len(rows), 1)), raw=True)
+    grid = game._averaged(rows, masks, raw=True, shared=True)
+    assert torch.equal(game.X, before)
+    assert torch.equal(pairs, grid)
+
+
 def test_grid_blocks_cover_every_pair_once():
     game = Game(fingerprint_model(4), np.ones((5, 4)), Baseline(0.0),
                 Prediction(target=0, output="raw"), FeatureMap.tabular(4))

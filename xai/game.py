@@ -560,17 +560,21 @@ class Game:
         self._layout = layout
         self._pix = None if identity else torch.as_tensor(pix, device=self.model.device)
 
-    def _positions(self, masks: torch.Tensor, rows: torch.Tensor, grid: bool) -> torch.Tensor:
+    def _positions(self, masks: torch.Tensor, rows: torch.Tensor, grid: bool,
+                   removed: bool = False) -> torch.Tensor:
         """Mask value of every map position, in the explicands' dtype (0/1 for boolean masks;
         ``-1``/0, a bit mask, for integer inputs). ``grid``: masks ``(mm, d)`` for each of
         ``rows``, returns ``(1 or len(rows), mm, P)``; else one mask per row, returns
         ``(c, 1, P)``. The ``(mm, d + 1)`` table (the last column: always kept) is converted
-        before it is gathered (a float gather is ~4x faster than a boolean one)."""
+        before it is gathered (a float gather is ~4x faster than a boolean one).
+        ``removed=True`` (boolean masks): 1 where a position is removed, 0 where kept."""
         X = self.X
+        if removed:
+            masks = ~masks
         ext = masks
         if self._pix is not None:
-            ext = torch.cat([masks, torch.ones(masks.shape[0], 1, dtype=masks.dtype,
-                                               device=masks.device)], 1)
+            ext = torch.cat([masks, torch.full((masks.shape[0], 1), not removed,
+                                               dtype=masks.dtype, device=masks.device)], 1)
         if X.is_floating_point():
             # bool -> float through a uint8 view: the same 0/1 values, ~4x faster on a CPU
             ext = (ext.view(torch.uint8) if ext.dtype == torch.bool else ext).to(X.dtype)
@@ -608,7 +612,7 @@ class Game:
                 yield i, min(nr, i + rr), 0, mu
 
     def _synthetic(self, x: torch.Tensor, mpos: torch.Tensor, repl: torch.Tensor,
-                   boolean: bool) -> torch.Tensor:
+                   boolean: bool, in_place: bool = False) -> torch.Tensor:
         """Synthetic inputs ``(rr, mm, kb, D)`` of explicands ``x`` ``(rr, D)``, mask values
         per position ``mpos`` ``(1 or rr, mm, P)`` (in ``x``'s dtype when floating) and
         replacements ``repl`` ``(1 or rr, 1 or mm, kb, D)``, broadcast in one pass: ``x``
@@ -616,13 +620,21 @@ class Game:
 
         Boolean masks on floating inputs use ``lerp(r, x, m)``, which is exactly ``r`` at
         ``m = 0`` and ``x`` at ``m = 1`` while ``x - r`` is finite (checked on the operands:
-        :func:`_under_half_max`; ~10x faster than ``torch.where`` on a CPU); integer inputs select bitwise. Fractional
-        masks give ``m*x + (1-m)*r``."""
+        :func:`_under_half_max`; ~10x faster than ``torch.where`` on a CPU); integer inputs
+        select bitwise. Fractional masks give ``m*x + (1-m)*r``.
+
+        ``in_place=True`` (one mask and one draw per row of ``x``, ``x`` a private copy,
+        ``mpos`` marking the removed positions): ``x.lerp_(r, m)``, exactly ``x`` at ``m = 0``
+        and ``r`` at ``m = 1`` in the same way, written over ``x`` (no second array of the
+        inputs' size)."""
         A, C, B = self._layout
         x6 = x.reshape(x.shape[0], 1, 1, A, C, B)
         m6 = mpos.reshape(mpos.shape[0], mpos.shape[1], 1, A, 1, B)
         r6 = repl.to(x.dtype).reshape(*repl.shape[:3], A, C, B)
-        if not boolean:
+        if in_place:
+            synth = x6.lerp_(r6, m6) if self._lerp_safe(r6) else \
+                torch.where(m6.bool(), r6, x6)
+        elif not boolean:
             synth = m6 * x6 + (1 - m6) * r6
         elif x.is_floating_point():
             if self._x_lerp and self._lerp_safe(r6):
@@ -695,6 +707,9 @@ class Game:
         masks_all = torch.as_tensor(masks, device=dev)
         rows_all = torch.as_tensor(rows, device=dev)
         single = draws is None and K == 1 and float(self.weights[0]) == 1.0  # one draw, weight 1
+        # one boolean mask and one draw per pair: the synthetic inputs are built over the
+        # explicands' copy (x_lerp: lerp-safe explicands, floating by construction)
+        fill_x = boolean and K == 1 and draws is None and self._x_lerp
         chunk_id = 0
         with self.model.session():
             for i0, i1, j0, j1 in self._blocks(nr, mu, cb, shared):
@@ -704,8 +719,9 @@ class Game:
                 mm = j1 - j0 if grid else 1
                 c = (i1 - i0) * mm  # pairs in this block
                 rows_np = np.repeat(rows[i0:i1], mm) if grid else rows[i0:i1]
-                x = self.X[r]
-                mpos = self._positions(mask_t, r, grid)
+                x = self.X[r]  # a copy (index tensor): one pair per row may build over it
+                in_place = not grid and fill_x
+                mpos = self._positions(mask_t, r, grid, removed=in_place)
                 acc = None
                 sq = None
                 for s in range(0, K, kb):
@@ -716,7 +732,7 @@ class Game:
                     else:
                         repl = self._subset_replacement(x, r, mask_t, draws[i0:i1, s:e])
                         w = torch.full((e - s,), 1.0 / K, dtype=torch.float64)
-                    synth = self._synthetic(x, mpos, repl, boolean)
+                    synth = self._synthetic(x, mpos, repl, boolean, in_place)
                     del repl
                     synth = synth.reshape(-1, *self.input_shape)
                     out = self._model(synth, chunk=chunk_id, rows=rows_np)
