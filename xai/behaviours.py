@@ -175,12 +175,21 @@ class Prediction(Behaviour):
             # only the target's probability, sigmoid(±(l1 - l0)): bit for bit _softmax2's
             delta = out[:, 1] - out[:, 0]
             t = self.targets
-            if len(t) and bool(t.min() == t.max()):  # one target for every row: no gather
-                vals = torch.sigmoid(delta if int(t[0]) == 1 else -delta)
+            one = self._shared_target(t)
+            if one is not None:  # one target for every row: no gather
+                vals = torch.sigmoid(delta if one == 1 else -delta)
             else:
                 vals = torch.sigmoid(torch.where(t[rows] == 1, delta, -delta))
             return self._finish(vals)
         return super().value_of_draw(out, rows)
+
+    def _shared_target(self, t: torch.Tensor) -> int | None:
+        """The target shared by every row of ``t``, or None; remembered for ``t``."""
+        memo = getattr(self, "_shared_memo", None)
+        if memo is None or memo[0] is not t:
+            one = int(t[0]) if len(t) and bool(t.min() == t.max()) else None
+            self._shared_memo = memo = (t, one)
+        return memo[1]
 
     def _finish(self, vals: torch.Tensor) -> torch.Tensor:
         """Target probabilities to the output scale (log-odds of the averaged probability)."""
