@@ -149,6 +149,28 @@ def test_pairs_built_over_the_explicands_copy_leave_the_explicands_alone(case):
     assert torch.equal(pairs, grid)
 
 
+def test_replacements_near_the_dtype_limit_select_instead_of_interpolating():
+    """A baseline above half the dtype's largest value (x - r could overflow): the game
+    selects (``where``) instead of ``lerp``, per row and per grid, and the inputs are exactly
+    the explicand's or the baseline's values (a fingerprint of arcsinh stays finite)."""
+    W = np.random.default_rng(3).standard_normal((3, 6))
+    model = CallableModel(lambda x: np.stack([(np.arcsinh(np.asarray(x, dtype=np.float64))
+                                               * w).sum(1) for w in W], 1), output_kind="raw")
+    big = 1.5e308  # over half of float64's largest value
+    X = np.random.default_rng(0).normal(size=(3, 6))
+    removal = Baseline(np.array([big, -big, 1.0, big, 0.5, -1.0]))
+    game = Game(model, X, removal, Prediction(target=0, output="raw"), FeatureMap.tabular(6),
+                seed=0)
+    game._prepare()
+    masks = np.random.default_rng(1).random((4, 6)) < 0.5
+    rows = np.array([2, 0, 1])
+    assert not game._lerp_safe(game.removal.replacement(game.X, torch.arange(3), None, 0, 1))
+    grid = game._averaged(rows, masks, raw=True, shared=True)
+    assert torch.equal(grid, naive_raw(game, rows, masks, True))
+    pairs = game._averaged(rows, masks[:3], raw=True)
+    assert torch.equal(pairs, naive_raw(game, rows, masks[:3], False))
+
+
 def test_grid_blocks_cover_every_pair_once():
     game = Game(fingerprint_model(4), np.ones((5, 4)), Baseline(0.0),
                 Prediction(target=0, output="raw"), FeatureMap.tabular(4))

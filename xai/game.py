@@ -668,11 +668,18 @@ class Game:
 
     def _lerp_safe(self, r: torch.Tensor) -> bool:
         """:func:`_under_half_max` of replacements ``r``, remembered for the last tensor view
-        checked (removals such as baselines hand the same view to every block)."""
+        checked. A removal whose replacements are all rows of one tensor (its
+        ``replacement_source``, e.g. a baseline's rows) has that tensor checked instead, in
+        ``r``'s dtype: once per game, not once per block of gathered rows."""
+        src = getattr(self.removal, "replacement_source", None)
+        if isinstance(src, torch.Tensor):
+            r, dtype = src, r.dtype
+        else:
+            dtype = r.dtype
         key = (r.data_ptr(), r.storage_offset(), tuple(r.shape), r.stride(), r._version,
-               r.dtype)
+               r.dtype, dtype)
         if getattr(self, "_lerp_key", None) != key:
-            self._lerp_key, self._lerp_ok = key, _under_half_max(r)
+            self._lerp_key, self._lerp_ok = key, _under_half_max(r.to(dtype))
         return self._lerp_ok
 
     def _subset_replacement(self, x: torch.Tensor, r: torch.Tensor, mask_t: torch.Tensor,

@@ -215,6 +215,11 @@ class Baseline(Removal):
     def replacement(self, x, rows, masks, start, stop):
         return (self.r[rows] if self._per_explicand else self.r)[:, None, :]
 
+    @property
+    def replacement_source(self) -> torch.Tensor:
+        """Every replacement's values are rows of this tensor (the game checks it once)."""
+        return self.r
+
     def describe(self) -> dict:
         v = self.value
         return {"name": self.name, "value": v if isinstance(v, str | int | float) else
