@@ -8,6 +8,7 @@ copy on the CPU. Every row passed to the model is counted in :attr:`Model.evalua
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -83,7 +84,7 @@ class Model:
                 "err.inputs.", inputs=x)
         # a sum is finite when every term is (one pass, no temporary); only a non-finite sum
         # (or an overflowing one) pays for the element-wise check
-        if not bool(torch.isfinite(out.sum())) and not bool(torch.isfinite(out).all()):
+        if not math.isfinite(out.sum().item()) and not bool(torch.isfinite(out).all()):
             bad = ~torch.isfinite(out).all(dim=1)
             raise ModelError(
                 f"the model returned NaN or inf for {int(bad.sum())} of {rows} rows in "
@@ -126,7 +127,8 @@ def _unwrap(out: Any) -> Any:
 def _as_2d(out: Any, rows: int, chunk, explicands, inputs) -> torch.Tensor:
     if (type(out) is torch.Tensor and out.dtype == torch.float64 and out.ndim == 2
             and out.shape[0] == rows and out.device.type == "cpu"):
-        return out.detach()  # the common case, without the general path's conversions
+        # the common case, without the general path's conversions
+        return out.detach() if out.requires_grad else out
     original = type(out).__name__ + (f" of dtype {out.dtype}" if hasattr(out, "dtype") else "")
     try:
         out = _unwrap(out)
