@@ -671,11 +671,10 @@ class Game:
         checked. A removal whose replacements are all rows of one tensor (its
         ``replacement_source``, e.g. a baseline's rows) has that tensor checked instead, in
         ``r``'s dtype: once per game, not once per block of gathered rows."""
+        dtype = r.dtype
         src = getattr(self.removal, "replacement_source", None)
         if isinstance(src, torch.Tensor):
-            r, dtype = src, r.dtype
-        else:
-            dtype = r.dtype
+            r = src
         key = (r.data_ptr(), r.storage_offset(), tuple(r.shape), r.stride(), r._version,
                r.dtype, dtype)
         if getattr(self, "_lerp_key", None) != key:
