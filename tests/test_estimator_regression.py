@@ -316,3 +316,30 @@ def test_large_sandwich_in_float32_agrees_with_float64(monkeypatch):
     low = KS.sandwich_se(phi, Z, y1, y2, 0.01, C, 2**28)
     assert not torch.equal(low, ref)  # the float32 path ran
     torch.testing.assert_close(low, ref, rtol=1e-4, atol=0)
+
+
+@pytest.mark.parametrize("sizes", [[1] + [2] * 40, [2] * 40 + [1], [1, 2, 2, 1, 1, 2] * 7,
+                                   [1] * 30, [3, 1, 2, 4] * 5])
+def test_cluster_score_variance_is_the_clustered_sum_of_squares(monkeypatch, sizes):
+    """The LIME sandwich meat equals its definition (per column, clusters summed first) bit for
+    bit, in column blocks too, and each column's value does not depend on the others."""
+    from xai.summaries import lime as LM
+
+    sizes = np.array(sizes)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    m = int(sizes.sum())
+    rng = np.random.default_rng(len(sizes))
+    H, resid = rng.normal(size=(5, m)), rng.normal(size=(m, 9))
+    want = np.array([[sum(float(H[f, s:s + z] @ resid[s:s + z, j]) ** 2
+                          for s, z in zip(starts, sizes)) for j in range(9)]
+                     for f in range(5)])  # the definition, summed in another order
+    ref = np.stack([(np.add.reduceat(H * resid[:, j], starts, axis=1) ** 2).sum(1)
+                    for j in range(9)], 1)  # the same order: bit for bit
+    got = LM.cluster_score_variance(H, resid, starts, sizes)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_array_equal(got, ref)
+    monkeypatch.setattr(LM, "SANDWICH_BLOCK_BYTES", 1)  # one column per block
+    np.testing.assert_array_equal(LM.cluster_score_variance(H, resid, starts, sizes), ref)
+    for j in (0, 4, 8):
+        np.testing.assert_array_equal(
+            LM.cluster_score_variance(H, resid[:, j:j + 1], starts, sizes)[:, 0], ref[:, j])

@@ -16,6 +16,8 @@ from ..registry import register
 from .base import SamplingSummary, as_numpy
 
 SELECTIONS = ("none", "auto", "forward_selection", "highest_weights", "lasso_path")
+#: most bytes of working arrays :func:`cluster_score_variance` holds at a time
+SANDWICH_BLOCK_BYTES = 32 * 2**20
 
 
 def lime_weights(Z: np.ndarray, distance: str, width: float) -> np.ndarray:
@@ -46,6 +48,41 @@ def ridge_inverse(X: np.ndarray, w: np.ndarray, alpha: float) -> np.ndarray:
         return np.linalg.pinv(M, hermitian=True)
     Li = np.linalg.solve(L, np.eye(len(M)))  # M⁻¹ = L⁻ᵀ L⁻¹
     return Li.T @ Li
+
+
+def cluster_score_variance(H: np.ndarray, resid: np.ndarray, starts: np.ndarray,
+                           sizes: np.ndarray) -> np.ndarray:
+    """``(p, r)``: ``Σ_c (Σ_{i∈c} H[:, i] resid[i, j])²`` over the clusters ``c`` of samples
+    (consecutive, first sample ``starts``, ``sizes``): the meat of the cluster sandwich.
+
+    Each ``(f, j)`` depends on column ``j`` of ``resid`` only, summed in one fixed order (a
+    row's result does not depend on the others in the call). Clusters of at most two samples
+    (complement pairs) take two products per cluster for all columns at once, a zero column
+    standing in for a singleton's partner; larger clusters sum by ``reduceat`` per column. The
+    values are the same either way, bit for bit."""
+    p, m = H.shape
+    r = resid.shape[1]
+    if len(sizes) and sizes.max() > 2:
+        return np.stack([(np.add.reduceat(H * resid[:, j], starts, axis=1) ** 2).sum(1)
+                         for j in range(r)], 1)
+    partner = np.where(sizes == 2, starts + 1, m)  # column m: zeros
+    Hz = np.zeros((p, m + 1))
+    Hz[:, :m] = H
+    Ha, Hb = Hz[:, starts], Hz[:, partner]
+    out = np.empty((p, r))
+    block = max(1, SANDWICH_BLOCK_BYTES // (32 * (m + 1)))  # columns at a time: 4 arrays
+    for a in range(0, r, block):
+        RT = np.zeros((min(block, r - a), m + 1))
+        RT[:, :m] = resid[:, a:a + block].T
+        Ra, Rb = RT[:, starts], RT[:, partner]
+        S, T = np.empty(Ra.shape), np.empty(Ra.shape)
+        for f in range(p):  # (columns, clusters) per feature: each row summed on its own
+            np.multiply(Ra, Ha[f], out=S)
+            np.multiply(Rb, Hb[f], out=T)
+            S += T
+            np.multiply(S, S, out=S)
+            out[f, a:a + block] = S.sum(1)
+    return out
 
 
 def weighted_ridge(Z: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float):
@@ -188,8 +225,7 @@ class LIME(SamplingSummary):
         coef = np.stack([H @ Y2[:, j] for j in range(Y2.shape[1])])  # (r, d+1)
         resid = np.stack([Y2[:, j] - X @ coef[j] for j in range(Y2.shape[1])], 1)
         # sandwich variance with a complement pair as one cluster: sum its score terms first
-        var = np.stack([(np.add.reduceat(H * resid[:, j], starts, axis=1) ** 2).sum(1)
-                        for j in range(Y2.shape[1])], 1)  # (d+1, r)
+        var = cluster_score_variance(H, resid, starts, np.asarray(state["clusters"]))
         ybar = (w @ Y2) / w.sum()
         sst = w @ (Y2 - ybar) ** 2
         score = np.where(sst > 0, 1 - (w @ resid ** 2) / np.where(sst > 0, sst, 1), 1.0)
