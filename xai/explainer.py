@@ -23,7 +23,8 @@ from .presets import Preset
 from .removals import Removal, check_finite
 from .summaries.base import Summary, seed_sequence
 
-GAME_OPTIONS = ("memory_cap", "batch_size", "aggregate", "cache", "draws_per_unit")
+GAME_OPTIONS = ("memory_cap", "batch_size", "aggregate", "cache", "draws_per_unit",
+                "memory_format")
 AUTO_ESTIMATORS = ("exact-shapley", "ra-kernelshap", "kernelshap", "permutation-shapley")
 
 

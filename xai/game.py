@@ -27,7 +27,7 @@ from .config import (
 )
 from .errors import InputError, MaskError
 from .features import FeatureMap
-from .models import Model
+from .models import MEMORY_FORMATS, Model, channels_last_layout
 from .removals import GameContext, Removal, check_finite, check_fractional
 
 CACHE_MAX_ENTRIES = 2**20
@@ -105,13 +105,23 @@ class Game:
         16,384).
     seed : seed of the removal's random draws.
     kind : ``"tabular"``, ``"image"`` or ``"tokens"`` (guessed from the input rank).
+    memory_format : layout of the synthetic images ``(n, C, H, W)`` passed to the model:
+        ``"auto"`` (default) builds them channels-last for a torch module on a CPU with an
+        ``nn.Conv2d`` over their channels, when a one-row probe gives the same output (the
+        convolutions then skip their reorders: ~8% less model time for a small CNN);
+        ``"channels_last"`` always, ``"contiguous"`` never. Same values in every layout.
     """
 
     def __init__(self, model: Model, X, removal: Removal, behaviour: Behaviour,
                  feature_map: FeatureMap, *, y=None, aggregate: str | None = None,
                  memory_cap: int | str | None = None, batch_size: int | None = None,
                  seed: int | np.random.SeedSequence | None = None, kind: str | None = None,
-                 cache: bool = True, progress=None) -> None:
+                 cache: bool = True, progress=None, memory_format: str = "auto") -> None:
+        if memory_format not in MEMORY_FORMATS:
+            from .errors import unknown_name
+
+            raise unknown_name("memory_format", memory_format, list(MEMORY_FORMATS))
+        self.memory_format = memory_format
         self.model = model
         self.removal = removal
         self.behaviour = behaviour
@@ -125,6 +135,9 @@ class Game:
         check_finite(X, "X")
         self.n = X.shape[0]
         self.input_shape = tuple(X.shape[1:])
+        if memory_format == "channels_last" and len(self.input_shape) != 3:
+            raise InputError(f"memory_format='channels_last' needs images (n, C, H, W); got "
+                             f"inputs of shape {tuple(X.shape)} (use 'auto' or 'contiguous')")
         self.kind = kind or {1: "tabular", 2: "image", 3: "image"}.get(len(self.input_shape),
                                                                           "tensor")
         if not X.is_floating_point() and self.kind != "tokens":
@@ -142,6 +155,7 @@ class Game:
         idx = np.where(idx < 0, self.d, idx)
         self.index = torch.as_tensor(idx, device=model.device)
         self._set_layout(feature_map)
+        self._perm: torch.Tensor | None = None  # channels-last element order (_prepare)
         self._x_lerp = bool(self.X.is_floating_point() and _under_half_max(self.X))
         ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         self.seed = ss
@@ -185,7 +199,60 @@ class Game:
         self.k = self.full_outputs.shape[1]
         self._v_full = self.behaviour(self.behaviour.on_scale(self.full_outputs),
                                       torch.arange(self.n))
+        self._choose_memory_format()
         self._prepared = True
+
+    def _choose_memory_format(self) -> None:
+        """Switch the synthetic inputs to channels-last (:attr:`memory_format`): the rows are
+        then built in ``(H, W, C)`` element order (``_perm``: the original flat index of each
+        element in that order; explicands ``_X_model``, one mask value per element) and passed
+        as a channels-last view ``(n, C, H, W)``. The auto rule's probe (one counted row) is
+        remembered by the model adapter per input shape and dtype."""
+        self._perm = None
+        shape = self.input_shape
+        probe_x = self.X[:1].reshape(1, *shape)
+        if self.memory_format == "contiguous" or (
+                self.memory_format == "auto" and (len(shape) != 3 or shape[0] == 1
+                                                  or not self.X.is_floating_point())):
+            return
+        memo = self.model.__dict__.setdefault("_channels_last_memo", {})
+        key = (shape, self.X.dtype)
+        if self.memory_format == "channels_last" or key not in memo:
+            with self.model.session():
+                use = channels_last_layout(
+                    self.memory_format, getattr(self.model, "module", None),
+                    lambda z: self._model(z, chunk=-1, rows=np.arange(1)), probe_x,
+                    self.full_outputs[:1])
+            if self.memory_format == "channels_last":
+                memo.pop(key, None)
+            else:
+                memo[key] = use
+        else:
+            use = memo[key]
+        if not use:
+            return
+        C, H, W = shape
+        D = C * H * W
+        perm = torch.arange(D).reshape(C, H, W).permute(1, 2, 0).reshape(-1)
+        pix = np.asarray(self.index.cpu())[:, perm.numpy()]
+        self._perm = perm.to(self.X.device)
+        self._X_model = self.X.index_select(1, self._perm)
+        self._layout = (1, 1, D)
+        self._pix = torch.as_tensor(np.ascontiguousarray(pix), device=self.model.device)
+
+    def _model_input(self, flat: torch.Tensor) -> torch.Tensor:
+        """Model input rows ``(n, *input_shape)`` from flat synthetic rows in the layout's
+        element order (a channels-last view when ``_perm`` is set)."""
+        if self._perm is None:
+            return flat.reshape(-1, *self.input_shape)
+        C, H, W = self.input_shape
+        return flat.reshape(-1, H, W, C).permute(0, 3, 1, 2)
+
+    def _explicands(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows ``r`` of the explicands as copies: in the input's element order (what the
+        removal reads) and in the synthetic rows' order (the same tensor unless channels-last)."""
+        x = self.X[r]
+        return x, (x if self._perm is None else self._X_model[r])
 
     @property
     def v_full(self) -> torch.Tensor:
@@ -286,9 +353,9 @@ class Game:
         rb = max(1, self.memory_cap // max(1, 8 * kb * D))
         for i0 in range(0, len(rows), rb):
             r = torch.as_tensor(rows[i0:i0 + rb], device=self.X.device)
-            x = self.X[r]
+            x, xs = self._explicands(r)
             none = torch.zeros((len(r), self.d), dtype=torch.bool, device=x.device)
-            x6 = x.reshape(len(r), 1, 1, A, C, B)
+            x6 = xs.reshape(len(r), 1, 1, A, C, B)
             if as_bits is not None:  # bit patterns: -0.0 and 0.0 are different inputs
                 x6 = x6.view(as_bits)
             for s in range(0, self.K, kb):
@@ -421,6 +488,7 @@ class Game:
         ``(n, columns, ...)`` that grows by doubling, within the memory cap."""
         self._cache: dict[bytes, int] = {}
         self._cache_table: torch.Tensor | None = None
+        self._repl_memo: tuple = (None, None)  # the last permuted replacement (_replacement)
 
     def _lookup(self, keys: list[bytes], todo: np.ndarray, rows: np.ndarray,
                 out: torch.Tensor) -> None:
@@ -612,7 +680,8 @@ class Game:
                 yield i, min(nr, i + rr), 0, mu
 
     def _synthetic(self, x: torch.Tensor, mpos: torch.Tensor, repl: torch.Tensor,
-                   boolean: bool, in_place: bool = False) -> torch.Tensor:
+                   boolean: bool, in_place: bool = False,
+                   spend_mask: bool = False) -> torch.Tensor:
         """Synthetic inputs ``(rr, mm, kb, D)`` of explicands ``x`` ``(rr, D)``, mask values
         per position ``mpos`` ``(1 or rr, mm, P)`` (in ``x``'s dtype when floating) and
         replacements ``repl`` ``(1 or rr, 1 or mm, kb, D)``, broadcast in one pass: ``x``
@@ -626,7 +695,9 @@ class Game:
         ``in_place=True`` (one mask and one draw per row of ``x``, ``x`` a private copy,
         ``mpos`` marking the removed positions): ``x.lerp_(r, m)``, exactly ``x`` at ``m = 0``
         and ``r`` at ``m = 1`` in the same way, written over ``x`` (no second array of the
-        inputs' size)."""
+        inputs' size). ``spend_mask=True`` (``mpos`` a temporary not needed afterwards): a
+        lerp whose output has ``mpos``'s shape (one mask value per element, one draw) is
+        written over ``mpos``."""
         A, C, B = self._layout
         x6 = x.reshape(x.shape[0], 1, 1, A, C, B)
         m6 = mpos.reshape(mpos.shape[0], mpos.shape[1], 1, A, 1, B)
@@ -638,7 +709,9 @@ class Game:
             synth = m6 * x6 + (1 - m6) * r6
         elif x.is_floating_point():
             if self._x_lerp and self._lerp_safe(r6):
-                synth = torch.lerp(r6, x6, m6)
+                over = spend_mask and m6.dtype == x6.dtype and all(
+                    a in (1, m) and b in (1, m) for a, b, m in zip(x6.shape, r6.shape, m6.shape))
+                synth = torch.lerp(r6, x6, m6, out=m6) if over else torch.lerp(r6, x6, m6)
             else:
                 synth = torch.where(m6.bool(), x6, r6)
         elif m6.dtype == torch.bool:
@@ -652,6 +725,12 @@ class Game:
         """The removal's replacements for draws ``s:e`` as ``(1 or rr, 1 or mm, kb, D)``."""
         rr, D = x.shape
         mm = mask_t.shape[0] if grid else 1
+        # a mask-free removal's replacements of an explicand and draws do not change between
+        # blocks (the coalition cache relies on it too): the last permuted one is reused
+        memo = (tuple(r.tolist()), s, e) if (
+            self._perm is not None and grid and self.removal.mask_free) else None
+        if memo is not None and self._repl_memo[0] == memo:
+            return self._repl_memo[1]
         if grid and not self.removal.mask_free:  # one call on the expanded pairs
             repl = self.removal.replacement(x.repeat_interleave(mm, 0), r.repeat_interleave(mm),
                                             mask_t.repeat(rr, 1), s, e)
@@ -662,9 +741,12 @@ class Game:
         repl = repl.reshape((1,) * max(0, 3 - repl.ndim) + tuple(repl.shape))
         if repl.shape[-1] != D:
             repl = repl.expand(*repl.shape[:-1], D)
-        if repl.shape[0] == 1:
-            return repl[:, None]
-        return repl.reshape(rr, mm, repl.shape[1], D)
+        elif self._perm is not None:  # into the synthetic rows' element order
+            repl = repl.index_select(repl.ndim - 1, self._perm)
+        repl = repl[:, None] if repl.shape[0] == 1 else repl.reshape(rr, mm, repl.shape[1], D)
+        if memo is not None:
+            self._repl_memo = (memo, repl)
+        return repl
 
     def _lerp_safe(self, r: torch.Tensor) -> bool:
         """:func:`_under_half_max` of replacements ``r``, remembered for the last tensor view
@@ -725,7 +807,8 @@ class Game:
                 mm = j1 - j0 if grid else 1
                 c = (i1 - i0) * mm  # pairs in this block
                 rows_np = np.repeat(rows[i0:i1], mm) if grid else rows[i0:i1]
-                x = self.X[r]  # a copy (index tensor): one pair per row may build over it
+                # copies (index tensor): one pair per row may build over xs
+                x, xs = self._explicands(r)
                 in_place = not grid and fill_x
                 mpos = self._positions(mask_t, r, grid, removed=in_place)
                 acc = None
@@ -738,9 +821,10 @@ class Game:
                     else:
                         repl = self._subset_replacement(x, r, mask_t, draws[i0:i1, s:e])
                         w = torch.full((e - s,), 1.0 / K, dtype=torch.float64)
-                    synth = self._synthetic(x, mpos, repl, boolean, in_place)
+                    synth = self._synthetic(xs, mpos, repl, boolean, in_place,
+                                            spend_mask=kb >= K and mpos is not mask_t)
                     del repl
-                    synth = synth.reshape(-1, *self.input_shape)
+                    synth = self._model_input(synth)
                     out = self._model(synth, chunk=chunk_id, rows=rows_np)
                     del synth  # before the next chunk's inputs are built
                     chunk_id += 1

@@ -239,6 +239,49 @@ class CallableModel(Model):
         return self.fn(x.detach().cpu().numpy())
 
 
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
+
+
+def channels_last_layout(option: str, module: torch.nn.Module | None, forward: Callable,
+                         x: torch.Tensor, probe: torch.Tensor) -> bool:
+    """Whether to feed images ``x`` ``(n, C, H, W)`` to a model in the channels-last memory
+    layout (``option``: one of :data:`MEMORY_FORMATS`). Same values, other strides: a
+    convolution on a CPU runs in oneDNN's native layout without reordering its input (10-30%
+    less time per pass for a small CNN).
+
+    ``"auto"``: 4-D inputs on a CPU whose channel axis (1) feeds an ``nn.Conv2d`` of
+    ``module``, and a channels-last copy of the first row gives ``probe`` (``forward``'s output
+    on the first row as given) up to float rounding; a model that cannot take it (``.view`` on a
+    permuted tensor) or computes something else keeps the contiguous layout.
+    ``"channels_last"`` needs 4-D inputs; ``"contiguous"``: as given."""
+    if option == "contiguous":
+        return False
+    if option not in MEMORY_FORMATS:
+        from .errors import unknown_name
+
+        raise unknown_name("memory_format", option, list(MEMORY_FORMATS))
+    if x.ndim != 4:
+        if option == "channels_last":
+            raise InputError(f"memory_format='channels_last' needs 4-D inputs (n, C, H, W); got "
+                             f"shape {tuple(x.shape)}")
+        return False
+    if option == "channels_last":
+        return True
+    if x.device.type != "cpu" or module is None or not any(
+            isinstance(m, torch.nn.Conv2d) and m.in_channels == x.shape[1]
+            for m in module.modules()):
+        return False
+    try:
+        with torch.no_grad():
+            out = forward(x[:1].detach().contiguous(memory_format=torch.channels_last))
+    except Exception:  # noqa: BLE001 - the model cannot take it: keep the contiguous layout
+        return False
+    if not isinstance(out, torch.Tensor) or out.shape != probe.shape:
+        return False
+    scale = float(probe.detach().abs().max()) if probe.numel() else 0.0
+    return bool(torch.allclose(out, probe, rtol=1e-4, atol=1e-5 * (1.0 + scale)))
+
+
 def _check_kind(kind: str) -> str:
     if kind not in OUTPUT_KINDS:
         from .errors import unknown_name

@@ -45,6 +45,7 @@ import xai
 from xai.errors import InputError, XaiError, unknown_name
 from xai.external import ExplainContext, ExternalExplainer
 from xai.features import guess_channel_axis
+from xai.models import channels_last_layout
 
 ACTIVATION_FACTOR = 32
 """Assumed bytes of activations and gradients per byte of input, for automatic batch sizes."""
@@ -90,41 +91,6 @@ def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
             yield
         finally:
             np.random.set_state(np_state)
-
-
-def _channels_last(option: str, module: torch.nn.Module, forward, x: torch.Tensor,
-                   probe: torch.Tensor) -> bool:
-    """Whether to attribute ``x`` in the channels-last memory layout (``option``: ``"auto"``,
-    ``"channels_last"`` or ``"contiguous"``).
-
-    ``"auto"``: 4-D inputs on a CPU whose channel axis (1) feeds an ``nn.Conv2d`` of
-    ``module``, and a channels-last copy of the first row gives ``probe`` (the output on the
-    first row) up to float rounding; a model that cannot take it (``.view`` on a permuted
-    tensor) or computes something else falls back to the contiguous layout."""
-    if option == "contiguous":
-        return False
-    if option not in ("auto", "channels_last"):
-        raise unknown_name("memory_format", option, ["auto", "channels_last", "contiguous"])
-    if x.ndim != 4:
-        if option == "channels_last":
-            raise InputError(f"memory_format='channels_last' needs 4-D inputs (n, C, H, W); got "
-                             f"shape {tuple(x.shape)}")
-        return False
-    if option == "channels_last":
-        return True
-    if x.device.type != "cpu" or not any(
-            isinstance(m, torch.nn.Conv2d) and m.in_channels == x.shape[1]
-            for m in module.modules()):
-        return False
-    try:
-        with torch.no_grad():  # called in _eval_mode
-            out = forward(x[:1].detach().contiguous(memory_format=torch.channels_last))
-    except Exception:  # noqa: BLE001 - the model cannot take it: keep the contiguous layout
-        return False
-    if not isinstance(out, torch.Tensor) or out.shape != probe.shape:
-        return False
-    scale = float(probe.detach().abs().max()) if probe.numel() else 0.0
-    return bool(torch.allclose(out, probe, rtol=1e-4, atol=1e-5 * (1.0 + scale)))
 
 
 class _OutputAs2D(torch.nn.Module):
@@ -281,8 +247,8 @@ class IntegratedGradients(_CaptumExplainer):
         n_steps = int(self.options["n_steps"])
         b, bdesc = self._baselines(self.options["baselines"], ctx, x)
         ibs = self._internal_batch(x, x.shape[0] * n_steps)
-        channels_last = _channels_last(self.options["memory_format"], ctx.torch_module(),
-                                       forward, x, self._probe)
+        channels_last = channels_last_layout(self.options["memory_format"], ctx.torch_module(),
+                                             forward, x, self._probe)
         # captum builds the scaled inputs from these and differentiates with respect to them
         inputs = x.detach()
         if channels_last:
