@@ -248,9 +248,15 @@ class Game:
         C, H, W = self.input_shape
         return flat.reshape(-1, H, W, C).permute(0, 3, 1, 2)
 
-    def _explicands(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rows ``r`` of the explicands as copies: in the input's element order (what the
-        removal reads) and in the synthetic rows' order (the same tensor unless channels-last)."""
+    def _explicands(self, r: torch.Tensor, copy: bool = True) -> tuple[torch.Tensor,
+                                                                        torch.Tensor]:
+        """Rows ``r`` of the explicands: in the input's element order (what the removal reads)
+        and in the synthetic rows' order (the same tensor unless channels-last). Copies, or
+        with ``copy=False`` views where ``r`` is one row (nothing will write over them)."""
+        if not copy and r.shape[0] == 1:
+            i = int(r[0])
+            x = self.X[i:i + 1]
+            return x, (x if self._perm is None else self._X_model[i:i + 1])
         x = self.X[r]
         return x, (x if self._perm is None else self._X_model[r])
 
@@ -807,9 +813,8 @@ class Game:
                 mm = j1 - j0 if grid else 1
                 c = (i1 - i0) * mm  # pairs in this block
                 rows_np = np.repeat(rows[i0:i1], mm) if grid else rows[i0:i1]
-                # copies (index tensor): one pair per row may build over xs
-                x, xs = self._explicands(r)
-                in_place = not grid and fill_x
+                in_place = not grid and fill_x  # one pair per row: built over a copy of xs
+                x, xs = self._explicands(r, copy=in_place)
                 mpos = self._positions(mask_t, r, grid, removed=in_place)
                 acc = None
                 sq = None
