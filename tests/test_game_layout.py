@@ -140,11 +140,16 @@ def test_auto_picks_channels_last_for_a_cnn_and_probes_once_per_adapter():
     assert auto.evaluations == cont.evaluations + 1
 
 
-@pytest.mark.parametrize("case", ["view", "one channel", "no conv", "callable"])
+@pytest.mark.parametrize("case", ["view", "one channel", "no conv", "callable",
+                                  "background draws"])
 def test_auto_keeps_the_contiguous_layout_where_it_cannot_or_need_not(case):
     fmap = FeatureMap.patches((8, 8), 4, channel_axis=0)
     X = _images(c=1 if case == "one channel" else 3)
-    if case == "view":
+    removal = Baseline(0.0)
+    if case == "background draws":  # K > 1 replacement rows: each would be permuted per block
+        model = as_model(_Recorder().double())
+        removal = Marginal(_images(4, seed=7))
+    elif case == "view":
         model = as_model(_Recorder(view=True).double())
     elif case == "one channel":
         model = as_model(_Recorder(channels=1).double())
@@ -153,9 +158,9 @@ def test_auto_keeps_the_contiguous_layout_where_it_cannot_or_need_not(case):
     else:
         model = fingerprint_model(192)
     masks = np.random.default_rng(0).random((3, 5, 4)) < 0.5
-    game = Game(model, X, Baseline(0.0), Prediction(target=0), fmap)
+    game = Game(model, X, removal, Prediction(target=0), fmap, seed=0)
     vals = game(masks)
-    plain = Game(model, X, Baseline(0.0), Prediction(target=0), fmap,
+    plain = Game(model, X, removal, Prediction(target=0), fmap, seed=0,
                  memory_format="contiguous")
     assert game._perm is None and torch.equal(vals, plain(masks))
     assert game.rows_evaluated == plain.rows_evaluated  # no probe row

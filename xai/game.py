@@ -107,7 +107,8 @@ class Game:
     kind : ``"tabular"``, ``"image"`` or ``"tokens"`` (guessed from the input rank).
     memory_format : layout of the synthetic images ``(n, C, H, W)`` passed to the model:
         ``"auto"`` (default) builds them channels-last for a torch module on a CPU with an
-        ``nn.Conv2d`` over their channels, when a one-row probe gives the same output (the
+        ``nn.Conv2d`` over their channels, when the removal draws one replacement per
+        coalition (a baseline, blur) and a one-row probe gives the same output (the
         convolutions then skip their reorders: ~8% less model time for a small CNN);
         ``"channels_last"`` always, ``"contiguous"`` never. Same values in every layout.
     """
@@ -211,8 +212,10 @@ class Game:
         self._perm = None
         shape = self.input_shape
         probe_x = self.X[:1].reshape(1, *shape)
+        # auto: one replacement draw per coalition (a baseline, blur), whose row is permuted
+        # once per explicand; K > 1 draws (background rows) would each be permuted per block
         if self.memory_format == "contiguous" or (
-                self.memory_format == "auto" and (len(shape) != 3 or shape[0] == 1
+                self.memory_format == "auto" and (len(shape) != 3 or shape[0] == 1 or self.K > 1
                                                   or not self.X.is_floating_point())):
             return
         memo = self.model.__dict__.setdefault("_channels_last_memo", {})
@@ -826,8 +829,9 @@ class Game:
                     else:
                         repl = self._subset_replacement(x, r, mask_t, draws[i0:i1, s:e])
                         w = torch.full((e - s,), 1.0 / K, dtype=torch.float64)
+                    # boolean masks: mpos is a fresh conversion, free to spend on the last draws
                     synth = self._synthetic(xs, mpos, repl, boolean, in_place,
-                                            spend_mask=kb >= K and mpos is not mask_t)
+                                            spend_mask=boolean and kb >= K)
                     del repl
                     synth = self._model_input(synth)
                     out = self._model(synth, chunk=chunk_id, rows=rows_np)

@@ -58,11 +58,11 @@ class Model:
         """
         rows = x.shape[0]
         step = self.batch_size or batch or max(rows, 1)
-        outs = []
+        out = None  # (rows, k) float64; the calls' outputs are written into it when split
         for start in range(0, rows, step):
             part = x[start:start + step]
             try:
-                out = self._forward(part)
+                got = self._forward(part)
             except Exception as exc:  # the model raised: say where
                 raise ModelError(
                     f"the model raised {type(exc).__name__}: {exc} ({_where(chunk)}, explicands "
@@ -70,10 +70,25 @@ class Model:
                     f"{part.dtype}). The inputs of this chunk are in err.inputs.",
                     inputs=part,
                 ) from exc
-            out = _as_2d(out, part.shape[0], chunk, explicands, part)
-            outs.append(out)
-            self.evaluations += part.shape[0]
-        out = outs[0] if len(outs) == 1 else torch.cat(outs)
+            n = part.shape[0]
+            if not (type(got) is torch.Tensor and got.ndim == 2 and got.shape[0] == n
+                    and got.device.type == "cpu" and got.is_floating_point()):
+                got = _as_2d(got, n, chunk, explicands, part)  # reads any output, or says why
+            elif got.requires_grad:
+                got = got.detach()
+            if start == 0 and n == rows:
+                out = got if got.dtype == torch.float64 else got.to(torch.float64)
+            else:
+                if out is None:
+                    out = torch.empty((rows, got.shape[1]), dtype=torch.float64)
+                elif got.shape[1] != out.shape[1]:
+                    raise ModelError(
+                        f"the model returned {got.shape[1]} outputs per row for rows "
+                        f"{start}..{start + n - 1} of {_where(chunk)} but {out.shape[1]} for "
+                        f"the rows before; it must return the same number of outputs for every "
+                        "row. The inputs of this call are in err.inputs.", inputs=part)
+                out[start:start + n].copy_(got)  # converts the dtype on the way
+            self.evaluations += n
         if self.n_outputs is None:
             self.n_outputs = out.shape[1]
         elif out.shape[1] != self.n_outputs:

@@ -13,7 +13,10 @@ contender explains P(target) (softmax), with removed superpixels filled with the
 
 - time: the median over seeds of the wall time to explain all images (one warm-up call
   first); floor: one bare forward pass (no grad) over as many images as the counter saw for
-  that contender, the fastest of batch sizes :data:`FLOOR_BATCHES`.
+  that contender, the fastest of batch sizes :data:`FLOOR_BATCHES`, on the images as given
+  (contiguous NCHW). As in problem 4, a contender may hand the CNN another memory layout:
+  ours builds its synthetic images channels-last (``memory_format="auto"``; one probe row,
+  counted), which costs a wider mask gather and saves the convolutions' reorders.
 - error: mean over images and seeds of ``|phi - ref| / |ref|`` (L2 over superpixels). The
   reference of the Shapley contenders is exact-ish Shapley values (xai KernelSHAP at
   ``reference_budget``; it is exact when the budget covers all ``2^d`` coalitions); that of
