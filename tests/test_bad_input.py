@@ -424,6 +424,30 @@ def test_model_changes_number_of_outputs() -> None:
     assert info.value.inputs is not None
 
 
+def test_model_changes_number_of_outputs_within_a_split_call() -> None:
+    def second_call_wider(x):  # rows 0..1 of every call: one output, later rows: two
+        s = torch.as_tensor(x).sum(1, keepdim=True)
+        return s if second_call_wider.calls % 2 == 1 else torch.cat([s, -s], 1)
+
+    def counted(x):
+        second_call_wider.calls += 1
+        return second_call_wider(x)
+    second_call_wider.calls = 0
+    model = xai.as_model(counted, batch_size=2)
+    with pytest.raises(ModelError) as info:
+        model(torch.ones(4, 3))
+    _says(info.value, r"2 outputs per row for rows 2\.\.3", r"1 for the rows before",
+          r"same number")
+    assert info.value.inputs.shape == (2, 3)
+    # consistent split calls: one float64 result, equal to one unsplit call
+    ok = xai.as_model(lambda x: np.stack([x.sum(1), x[:, 0]], 1).astype(np.float32),
+                      batch_size=3)
+    x = torch.arange(28.0).reshape(7, 4)
+    got = ok(x)
+    assert got.dtype == torch.float64 and ok.evaluations == 7
+    assert torch.equal(got, torch.stack([x.sum(1), x[:, 0]], 1).double())
+
+
 # ---- masks (game level) ----------------------------------------------------------------------
 
 def _game(removal, model: Counting) -> xai.Game:
