@@ -29,8 +29,11 @@ from .errors import InputError, MaskError
 from .features import FeatureMap
 from .models import MEMORY_FORMATS, Model, channels_last_layout
 from .removals import GameContext, Removal, check_finite, check_fractional
+from .selection import SelectionPlan, select, selection_plan, selection_table
 
 CACHE_MAX_ENTRIES = 2**20
+#: rows of at least this many elements build grid blocks by table lookup (xai.selection)
+SELECTION_MIN_ELEMENTS = 1024
 #: background rows per unit of a row-sampled dataset game (SAGE) with squared-error loss.
 #: A unit's variance is about A + B/K' (data row and permutation; background) for a cost
 #: ∝ K': the fewest draws that still give a variance for the correction win while the
@@ -157,6 +160,7 @@ class Game:
         self.index = torch.as_tensor(idx, device=model.device)
         self._set_layout(feature_map)
         self._perm: torch.Tensor | None = None  # channels-last element order (_prepare)
+        self._plans: dict[int, SelectionPlan | None] = {}  # table lookup per map (_prepare)
         self._x_lerp = bool(self.X.is_floating_point() and _under_half_max(self.X))
         ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         self.seed = ss
@@ -498,6 +502,7 @@ class Game:
         self._cache: dict[bytes, int] = {}
         self._cache_table: torch.Tensor | None = None
         self._repl_memo: tuple = (None, None)  # the last permuted replacement (_replacement)
+        self._table_memo: tuple = (None, None)  # the last lookup table (_selected)
 
     def _lookup(self, keys: list[bytes], todo: np.ndarray, rows: np.ndarray,
                 out: torch.Tensor) -> None:
@@ -729,6 +734,36 @@ class Game:
             synth = torch.bitwise_and(torch.bitwise_xor(x6, r6), m6).bitwise_xor_(r6)
         return synth.reshape(*synth.shape[:3], -1)
 
+    def _selection_plan(self, r: torch.Tensor) -> SelectionPlan | None:
+        """The table-lookup plan (:mod:`xai.selection`) of the feature map of explicands ``r``
+        (one map for all of them, else None), made once per map."""
+        maps = self.index.shape[0]
+        if maps == 1:
+            m = 0
+        elif r.shape[0] == 1:
+            m = int(r[0])
+        else:
+            return None
+        if m not in self._plans:
+            feats = (self._pix[m] if self._perm is not None else self.index[m]).cpu().numpy()
+            self._plans[m] = selection_plan(feats, self.d, device=self.X.device)
+        return self._plans[m]
+
+    def _selected(self, plan: SelectionPlan, xs: torch.Tensor, r: torch.Tensor,
+                  repl: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Synthetic inputs ``(rr, mm, 1, D)`` of explicands ``xs`` with every mask by table
+        lookup; the table of the last explicands is kept (like their replacements, it does not
+        change between blocks)."""
+        key = (tuple(r.tolist()), id(plan))
+        if self._table_memo[0] != key:
+            table = selection_table(plan, xs, repl.reshape(-1, repl.shape[-1]))
+            self._table_memo = (key, table)
+        bits = torch.ones((masks.shape[0], self.d + 1), dtype=plan.weights.dtype,
+                          device=masks.device)
+        bits[:, :self.d] = masks.view(torch.uint8) if masks.dtype == torch.bool else masks
+        out = select(plan, self._table_memo[1], bits)
+        return out.reshape(out.shape[0], out.shape[1], 1, -1)
+
     def _replacement(self, x: torch.Tensor, r: torch.Tensor, mask_t: torch.Tensor, grid: bool,
                      s: int, e: int) -> torch.Tensor:
         """The removal's replacements for draws ``s:e`` as ``(1 or rr, 1 or mm, kb, D)``."""
@@ -807,6 +842,10 @@ class Game:
         # one boolean mask and one draw per pair: the synthetic inputs are built over the
         # explicands' copy (x_lerp: lerp-safe explicands, floating by construction)
         fill_x = boolean and K == 1 and draws is None and self._x_lerp
+        # many coalitions of an explicand with one replacement each, one mask value per input
+        # element (no channel broadcast, e.g. channels-last): by table lookup
+        lookup = boolean and K == 1 and draws is None and self.removal.mask_free and \
+            self._layout[1] == 1 and self.X.shape[1] >= SELECTION_MIN_ELEMENTS
         chunk_id = 0
         with self.model.session():
             for i0, i1, j0, j1 in self._blocks(nr, mu, cb, shared):
@@ -818,7 +857,9 @@ class Game:
                 rows_np = np.repeat(rows[i0:i1], mm) if grid else rows[i0:i1]
                 in_place = not grid and fill_x  # one pair per row: built over a copy of xs
                 x, xs = self._explicands(r, copy=in_place)
-                mpos = self._positions(mask_t, r, grid, removed=in_place)
+                plan = self._selection_plan(r) if lookup and grid else None
+                mpos = None if plan is not None else \
+                    self._positions(mask_t, r, grid, removed=in_place)
                 acc = None
                 sq = None
                 for s in range(0, K, kb):
@@ -829,9 +870,11 @@ class Game:
                     else:
                         repl = self._subset_replacement(x, r, mask_t, draws[i0:i1, s:e])
                         w = torch.full((e - s,), 1.0 / K, dtype=torch.float64)
-                    # boolean masks: mpos is a fresh conversion, free to spend on the last draws
-                    synth = self._synthetic(xs, mpos, repl, boolean, in_place,
-                                            spend_mask=boolean and kb >= K)
+                    if plan is not None:
+                        synth = self._selected(plan, xs, r, repl, mask_t)
+                    else:  # boolean masks: mpos is a fresh conversion, free to spend last
+                        synth = self._synthetic(xs, mpos, repl, boolean, in_place,
+                                                spend_mask=boolean and kb >= K)
                     del repl
                     synth = self._model_input(synth)
                     out = self._model(synth, chunk=chunk_id, rows=rows_np)
