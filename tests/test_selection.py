@@ -116,3 +116,15 @@ def test_game_lookup_gives_the_blend_paths_inputs(removal, per_explicand, batch,
     assert any(plans[0].values()) and not plans[1]  # the lookup ran, then never
     assert torch.equal(seen[0][0], seen[1][0])
     assert torch.equal(seen[0][1], seen[1][1]) and torch.equal(seen[0][2], seen[1][2])
+
+
+def test_plans_are_remembered_by_content():
+    rng = np.random.default_rng(3)
+    feats = np.repeat(_blobs(rng, 16, 16, 6).ravel(), 3)
+    first = S.selection_plan(feats, 6)
+    assert first is not None
+    assert S.selection_plan(feats.copy(), 6) is first  # another array, same content
+    assert S.selection_plan(feats, 7) is not first  # another d: another plan
+    for i in range(S.PLAN_CACHE_SIZE):  # evicted once PLAN_CACHE_SIZE newer plans came
+        S.selection_plan(np.roll(feats, 3 * (i + 1)), 6)
+    assert S.selection_plan(feats, 6) is not first

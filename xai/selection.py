@@ -14,6 +14,8 @@ of the inputs' size is written and read back, as an element-wise blend needs.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +27,9 @@ GROUP_SIZES = (16, 12, 8, 6, 4)
 MAX_GROUP_FEATURES = 4
 #: the table may hold at most this many times the elements of one row
 MAX_TABLE_FACTOR = 4
+#: plans remembered by content (the same segmentation explained again costs no new plan)
+PLAN_CACHE_SIZE = 16
+_plans: OrderedDict[tuple, SelectionPlan | None] = OrderedDict()
 
 
 @dataclass
@@ -54,8 +59,22 @@ def selection_plan(features: np.ndarray, d: int, device: torch.device | str = "c
     ``d``: always kept), or None when no group size of :data:`GROUP_SIZES` divides the row with
     groups of at most :data:`MAX_GROUP_FEATURES` features and a table of at most
     :data:`MAX_TABLE_FACTOR` rows' elements. ``dtype``: that of the coalition bits
-    (pattern numbers stay exact: below 2^MAX_GROUP_FEATURES)."""
-    features = np.asarray(features, dtype=np.int64).ravel()
+    (pattern numbers stay exact: below 2^MAX_GROUP_FEATURES). Plans are read-only and
+    remembered by content (the last :data:`PLAN_CACHE_SIZE`)."""
+    features = np.ascontiguousarray(features, dtype=np.int64).ravel()
+    key = (hashlib.blake2b(features.tobytes(), digest_size=16).digest(), features.size, int(d),
+           str(device), dtype)
+    if key in _plans:
+        _plans.move_to_end(key)
+        return _plans[key]
+    plan = _make_plan(features, int(d), device, dtype)
+    _plans[key] = plan
+    if len(_plans) > PLAN_CACHE_SIZE:
+        _plans.popitem(last=False)
+    return plan
+
+
+def _make_plan(features: np.ndarray, d: int, device, dtype) -> SelectionPlan | None:
     D = features.size
     for G in GROUP_SIZES:
         if D % G or D < G:
@@ -100,9 +119,10 @@ def select(plan: SelectionPlan, table: torch.Tensor, bits: torch.Tensor) -> torc
     ``bits`` ``(mm, d + 1)`` (1 = kept, in the plan's dtype; last column 1): one pattern
     number per group by a matrix product, then one gather of ``G``-element rows."""
     rr = table.shape[0] // plan.rows
-    number = torch.addmm(plan.offsets, bits, plan.weights).to(torch.long)  # (mm, Q)
+    # int32 row numbers: index_select takes them, and the conversion writes half the bytes
+    number = torch.addmm(plan.offsets, bits, plan.weights).to(torch.int32)  # (mm, Q)
     if rr > 1:
-        number = number[None] + (torch.arange(rr, device=number.device) * plan.rows)[:, None,
-                                                                                    None]
+        number = number[None] + (torch.arange(rr, device=number.device, dtype=torch.int32)
+                                 * plan.rows)[:, None, None]
     out = table.index_select(0, number.reshape(-1))
     return out.reshape(rr, bits.shape[0], -1)
