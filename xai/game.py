@@ -215,29 +215,23 @@ class Game:
         remembered by the model adapter per input shape and dtype."""
         self._perm = None
         shape = self.input_shape
-        probe_x = self.X[:1].reshape(1, *shape)
         # auto: one replacement draw per coalition (a baseline, blur), whose row is permuted
         # once per explicand; K > 1 draws (background rows) would each be permuted per block
         if self.memory_format == "contiguous" or (
                 self.memory_format == "auto" and (len(shape) != 3 or shape[0] == 1 or self.K > 1
                                                   or not self.X.is_floating_point())):
             return
-        memo = self.model.__dict__.setdefault("_channels_last_memo", {})
-        key = (shape, self.X.dtype)
-        if self.memory_format == "channels_last" or key not in memo:
-            with self.model.session():
-                use = channels_last_layout(
-                    self.memory_format, getattr(self.model, "module", None),
-                    lambda z: self._model(z, chunk=-1, rows=np.arange(1)), probe_x,
-                    self.full_outputs[:1])
-            if self.memory_format == "channels_last":
-                memo.pop(key, None)
-            else:
-                memo[key] = use
-        else:
-            use = memo[key]
-        if not use:
-            return
+        if self.memory_format == "auto":  # the probe's verdict, once per adapter and shape
+            memo = self.model.__dict__.setdefault("_channels_last_memo", {})
+            key = (shape, self.X.dtype)
+            if key not in memo:
+                with self.model.session():
+                    memo[key] = channels_last_layout(
+                        "auto", getattr(self.model, "module", None),
+                        lambda z: self._model(z, chunk=-1, rows=np.arange(1)),
+                        self.X[:1].reshape(1, *shape), self.full_outputs[:1])
+            if not memo[key]:
+                return
         C, H, W = shape
         D = C * H * W
         perm = torch.arange(D).reshape(C, H, W).permute(1, 2, 0).reshape(-1)

@@ -71,11 +71,7 @@ class Model:
                     inputs=part,
                 ) from exc
             n = part.shape[0]
-            if not (type(got) is torch.Tensor and got.ndim == 2 and got.shape[0] == n
-                    and got.device.type == "cpu" and got.is_floating_point()):
-                got = _as_2d(got, n, chunk, explicands, part)  # reads any output, or says why
-            elif got.requires_grad:
-                got = got.detach()
+            got = _as_2d(got, n, chunk, explicands, part)  # reads any output, or says why
             if start == 0 and n == rows:
                 out = got if got.dtype == torch.float64 else got.to(torch.float64)
             else:
@@ -140,8 +136,10 @@ def _unwrap(out: Any) -> Any:
 
 
 def _as_2d(out: Any, rows: int, chunk, explicands, inputs) -> torch.Tensor:
-    if (type(out) is torch.Tensor and out.dtype == torch.float64 and out.ndim == 2
-            and out.shape[0] == rows and out.device.type == "cpu"):
+    """A model's output as ``(rows, k)`` on the CPU: float64, or as it is when it is already a
+    2-D floating CPU tensor (the caller converts while it stores it)."""
+    if (type(out) is torch.Tensor and out.ndim == 2 and out.shape[0] == rows
+            and out.device.type == "cpu" and out.is_floating_point()):
         # the common case, without the general path's conversions
         return out.detach() if out.requires_grad else out
     original = type(out).__name__ + (f" of dtype {out.dtype}" if hasattr(out, "dtype") else "")
