@@ -14,10 +14,14 @@ from .errors import (
     BehaviourError,
     BudgetError,
     FeatureMapError,
+    FileFormatError,
     InputError,
     LabelError,
     MaskError,
     ModelError,
+    OptionError,
+    ProvenanceError,
+    RegistrationError,
     TargetError,
     UnknownNameError,
     XaiError,
@@ -41,6 +45,7 @@ def methods() -> list[str]:
 
 
 __all__ = ["BehaviourError", "BudgetError", "DatasetGame", "Explainer", "Explanation",
-           "ExternalExplainer", "FeatureMap", "FeatureMapError", "Game", "InputError",
-           "LabelError", "MaskError", "ModelError", "TargetError", "UnknownNameError", "XaiError",
+           "ExternalExplainer", "FeatureMap", "FeatureMapError", "FileFormatError", "Game", "InputError",
+           "LabelError", "MaskError", "ModelError", "OptionError", "ProvenanceError",
+           "RegistrationError", "TargetError", "UnknownNameError", "XaiError",
            "as_model", "config", "explain", "hookimpl", "methods", "register"]

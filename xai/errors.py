@@ -64,6 +64,24 @@ class BudgetError(XaiError):
     """The evaluation budget is too small for the summary, or enumeration is too large."""
 
 
+class OptionError(XaiError):
+    """An option has the wrong type or is out of range (budget, seed, batch_size, tol, ...)."""
+
+
+class RegistrationError(XaiError):
+    """A component cannot be registered: not of the kind's type, an empty name, or a name
+    that a core component owns."""
+
+
+class FileFormatError(XaiError):
+    """A saved explanation or result file is damaged, truncated, crafted or of another format."""
+
+
+class ProvenanceError(XaiError):
+    """An explanation lacks what a metric needs to rebuild the removal that made it (e.g. a
+    loaded explanation whose background was not saved)."""
+
+
 def unknown_name(kind: str, name: object, known: Iterable[str]) -> UnknownNameError:
     """Build an :class:`UnknownNameError` listing the known names and the closest match."""
     known = sorted(set(known))
