@@ -6,7 +6,6 @@ metrics and data sets."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -17,9 +16,9 @@ import pytest
 
 import xai
 from xai import bench, registry
-from xai.bench.store import LOCK, RESULTS, last_per_key, read_rows
+from xai.bench.store import LOCK, RESULTS, RunLock, last_per_key, read_rows
 from xai.datasets.base import GroundTruthData
-from xai.errors import UnknownNameError, XaiError
+from xai.errors import BenchLockedError, UnknownNameError, XaiError
 from xai.metrics.base import Metric
 
 W = np.array([1.0, -1.0, 0.5, 0.0])
@@ -164,6 +163,14 @@ def _lines(out) -> list[str]:
     return (Path(out) / RESULTS).read_text().splitlines()
 
 
+def _lock_is_free(out) -> bool:
+    try:
+        with RunLock(out):
+            return True
+    except BenchLockedError:
+        return False
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """One uninterrupted run: the rows every resumed run must end with."""
@@ -193,7 +200,7 @@ def test_rows_one_per_cell_with_fields(reference):
     assert len(curve) == 5 and curve[0] == pytest.approx(1.0)
     # one explanation per (data set, seed, model, method), reused by every metric
     assert len(list((Path(out) / "explanations").glob("*.npz"))) == 2 * 2
-    assert not (Path(out) / LOCK).exists()
+    assert _lock_is_free(out)
 
 
 def test_resume_after_interrupt_matches_uninterrupted(reference, tmp_path):
@@ -203,7 +210,7 @@ def test_resume_after_interrupt_matches_uninterrupted(reference, tmp_path):
         _run(tmp_path)
     partial = _lines(tmp_path)
     assert 0 < len(partial) < N_CELLS  # cells finished before the interrupt were kept
-    assert not (tmp_path / LOCK).exists()  # lock released
+    assert _lock_is_free(tmp_path)  # lock released
     STATE.update(interrupt_after=None, calls=0)
     _run(tmp_path)
     keys = [json.loads(line)["key"] for line in _lines(tmp_path)]
@@ -265,16 +272,15 @@ def test_timeout_recorded(tmp_path):
 
 
 def test_lock_prevents_second_runner(tmp_path):
-    (tmp_path / LOCK).write_text(f"{os.getpid()} {__import__('socket').gethostname()}\n")
-    with pytest.raises(XaiError, match="another benchmark runner"):
+    with RunLock(tmp_path), pytest.raises(XaiError, match="another benchmark run"):
         _run(tmp_path)
     assert not (tmp_path / RESULTS).exists()
+    # a lock file left by a process that is gone holds no lock: nothing to take over
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (tmp_path / LOCK).write_text(f"{dead.pid} {__import__('socket').gethostname()}\n")
-    with pytest.warns(UserWarning, match="stale lock"):
-        _run(tmp_path, metrics="tiny-mass", seeds=(0,))
-    assert not (tmp_path / LOCK).exists() and len(_lines(tmp_path)) == 2
+    _run(tmp_path, metrics="tiny-mass", seeds=(0,))
+    assert _lock_is_free(tmp_path) and len(_lines(tmp_path)) == 2
 
 
 @pytest.mark.parametrize("kw, word", [

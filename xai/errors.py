@@ -90,3 +90,22 @@ def unknown_name(kind: str, name: object, known: Iterable[str]) -> UnknownNameEr
     return UnknownNameError(
         f"unknown {kind} {name!r}.{hint} Known {kind} names: {', '.join(known)}."
     )
+
+
+class BenchLockedError(XaiError):
+    """Another benchmark run holds the lock of the output folder (one writer per folder)."""
+
+
+class BenchEnvironmentError(XaiError):
+    """A benchmark run stopped because its environment failed (a file could not be written,
+    the disk is full, a dependency is missing), not because of a cell's method or metric.
+
+    The affected cells are not recorded, so running the same command again retries them.
+    ``failures`` lists them (key, names, stage, error type and message); ``out`` is the
+    output folder.
+    """
+
+    def __init__(self, message: str, failures=(), out=None):
+        super().__init__(message)
+        self.failures = list(failures)
+        self.out = out

@@ -12,6 +12,14 @@ file is read (a torn last line is truncated away) and every cell whose last row 
 recomputes everything (explanations too). A cell that raises is recorded as ``error`` and the
 grid continues; ``KeyboardInterrupt`` stops the run (the lock is released; nothing half-written
 stays in the file).
+
+A failure of the *environment* is not a cell's result and is never recorded as one: an
+``OSError`` (a file that cannot be written, a full disk, an I/O error) or an ``ImportError`` (a
+missing dependency) anywhere in a cell, or in the causes it was raised from. Such cells get no
+row, so the next run retries them, and :func:`run` raises
+:class:`~xai.errors.BenchEnvironmentError`. Cached files are written atomically with a SHA-256
+record beside them (:func:`~xai.bench.store.publish`) and read only when they match it; a
+damaged one is computed again.
 """
 
 from __future__ import annotations
@@ -36,9 +44,19 @@ from typing import Any
 import numpy as np
 
 from .. import registry
-from ..errors import MissingGroundTruth, XaiError, unknown_name
+from ..errors import BenchEnvironmentError, MissingGroundTruth, XaiError, unknown_name
 from ..registry import normalize
-from .store import RESULTS, ResultsWriter, RunLock, jsonable, last_per_key, read_rows, spec_key
+from .store import (
+    RESULTS,
+    ResultsWriter,
+    RunLock,
+    is_intact,
+    jsonable,
+    last_per_key,
+    read_rows,
+    spec_key,
+    write_published,
+)
 from .suites import DataSpec, Suite
 
 __all__ = ["CellTimeout", "load_components", "run"]
@@ -152,6 +170,37 @@ class _StageError(Exception):
     def __init__(self, info: dict):
         super().__init__(info["message"])
         self.info = info
+
+
+class _EnvironmentFailure(Exception):
+    """The cell could not run because its environment failed (see :func:`_is_environment`);
+    it gets no row. ``info`` is :func:`_error_info` plus ``fatal``: True for an ``OSError``,
+    after which the run stops (every later cell writes to the same folder and disk)."""
+
+    def __init__(self, info: dict):
+        super().__init__(info["message"])
+        self.info = info
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from (``raise ... from``), outermost first."""
+    chain: list[BaseException] = []
+    while exc is not None and all(exc is not seen for seen in chain):
+        chain.append(exc)
+        exc = exc.__cause__
+    return chain
+
+
+def _is_environment(exc: BaseException) -> bool:
+    """Whether ``exc`` (or a cause it was raised from) is a failure of the environment rather
+    than of the cell: an ``OSError`` (permissions, a full disk, I/O, a missing file) or an
+    ``ImportError`` (a missing optional dependency)."""
+    return any(isinstance(e, OSError | ImportError) for e in _causes(exc))
+
+
+def _environment_info(exc: BaseException, stage: str) -> dict:
+    fatal = any(isinstance(e, OSError) for e in _causes(exc))
+    return {**_error_info(exc, stage), "fatal": fatal}
 
 
 # ---------------------------------------------------------------- the grid
@@ -405,6 +454,11 @@ def _ground_truth_subset(data, rows: np.ndarray):
                                val=np.zeros(0, np.int64), test=np.arange(n))
 
 
+def _write_json(path: Path, obj: dict) -> None:
+    """Write a sidecar as JSON, atomically and with its SHA-256 record."""
+    write_published(path, lambda tmp: tmp.write_text(json.dumps(jsonable(obj))))
+
+
 def _per_sample_summary(values) -> dict:
     v = np.asarray(values, dtype=np.float64).ravel()
     ok = v[~np.isnan(v)]
@@ -426,6 +480,12 @@ class _Runner:
         self.expls: dict = {}
         self.fresh_expls: set[str] = set()
 
+    def clear(self) -> None:
+        """Forget the cached data set, models and explanations (at a new data set)."""
+        self.data.clear()
+        self.models.clear()
+        self.expls.clear()
+
     # -- cached stages; a failure is cached too and reported by every dependent cell
     def _stage(self, cache: dict, key, stage: str, fn: Callable[[], Any]):
         if key not in cache:
@@ -433,8 +493,11 @@ class _Runner:
                 cache[key] = ("ok", call_with_timeout(fn, self.timeout)
                               if stage == "explain" else fn())
             except Exception as exc:  # noqa: BLE001
-                cache[key] = ("error", _error_info(exc, stage))
+                cache[key] = ("environment", _environment_info(exc, stage)) \
+                    if _is_environment(exc) else ("error", _error_info(exc, stage))
         status, value = cache[key]
+        if status == "environment":
+            raise _EnvironmentFailure(value)
         if status == "error":
             raise _StageError(value)
         return value
@@ -442,7 +505,7 @@ class _Runner:
     def get_data(self, cell: Cell):
         def make():
             data = cell.ds.make(cell.data_seed)
-            self._write_data_sidecar(cell, data)
+            self.write_data_sidecar(cell, data)
             return data
 
         return self._stage(self.data, (cell.ds.name, cell.data_seed), "data", make)
@@ -487,10 +550,12 @@ class _Runner:
         model, _, rows, bg = self.get_model(cell)
         folder = self.out / EXPLANATIONS
         path = folder / f"{cell.expl_key[:32]}.npz"
+        side_path = path.with_suffix(".json")
 
         def compute():
             folder.mkdir(parents=True, exist_ok=True)
-            if path.exists() and not (self.force and cell.expl_key not in self.fresh_expls):
+            cached = is_intact(path) and is_intact(side_path)  # damaged: computed again
+            if cached and not (self.force and cell.expl_key not in self.fresh_expls):
                 expl = Explanation.load(path)
             else:
                 X = np.asarray(data.X)[rows]
@@ -505,9 +570,7 @@ class _Runner:
                                    self.suite.method_options.get(cell.method, {}) else set())
                 fresh, used = _explain(model, X, cell.method, np.asarray(data.X)[bg], target,
                                        opts, auto)
-                tmp = path.with_name(path.stem + ".tmp.npz")
-                fresh.save(tmp)
-                os.replace(tmp, path)
+                write_published(path, fresh.save)
                 self.fresh_expls.add(cell.expl_key)
                 side = {"dataset": cell.ds.name, "data_seed": cell.data_seed,
                         "model": cell.model, "method": cell.method, "seed": cell.seed,
@@ -516,7 +579,7 @@ class _Runner:
                         "rows": rows, "spatial_shape": _spatial(data),
                         "mean_abs": _pixel_map(fresh, _spatial(data)),
                         "seconds": fresh.seconds, "evaluations": fresh.evaluations}
-                (folder / f"{cell.expl_key[:32]}.json").write_text(json.dumps(jsonable(side)))
+                _write_json(side_path, side)
                 expl = Explanation.load(path)  # what the metrics see, also after a resume
             expl.removal_object = _rebuild_removal(expl, np.asarray(data.X)[bg])
             reexplain = ReExplainer(cell.method, {k: v for k, v in
@@ -528,10 +591,14 @@ class _Runner:
 
         return self._stage(self.expls, cell.expl_key, "explain", compute)
 
-    def _write_data_sidecar(self, cell: Cell, data) -> None:
-        folder = self.out / DATA
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{cell.ds.name}-seed{cell.data_seed}.json"
+    def data_sidecar(self, cell: Cell) -> Path:
+        """The JSON file describing the cell's data set (read by the summary's figures)."""
+        return self.out / DATA / f"{cell.ds.name}-seed{cell.data_seed}.json"
+
+    def write_data_sidecar(self, cell: Cell, data) -> None:
+        """Write :meth:`data_sidecar` for ``data``, the cell's generated data set."""
+        path = self.data_sidecar(cell)
+        path.parent.mkdir(parents=True, exist_ok=True)
         gt = getattr(data, "ground_truth", None)
         gt_mean = None
         if gt is not None:
@@ -543,7 +610,7 @@ class _Runner:
                 "signal_mask": getattr(data, "signal_mask", None),
                 "suppressor_mask": getattr(data, "suppressor_mask", None),
                 "reference": getattr(data, "reference", {}) or {}, "n": len(data.X)}
-        path.write_text(json.dumps(jsonable(side)))
+        _write_json(path, side)
 
     # -- one cell
     def run_cell(self, cell: Cell) -> dict:
@@ -576,7 +643,11 @@ class _Runner:
             row.update(status="error", error=exc.info)
         except MissingGroundTruth as exc:  # the data set lacks what the metric needs
             row.update(status="skipped", reason=str(exc))
-        except Exception as exc:  # noqa: BLE001 (recorded; the grid continues)
+        except _EnvironmentFailure:
+            raise
+        except Exception as exc:  # recorded; the grid continues
+            if _is_environment(exc):
+                raise _EnvironmentFailure(_environment_info(exc, "metric")) from exc
             row.update(status="error", error=_error_info(exc, "metric"))
         row["cell_seconds"] = time.perf_counter() - start
         return row
@@ -667,6 +738,22 @@ def run(suite: str | Suite, methods: str | Sequence[str] | None = None,
     Returns
     -------
     pandas.DataFrame with the last row of every cell of the grid (resumed cells included).
+
+    Raises
+    ------
+    xai.errors.BenchLockedError
+        Another run is writing to ``out`` (one writer per folder; the lock is an operating-
+        system lock, so a killed run never leaves it behind).
+    xai.errors.BenchEnvironmentError
+        The environment failed rather than a cell: ``out`` cannot be written, the disk is
+        full, a cached file cannot be read back, a dependency is missing (an ``OSError`` or
+        ``ImportError`` anywhere in a cell). The cells it hit get **no** row, unlike a method
+        or metric that raises for its cell's input (an ``error`` row, rerun only with
+        ``rerun_errors``). An ``OSError`` stops the run at once (every later cell writes to the
+        same folder); an ``ImportError`` only leaves out the cells that need the missing
+        package. Finished cells stay in ``results.jsonl``, so calling ``run`` again after
+        fixing the cause runs exactly the cells that are missing. ``failures`` on the error
+        lists the cells it hit. ``xai bench`` exits with status 1 then.
     """
     import pandas as pd
 
@@ -679,55 +766,22 @@ def run(suite: str | Suite, methods: str | Sequence[str] | None = None,
     cells = plan(suite_obj, methods=methods, metrics=metrics, datasets=datasets,
                  models=models, seeds=seeds, n_explain=n_explain, budget=budget)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    results = out / RESULTS
-    with RunLock(out):
-        existing = last_per_key(read_rows(results, repair=True))
-        version = _versions()["xai"]
-
-        def done(cell: Cell) -> bool:
-            row = existing.get(cell.key)
-            if force or row is None:
-                return False
-            return row.get("status") in ("ok", "skipped") or \
-                (row.get("status") == "error" and not rerun_errors)
-
-        reused = [c for c in cells if done(c)]
-        old = {(existing[c.key].get("versions") or {}).get("xai") for c in reused} - {version}
-        if old:
-            warnings.warn(f"reusing {len(reused)} rows, some written by xai "
-                          f"{', '.join(sorted(map(str, old)))} (this is {version})",
-                          stacklevel=2)
-        todo = [c for c in cells if not done(c)]
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(cells), initial=len(cells) - len(todo), unit="cell",
-                   desc=f"bench {suite_obj.name}", disable=not progress, dynamic_ncols=True)
-        runner = _Runner(suite_obj, out, force=force, timeout=timeout, verbose=verbose,
-                         bar=bar)
-        fresh: dict[str, dict] = {}
-        try:
-            with ResultsWriter(results) as writer:
-                last_group = None
-                for cell in todo:
-                    group = (cell.ds.name, cell.data_seed)
-                    if group != last_group:  # free the previous data set, models, explanations
-                        runner.data.clear()
-                        runner.models.clear()
-                        runner.expls.clear()
-                        last_group = group
-                    row = runner.run_cell(cell)
-                    writer.append(row)
-                    fresh[cell.key] = row
-                    bar.update(1)
-                    if verbose:
-                        value = row.get("value")
-                        shown = f"{value:.4g}" if isinstance(value, float) else \
-                            (row.get("error") or {}).get("type", row.get("reason", ""))
-                        bar.write(f"{row['status']:<7} {cell.ds.name} seed={cell.seed} "
-                                  f"{cell.model} {cell.method} {cell.metric}: {shown}")
-        finally:
-            bar.close()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with RunLock(out):
+            existing = last_per_key(read_rows(out / RESULTS, repair=True))
+            todo = _cells_to_run(cells, existing, force, rerun_errors)
+            fresh, failures, not_started = _run_grid(suite_obj, cells, todo, out, force=force,
+                                                     timeout=timeout, progress=progress,
+                                                     verbose=verbose)
+    except OSError as exc:  # the folder itself: creating it, its lock, results.jsonl
+        raise BenchEnvironmentError(
+            f"the benchmark cannot use its output folder {out}: {exc}. Check that the folder "
+            "can be written and its disk has free space, then run the same command again; "
+            "finished cells are kept.", out=out) from exc
+    if failures:
+        raise _environment_error(out, failures, not_started, len(todo) - len(failures) -
+                                 not_started)
     rows = [jsonable(fresh.get(c.key) or existing[c.key]) for c in cells]
     frame = pd.DataFrame(rows)
     if summary and rows:
@@ -735,3 +789,125 @@ def run(suite: str | Suite, methods: str | Sequence[str] | None = None,
 
         summarise(out, echo=progress)
     return frame
+
+
+def _cells_to_run(cells: list[Cell], existing: dict[str, dict], force: bool,
+                  rerun_errors: bool) -> list[Cell]:
+    """The cells without a final row (``ok``, ``skipped``, or ``error`` unless
+    ``rerun_errors``); all of them with ``force``. Warns when reused rows come from another
+    xai version."""
+    def done(cell: Cell) -> bool:
+        row = existing.get(cell.key)
+        if force or row is None:
+            return False
+        return row.get("status") in ("ok", "skipped") or \
+            (row.get("status") == "error" and not rerun_errors)
+
+    reused = [c for c in cells if done(c)]
+    version = _versions()["xai"]
+    old = {(existing[c.key].get("versions") or {}).get("xai") for c in reused} - {version}
+    if old:
+        warnings.warn(f"reusing {len(reused)} rows, some written by xai "
+                      f"{', '.join(sorted(map(str, old)))} (this is {version})", stacklevel=3)
+    return [c for c in cells if not done(c)]
+
+
+def _run_grid(suite: Suite, cells: list[Cell], todo: list[Cell], out: Path, *, force: bool,
+              timeout: float | None, progress: bool, verbose: bool
+              ) -> tuple[dict[str, dict], list[dict], int]:
+    """Run ``todo`` in order, appending a row per finished cell to ``results.jsonl``.
+
+    Returns the new rows by key, the environment failures (cells left without a row) and how
+    many cells were not started because an ``OSError`` stopped the run."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(cells), initial=len(cells) - len(todo), unit="cell",
+               desc=f"bench {suite.name}", disable=not progress, dynamic_ncols=True)
+    runner = _Runner(suite, out, force=force, timeout=timeout, verbose=verbose, bar=bar)
+    fresh: dict[str, dict] = {}
+    failures: list[dict] = []
+    try:
+        with ResultsWriter(out / RESULTS) as writer:
+            _refresh_data_sidecars(runner, cells, todo)
+            last_group = None
+            for number, cell in enumerate(todo):
+                group = (cell.ds.name, cell.data_seed)
+                if group != last_group:  # free the previous data set, models, explanations
+                    runner.clear()
+                    last_group = group
+                try:
+                    row = runner.run_cell(cell)
+                    writer.append(row)
+                except _EnvironmentFailure as exc:
+                    failure = exc.info
+                except OSError as exc:  # results.jsonl refused the row
+                    failure = _environment_info(exc, "results")
+                else:
+                    fresh[cell.key] = row
+                    bar.update(1)
+                    if verbose:
+                        bar.write(_status_line(cell, row))
+                    continue
+                failures.append({**_cell_names(cell), **failure})
+                if verbose:
+                    bar.write(f"not run ({failure['type']}: {failure['message']}) "
+                              f"{_cell_label(cell)}")
+                if failure["fatal"]:
+                    return fresh, failures, len(todo) - number - 1
+    finally:
+        bar.close()
+    return fresh, failures, 0
+
+
+def _refresh_data_sidecars(runner: _Runner, cells: list[Cell], todo: list[Cell]) -> None:
+    """Write again the data sidecars (read by the summary's figures) that are damaged or
+    missing for data sets none of whose cells runs now; the others are written anyway."""
+    pending = {(c.ds.name, c.data_seed) for c in todo}
+    for cell in cells:
+        group = (cell.ds.name, cell.data_seed)
+        if group in pending or is_intact(runner.data_sidecar(cell)):
+            continue
+        pending.add(group)
+        try:
+            runner.write_data_sidecar(cell, cell.ds.make(cell.data_seed))
+        except Exception as exc:
+            if _is_environment(exc):
+                failure = {**_cell_names(cell), **_environment_info(exc, "data")}
+                raise _environment_error(runner.out, [failure], len(todo), 0) from exc
+            # otherwise the data set fails to build; its cells' rows say so
+
+
+def _cell_names(cell: Cell) -> dict:
+    return {"key": cell.key, "dataset": cell.ds.name, "seed": cell.seed, "model": cell.model,
+            "method": cell.method, "metric": cell.metric}
+
+
+def _cell_label(cell: Cell) -> str:
+    return f"{cell.ds.name} seed={cell.seed} {cell.model} {cell.method} {cell.metric}"
+
+
+def _status_line(cell: Cell, row: dict) -> str:
+    value = row.get("value")
+    shown = f"{value:.4g}" if isinstance(value, float) else \
+        (row.get("error") or {}).get("type", row.get("reason", ""))
+    return f"{row['status']:<7} {_cell_label(cell)}: {shown}"
+
+
+def _environment_error(out: Path, failures: list[dict], not_started: int,
+                       finished: int) -> BenchEnvironmentError:
+    """The error that reports cells left without a row by a failing environment."""
+    first = failures[0]
+    where = (f"{first['dataset']} seed={first['seed']} {first['model']} {first['method']} "
+             f"{first['metric']}")
+    others = len(failures) - 1
+    message = (f"the benchmark in {out} could not finish because its environment failed, not "
+               f"its cells: {first['type']} in the {first['stage']} stage of {where}: "
+               f"{first['message']}")
+    if others:
+        message += f" (and {others} more cell{'s' if others > 1 else ''})"
+    if not_started:
+        message += f"; the run stopped there, {not_started} more cells were not started"
+    message += (f". These cells were not recorded ({finished} cells finished and were). Fix the "
+                "cause (write permission or free space in the output folder, a missing "
+                "package) and run the same command again: only the missing cells run.")
+    return BenchEnvironmentError(message, failures, out)

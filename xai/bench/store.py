@@ -1,11 +1,17 @@
-"""The results file of a benchmark run and the lock that keeps it to one writer
-(SPEC-evaluation §6).
+"""The results file of a benchmark run, its checksummed cache files and the lock that keeps
+a folder to one writer (SPEC-evaluation §6).
 
 ``results.jsonl`` holds one JSON object per finished cell, appended, flushed and fsynced as soon
 as the cell finishes. A run killed while writing leaves at most one torn last line, which
 :func:`read_rows` drops and truncates away (``repair=True``). Rows are never rewritten: a cell
 computed again (``--rerun-errors``, ``--force``) appends a new row, and readers keep the last
 row per ``key``.
+
+Cache files (explanations, their sidecars, the data sidecars) are written to a temporary name,
+fsynced and renamed into place (:func:`publish`); their SHA-256 is then recorded beside them in
+``NAME.sha256`` (the ``sha256sum`` format, so ``sha256sum -c`` checks them too). A reader trusts
+a cache file only when :func:`is_intact` says its bytes match that record; a damaged file, or
+one whose record is missing (a run killed between the two renames), is computed again.
 """
 
 from __future__ import annotations
@@ -14,14 +20,14 @@ import hashlib
 import json
 import math
 import os
-import socket
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import XaiError
+from ..errors import BenchLockedError
 
 if TYPE_CHECKING:
     from typing import Self
@@ -104,16 +110,31 @@ def last_per_key(rows: list[dict]) -> dict[str, dict]:
 
 
 class ResultsWriter:
-    """Appends rows to ``results.jsonl``: one line each, flushed and fsynced."""
+    """Appends rows to ``results.jsonl``: one line each, written and fsynced before
+    :meth:`append` returns. A write that fails (disk full, I/O error) is cut back off the file,
+    so the file never ends in half a row."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 (closed in close())
 
     def append(self, row: dict) -> None:
-        line = json.dumps(jsonable(row), sort_keys=False, allow_nan=False)
-        self._fh.write(line + "\n")
-        self._fh.flush()
+        """Write ``row`` as one JSON line and fsync it."""
+        line = (json.dumps(jsonable(row), sort_keys=False, allow_nan=False) + "\n").encode()
+        end = self._fh.seek(0, os.SEEK_END)
+        try:
+            self._write_line(line)
+        except OSError:
+            try:  # best effort: the disk that failed the write may refuse this too
+                self._fh.truncate(end)
+            except OSError:
+                pass
+            raise
+
+    def _write_line(self, line: bytes) -> None:
+        view = memoryview(line)
+        while view:
+            view = view[self._fh.write(view):]
         os.fsync(self._fh.fileno())
 
     def close(self) -> None:
@@ -126,66 +147,100 @@ class ResultsWriter:
         self.close()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    except OSError:
-        return True
-    return True
+# ---------------------------------------------------------------- checksummed cache files
 
+def checksum_path(path: str | os.PathLike) -> Path:
+    """Where the SHA-256 of the cache file ``path`` is recorded: ``NAME.sha256`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _replace_durably(tmp: Path, path: Path) -> None:
+    """fsync the complete file ``tmp``, then rename it to ``path`` (atomic on POSIX)."""
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Move the complete file ``tmp`` to ``path`` and record its SHA-256 beside it.
+
+    The record is written after the file is in place, itself via a temporary file and a
+    rename, so a run killed at any point leaves either a matching record or a file that
+    :func:`is_intact` rejects."""
+    tmp, path = Path(tmp), Path(path)
+    digest = sha256_of(tmp)
+    _replace_durably(tmp, path)
+    record = checksum_path(path)
+    record_tmp = record.with_name(record.name + ".tmp")
+    record_tmp.write_text(f"{digest}  {path.name}\n")
+    _replace_durably(record_tmp, record)
+
+
+def write_published(path: str | os.PathLike, write: Callable[[Path], Any]) -> None:
+    """Write ``path`` through ``write(tmp)`` (a temporary name in the same folder, with the
+    same suffix), then :func:`publish` it."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
+    write(tmp)
+    publish(tmp, path)
+
+
+def is_intact(path: str | os.PathLike) -> bool:
+    """True when ``path`` and its SHA-256 record exist and the file's bytes match the record.
+    A file that cannot be read counts as damaged."""
+    path = Path(path)
+    try:
+        recorded = checksum_path(path).read_text().split()
+        return bool(recorded) and recorded[0] == sha256_of(path)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+# ---------------------------------------------------------------- the run lock
 
 class RunLock:
-    """Exclusive lock file in the output folder (``os.open`` with ``O_CREAT | O_EXCL``).
-
-    The file holds ``pid host``. A lock left by a dead process on this host is taken over with a
-    warning; a live one (or one from another host) makes a second runner fail with a message
-    naming the holder.
-    """
+    """The output folder's run lock: an operating-system lock (:mod:`filelock`) on
+    ``.bench.lock``, so the lock dies with its process (a killed run leaves nothing to clean
+    up). A second run on the same folder fails at once with :class:`~xai.errors.BenchLockedError`
+    instead of waiting. The lock file itself stays; only the lock on it matters."""
 
     def __init__(self, folder: str | os.PathLike) -> None:
+        from filelock import FileLock
+
         self.path = Path(folder) / LOCK
-        self.held = False
+        self._lock = FileLock(self.path, timeout=0)
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._lock.is_locked
 
     def acquire(self) -> None:
-        host = socket.gethostname()
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                try:
-                    text = self.path.read_text().split()
-                    pid, owner = int(text[0]), (text[1] if len(text) > 1 else host)
-                except (OSError, ValueError, IndexError):
-                    pid, owner = -1, host
-                if owner == host and (pid < 0 or not _pid_alive(pid)):
-                    warnings.warn(f"{self.path}: taking over the stale lock of process {pid}, "
-                                  "which is no longer running", stacklevel=3)
-                    try:
-                        self.path.unlink()
-                    except FileNotFoundError:
-                        pass
-                    continue
-                raise XaiError(
-                    f"another benchmark runner (pid {pid} on {owner}) is writing to "
-                    f"{self.path.parent}; wait for it to finish, or delete {self.path} if no "
-                    "runner is running") from None
-            with os.fdopen(fd, "w") as fh:
-                fh.write(f"{os.getpid()} {host}\n")
-            self.held = True
-            return
-        raise XaiError(f"could not take the lock {self.path}")
+        """Take the lock, or raise :class:`~xai.errors.BenchLockedError` when another run
+        holds it (an ``OSError`` when the folder cannot hold a lock file)."""
+        from filelock import Timeout
+
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise BenchLockedError(
+                f"another benchmark run is writing to {self.path.parent} (it holds the lock "
+                f"{self.path}); wait for it to finish, or give this run another output "
+                "folder") from None
 
     def release(self) -> None:
-        if self.held:
-            try:
-                self.path.unlink()
-            except FileNotFoundError:
-                pass
-            self.held = False
+        """Release the lock (nothing when it is not held)."""
+        self._lock.release()
 
     def __enter__(self) -> Self:
         self.acquire()
