@@ -229,6 +229,13 @@ def _check_labels(y, n: int, k: int, behaviour: str, classification: bool) -> to
             f"{example!r}); encode classes as 0..{max(k, 2) - 1} in the model's output order "
             "(labels of a scikit-learn classifier are mapped through its classes_ "
             "automatically)")
+    if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != (max(k, 2) if classification else k)):
+        width = max(k, 2) if classification else k
+        what = "class probabilities" if classification else "targets"
+        raise LabelError(
+            f"y has shape {tuple(y.shape)} but the model has {width} outputs: give the "
+            f"{behaviour} behaviour one label per row (n,) or one row of {width} {what} per "
+            f"explained row ({n}, {width})")
     if classification and y.ndim == 1:
         kk = max(k, 2)
         if not np.issubdtype(y.dtype, np.integer):

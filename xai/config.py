@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 
-from .errors import XaiError
+from .errors import OptionError
 
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 2**10, "m": 1e6, "mb": 1e6,
           "mib": 2**20, "g": 1e9, "gb": 1e9, "gib": 2**30, "t": 1e12, "tb": 1e12, "tib": 2**40}
@@ -43,16 +43,16 @@ def parse_size(value: float | str) -> int:
     """Parse a byte size such as ``268435456``, ``"256MiB"`` or ``"1 GiB"``."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value <= 0:
-            raise XaiError(f"memory size must be positive, got {value!r}")
+            raise OptionError(f"memory size must be positive, got {value!r}")
         return int(value)
     match = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", str(value))
     if match is None or match.group(2).lower() not in _UNITS:
-        raise XaiError(
+        raise OptionError(
             f"cannot read memory size {value!r}: write a number of bytes or e.g. '512MiB', '1GiB'"
         )
     size = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
     if size <= 0:
-        raise XaiError(f"memory size must be positive, got {value!r}")
+        raise OptionError(f"memory size must be positive, got {value!r}")
     return size
 
 

@@ -18,9 +18,10 @@ from .errors import FeatureMapError, InputError, LabelError, unknown_name
 from .explanation import Explanation
 from .features import FeatureMap, guess_channel_axis
 from .game import DatasetGame, Game
+from .inputs import check_labels, check_options, prepare_inputs
 from .models import SklearnModel, TorchModel, as_model
 from .presets import Preset
-from .removals import Removal, check_finite
+from .removals import Removal
 from .summaries.base import Summary, seed_sequence
 
 GAME_OPTIONS = ("memory_cap", "batch_size", "aggregate", "cache", "draws_per_unit",
@@ -80,58 +81,6 @@ def _build(kind: str, spec: Any, options: dict, used: set[str], base: type) -> A
     return cls(**kwargs)
 
 
-def _prepare_inputs(model, X, background):
-    """Numpy/torch inputs, column names, and the background aligned to the inputs' columns."""
-    names = None
-    if hasattr(X, "columns") and hasattr(X, "to_numpy"):
-        names = [str(c) for c in X.columns]
-        X = X.to_numpy(dtype=np.float64, copy=True)
-    if background is not None and hasattr(background, "columns"):
-        bcols = [str(c) for c in background.columns]
-        if names is not None and bcols != names:
-            if sorted(bcols) != sorted(names):
-                missing = sorted(set(names) - set(bcols))
-                extra = sorted(set(bcols) - set(names))
-                raise InputError(f"background columns differ from the inputs': missing "
-                                 f"{missing}, extra {extra}; give the background the same "
-                                 "columns as X (e.g. background = X_train[X.columns])")
-            background = background[names]
-        background = background.to_numpy(dtype=np.float64, copy=True)
-    if isinstance(X, torch.Tensor):
-        X = X.detach()
-    else:
-        X = np.asarray(X)
-        if X.dtype == object:
-            raise InputError("X must be numeric: got an object array")
-    if background is not None and not isinstance(background, torch.Tensor):
-        background = np.asarray(background)
-    expected = getattr(getattr(model, "estimator", None), "n_features_in_", None)
-    if X.ndim == 1 and (expected is not None or isinstance(model, SklearnModel)):
-        X = X[None]
-    if X.ndim == 1:
-        raise InputError(f"X has shape {tuple(X.shape)}; give a batch (n, ...) of rows "
-                         "(a single 1-D row is accepted only for scikit-learn models)")
-    if expected is not None and X.ndim == 2 and X.shape[1] != expected:
-        known = getattr(getattr(model, "estimator", None), "feature_names_in_", None)
-        if known is not None:
-            cols = f" (columns the model was fitted on: {list(map(str, known))})"
-        else:
-            cols = f" (columns: {list(names)})" if names else ""
-        raise InputError(f"X has {X.shape[1]} columns; the model expects {expected}{cols}")
-    check_finite(torch.as_tensor(np.asarray(X)) if not isinstance(X, torch.Tensor) else X, "X")
-    if background is not None:
-        bshape = tuple(np.shape(background))
-        if len(bshape) == len(X.shape) - 1 and bshape == tuple(X.shape[1:]):
-            background = np.asarray(background)[None]
-            bshape = (1, *bshape)
-        if bshape[1:] != tuple(X.shape[1:]):
-            raise InputError(f"background rows have shape {bshape[1:]} but the explained rows "
-                             f"have shape {tuple(X.shape[1:])}; give background rows of the "
-                             "same width/shape (the same columns in the same order)")
-        check_finite(torch.as_tensor(np.asarray(background, dtype=np.float64)), "background")
-    return X, names, background
-
-
 def _feature_map(features, X, names, kind: str, method: str) -> FeatureMap:
     shape = tuple(X.shape[1:])
     if isinstance(features, FeatureMap):
@@ -149,6 +98,10 @@ def _feature_map(features, X, names, kind: str, method: str) -> FeatureMap:
                               f"FeatureMap, got {features!r}")
     if kind == "tokens":
         return FeatureMap.tokens(shape[0])
+    if len(shape) > 3:
+        raise InputError(f"X rows have shape {shape} ({len(shape) + 1}-D inputs): give tabular "
+                         "(n, p), images (n, C, H, W), (n, H, W, C) or (n, H, W), or token ids "
+                         "(n, L); for other inputs pass features= a FeatureMap of that shape")
     cax = guess_channel_axis(shape)
     hw = shape if len(shape) == 2 else tuple(s for i, s in enumerate(shape) if i != cax % 3)
     if features is None:
@@ -272,11 +225,12 @@ class Explainer:
         start = time.perf_counter()
         options = dict(self.options)
         preset: Preset | None = options.pop("_preset", None)
+        options = check_options(options)  # types and ranges, before anything runs
         if background is not None:
             options["background"] = background
         adapter = as_model(model, batch_size=options.get("batch_size"), output_kind=output_kind)
         evaluations_before = adapter.evaluations  # a reused adapter keeps counting
-        X, names, bg = _prepare_inputs(adapter, X, options.get("background"))
+        X, names, bg = prepare_inputs(adapter, X, options.get("background"))
         if bg is not None:
             options["background"] = bg
         kind = _kind(tuple(X.shape[1:]), _is_tokens(adapter, X, features))
@@ -302,6 +256,7 @@ class Explainer:
                              f"pass y= with one label per explained row ({X.shape[0]} rows)")
         if y is not None:
             y = _map_labels(adapter, behaviour, y)
+            check_labels(y, X.shape[0], behaviour.name)
         game_opts = {k: merged[k] for k in GAME_OPTIONS if k in merged}
         used.update(game_opts)
         aggregate = game_opts.pop("aggregate", None) or (preset.aggregate if preset else None)

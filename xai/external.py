@@ -40,7 +40,9 @@ class ExternalExplainer:
         for key in options:
             if key not in known:
                 raise unknown_name(f"option of {self.name}", key, known)
-        self.options = {**self.defaults, **options}
+        from .inputs import check_options
+
+        self.options = {**self.defaults, **check_options(options)}
 
     # -- to implement -------------------------------------------------------------------
     def attribute(self, ctx: ExplainContext) -> dict[str, Any]:
@@ -53,13 +55,14 @@ class ExternalExplainer:
     def explain(self, model: Any, X: Any, y: Any = None, *, background: Any = None,
                 features: Any = None, output_kind: str | None = None) -> Explanation:
         """Explain rows ``X`` of ``model`` (see the class docstring)."""
-        from .explainer import _feature_map, _is_tokens, _kind, _prepare_inputs
+        from .explainer import _feature_map, _is_tokens, _kind
+        from .inputs import prepare_inputs
 
         start = time.perf_counter()
         adapter = as_model(model, batch_size=self.options.get("batch_size"),
                            output_kind=output_kind)
         evaluations_before = adapter.evaluations  # a reused adapter keeps counting
-        X, names, background = _prepare_inputs(adapter, X, background)
+        X, names, background = prepare_inputs(adapter, X, background)
         kind = _kind(tuple(X.shape[1:]), _is_tokens(adapter, X, features))
         Xn = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
         if kind == "tabular":

@@ -121,7 +121,50 @@ class SamplingSummary(Summary):
 
     # -- driver
     def check(self, game) -> None:
-        self.resolve_budget(game)
+        from ..inputs import check_option
+
+        self.budget = check_option("budget", self.budget)
+        self.tol = check_option("tol", self.tol)
+        budget = self.resolve_budget(game)
+        if self.one_round and not self.stops_early:  # the whole budget is one round
+            self.check_memory(game, budget)
+
+    def exact_rows(self, game) -> int | None:
+        """Model rows of every coalition of a deterministic game (``2^d`` of them): the most a
+        budget can buy, as repeats are free; None for row-sampled (stochastic) games or
+        ``d > 62``."""
+        d = game.d
+        if getattr(game, "sample_rows", None) is not None or d > 62:
+            return None
+        return self.fixed_cost(game) + (2**d - self.fixed_coalitions) * game.rows_per_coalition
+
+    def unit_cap(self, game, budget: int, charged: int) -> int:
+        """Most units one call may draw, ``charged`` rows spent: the budget's worth when every
+        coalition is new, and up to 8 times that while repeats (free) leave room, counted
+        within the coalitions that exist."""
+        worst = self.unit_cost(game.d) * game.rows_per_coalition
+        exact = self.exact_rows(game)
+        buys = budget if exact is None else min(budget, exact)
+        return 8 * max(1, (buys - charged) // worst)
+
+    def check_memory(self, game, budget: int) -> None:
+        """``BudgetError`` when the coalitions the budget affords in one round (one float64
+        design row of ``d`` each) would not fit under ``memory_cap``; says which budget
+        fits."""
+        d, K = game.d, game.rows_per_coalition
+        worst = self.unit_cost(d) * K
+        exact = self.exact_rows(game)
+        buys = budget if exact is None else min(budget, exact)
+        coalitions = (buys - self.fixed_cost(game)) // K
+        need = 8 * d * coalitions
+        if need > game.memory_cap:
+            fits = self.fixed_cost(game) + max(0, game.memory_cap // (8 * d)) // \
+                self.unit_cost(d) * worst
+            raise BudgetError(
+                f"budget {budget} rows asks {self.name} for up to {coalitions} coalitions of "
+                f"d={d} features ({need / 2**20:.0f} MiB of designs), more than memory_cap "
+                f"({game.memory_cap / 2**20:.0f} MiB) allows: a budget of at most {fits} rows "
+                "fits. Lower budget, raise memory_cap, or group features.")
 
     def resolve_budget(self, game) -> int:
         d, K = game.d, game.rows_per_coalition
@@ -174,7 +217,9 @@ class SamplingSummary(Summary):
         # nominal accounting (SPEC-removal §1.4): only coalitions not seen before are charged
         seen: set[bytes] = state.get("seen", set())
         charged = self.fixed_cost(game) + state.get("charged", 0)
-        hard_cap = 8 * max(1, (budget - charged) // worst)  # repeats are free: bound the rounds
+        hard_cap = self.unit_cap(game, budget, charged)  # repeats are free: bound the rounds
+        # doubling rounds grow no larger than memory_cap's worth of designs
+        round_cap = max(1, game.memory_cap // (8 * game.d * self.unit_cost(game.d)))
         if state.get("exact"):
             hard_cap = 0
         n = len(rows)
@@ -194,7 +239,8 @@ class SamplingSummary(Summary):
             parts, size, new, n_masks = [], 0, 0, 0
             while True:
                 left = (budget - charged) // worst
-                grow = left if whole else (self.min_units if done == 0 else done)
+                grow = left if whole else min(self.min_units if done == 0 else done,
+                                              round_cap)
                 part = min(grow, left, hard_cap - done - size)
                 if part <= 0:
                     break

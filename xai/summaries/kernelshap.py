@@ -130,7 +130,7 @@ class KernelSHAP(SamplingSummary):
         d, K = game.d, game.rows_per_coalition
         if self.enumerate_strata and self.budget is not None and d <= 20 and \
                 self.budget >= (2**d - 1) * K + 1:
-            return int(self.budget)  # covers every coalition: exact, whatever the minimum
+            return (2**d - 1) * K + 1  # covers every coalition: exact, whatever the minimum
         return super().resolve_budget(game)
 
     def draw(self, state, n_units, d, rng):

@@ -20,17 +20,45 @@ SELECTIONS = ("none", "auto", "forward_selection", "highest_weights", "lasso_pat
 SANDWICH_BLOCK_BYTES = 32 * 2**20
 
 
-def lime_weights(Z: np.ndarray, distance: str, width: float) -> np.ndarray:
-    """Kernel weights ``exp(-D(z)^2 / (2 w^2))`` of binary samples ``Z`` (m, d)."""
+def lime_distance(Z: np.ndarray, distance: str) -> np.ndarray:
+    """Distance ``D(z)`` of binary samples ``Z`` (m, d) to the all-kept vector."""
     d = Z.shape[1]
     kept = Z.sum(1)
     if distance == "cosine":
-        dist = 1 - np.sqrt(kept / d)
-    elif distance == "euclidean":
-        dist = np.sqrt(d - kept)
-    else:
-        raise unknown_name("LIME distance", distance, ("cosine", "euclidean"))
-    return np.exp(-(dist ** 2) / (2 * width ** 2))
+        return 1 - np.sqrt(kept / d)
+    if distance == "euclidean":
+        return np.sqrt(d - kept)
+    raise unknown_name("LIME distance", distance, ("cosine", "euclidean"))
+
+
+def lime_weights(Z: np.ndarray, distance: str, width: float) -> np.ndarray:
+    """Kernel weights ``exp(-D(z)^2 / (2 w^2))`` of binary samples ``Z`` (m, d)."""
+    return np.exp(-(lime_distance(Z, distance) ** 2) / (2 * width ** 2))
+
+
+#: smallest kernel weight of a coalition that keeps half the features (relative to the
+#: all-kept sample's weight 1) for which a fit is more than the ridge penalty's zeros
+MIN_HALF_WEIGHT = 1e-12
+
+
+def check_kernel_width(width: float, distance: str, d: int) -> None:
+    """``OptionError`` for a kernel so narrow that every sampled coalition gets a negligible
+    weight: the ridge fit would return zeros whatever the model does."""
+    from ..errors import OptionError
+    from ..inputs import check_option
+
+    width = check_option("kernel_width", width)
+    half = np.zeros((1, d), dtype=bool)
+    half[0, : (d + 1) // 2] = True  # keeps half the features (rounded up)
+    weight = lime_weights(half, distance, width)[0]
+    if d > 1 and weight < MIN_HALF_WEIGHT:
+        # exp(-D^2 / (2 w^2)) >= MIN_HALF_WEIGHT  <=>  w >= D / sqrt(2 ln(1 / MIN_HALF_WEIGHT))
+        smallest = lime_distance(half, distance)[0] / np.sqrt(2 * np.log(1 / MIN_HALF_WEIGHT))
+        raise OptionError(
+            f"kernel_width={width:g} is too small for d={d} features with the {distance} "
+            f"distance: a coalition keeping half of them weighs {weight:.1e} against the "
+            f"explicand's 1, so the fit would return zeros. Use kernel_width >= "
+            f"{smallest:.3g} (or the default, None)")
 
 
 def ridge_inverse(X: np.ndarray, w: np.ndarray, alpha: float) -> np.ndarray:
@@ -147,6 +175,7 @@ class LIME(SamplingSummary):
         image = game.kind == "image"
         distance = self.distance or ("cosine" if image else "euclidean")
         width = self.kernel_width or (0.25 if image else 0.75 * np.sqrt(game.d))
+        check_kernel_width(width, distance, game.d)
         vf = as_numpy(game.v_full)[rows]
         return {"Z": [np.ones((1, game.d), dtype=bool)], "Y": {int(r): [vf[i:i + 1]]
                                                             for i, r in enumerate(rows)},
