@@ -9,7 +9,9 @@
   (:func:`xai.bench.run`); ``xai bench summarise DIR`` writes its tables and figures.
 
 Exit status: 0 on success, 2 on a usage error or an :class:`xai.XaiError` (printed as
-``error: ...`` on stderr).
+``error: ...`` on stderr), 1 when ``xai bench`` stopped because its environment failed (a
+folder it cannot write, a full disk, a missing package): its finished cells are kept, and the
+same command run again after fixing the cause runs the rest.
 """
 
 from __future__ import annotations
@@ -104,11 +106,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return 2
     if args.suite == "performance":
         return _performance(args)
-    bench.run(suite=args.suite, methods=args.methods, metrics=args.metrics,
-              datasets=args.datasets, models=args.models, seeds=args.seeds,
-              n_explain=args.n_explain, budget=args.budget, out=args.out,
-              rerun_errors=args.rerun_errors, force=args.force, timeout=args.timeout,
-              progress=not args.quiet, verbose=args.verbose)
+    from xai.errors import BenchEnvironmentError
+
+    try:
+        bench.run(suite=args.suite, methods=args.methods, metrics=args.metrics,
+                  datasets=args.datasets, models=args.models, seeds=args.seeds,
+                  n_explain=args.n_explain, budget=args.budget, out=args.out,
+                  rerun_errors=args.rerun_errors, force=args.force, timeout=args.timeout,
+                  progress=not args.quiet, verbose=args.verbose)
+    except BenchEnvironmentError as exc:  # not a usage error: rerun once the cause is fixed
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
