@@ -234,6 +234,8 @@ def test_missing_dependency_leaves_only_its_cells_for_the_next_run(
     # the other metric's cells still ran; the failing ones have no row at all
     assert {f["metric"] for f in info.value.failures} == {"env-top"}
     assert len(info.value.failures) == 2
+    wrapped = info.value.failures[0]["cause"]  # the ImportError behind a wrapping error
+    assert wrapped is None if failure is _missing_module else "ModuleNotFoundError" in wrapped
     assert {(r["metric"], r["status"]) for r in _rows(tmp_path)} == {("env-sum", "ok")}
     FAULT["dependency"] = None  # the package is installed now
     _run(tmp_path)

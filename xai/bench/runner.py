@@ -199,8 +199,13 @@ def _is_environment(exc: BaseException) -> bool:
 
 
 def _environment_info(exc: BaseException, stage: str) -> dict:
-    fatal = any(isinstance(e, OSError) for e in _causes(exc))
-    return {**_error_info(exc, stage), "fatal": fatal}
+    """:func:`_error_info` plus ``fatal`` (an ``OSError`` is in the chain: stop the run) and
+    ``cause`` (the ``OSError`` / ``ImportError`` that ``exc`` was raised from, if another)."""
+    chain = _causes(exc)
+    root = next(e for e in chain if isinstance(e, OSError | ImportError))
+    cause = None if root is exc else f"{type(root).__name__}: {root}"[:2000]
+    return {**_error_info(exc, stage), "cause": cause,
+            "fatal": any(isinstance(e, OSError) for e in chain)}
 
 
 # ---------------------------------------------------------------- the grid
@@ -900,14 +905,18 @@ def _environment_error(out: Path, failures: list[dict], not_started: int,
     where = (f"{first['dataset']} seed={first['seed']} {first['model']} {first['method']} "
              f"{first['metric']}")
     others = len(failures) - 1
+    cause = f" (raised from {first['cause']})" if first.get("cause") else ""
     message = (f"the benchmark in {out} could not finish because its environment failed, not "
                f"its cells: {first['type']} in the {first['stage']} stage of {where}: "
-               f"{first['message']}")
+               f"{first['message']}{cause}")
     if others:
         message += f" (and {others} more cell{'s' if others > 1 else ''})"
     if not_started:
         message += f"; the run stopped there, {not_started} more cells were not started"
-    message += (f". These cells were not recorded ({finished} cells finished and were). Fix the "
-                "cause (write permission or free space in the output folder, a missing "
-                "package) and run the same command again: only the missing cells run.")
+    message += ". No error rows were written for these cells"
+    if finished:
+        message += f"; the {finished} cells that finished are recorded"
+    message += (". Fix the cause (write permission or free space in the output folder, a "
+                "missing package) and run the same command again: it runs only the cells "
+                "without a row.")
     return BenchEnvironmentError(message, failures, out)
