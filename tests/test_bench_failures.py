@@ -308,7 +308,9 @@ def test_damaged_data_sidecar_is_written_again(tmp_path):
 def test_publish_records_a_checksum_that_catches_changes(tmp_path):
     path = tmp_path / "cache.json"
     store.write_published(path, lambda tmp: tmp.write_text('{"a": 1}'))
-    assert is_intact(path) and not list(tmp_path.glob("*.tmp*"))
+    assert is_intact(path) and sorted(p.name for p in tmp_path.iterdir()) == \
+        [store.PARTIAL, "cache.json", "cache.json.sha256"]
+    assert not list((tmp_path / store.PARTIAL).iterdir())  # nothing left half-written
     assert store.checksum_path(path).read_text().split() == [store.sha256_of(path), path.name]
     path.write_text('{"a": 2}')
     assert not is_intact(path)

@@ -7,8 +7,9 @@ as the cell finishes. A run killed while writing leaves at most one torn last li
 computed again (``--rerun-errors``, ``--force``) appends a new row, and readers keep the last
 row per ``key``.
 
-Cache files (explanations, their sidecars, the data sidecars) are written to a temporary name,
-fsynced and renamed into place (:func:`publish`); their SHA-256 is then recorded beside them in
+Cache files (explanations, their sidecars, the data sidecars) are written under the folder's
+``.partial/``, fsynced and renamed into place (:func:`publish`), so a killed run never leaves a
+half-written file where readers look; their SHA-256 is then recorded beside them in
 ``NAME.sha256`` (the ``sha256sum`` format, so ``sha256sum -c`` checks them too). A reader trusts
 a cache file only when :func:`is_intact` says its bytes match that record; a damaged file, or
 one whose record is missing (a run killed between the two renames), is computed again.
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 RESULTS = "results.jsonl"
 LOCK = ".bench.lock"
+PARTIAL = ".partial"  # per cache folder: files being written, renamed into place when complete
 
 
 def canonical(obj: Any) -> str:
@@ -181,16 +183,24 @@ def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     digest = sha256_of(tmp)
     _replace_durably(tmp, path)
     record = checksum_path(path)
-    record_tmp = record.with_name(record.name + ".tmp")
+    record_tmp = _partial(record)
     record_tmp.write_text(f"{digest}  {path.name}\n")
     _replace_durably(record_tmp, record)
 
 
+def _partial(path: Path) -> Path:
+    """Where ``path`` is written before it is complete: same name, in the folder's
+    ``.partial/`` (same file system, so the rename is atomic; a glob of the folder misses it)."""
+    folder = path.parent / PARTIAL
+    folder.mkdir(exist_ok=True)
+    return folder / path.name
+
+
 def write_published(path: str | os.PathLike, write: Callable[[Path], Any]) -> None:
-    """Write ``path`` through ``write(tmp)`` (a temporary name in the same folder, with the
-    same suffix), then :func:`publish` it."""
+    """Write ``path`` through ``write(tmp)`` (``tmp`` has the same name, in ``.partial/``),
+    then :func:`publish` it."""
     path = Path(path)
-    tmp = path.with_name(f"{path.stem}.tmp{path.suffix}")
+    tmp = _partial(path)
     write(tmp)
     publish(tmp, path)
 
