@@ -4,7 +4,8 @@
   models, explain them with many methods, benchmark Shapley estimators; results in ``DIR``.
 - ``xai methods``: the named methods with their removal x behaviour x summary.
 - ``xai plugins``: every registered component by kind, with the package and version it came
-  from, and the plugins that failed to load (and why).
+  from, the plugins that failed to load or were refused a core name (and why), and name
+  conflicts between plugins.
 - ``xai bench --suite NAME [--methods ...] [--out DIR] ...``: run or resume a benchmark suite
   (:func:`xai.bench.run`); ``xai bench summarise DIR`` writes its tables and figures.
 
@@ -70,12 +71,19 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
             src = registry.source(kind, name)
             origin = f"xai {xai.__version__} (core)" if src is registry.CORE else str(src)
             print(f"  {name:<36} {origin}")
-    conflicts = registry.conflicts()
-    if conflicts:
-        print("\nconflicts (use the namespaced names):")
-        for (kind, name), sources in sorted(conflicts.items()):
-            print(f"  {kind} {name!r}: " + "; ".join(str(s) for s in sources))
+    print(f"\ncore components also answer to '{registry.CORE_PREFIX}<name>'")
+    _print_sources("conflicts (use the namespaced names)", registry.conflicts())
+    _print_sources("refused: core names that plugins tried to take (the core keeps them)",
+                   registry.refused())
     return 0
+
+
+def _print_sources(title: str, table: dict) -> None:
+    """A titled list of names, each with the sources that registered it (nothing if empty)."""
+    if table:
+        print(f"\n{title}:")
+        for (kind, name), sources in sorted(table.items()):
+            print(f"  {kind} {name!r}: " + "; ".join(str(s) for s in sources))
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

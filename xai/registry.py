@@ -1,25 +1,40 @@
-"""Name-keyed registries of components: removals, behaviours, summaries, explainers, metrics
-and data sets.
+"""Name-keyed registries of components: removals, behaviours, summaries, explainers, metrics,
+data sets and benchmark suites.
 
 Each kind is a plain dict filled by :func:`register` (in-process, also as a decorator) or by
 plugins found through pluggy and the entry-point group ``xai`` (:mod:`xai.plugins`). Names are
 case-insensitive and ``_`` and ``-`` are equivalent.
 
-Name conflicts: every plugin component is registered under its own name *and* under its
-namespaced name ``<plugin>.<name>``. When two sources register the same plain name, neither
-import fails; looking the plain name up raises an error naming both sources and their
-namespaced names, which always work.
+Who owns a name:
+
+- Core components (xai's own, and whatever in-process code registers with :func:`register`)
+  own their names. A plugin cannot shadow them: its component under that plain name is refused
+  (:func:`refused`, shown FAILED by ``xai plugins``) and stays reachable only under its
+  namespaced name. A core registration that meets a plugin's name takes it over, whichever
+  came first, so the outcome does not depend on when plugins happen to load. Every core
+  component also answers to ``xai.<name>``; names starting with ``xai.`` are reserved.
+- Every plugin component is registered under its name *and* under its namespaced name
+  ``<plugin>.<name>``. When two plugins register the same plain name, neither import fails;
+  looking the plain name up raises an error naming both sources and their namespaced names,
+  which always work.
+
+Registration is validated (the object's type for the kind, non-empty string names) and
+atomic: when the name or any alias cannot be registered, none is. The tables are guarded by
+one lock, held only briefly and never while importing, so registrations and lookups from
+several threads are safe.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import XaiError, unknown_name
+from .errors import RegistrationError, XaiError, unknown_name
 
 KINDS = ("removal", "behaviour", "summary", "explainer", "metric", "dataset", "suite")
+CORE_PREFIX = "xai."  # every core component also answers to "xai.<name>"
 
 
 @dataclass(frozen=True)
@@ -38,7 +53,9 @@ CORE = Source("xai", "xai", "")
 
 _REGISTRY: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
 _SOURCES: dict[tuple[str, str], Source] = {}
-_CONFLICTS: dict[tuple[str, str], list[Source]] = {}
+_CONFLICTS: dict[tuple[str, str], list[Source]] = {}  # plain names two plugins registered
+_REFUSED: dict[tuple[str, str], list[Source]] = {}  # core names plugins tried to take
+_LOCK = threading.RLock()  # guards the four tables above
 
 
 def normalize(name: str) -> str:
@@ -46,10 +63,95 @@ def normalize(name: str) -> str:
     return str(name).strip().lower().replace("_", "-")
 
 
+def is_core(source: Source) -> bool:
+    """Whether ``source`` is xai itself (in-process registration)."""
+    return source == CORE
+
+
 def _check_kind(kind: str) -> None:
     if kind not in _REGISTRY:
         raise unknown_name("component kind", kind, KINDS)
 
+
+# -- validation ------------------------------------------------------------------------------
+
+def _base_of(kind: str) -> type | None:
+    """The class every component of ``kind`` subclasses (None for explainers and suites).
+    Imported here, not at module level: those modules register their own components."""
+    if kind == "removal":
+        from .removals import Removal as base
+    elif kind == "behaviour":
+        from .behaviours import Behaviour as base
+    elif kind == "summary":
+        from .summaries.base import Summary as base
+    elif kind == "metric":
+        from .metrics.base import Metric as base
+    elif kind == "dataset":
+        from .datasets.base import Dataset as base
+    else:
+        return None
+    return base
+
+
+def name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot name a component (None when it can)."""
+    if not isinstance(name, str) or not name.strip():
+        return f"component names must be non-empty strings, got {name!r}"
+    if normalize(name).startswith(CORE_PREFIX):
+        return (f"names starting with {CORE_PREFIX!r} are reserved (every core component "
+                f"answers to '{CORE_PREFIX}<name>'), got {name!r}; drop the prefix")
+    return None
+
+
+def check_component(kind: str, name: Any, obj: Any) -> str | None:
+    """Why ``obj`` cannot be component ``name`` of ``kind`` (None when it can)."""
+    problem = name_problem(name)
+    if problem:
+        return problem
+    base = _base_of(kind)
+    if base is not None:
+        if not (isinstance(obj, type) and issubclass(obj, base)):
+            return (f"{kind} {name!r} must be a subclass of {base.__module__}."
+                    f"{base.__name__}, got {obj!r}")
+    elif kind == "explainer":
+        from .presets import Preset
+
+        if not (isinstance(obj, Preset) or (callable(obj) and hasattr(obj, "explain"))):
+            return (f"explainer {name!r} must be a Preset or a class with an explain() method "
+                    f"(e.g. a subclass of xai.ExternalExplainer), got {obj!r}")
+    elif kind == "suite":
+        from .bench.suites import Suite
+
+        if not isinstance(obj, Suite):
+            return f"suite {name!r} must be an xai.bench.Suite, got {obj!r}"
+    return None
+
+
+def _checked_keys(name: Any, aliases: Any) -> list[str]:
+    """The normalised, de-duplicated keys of ``name`` and ``aliases``; RegistrationError when
+    one is not a usable name."""
+    if isinstance(aliases, str) or not isinstance(aliases, Iterable):
+        raise RegistrationError(f"aliases must be a tuple of names, got {aliases!r}; write "
+                                f"aliases=({aliases!r},) for one alias")
+    keys: list[str] = []
+    for each in (name, *aliases):
+        problem = name_problem(each)
+        if problem:
+            raise RegistrationError(f"cannot register {name!r}: {problem}.")
+        if normalize(each) not in keys:
+            keys.append(normalize(each))
+    return keys
+
+
+def _as_source(source: Source | str | None) -> Source:
+    if source is None:
+        return CORE
+    if isinstance(source, str):
+        source = Source(source, source, "")
+    return CORE if is_core(source) else source
+
+
+# -- registration ----------------------------------------------------------------------------
 
 def register(kind: str, name: str, obj: Any = None, *, source: Source | str | None = None,
              aliases: tuple[str, ...] = (), strict: bool = True) -> Callable[[Any], Any] | Any:
@@ -58,77 +160,179 @@ def register(kind: str, name: str, obj: Any = None, *, source: Source | str | No
         @xai.register("summary", "my-summary")
         class MySummary(xai.summaries.Summary): ...
 
-    A different object under a taken name raises an error naming both sources
-    (``strict=True``, in-process registration) or records a conflict that is reported when
-    the name is looked up (``strict=False``, used for plugins).
+    ``obj`` must fit the kind (a subclass of its base class, a Preset or explainer class, a
+    Suite), names and aliases must be non-empty strings; otherwise a ``RegistrationError``
+    says why and nothing is registered. A different object under a name another source holds
+    raises a ``RegistrationError`` naming both (``strict=True``), or is recorded and reported
+    at lookup (``strict=False``, used for plugins). In-process registration (``source=None``)
+    is core: it owns its names (see the module docstring).
     """
     _check_kind(kind)
-    if source is None:
-        source = CORE
-    elif isinstance(source, str):
-        source = Source(source, source, "")
+    source = _as_source(source)
+    keys = _checked_keys(name, aliases)  # fails at the decorator line, before the class
 
     def add(target: Any) -> Any:
-        for key in (name, *aliases):
-            key = normalize(key)
-            old = _REGISTRY[kind].get(key)
-            if old is not None and old is not target:
-                first = _SOURCES[(kind, key)]
-                if strict:
-                    raise XaiError(
-                        f"{kind} {key!r} is registered twice: by {first} and by {source}. "
-                        "Rename one of them (e.g. prefix it with its package name).")
-                _CONFLICTS.setdefault((kind, key), [first]).append(source)
-                continue
-            _REGISTRY[kind][key] = target
-            _SOURCES[(kind, key)] = source
+        problem = check_component(kind, name, target)
+        if problem:
+            raise RegistrationError(f"cannot register {kind} {name!r}: {problem}. Register a "
+                                    f"component of the right type for {kind!r}.")
+        with _LOCK:
+            # decide every key before changing any, so a refused alias leaves nothing behind
+            actions = [_decide(kind, key, target, source, strict) for key in keys]
+            for key, action in zip(keys, actions):
+                _apply(kind, key, target, source, action)
         return target
 
     return add if obj is None else add(obj)
 
 
+def _decide(kind: str, key: str, target: Any, source: Source, strict: bool) -> str:
+    """What registering ``target`` under ``key`` does: ``add``, ``same``, ``take`` (core takes
+    a plugin's name), ``refuse`` (a plugin meets a core name) or ``conflict`` (two plugins);
+    raises RegistrationError where a strict registration cannot proceed."""
+    if key not in _REGISTRY[kind]:
+        return "add"
+    holder = _SOURCES[(kind, key)]
+    if _REGISTRY[kind][key] is target:
+        return "take" if is_core(source) and not is_core(holder) else "same"
+    if is_core(source):
+        if is_core(holder):
+            raise RegistrationError(
+                f"{kind} {key!r} is registered twice: by {holder} and by {source}. Rename "
+                "one of them (e.g. prefix it with its package name), or unregister the first.")
+        return "take"
+    if is_core(holder):
+        if strict:
+            raise RegistrationError(
+                f"{kind} {key!r} is a core name and cannot be replaced by {source}. Register "
+                f"the component under another name (e.g. '{source.plugin}.{key}').")
+        return "refuse"
+    if strict:
+        raise RegistrationError(
+            f"{kind} {key!r} is registered twice: by {holder} and by {source}. Rename one of "
+            "them (e.g. prefix it with its package name).")
+    return "conflict"
+
+
+def _apply(kind: str, key: str, target: Any, source: Source, action: str) -> None:
+    """Carry out one decision of :func:`_decide` (the lock is held)."""
+    where = (kind, key)
+    if action == "refuse":
+        _note(_REFUSED, where, source)
+    elif action == "conflict":
+        _CONFLICTS.setdefault(where, [_SOURCES[where]])
+        _note(_CONFLICTS, where, source)
+    elif action in ("add", "take"):
+        if action == "take":  # every plugin that held or shared the name loses it
+            for loser in _CONFLICTS.pop(where, [_SOURCES[where]]):
+                _note(_REFUSED, where, loser)
+        _REGISTRY[kind][key] = target
+        _SOURCES[where] = source
+
+
+def _note(table: dict[tuple[str, str], list[Source]], where: tuple[str, str],
+          source: Source) -> None:
+    sources = table.setdefault(where, [])
+    if source not in sources:
+        sources.append(source)
+
+
 def unregister(kind: str, name: str) -> None:
     """Remove component ``name`` of ``kind`` (for tests and interactive sessions)."""
-    key = normalize(name)
-    _REGISTRY[kind].pop(key, None)
-    _SOURCES.pop((kind, key), None)
-    _CONFLICTS.pop((kind, key), None)
+    _check_kind(kind)
+    where = (kind, normalize(name))
+    with _LOCK:
+        _REGISTRY[kind].pop(where[1], None)
+        _SOURCES.pop(where, None)
+        _CONFLICTS.pop(where, None)
+        _REFUSED.pop(where, None)
 
+
+def unregister_source(source: Source) -> None:
+    """Remove every component ``source`` (a plugin's, never the core) registered, and its
+    conflicts and refusals."""
+    if is_core(source):
+        raise RegistrationError("unregister_source() removes a plugin's components; core "
+                                "components are removed one by one with unregister()")
+    with _LOCK:
+        for where, holder in list(_SOURCES.items()):
+            if holder == source:
+                unregister(*where)
+        for table in (_CONFLICTS, _REFUSED):
+            for where, sources in list(table.items()):
+                kept = [s for s in sources if s != source]
+                if len(kept) > (1 if table is _CONFLICTS else 0):
+                    table[where] = kept
+                else:
+                    del table[where]
+
+
+# -- lookup ----------------------------------------------------------------------------------
 
 def get(kind: str, name: str) -> Any:
-    """Look up a registered component, raising ``UnknownNameError`` with the known names."""
+    """Look up a registered component (loading plugins first), raising ``UnknownNameError``
+    with the known names, or an error naming the sources of an ambiguous plain name."""
     from .plugins import load_plugins
 
     _check_kind(kind)
     load_plugins()
-    table = _REGISTRY[kind]
     key = normalize(name)
-    if (kind, key) in _CONFLICTS:
-        sources = _CONFLICTS[(kind, key)]
-        alts = [f"{s.plugin}.{key}" for s in sources if s is not CORE]
-        raise XaiError(
-            f"{kind} {key!r} is provided by several sources: "
-            f"{'; '.join(str(s) for s in sources)}. Use a namespaced name "
-            f"({', '.join(repr(a) for a in alts)}) or uninstall one of the plugins.")
-    if key not in table:
-        raise unknown_name(kind, name, table)
-    return table[key]
+    with _LOCK:
+        if key.startswith(CORE_PREFIX):
+            return _REGISTRY[kind][_core_key(kind, name)]
+        if (kind, key) in _CONFLICTS:
+            sources = _CONFLICTS[(kind, key)]
+            alts = [f"{s.plugin}.{key}" for s in sources]
+            raise XaiError(
+                f"{kind} {key!r} is provided by several sources: "
+                f"{'; '.join(str(s) for s in sources)}. Use a namespaced name "
+                f"({', '.join(repr(a) for a in alts)}) or uninstall one of the plugins.")
+        if key not in _REGISTRY[kind]:
+            raise unknown_name(kind, name, _REGISTRY[kind])
+        return _REGISTRY[kind][key]
+
+
+def _core_key(kind: str, name: str) -> str:
+    """The plain key of core name ``xai.<name>`` (lock held); UnknownNameError if none."""
+    key = normalize(name)[len(CORE_PREFIX):]
+    if key in _REGISTRY[kind] and is_core(_SOURCES[(kind, key)]):
+        return key
+    core = [CORE_PREFIX + k for k in _REGISTRY[kind] if is_core(_SOURCES[(kind, k)])]
+    raise unknown_name(f"core {kind}", name, core)
 
 
 def names(kind: str) -> list[str]:
-    """Sorted registered names of ``kind``."""
+    """Sorted registered names of ``kind`` (plain names; core ones also answer to
+    ``xai.<name>``)."""
     from .plugins import load_plugins
 
     _check_kind(kind)
     load_plugins()
-    return sorted(_REGISTRY[kind])
+    with _LOCK:
+        return sorted(_REGISTRY[kind])
 
 
 def source(kind: str, name: str) -> Source:
-    """Where component ``name`` of ``kind`` came from."""
-    return _SOURCES[(kind, normalize(name))]
+    """Where component ``name`` of ``kind`` came from (the first source of an ambiguous
+    name)."""
+    _check_kind(kind)
+    key = normalize(name)
+    with _LOCK:
+        if key.startswith(CORE_PREFIX):
+            key = _core_key(kind, name)
+        if (kind, key) not in _SOURCES:
+            raise unknown_name(kind, name, _REGISTRY[kind])
+        return _SOURCES[(kind, key)]
 
 
 def conflicts() -> dict[tuple[str, str], list[Source]]:
-    """Names registered by more than one source, with those sources."""
-    return dict(_CONFLICTS)
+    """Plain names registered by more than one plugin, with those plugins."""
+    with _LOCK:
+        return {where: list(sources) for where, sources in _CONFLICTS.items()}
+
+
+def refused() -> dict[tuple[str, str], list[Source]]:
+    """Core names that plugins tried to register, with those plugins (their components stay
+    reachable under ``<plugin>.<name>``)."""
+    with _LOCK:
+        return {where: list(sources) for where, sources in _REFUSED.items()}

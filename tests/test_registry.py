@@ -1,0 +1,246 @@
+"""The component registry: validated, atomic registration; core names that plugins cannot
+shadow and that also answer to ``xai.<name>``; namespaces; lookups from several threads."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+import xai
+from xai import plugins, registry
+from xai.removals import Marginal
+from xai.summaries import Summary
+from xai.summaries.kernelshap import KernelSHAP
+
+
+class UserSummary(Summary):
+    """A summary class for registration tests (never called)."""
+
+
+class ShadowMarginal(Marginal):
+    """A plugin's removal under a core name."""
+
+
+@pytest.fixture
+def fresh_plugins():
+    """Plugins registered by a test are forgotten afterwards (the real ones load again)."""
+    yield
+    plugins.unload_plugins()
+
+
+def _plugin(**hooks):
+    """An in-process plugin object whose hooks return the given dicts."""
+    class Plugin:
+        pass
+
+    for hook, components in hooks.items():
+        setattr(Plugin, hook, staticmethod(xai.hookimpl(lambda c=components: c)))
+    return Plugin()
+
+
+# -- validation and atomicity ---------------------------------------------------------------
+
+@pytest.mark.parametrize("kind, obj, message", [
+    ("removal", 42, "must be a subclass of xai.removals.Removal"),
+    ("removal", UserSummary, "must be a subclass of xai.removals.Removal"),
+    ("summary", UserSummary(), "must be a subclass of xai.summaries.base.Summary"),
+    ("metric", UserSummary, "must be a subclass of xai.metrics.base.Metric"),
+    ("explainer", "shap", "must be a Preset or a class with an explain"),
+    ("suite", object(), "must be an xai.bench.Suite"),
+])
+def test_register_refuses_objects_of_the_wrong_type(kind, obj, message):
+    with pytest.raises(xai.RegistrationError, match=message):
+        xai.register(kind, "wrong-type", obj)
+    assert "wrong-type" not in registry.names(kind)
+
+
+@pytest.mark.parametrize("name, aliases, message", [
+    ("", (), "non-empty strings, got ''"),
+    ("   ", (), "non-empty strings"),
+    (None, (), "non-empty strings, got None"),
+    ("fine-name", ("",), "non-empty strings, got ''"),
+    ("fine-name", (3,), "non-empty strings, got 3"),
+    ("fine-name", "one-alias", r"aliases must be a tuple.*aliases=\('one-alias',\)"),
+    ("xai.mine", (), "reserved"),
+    ("fine-name", ("XAI.Mine",), "reserved"),
+])
+def test_register_refuses_bad_names_and_registers_nothing(name, aliases, message):
+    with pytest.raises(xai.RegistrationError, match=message):
+        xai.register("summary", name, UserSummary, aliases=aliases)
+    assert "fine-name" not in registry.names("summary")
+
+
+def test_decorator_refuses_a_bad_name_before_the_class():
+    with pytest.raises(xai.RegistrationError, match="non-empty strings"):
+        xai.register("summary", "")
+
+
+def test_registration_with_a_taken_alias_registers_nothing():
+    with pytest.raises(xai.RegistrationError, match="'kernelshap' is registered twice"):
+        xai.register("summary", "brand-new", UserSummary, aliases=("kernelshap",))
+    assert "brand-new" not in registry.names("summary")
+    assert registry.get("summary", "kernelshap") is KernelSHAP
+
+
+def test_registration_errors_are_value_errors():
+    with pytest.raises(ValueError):
+        xai.register("summary", "", UserSummary)
+
+
+def test_reregistering_the_same_object_is_harmless():
+    xai.register("summary", "kernelshap", KernelSHAP)
+    assert registry.get("summary", "kernelshap") is KernelSHAP
+    assert registry.source("summary", "kernelshap") is registry.CORE
+
+
+# -- core names -----------------------------------------------------------------------------
+
+def test_core_components_answer_to_their_namespaced_name():
+    assert registry.get("removal", "xai.marginal") is Marginal
+    assert registry.get("removal", "XAI.Interventional") is Marginal
+    assert registry.get("explainer", "xai.shap") is registry.get("explainer", "shap")
+    assert registry.source("summary", "xai.kernelshap") is registry.CORE
+    assert not [n for n in registry.names("removal") if n.startswith("xai.")]
+
+
+def test_core_namespace_holds_only_core_components():
+    with pytest.raises(xai.UnknownNameError, match="unknown core removal 'xai.nope'"):
+        registry.get("removal", "xai.nope")
+    with pytest.raises(xai.UnknownNameError, match="core explainer"):
+        registry.get("explainer", "xai.captum.saliency")
+    assert registry.get("explainer", "captum.saliency") is not None
+
+
+def test_a_plugin_cannot_shadow_a_core_name(fresh_plugins):
+    with pytest.warns(UserWarning, match="'marginal' is a core name"):
+        rec = plugins.register_plugin(
+            _plugin(xai_removals={"marginal": ShadowMarginal, "shadow-only": ShadowMarginal}),
+            "shadow")
+    assert registry.get("removal", "marginal") is Marginal
+    assert registry.source("removal", "marginal") is registry.CORE
+    assert registry.get("removal", "shadow.marginal") is ShadowMarginal
+    assert registry.get("removal", "shadow-only") is ShadowMarginal  # the rest still loads
+    assert rec.refused == [("removal", "marginal")]
+    assert "stays available as 'shadow.marginal'" in rec.error
+    assert ("removal", "marginal") not in registry.conflicts()
+    assert registry.refused()[("removal", "marginal")] == [rec.source]
+
+
+def test_strict_registration_from_another_source_cannot_take_a_core_name():
+    with pytest.raises(xai.RegistrationError, match="'marginal' is a core name.*'mine.marginal'"):
+        xai.register("removal", "marginal", ShadowMarginal, source="mine")
+    assert registry.get("removal", "marginal") is Marginal
+
+
+def test_a_core_registration_takes_a_name_a_plugin_registered_first(fresh_plugins):
+    class Early(UserSummary):
+        pass
+
+    class Second(UserSummary):
+        pass
+
+    class Late(UserSummary):
+        pass
+
+    plugins.register_plugin(_plugin(xai_summaries={"contested": Early}), "early")
+    plugins.register_plugin(_plugin(xai_summaries={"contested": Second}), "second")
+    try:
+        assert ("summary", "contested") in registry.conflicts()
+        xai.register("summary", "contested", Late)
+        assert registry.get("summary", "contested") is Late  # no longer ambiguous
+        assert registry.get("summary", "early.contested") is Early
+        with pytest.warns(UserWarning, match="'contested' is a core name"):
+            records = {r.name: r for r in plugins.plugin_records()}
+        for name in ("early", "second"):
+            assert records[name].refused == [("summary", "contested")]
+            assert "'contested' is a core name" in records[name].error
+    finally:
+        registry.unregister("summary", "contested")
+
+
+def test_the_plugin_name_xai_is_reserved(fresh_plugins):
+    with pytest.warns(UserWarning, match="reserved"):
+        rec = plugins.register_plugin(_plugin(xai_summaries={"mine": UserSummary}), "xai")
+    assert "rename the entry point" in rec.error
+    assert "mine" not in registry.names("summary")
+
+
+# -- plugin namespaces ----------------------------------------------------------------------
+
+def test_a_plugin_cannot_register_in_another_plugins_namespace(fresh_plugins):
+    class Own(UserSummary):
+        pass
+
+    class Squatter(UserSummary):
+        pass
+
+    plugins.register_plugin(_plugin(xai_summaries={"twin": Own}), "owner")
+    with pytest.warns(UserWarning, match="may only use its own namespace"):
+        rec = plugins.register_plugin(
+            _plugin(xai_summaries={"owner.twin": Squatter, "squatter.fine": Squatter}),
+            "squatter")
+    assert registry.get("summary", "owner.twin") is Own
+    assert registry.get("summary", "squatter.fine") is Squatter
+    assert rec.components == {"summary": ["squatter.fine"]}
+
+
+def test_unloading_forgets_plugin_components_and_the_next_lookup_reloads():
+    plugins.unload_plugins()
+    assert not plugins._RECORDS
+    assert "captum.saliency" not in registry._REGISTRY["explainer"]
+    assert "captum.saliency" in registry.names("explainer")
+    assert registry.get("removal", "marginal") is Marginal
+
+
+# -- threads --------------------------------------------------------------------------------
+
+def _in_threads(work, n=8):
+    """Run ``work()`` in ``n`` threads released together; (results, exceptions)."""
+    barrier = threading.Barrier(n)
+    results, errors = [], []
+
+    def run():
+        barrier.wait()
+        try:
+            results.append(work())
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results, errors
+
+
+@pytest.mark.parametrize("repeat", range(5))
+def test_concurrent_first_lookups_wait_for_plugins_to_load(repeat):
+    plugins.unload_plugins()
+    results, errors = _in_threads(lambda: registry.get("explainer", "captum.saliency"))
+    assert errors == []
+    assert len(results) == 8 and len({id(r) for r in results}) == 1
+
+
+def test_concurrent_registrations_of_one_name_admit_exactly_one():
+    classes = [type(f"Racer{i}", (UserSummary,), {}) for i in range(8)]
+    pending = list(classes)
+    lock = threading.Lock()
+
+    def register_one():
+        with lock:
+            cls = pending.pop()
+        return xai.register("summary", "raced-name", cls, aliases=(f"raced-{cls.__name__}",))
+
+    try:
+        results, errors = _in_threads(register_one)
+        assert len(results) == 1 and len(errors) == 7
+        assert all(isinstance(e, xai.RegistrationError) for e in errors)
+        assert registry.get("summary", "raced-name") is results[0]
+        # the losers left no alias behind
+        assert [n for n in registry.names("summary") if n.startswith("raced-")] == \
+            sorted(["raced-name", f"raced-{results[0].__name__.lower()}"])
+    finally:
+        for name in ["raced-name", *(f"raced-{cls.__name__}" for cls in classes)]:
+            registry.unregister("summary", name)
