@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -18,6 +19,43 @@ import torch
 from .errors import InputError, ModelError
 
 OUTPUT_KINDS = ("logits", "probability", "raw")
+
+_EVAL_LOCK = threading.Lock()
+_EVAL_HOLDS: dict[torch.nn.Module, list] = {}  # submodule -> [sessions holding it, its flag]
+
+
+@contextlib.contextmanager
+def eval_mode(*modules: Any, grad: bool = False) -> Iterator[None]:
+    """Eval mode for the torch modules among ``modules`` (others are ignored), and no grad
+    unless ``grad``; every submodule's training flag is restored on exit, also after an error.
+
+    Sessions are counted per submodule, so sessions that overlap, in one thread or several,
+    see eval mode until the last one ends, which restores the flags the first one found."""
+    roots = [m for m in modules if isinstance(m, torch.nn.Module)]
+    held = []
+    with _EVAL_LOCK:
+        for root in roots:
+            subs = list(root.modules())
+            if any(s.training for s in subs):
+                flags = [s.training for s in subs]
+                root.eval()
+            else:
+                flags = [False] * len(subs)
+            for sub, flag in zip(subs, flags):
+                entry = _EVAL_HOLDS.setdefault(sub, [0, flag])
+                entry[0] += 1
+                held.append(sub)
+    try:
+        with torch.enable_grad() if grad else torch.no_grad():
+            yield
+    finally:
+        with _EVAL_LOCK:
+            for sub in held:
+                entry = _EVAL_HOLDS[sub]
+                entry[0] -= 1
+                if entry[0] == 0:
+                    del _EVAL_HOLDS[sub]
+                    sub.training = entry[1]
 
 
 class Model:
@@ -188,19 +226,8 @@ class TorchModel(Model):
         self.output_kind = _check_kind(output_kind or "logits")
         self.is_classifier = self.output_kind in ("logits", "probability")
 
-    @contextlib.contextmanager
-    def session(self) -> Iterator[None]:
-        # only the modules in training mode change (and are restored): mixed flags survive,
-        # and a module already in eval mode costs no attribute writes per game call
-        training = [m for m in self.module.modules() if m.training]
-        if training:
-            self.module.eval()
-        try:
-            with torch.no_grad():
-                yield
-        finally:
-            for m in training:
-                m.training = True
+    def session(self) -> contextlib.AbstractContextManager[None]:
+        return eval_mode(self.module)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_floating_point():

@@ -45,7 +45,7 @@ import xai
 from xai.errors import InputError, XaiError, unknown_name
 from xai.external import ExplainContext, ExternalExplainer
 from xai.features import guess_channel_axis
-from xai.models import channels_last_layout
+from xai.models import channels_last_layout, eval_mode
 
 ACTIVATION_FACTOR = 32
 """Assumed bytes of activations and gradients per byte of input, for automatic batch sizes."""
@@ -62,17 +62,9 @@ def _captum():
     return attr
 
 
-@contextlib.contextmanager
-def _eval_mode(module: torch.nn.Module) -> Iterator[None]:
+def _eval_mode(module: torch.nn.Module) -> contextlib.AbstractContextManager[None]:
     """Eval mode and gradients enabled; every submodule's training flag restored on exit."""
-    flags = [(m, m.training) for m in module.modules()]
-    module.eval()
-    try:
-        with torch.enable_grad():
-            yield
-    finally:
-        for m, flag in flags:
-            m.training = flag
+    return eval_mode(module, grad=True)
 
 
 @contextlib.contextmanager

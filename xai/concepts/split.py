@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from ..errors import InputError
+from ..models import eval_mode
 
 __all__ = ["check_split", "eval_session", "layer_names", "split_model"]
 
@@ -125,21 +126,10 @@ def split_model(model: nn.Module, layer: str) -> tuple[nn.Module, nn.Module]:
     return _fx_split(model, layer)
 
 
-@contextlib.contextmanager
-def eval_session(*modules) -> Iterator[None]:
+def eval_session(*modules) -> contextlib.AbstractContextManager[None]:
     """Eval mode and no grad for the torch modules among ``modules``; every module's training
     flag is restored on exit (also after an error)."""
-    flags = []
-    for m in modules:
-        if isinstance(m, nn.Module):
-            flags += [(s, s.training) for s in m.modules()]
-            m.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        for s, flag in flags:
-            s.training = flag
+    return eval_mode(*modules)
 
 
 def check_split(g: Callable, h: Callable, model: Callable, x: torch.Tensor, *,

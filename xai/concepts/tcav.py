@@ -75,8 +75,11 @@ def layer_capture(model, layer: str, *, grad: bool = False) -> Iterator[dict]:
     parameters are frozen). On exit the hook is removed and the ``training`` flag of every
     submodule is restored, also when the block raises.
     """
+    import torch
+
+    from ..models import eval_mode
+
     module = _get_layer(model, layer)
-    flags = [(m, m.training) for m in model.modules()]
     store: dict = {}
 
     def hook(_module, _inputs, output):
@@ -94,12 +97,10 @@ def layer_capture(model, layer: str, *, grad: bool = False) -> Iterator[dict]:
 
     handle = module.register_forward_hook(hook)
     try:
-        model.eval()
-        yield store
+        with eval_mode(model, grad=torch.is_grad_enabled()):
+            yield store
     finally:
         handle.remove()
-        for m, flag in flags:
-            m.training = flag
 
 
 def _model_device_dtype(model):
