@@ -322,7 +322,7 @@ class Explainer:
         expl = self._assemble(results, X, fmap, names, adapter, removal_g, behaviour_g, summary,
                               game, estimator, method, recorded, time.perf_counter() - start,
                               dataset, kind, adapter.evaluations - evaluations_before)
-        expl.removal_object = removal_g  # in memory only: metrics reuse the same removal
+        expl.record_removal(removal_g)  # kept (and saved) so that metrics rebuild it
         return expl
 
     # ------------------------------------------------------------------------------------

@@ -3,28 +3,37 @@
 An :class:`Explanation` holds the attributions of ``n`` explicands over ``d`` features (and ``k``
 outputs for multi-output models), their standard errors, the base values, and a record of how
 they were made: which removal, behaviour and summary, how many model rows were evaluated, how
-long it took, and the options used.
+long it took, and the options used. It also keeps what metrics need to remove features the way
+the explanation did (:meth:`Explanation.record_removal`, :meth:`Explanation.rebuild_removal`).
 
-File format (``xai.explanation/1``)
+File format (``xai.explanation/2``)
 -----------------------------------
 :meth:`Explanation.save` writes one ``.npz`` file with :func:`numpy.savez_compressed`; no pickle
-is used anywhere, and :meth:`Explanation.load` reads it with ``allow_pickle=False``.
+is used anywhere, and :meth:`Explanation.load` reads it with :func:`xai.safe_npz.read_npz`, which
+never unpickles and bounds what it decompresses.
 
 - every array field that is not ``None`` (``values``, ``stderr``, ``base_values``, ``data``,
   ``feature_map``, ``coalitions``, ``units``, ``converged``) is stored under its field name;
 - each entry of ``extras`` is stored under ``extras/<name>``;
-- every other field, plus ``"format": "xai.explanation/1"``, the list of stored array fields
-  and the list of extras names, is one JSON string stored under the key ``__meta__``.
+- each array of the removal record (``removal_arrays``: e.g. ``background``, the background
+  rows the removal really used, or a baseline ``value``) under ``removal/<name>``;
+- every other field, plus ``"format": "xai.explanation/2"`` and the lists of stored array
+  fields, extras names and removal array names (``"arrays"``, ``"extras"``,
+  ``"removal_arrays"``), is one JSON string stored under the key ``__meta__``.
 
-Arrays of dtype ``object`` cannot be stored without pickle; convert them first.
+Arrays hold real numbers only (bool, int, uint, float up to 64 bits). Files of format
+``xai.explanation/1`` (no removal record) are read too; metrics refuse to guess their removal.
+:meth:`Explanation.load` checks every member and field and raises
+:class:`~xai.errors.FileFormatError` naming what is wrong.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import numbers
 import os
-import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,16 +41,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from xai.errors import InputError, XaiError
+from xai.errors import FileFormatError, InputError, ProvenanceError, XaiError
+from xai.safe_npz import MAX_ITEMSIZE, MAX_MEMBER_BYTES, MAX_TOTAL_BYTES, NUMERIC_KINDS, read_npz
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["FORMAT", "Explanation", "ExplanationPlots"]
+__all__ = ["FORMAT", "READABLE_FORMATS", "Explanation", "ExplanationPlots"]
 
-FORMAT = "xai.explanation/1"
+FORMAT = "xai.explanation/2"
 """Identifier of the file format written by :meth:`Explanation.save`."""
+READABLE_FORMATS = ("xai.explanation/1", FORMAT)
+"""Formats :meth:`Explanation.load` reads (``/1`` has no removal record)."""
 
 # Array fields whose first axis is the explicand axis (sliced by ``__getitem__``).
 _ROW_ARRAYS = ("values", "stderr", "base_values", "data", "coalitions", "units", "converged")
@@ -59,9 +71,14 @@ _META_FIELDS = (
     "evaluations",
     "seconds",
     "options",
+    "removal_record",
 )
 _EXTRAS_PREFIX = "extras/"
+_REMOVAL_PREFIX = "removal/"
 _META_KEY = "__meta__"
+_MAX_META_DEPTH = 32  # nesting of lists and dicts in the metadata
+# fitted draw weights of a removal (weighted k-means centres), restored after every fit
+_DRAW_WEIGHTS = "draw_weights"
 
 
 def _jsonable(obj: Any, where: str = "value") -> Any:
@@ -116,6 +133,10 @@ class Explanation:
     ``converged`` are per-explicand ``(n,)`` diagnostics of sampling summaries; ``extras`` maps
     names to further arrays (e.g. ``"importances"``: per-repeat values).
 
+    ``removal_record`` and ``removal_arrays`` keep what metrics need to rebuild the removal
+    (see :meth:`record_removal`): its registered name and constructor options, and arrays such
+    as the background rows it really used.
+
     Convert with :meth:`to_numpy` / :meth:`to_pandas`, plot with ``expl.plot.bar()`` and
     friends, and store with :meth:`save` / :meth:`load`.
     """
@@ -139,6 +160,11 @@ class Explanation:
     seconds: float = 0.0
     options: dict = field(default_factory=dict)
     extras: dict = field(default_factory=dict)
+    removal_record: dict = field(default_factory=dict)
+    removal_arrays: dict = field(default_factory=dict)
+
+    #: the removal object that made the explanation, in memory only (see :meth:`record_removal`)
+    removal_object = None
 
     def __post_init__(self) -> None:
         """Convert array-likes to arrays and check the documented shapes."""
@@ -199,6 +225,8 @@ class Explanation:
                     raise InputError(f"Explanation {name} must have shape ({n},); got {arr.shape}.")
                 setattr(self, name, arr)
         self.extras = {str(k): np.asarray(v) for k, v in self.extras.items()}
+        self.removal_record = dict(self.removal_record)
+        self.removal_arrays = {str(k): np.asarray(v) for k, v in self.removal_arrays.items()}
 
     # ------------------------------------------------------------------ basics
 
@@ -248,6 +276,7 @@ class Explanation:
         if fmap is not None:
             changes["feature_map"] = fmap[idx].copy() if fmap.shape[0] == n > 1 else fmap.copy()
         changes["extras"] = dict(self.extras)
+        changes["removal_arrays"] = self._removal_arrays_of(idx)
         changes["feature_names"] = list(self.feature_names)
         changes["output_names"] = None if self.output_names is None else list(self.output_names)
         return replace(self, **changes)
@@ -292,6 +321,54 @@ class Explanation:
             raise XaiError(f"this explanation ({self.method}) has no standard errors.")
         return self._frame(self.stderr)
 
+    # ---------------------------------------------------------------- removal record
+
+    def record_removal(self, removal: Any) -> None:
+        """Keep ``removal`` (the fitted removal object that made the explanation) for metrics.
+
+        The object itself stays in memory (``removal_object``); ``removal_record`` and
+        ``removal_arrays`` keep what rebuilds it and are saved with the explanation: the
+        registered name, the constructor options, and arrays, where a removal over background
+        rows keeps the rows it really used (after ``max_background`` subsampling or k-means
+        summarising) and their weights. A removal that cannot be rebuilt (not registered under
+        its name, or with options that are not numbers, strings or arrays) is recorded as
+        ``{"name": ..., "unsupported": why}``.
+        """
+        self.removal_object = removal
+        self.removal_record, self.removal_arrays = _record_of(removal, len(self))
+
+    def rebuild_removal(self) -> Any:
+        """The removal metrics use for this explanation: rebuilt from the removal record, else
+        the in-memory removal object, else None when the explanation records no removal (its
+        ``removal`` names none: hand-made or gradient explanations; metrics then use their
+        default).
+
+        Raises :class:`~xai.errors.ProvenanceError` when the explanation names a removal but
+        cannot rebuild it (no record, as in files of format ``xai.explanation/1``, or a removal
+        that could not be recorded and is no longer in memory).
+        """
+        record = self.removal_record
+        if record and "unsupported" not in record:
+            return _rebuild(record, self.removal_arrays, self.method)
+        if self.removal_object is not None:
+            return self.removal_object
+        name = self.removal.get("name") if isinstance(self.removal, dict) else None
+        if not record and name in (None, "none"):
+            return None
+        why = record.get("unsupported") or (
+            "the explanation does not record the removal's settings and data (a file of "
+            "format xai.explanation/1, or an explanation built by hand)")
+        raise ProvenanceError(
+            f"metrics cannot rebuild the removal {record.get('name', name)!r} that made this "
+            f"{self.method!r} explanation: {why}. Pass removal= to the metric (the removal "
+            "object, e.g. xai.removals.Marginal(background=X_train[:100])), or explain again and "
+            "score the explanation in memory.")
+
+    def _removal_arrays_of(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The removal arrays of explicands ``rows``: per-explicand arrays sliced, others kept."""
+        per = set(self.removal_record.get("per_explicand", ()))
+        return {k: (v[rows].copy() if k in per else v) for k, v in self.removal_arrays.items()}
+
     # -------------------------------------------------------------- save/load
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -309,7 +386,11 @@ class Explanation:
                 stored.append(name)
         for name, arr in self.extras.items():
             arrays[_EXTRAS_PREFIX + name] = _storable(np.asarray(arr), f"extras[{name!r}]")
-        meta: dict[str, Any] = {"format": FORMAT, "arrays": stored, "extras": list(self.extras)}
+        for name, arr in self.removal_arrays.items():
+            arrays[_REMOVAL_PREFIX + name] = _storable(np.asarray(arr),
+                                                       f"removal_arrays[{name!r}]")
+        meta: dict[str, Any] = {"format": FORMAT, "arrays": stored, "extras": list(self.extras),
+                                "removal_arrays": list(self.removal_arrays)}
         for name in _META_FIELDS:
             meta[name] = _jsonable(getattr(self, name), name)
         arrays[_META_KEY] = np.array(json.dumps(meta, allow_nan=True))
@@ -320,53 +401,25 @@ class Explanation:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Explanation:
-        """Read an explanation written by :meth:`save` (no pickle is ever loaded).
+    def load(cls, path: str | os.PathLike, *, max_member_bytes: int = MAX_MEMBER_BYTES,
+             max_total_bytes: int = MAX_TOTAL_BYTES) -> Explanation:
+        """Read an explanation written by :meth:`save`; no pickle is ever loaded.
 
-        Raises :class:`XaiError` when the file is not an xai explanation or has an unknown format.
+        Every member and field is checked (names, dtypes, shapes, metadata types); the
+        uncompressed size is limited to ``max_member_bytes`` per array and ``max_total_bytes``
+        in all (256 MiB and 1 GiB by default: raise them for files you trust). Raises
+        :class:`~xai.errors.FileFormatError` saying what is wrong, and
+        :class:`FileNotFoundError` for a missing file.
         """
         path = Path(path)
+        members = read_npz(path, max_member_bytes=max_member_bytes,
+                           max_total_bytes=max_total_bytes, text_members=(_META_KEY,))
+        meta = _read_meta(path, members)
+        kwargs = _fields_from_members(path, meta, members)
         try:
-            npz = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            raise XaiError(
-                f"{path} is not an xai explanation file (expected a .npz written by "
-                f"Explanation.save): {exc}"
-            ) from exc
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise XaiError(f"{path} holds a single array, not an xai explanation (.npz) file.")
-        with npz:
-            if _META_KEY not in npz.files:
-                raise XaiError(
-                    f"{path} is a .npz file but not an xai explanation: it has no {_META_KEY!r} "
-                    "entry. Write explanations with Explanation.save."
-                )
-            try:
-                meta = json.loads(str(npz[_META_KEY][()]))
-            except (ValueError, TypeError) as exc:
-                raise XaiError(f"{path}: the {_META_KEY!r} entry is not valid JSON: {exc}") from exc
-            fmt = meta.get("format") if isinstance(meta, dict) else None
-            if fmt != FORMAT:
-                raise XaiError(
-                    f"{path} has explanation format {fmt!r}; this version of xai reads {FORMAT!r}."
-                )
-            try:
-                kwargs: dict[str, Any] = {name: npz[name] for name in meta["arrays"]}
-                kwargs["extras"] = {
-                    name: npz[_EXTRAS_PREFIX + name] for name in meta.get("extras", [])
-                }
-            except (KeyError, ValueError) as exc:
-                raise XaiError(f"{path} is a damaged xai explanation file: {exc}") from exc
-        for name in _META_FIELDS:
-            if name in meta:
-                kwargs[name] = meta[name]
-        kwargs.setdefault("stderr", None)
-        for name in ("values", "base_values"):
-            if name not in kwargs:
-                raise XaiError(f"{path} is a damaged xai explanation file: no {name!r} array.")
-        return cls(**kwargs)
+            return cls(**kwargs)
+        except XaiError as exc:
+            raise FileFormatError(f"{path} holds an inconsistent explanation: {exc}") from exc
 
     # ------------------------------------------------------------------- plots
 
@@ -377,13 +430,383 @@ class Explanation:
 
 
 def _storable(arr: np.ndarray, name: str) -> np.ndarray:
-    """Return ``arr`` if it can be stored without pickle, else raise :class:`XaiError`."""
+    """Return ``arr`` if :meth:`Explanation.load` can read it back, else raise
+    :class:`InputError`: real numbers only (no object, string, complex or structured arrays)."""
     if arr.dtype.hasobject:
-        raise XaiError(
+        raise InputError(
             f"{name} has dtype object, which the pickle-free explanation format cannot store; "
-            "convert it to a numeric or string array first."
+            "convert it to a numeric array first."
+        )
+    if arr.dtype.kind not in NUMERIC_KINDS or arr.dtype.fields is not None or \
+            arr.dtype.itemsize > MAX_ITEMSIZE:
+        raise InputError(
+            f"{name} has dtype {arr.dtype}, which the explanation format cannot store: it "
+            "holds real numbers only (bool, int, uint or float up to 64 bits); convert it "
+            "first (e.g. the real and imaginary parts as two extras)."
         )
     return arr
+
+
+# ------------------------------------------------------------------------ removal record
+
+
+def _unsupported(name: Any, why: str) -> tuple[dict, dict]:
+    return {"name": str(name), "unsupported": why}, {}
+
+
+def _registered_removal(name: Any) -> type | None:
+    """The removal class registered under ``name``, or None."""
+    from xai import registry
+
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        return registry.get("removal", name)
+    except XaiError:
+        return None
+
+
+def _array_of(value: Any) -> np.ndarray | None:
+    """A numpy array of real numbers from an array, tensor or list, else None."""
+    if hasattr(value, "detach"):  # torch tensor
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError):
+        return None
+    ok = arr.dtype.kind in NUMERIC_KINDS and arr.dtype.itemsize <= MAX_ITEMSIZE
+    return arr if ok else None
+
+
+def _record_of(removal: Any, n: int) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(removal_record, removal_arrays)`` of a fitted removal for ``n`` explicands."""
+    from xai.explainer import _params
+
+    name = getattr(removal, "name", None)
+    cls = _registered_removal(name)
+    if cls is None or type(removal) is not cls:
+        return _unsupported(name or type(removal).__name__, (
+            f"it is a {type(removal).__name__} object, not the removal registered as {name!r}, "
+            "so it cannot be rebuilt from what the explanation records"))
+    params: dict[str, Any] = {}
+    arrays: dict[str, np.ndarray] = {}
+    for key in sorted(_params(cls)):
+        if not hasattr(removal, key):
+            return _unsupported(name, f"it does not keep its constructor option {key!r}")
+        value = getattr(removal, key)
+        if isinstance(value, np.generic):
+            value = value.item()
+        if value is None or isinstance(value, bool | int | float | str):
+            params[key] = value
+            continue
+        arr = _array_of(value)
+        if arr is None:
+            return _unsupported(name, f"its option {key!r} is a {type(value).__name__}, not "
+                                      "a number, string or array of real numbers")
+        arrays[key] = arr
+    arrays.update(_fitted_rows(removal))
+    per_explicand = []
+    ctx = getattr(removal, "ctx", None)
+    value = arrays.get("value")
+    if ctx is not None and value is not None and value.ndim == len(ctx.input_shape) + 1 \
+            and value.shape[0] > 1:  # one baseline row per explicand
+        if value.shape[0] != n:
+            return _unsupported(name, f"its {value.shape[0]} baseline rows belong to one "
+                                      f"group of the {n} explicands")
+        per_explicand.append("value")
+    record = {"name": name, "params": params, "per_explicand": per_explicand}
+    return record, arrays
+
+
+def _fitted_rows(removal: Any) -> dict[str, np.ndarray]:
+    """The background rows a fitted marginal-type removal really used (after subsampling or
+    k-means summarising, in its input shape) and their weights, if any."""
+    from xai.removals import Marginal
+
+    bg = getattr(removal, "bg", None)
+    if not isinstance(removal, Marginal) or bg is None:
+        return {}
+    out = {"background": bg.detach().cpu().numpy().reshape(-1, *removal.ctx.input_shape)}
+    if removal.weights is not None:
+        out[_DRAW_WEIGHTS] = removal.weights.detach().cpu().numpy().astype(np.float64)
+    return out
+
+
+def _rebuild(record: dict, arrays: dict[str, np.ndarray], method: str) -> Any:
+    """A fresh removal object from a removal record (see :meth:`Explanation.record_removal`)."""
+    name = record["name"]
+    fix = ("Pass removal= to the metric (the removal object, e.g. "
+           "xai.removals.Marginal(background=X_train[:100])).")
+    cls = _registered_removal(name)
+    if cls is None:
+        raise ProvenanceError(
+            f"the {method!r} explanation was made with removal {name!r}, which is not "
+            f"registered in this session (is the plugin that provides it installed?). {fix}")
+    kwargs = dict(record.get("params", {}))
+    kwargs.update({k: v.copy() for k, v in arrays.items() if k != _DRAW_WEIGHTS})
+    try:
+        removal = cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ProvenanceError(
+            f"the removal {name!r} of the {method!r} explanation cannot be rebuilt from its "
+            f"record ({exc}). {fix}") from exc
+    if _DRAW_WEIGHTS in arrays:
+        _keep_draw_weights(removal, arrays[_DRAW_WEIGHTS])
+    return removal
+
+
+def _keep_draw_weights(removal: Any, weights: np.ndarray) -> None:
+    """Make ``removal`` use the recorded draw weights after each fit (a marginal removal
+    over weighted k-means centres: the centres are its rows, the weights their shares)."""
+    import torch
+
+    fit = removal.fit
+
+    def fit_with_weights(ctx: Any) -> None:
+        fit(ctx)
+        removal.weights = torch.as_tensor(weights, dtype=torch.float64)
+
+    removal.fit = fit_with_weights
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(s, str) for s in v)
+
+
+def _is_scalar(v: Any) -> bool:
+    return v is None or isinstance(v, bool | int | float | str)
+
+
+# what each metadata key must hold: (check, description for the error message)
+_META_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "format": (lambda v: isinstance(v, str), "a string"),
+    "arrays": (_is_str_list, "a list of strings"),
+    "extras": (_is_str_list, "a list of strings"),
+    "removal_arrays": (_is_str_list, "a list of strings"),
+    "feature_names": (_is_str_list, "a list of strings"),
+    "channel_axis": (lambda v: v is None or _is_int(v) and -4 <= v <= 3,
+                     "null or an axis from -4 to 3"),
+    "output_names": (lambda v: v is None or _is_str_list(v), "null or a list of strings"),
+    "method": (lambda v: isinstance(v, str), "a string"),
+    "removal": (lambda v: isinstance(v, dict), "an object"),
+    "behaviour": (lambda v: isinstance(v, dict), "an object"),
+    "summary": (lambda v: isinstance(v, dict), "an object"),
+    "options": (lambda v: isinstance(v, dict), "an object"),
+    "removal_record": (lambda v: isinstance(v, dict), "an object"),
+    "evaluations": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "seconds": (lambda v: isinstance(v, int | float) and not isinstance(v, bool)
+                and math.isfinite(v) and v >= 0, "a finite number >= 0"),
+}
+_V1_KEYS = frozenset(_META_TYPES) - {"removal_arrays", "removal_record"}
+
+
+def _depth(obj: Any) -> int:
+    """Nesting depth of lists and dicts (iterative: no recursion limit)."""
+    deepest, stack = 0, [(obj, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level + 1)
+            if level + 1 <= _MAX_META_DEPTH:
+                stack.extend((v, level + 1) for v in
+                             (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _read_meta(path: Path, members: dict[str, np.ndarray]) -> dict:
+    """The ``__meta__`` JSON, checked: format, keys and the type of every value."""
+    if _META_KEY not in members:
+        raise FileFormatError(f"{path} is a .npz file but not an xai explanation: it has no "
+                              f"{_META_KEY!r} member. Write explanations with Explanation.save.")
+    try:
+        meta = json.loads(str(members[_META_KEY][()]))
+    except RecursionError as exc:
+        raise FileFormatError(f"{path}: the {_META_KEY!r} JSON is nested too deeply (at most "
+                              f"{_MAX_META_DEPTH} levels are read).") from exc
+    except ValueError as exc:
+        raise FileFormatError(f"{path}: the {_META_KEY!r} member is not valid JSON: "
+                              f"{exc}") from exc
+    if not isinstance(meta, dict):
+        raise FileFormatError(f"{path}: the {_META_KEY!r} JSON is a {type(meta).__name__}, not "
+                              "an object; the file was not written by Explanation.save.")
+    fmt = meta.get("format")
+    if fmt not in READABLE_FORMATS:
+        raise FileFormatError(f"{path} has explanation format {fmt!r}; this version of xai "
+                              f"reads {', '.join(map(repr, READABLE_FORMATS))}.")
+    if _depth(meta) > _MAX_META_DEPTH:
+        raise FileFormatError(f"{path}: the {_META_KEY!r} JSON is nested more than "
+                              f"{_MAX_META_DEPTH} levels deep.")
+    known = _V1_KEYS if fmt == READABLE_FORMATS[0] else frozenset(_META_TYPES)
+    unknown = sorted(set(meta) - known)
+    if unknown:
+        raise FileFormatError(f"{path}: the {_META_KEY!r} JSON has unknown keys {unknown} for "
+                              f"format {fmt!r}.")
+    if "arrays" not in meta:
+        raise FileFormatError(f"{path}: the {_META_KEY!r} JSON has no 'arrays' list.")
+    for key, value in meta.items():
+        check, what = _META_TYPES[key]
+        if not check(value):
+            raise FileFormatError(f"{path}: metadata field {key!r} must be {what}; it is "
+                                  f"{_short(value)}.")
+    _check_removal_record(path, meta.get("removal_record", {}), meta.get("removal_arrays", []))
+    return meta
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_removal_record(path: Path, record: dict, arrays: list[str]) -> None:
+    """A removal record is ``{}``, ``{"name", "unsupported"}`` or ``{"name", "params",
+    "per_explicand"}`` with scalar params and per-explicand names among the arrays."""
+    if not record:
+        return
+    bad = None
+    if not isinstance(record.get("name"), str):
+        bad = "its 'name' must be a string"
+    elif "unsupported" in record:
+        if set(record) != {"name", "unsupported"} or not isinstance(record["unsupported"], str):
+            bad = "an unsupported record holds only 'name' and the string 'unsupported'"
+    elif set(record) != {"name", "params", "per_explicand"}:
+        bad = "it must hold exactly 'name', 'params' and 'per_explicand'"
+    elif not isinstance(record["params"], dict) or not all(
+            _is_scalar(v) for v in record["params"].values()):
+        bad = "'params' must map option names to numbers, strings, booleans or null"
+    elif not _is_str_list(record["per_explicand"]) or \
+            not set(record["per_explicand"]) <= set(arrays):
+        bad = "'per_explicand' must list names of stored removal arrays"
+    elif set(record["params"]) & set(arrays):
+        bad = "an option is both in 'params' and a stored array"
+    if bad:
+        raise FileFormatError(f"{path}: the removal record is malformed: {bad}.")
+
+
+def _fields_from_members(path: Path, meta: dict, members: dict[str, np.ndarray]) -> dict:
+    """Constructor arguments of the explanation: every member is listed in the metadata and
+    every listed array is present, each with the shape and dtype its field needs."""
+    arrays, extras = meta["arrays"], meta.get("extras", [])
+    removal_arrays = meta.get("removal_arrays", [])
+    for what, names in (("arrays", arrays), ("extras", extras),
+                        ("removal_arrays", removal_arrays)):
+        if len(set(names)) != len(names):
+            raise FileFormatError(f"{path}: metadata list {what!r} names an array twice.")
+    unknown_fields = sorted(set(arrays) - set(_ARRAY_FIELDS))
+    if unknown_fields:
+        raise FileFormatError(f"{path}: metadata 'arrays' lists unknown fields {unknown_fields};"
+                              f" array fields are {list(_ARRAY_FIELDS)}.")
+    expected = {_META_KEY, *arrays, *(_EXTRAS_PREFIX + e for e in extras),
+                *(_REMOVAL_PREFIX + r for r in removal_arrays)}
+    missing, extra = sorted(expected - set(members)), sorted(set(members) - expected)
+    if missing:
+        raise FileFormatError(f"{path} is a damaged xai explanation file: the metadata lists "
+                              f"{missing} but the file has no such members.")
+    if extra:
+        raise FileFormatError(f"{path} has members the metadata does not list: {extra}; a "
+                              "file written by Explanation.save has no others.")
+    for name in ("values", "base_values"):
+        if name not in arrays:
+            raise FileFormatError(f"{path} is a damaged xai explanation file: no {name!r} "
+                                  "array.")
+    kwargs: dict[str, Any] = {name: members[name] for name in arrays}
+    kwargs["extras"] = {name: members[_EXTRAS_PREFIX + name] for name in extras}
+    kwargs["removal_arrays"] = {name: members[_REMOVAL_PREFIX + name] for name in removal_arrays}
+    kwargs.setdefault("stderr", None)
+    for name in _META_FIELDS:
+        if name in meta:
+            kwargs[name] = meta[name]
+    _check_arrays(path, kwargs)
+    return kwargs
+
+
+def _fail(path: Path, name: str, problem: str) -> FileFormatError:
+    return FileFormatError(f"{path}: array {name!r} {problem}; the file is damaged or was not "
+                           "written by Explanation.save.")
+
+
+def _check_arrays(path: Path, kw: dict) -> None:
+    """Shapes and values of the stored arrays against ``values`` ``(n, d[, k])``."""
+    values = kw["values"]
+    if values.ndim not in (2, 3):
+        raise _fail(path, "values", f"has shape {values.shape}, not (n, d) or (n, d, k)")
+    n, d = values.shape[:2]
+    stderr = kw.get("stderr")
+    if stderr is not None:
+        if stderr.shape != values.shape:
+            raise _fail(path, "stderr", f"has shape {stderr.shape}, values {values.shape}")
+        if np.any(np.asarray(stderr, dtype=np.float64) < 0):
+            raise _fail(path, "stderr", "holds negative values (standard errors are >= 0 or "
+                                        "NaN)")
+    base = kw["base_values"]
+    if base.shape != (n, *values.shape[2:]):
+        raise _fail(path, "base_values", f"has shape {base.shape}, not "
+                                         f"{(n, *values.shape[2:])}")
+    data = kw.get("data")
+    if data is not None and (data.ndim < 1 or data.shape[0] != n):
+        raise _fail(path, "data", f"has shape {data.shape}, not ({n}, ...)")
+    for name, kinds in (("coalitions", "iu"), ("units", "iu"), ("converged", "b")):
+        arr = kw.get(name)
+        if arr is not None and (arr.shape != (n,) or arr.dtype.kind not in kinds):
+            raise _fail(path, name, f"has shape {arr.shape} and dtype {arr.dtype}, not ({n},) "
+                                    f"of {'bool' if kinds == 'b' else 'integers'}")
+    _check_feature_map(path, kw.get("feature_map"), n, d, data, kw.get("channel_axis"))
+    names = kw.get("feature_names") or []
+    if names and len(names) != d:
+        raise FileFormatError(f"{path}: {len(names)} feature names for {d} features.")
+    target = kw["extras"].get("target")
+    if target is not None and (target.shape != (n,) or target.dtype.kind not in "iu"
+                               or np.any(target < 0)):
+        raise _fail(path, "extras/target", f"has shape {target.shape} and dtype "
+                                           f"{target.dtype}, not ({n},) output indices >= 0")
+    _check_removal_arrays(path, kw["removal_arrays"], kw.get("removal_record", {}), n, data)
+
+
+def _check_feature_map(path: Path, fmap: np.ndarray | None, n: int, d: int,
+                       data: np.ndarray | None, channel_axis: int | None) -> None:
+    if fmap is None:
+        return
+    if fmap.dtype.kind not in "iu" or fmap.ndim < 2 or fmap.shape[0] not in (1, n):
+        raise _fail(path, "feature_map", f"has shape {fmap.shape} and dtype {fmap.dtype}, not "
+                                         f"integers (1 or {n}, *positions)")
+    if fmap.size and (fmap.min() < -1 or fmap.max() >= d):
+        raise _fail(path, "feature_map", f"holds feature numbers outside -1..{d - 1}")
+    if data is not None:
+        row = data.shape[1:]
+        pos = fmap.shape[1:]
+        no_channel = tuple(s for i, s in enumerate(row) if channel_axis is None
+                           or i != channel_axis % len(row))
+        if pos != row and pos != no_channel:
+            raise _fail(path, "feature_map", f"has positions {pos} for input rows {row}")
+
+
+def _check_removal_arrays(path: Path, arrays: dict[str, np.ndarray], record: dict, n: int,
+                          data: np.ndarray | None) -> None:
+    """Removal arrays are finite; background rows have the input rows' shape; weights are
+    one non-negative share per background row; per-explicand arrays have ``n`` rows."""
+    for name, arr in arrays.items():
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            raise _fail(path, _REMOVAL_PREFIX + name, "holds NaN or infinite values")
+    bg = arrays.get("background")
+    if bg is not None and data is not None and (bg.ndim != data.ndim
+                                                 or bg.shape[1:] != data.shape[1:]):
+        raise _fail(path, "removal/background", f"has rows of shape {bg.shape[1:]}, the "
+                                                f"explained rows {data.shape[1:]}")
+    weights = arrays.get(_DRAW_WEIGHTS)
+    if weights is not None and (bg is None or weights.shape != (bg.shape[0],)
+                                or np.any(weights < 0) or not weights.sum() > 0):
+        raise _fail(path, _REMOVAL_PREFIX + _DRAW_WEIGHTS,
+                    "must be one non-negative weight per background row, not all zero")
+    for name in record.get("per_explicand", ()):
+        if arrays[name].ndim < 1 or arrays[name].shape[0] != n:
+            raise _fail(path, _REMOVAL_PREFIX + name, f"has shape {arrays[name].shape}, not "
+                                                      f"one row per explicand ({n})")
 
 
 class ExplanationPlots:

@@ -386,30 +386,6 @@ def _explain(model, X, method: str, background, target, options: dict, auto: set
                 opts.pop(k)
 
 
-def _rebuild_removal(expl, background):
-    """The explanation's removal object, rebuilt from its recorded settings and the cell's
-    background rows (the ``.npz`` format keeps settings, not objects), so that metrics reuse
-    the explainer's removal (SPEC-evaluation §1.0) identically in fresh and resumed runs.
-    None when it cannot be rebuilt (the metric then uses its default)."""
-    import inspect
-
-    spec = expl.removal if isinstance(expl.removal, dict) else {}
-    name = spec.get("name")
-    if not name:
-        return None
-    try:
-        cls = registry.get("removal", name)
-        params = inspect.signature(cls.__init__).parameters
-        kwargs = {k: v for k, v in spec.items() if k in params and k not in ("self", "name")}
-        if "background" in params:
-            kwargs["background"] = background
-        if "value" in kwargs and isinstance(kwargs["value"], list):
-            kwargs["value"] = np.asarray(kwargs["value"])
-        return cls(**kwargs)
-    except Exception:  # noqa: BLE001 (not rebuildable: the metric's default removal)
-        return None
-
-
 def _predict(model, X) -> np.ndarray | None:
     """Predicted classes, or None for a model without classes (regressor, raw scores)."""
     from ..metrics.base import resolve_targets
@@ -586,7 +562,6 @@ class _Runner:
                         "seconds": fresh.seconds, "evaluations": fresh.evaluations}
                 _write_json(side_path, side)
                 expl = Explanation.load(path)  # what the metrics see, also after a resume
-            expl.removal_object = _rebuild_removal(expl, np.asarray(data.X)[bg])
             reexplain = ReExplainer(cell.method, {k: v for k, v in
                                                   cell.spec["method_options"].items()},
                                     model, np.asarray(data.X)[bg],

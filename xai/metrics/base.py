@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..errors import InputError, ShapeError, XaiError, unknown_name
+from ..errors import InputError, ProvenanceError, ShapeError, XaiError, unknown_name
 from ..explanation import Explanation
 from ..features import FeatureMap, guess_channel_axis
 from ..models import Model, as_model
@@ -128,8 +128,6 @@ class Metric:
         if "explainer" in self.needs and explainer is None:
             raise InputError(f"{self.name} re-explains perturbed inputs or models; pass "
                              "explainer=… (an xai.Explainer or a callable (model, X))")
-        if removal is None and not isinstance(a, Explanation) or removal is None and getattr(a, "removal_object", None) is None:
-            removal = self.default_removal(merged)
         inp = MetricInputs.prepare(self, model, x, a, target=target, removal=removal,
                                    seed=seed, explainer=explainer, ground_truth=ground_truth,
                                    options=merged)
@@ -146,7 +144,8 @@ class Metric:
 
     def default_removal(self, options: dict):
         """The removal used when neither ``removal=`` nor the explanation gives one (None:
-        a baseline at the explanation's recorded baseline, else zero)."""
+        a baseline at the explanation's recorded baseline, else zero). Not used for an
+        explanation that names a removal it cannot rebuild: that is a ProvenanceError."""
         return
 
     def compute(self, inp: MetricInputs) -> dict:
@@ -217,26 +216,31 @@ class MetricInputs:
         if len(targets) != X.shape[0]:
             raise ShapeError(f"x has {X.shape[0]} rows, attributions {scores.shape[0]}, target "
                              f"{len(targets)}")
-        if removal is None and expl is not None:
-            removal = getattr(expl, "removal_object", None)
-        if removal is None:
-            from ..removals import Baseline
-
-            removal = Baseline(_recorded_baseline(expl))
-        elif isinstance(removal, str):
-            from .. import registry
-
-            removal = registry.get("removal", removal)()
+        removal = metric_removal(metric, expl, removal, options)
         output = options.get("output") or metric.default_output
         return cls(metric=metric, adapter=adapter, model=model, X=X, scores=scores, fmap=fmap,
                    targets=targets, removal=removal, output=output, seed=seed,
                    options=options, explanation=expl, explainer=explainer,
                    ground_truth=ground_truth, kind=kind)
 
+    @property
+    def removal(self):
+        """The removal of the metric's games; raises the ProvenanceError kept by
+        :func:`metric_removal` when the explanation's own removal cannot be rebuilt (so
+        metrics that remove nothing still run)."""
+        if isinstance(self._removal, ProvenanceError):
+            raise self._removal
+        return self._removal
+
+    @removal.setter
+    def removal(self, value) -> None:
+        self._removal = value
+
     def recorded(self) -> dict:
         """The five recorded choices: removal, output, target rule, sign, normalisation."""
-        describe = getattr(self.removal, "describe", None)
-        return {"removal": describe() if describe else str(self.removal),
+        removal = None if isinstance(self._removal, ProvenanceError) else self._removal
+        describe = getattr(removal, "describe", None)
+        return {"removal": describe() if describe else str(removal),
                 "output": self.output, "target": "given" if self.explanation is None else
                 "explanation", "abs": bool(self.options.get("abs", False)),
                 "normalise": self.options.get("normalise")}
@@ -278,6 +282,32 @@ class MetricInputs:
 
     def evaluations(self) -> int:
         return 0 if self.adapter is None else self.adapter.evaluations - self._evals0
+
+
+def metric_removal(metric: Metric, expl: Explanation | None, removal, options: dict):
+    """The removal a metric removes features with: ``removal=`` when given (an object or a
+    registered name); else the explanation's own, rebuilt from what it records
+    (:meth:`~xai.Explanation.rebuild_removal`, the same for an explanation in memory and one
+    loaded from a file); else the metric's default; else a baseline at the explanation's
+    recorded baseline value, or zero. When the explanation names a removal it cannot
+    rebuild, the ProvenanceError is returned (raised when a game needs the removal), never
+    another removal."""
+    if removal is None and expl is not None:
+        try:
+            removal = expl.rebuild_removal()
+        except ProvenanceError as exc:
+            return exc
+    if removal is None:
+        removal = metric.default_removal(options)
+    if removal is None:
+        from ..removals import Baseline
+
+        return Baseline(_recorded_baseline(expl))
+    if isinstance(removal, str):
+        from .. import registry
+
+        return registry.get("removal", removal)()
+    return removal
 
 
 def _recorded_baseline(expl: Explanation | None):
