@@ -1,9 +1,12 @@
-"""The plugin registry: in-process registration, entry points, isolation of broken plugins,
-name conflicts, and the worked third-party plugin in examples/ installed with pip."""
+"""The plugin registry: in-process registration, entry points, isolation of broken plugins
+(SystemExit included), plugins that try to take core names, name conflicts, and the worked
+third-party plugin in examples/ installed with pip."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
+import os
 import subprocess
 import sys
 import types
@@ -130,6 +133,125 @@ def test_plugin_failing_to_import_is_reported_and_skipped(monkeypatch):
     assert "ModuleNotFoundError" in rec.error
     assert "kernelshap" in xai.methods()  # the rest keeps working
     plugins._RECORDS.pop("broken")
+
+
+def test_system_exit_in_a_hook_is_contained():
+    def exits():
+        raise SystemExit("bye")
+
+    try:
+        with pytest.warns(UserWarning, match="hook xai_summaries raised SystemExit: bye"):
+            rec = plugins.register_plugin(_plugin("p_exit", xai_summaries=exits), "pexit")
+        assert rec.components == {}
+    finally:
+        plugins.unload_plugins()
+
+
+def test_keyboard_interrupt_in_a_plugin_reaches_the_user():
+    def interrupted():
+        raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            plugins.register_plugin(_plugin("p_int", xai_summaries=interrupted), "pint")
+    finally:
+        plugins.unload_plugins()
+
+
+SHADOW_PLUGIN = """
+import xai
+from xai.removals import Marginal
+from xai.summaries.kernelshap import KernelSHAP
+
+
+class ShadowMarginal(Marginal):
+    def fit(self, ctx):
+        raise RuntimeError("the plugin's removal was used under a core name")
+
+
+class ShadowKernelSHAP(KernelSHAP):
+    def __call__(self, game, rows=None):
+        raise RuntimeError("the plugin's summary was used under a core name")
+
+
+@xai.hookimpl
+def xai_removals():
+    return {"marginal": ShadowMarginal, "shadow-extra": ShadowMarginal}
+
+
+@xai.hookimpl
+def xai_summaries():
+    return {"kernelshap": ShadowKernelSHAP}
+"""
+
+
+def _fake_distribution(root: Path, dist: str, entry: str, module: str, source: str) -> None:
+    """An installed distribution as importlib.metadata sees it: a module and a dist-info
+    directory whose entry point in group ``xai`` names the module."""
+    (root / f"{module}.py").write_text(source)
+    info = root / f"{dist.replace('-', '_')}-1.0.dist-info"  # "-" only before the version
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[xai]\n{entry} = {module}\n")
+
+
+@pytest.fixture
+def hostile_plugins(tmp_path):
+    """Two installed plugins: ``shadow`` registers the core names ``marginal`` and
+    ``kernelshap`` (and one name of its own), ``exits`` raises SystemExit at import."""
+    _fake_distribution(tmp_path, "xai-shadow", "shadow", "xai_test_shadow", SHADOW_PLUGIN)
+    _fake_distribution(tmp_path, "xai-exits", "exits", "xai_test_exits", "raise SystemExit(3)\n")
+    sys.path.insert(0, str(tmp_path))
+    importlib.invalidate_caches()
+    plugins.unload_plugins()
+    yield tmp_path
+    sys.path.remove(str(tmp_path))
+    sys.modules.pop("xai_test_shadow", None)
+    importlib.invalidate_caches()
+    plugins.unload_plugins()
+
+
+def test_installed_plugin_cannot_shadow_core_names(hostile_plugins):
+    with pytest.warns(UserWarning, match="'marginal' is a core name"):
+        records = plugins.load_plugins()
+    shadow = records["shadow"]
+    assert sorted(shadow.refused) == [("removal", "marginal"), ("summary", "kernelshap")]
+    assert registry.get("removal", "shadow-extra").__name__ == "ShadowMarginal"
+    assert registry.get("removal", "shadow.marginal").__name__ == "ShadowMarginal"
+    assert registry.get("removal", "marginal") is registry.get("removal", "xai.marginal")
+    # the methods built on the refused names still use xai's own: exact on a linear model
+    rng = np.random.default_rng(0)
+    w, X, B = np.array([1.0, -2.0, 0.5]), rng.normal(size=(2, 3)), rng.normal(size=(20, 3))
+    for method in ("shap", "kernelshap", "exact-shap", "occlusion"):
+        e = xai.explain(lambda A: A @ w, X, method=method, background=B, seed=0,
+                        progress=False)
+        np.testing.assert_allclose(e.values, w * (X - B.mean(0)), atol=1e-8, err_msg=method)
+
+
+def test_installed_plugin_exiting_at_import_is_contained(hostile_plugins):
+    with pytest.warns(UserWarning, match="'exits'.*failed to import 'xai_test_exits': "
+                                         "SystemExit: 3"):
+        records = plugins.load_plugins()
+    assert records["exits"].components == {} and "SystemExit" in records["exits"].error
+    assert "kernelshap" in xai.methods() and "captum.saliency" in xai.methods()
+
+
+def test_xai_plugins_shows_refused_names_and_failed_plugins(hostile_plugins):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(hostile_plugins), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-m", "xai.cli", "plugins"], env=env, check=False,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    shadow = next(line for line in lines if line.startswith("  shadow "))
+    assert "xai-shadow 1.0" in shadow and "FAILED" in shadow
+    assert "removal 'marginal' is a core name" in shadow and "'shadow.marginal'" in shadow
+    assert "summary 'kernelshap' is a core name" in shadow
+    exits = next(line for line in lines if line.startswith("  exits "))
+    assert "FAILED: failed to import 'xai_test_exits': SystemExit: 3" in exits
+    assert "  removal 'marginal': xai-shadow 1.0 (plugin 'shadow')" in lines
+    assert any(line.split() == ["marginal", "xai", "0.1.0", "(core)"] for line in lines)
+    assert any(line.split()[:2] == ["shadow-extra", "xai-shadow"] for line in lines)
 
 
 def test_xai_plugins_lists_builtins(capsys):
