@@ -154,6 +154,7 @@ def test_keyboard_interrupt_in_a_plugin_reaches_the_user():
     try:
         with pytest.raises(KeyboardInterrupt):
             plugins.register_plugin(_plugin("p_int", xai_summaries=interrupted), "pint")
+        assert "KeyboardInterrupt" in plugins._RECORDS["pint"].error  # not shown as ok
     finally:
         plugins.unload_plugins()
 

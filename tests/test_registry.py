@@ -122,6 +122,7 @@ def test_a_plugin_cannot_shadow_a_core_name(fresh_plugins):
     assert registry.get("removal", "shadow.marginal") is ShadowMarginal
     assert registry.get("removal", "shadow-only") is ShadowMarginal  # the rest still loads
     assert rec.refused == [("removal", "marginal")]
+    assert rec.components == {"removal": ["shadow.marginal", "shadow-only"]}
     assert "stays available as 'shadow.marginal'" in rec.error
     assert ("removal", "marginal") not in registry.conflicts()
     assert registry.refused()[("removal", "marginal")] == [rec.source]

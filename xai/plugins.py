@@ -127,6 +127,8 @@ def _contained(record: PluginRecord, what: str, call: Callable[..., Any],
     try:
         return True, call(*args, **kwargs)
     except KeyboardInterrupt:
+        # no warning (the user stopped it), but the half-loaded plugin is not shown as ok
+        record.error = f"{record.error + '; ' if record.error else ''}{what} KeyboardInterrupt"
         raise
     except BaseException as exc:  # noqa: BLE001 - a broken plugin must never break xai
         _fail(record, f"{what} {type(exc).__name__}: {exc}")
@@ -196,7 +198,9 @@ def _register_component(record: PluginRecord, kind: str, cname: Any, obj: Any) -
     registry.register(kind, spaced, obj, source=record.source, strict=False)
     if spaced != key:
         registry.register(kind, key, obj, source=record.source, strict=False)
-    record.components.setdefault(kind, []).append(key)
+    # a plain name the core owns was refused: the component is there only under ``spaced``
+    refused = record.source in registry.refused().get((kind, key), ())
+    record.components.setdefault(kind, []).append(spaced if refused else key)
 
 
 def _note_refusals(record: PluginRecord) -> None:
