@@ -295,6 +295,14 @@ def header_says_more_than_data(tmp_path):
     return write_zip(tmp_path / "crafted.npz", list(members.items()))
 
 
+def npy_header_text_damaged(tmp_path):
+    members = members_of(small().save(tmp_path / "valid.npz"))
+    raw = bytearray(members["values.npy"])
+    raw[raw.index(b"}")] = ord(")")  # the header dict no longer parses
+    members["values.npy"] = bytes(raw)
+    return write_zip(tmp_path / "crafted.npz", list(members.items()))
+
+
 def npy_version_3(tmp_path):
     members = members_of(small().save(tmp_path / "valid.npz"))
     members["values.npy"] = npy_bytes(np.zeros((3, 2)), version=(3, 0))
@@ -392,6 +400,7 @@ CRAFTED = [
     (listed_member_missing, r"lists \['stderr'\] but the file has no such members"),
     (not_npy_member, "'run.sh' that is not a .npy array"),
     (header_says_more_than_data, r"says shape \(3, 2\) of float64 \(48 bytes\) but holds 32"),
+    (npy_header_text_damaged, "'values.npy' has a damaged .npy header"),
     (npy_version_3, "format version 3.0"),
     (huge_declared_member, "declares 381.5 MiB uncompressed, over the limit of 256.0 MiB"),
     (understated_member, "Bad CRC-32 for file 'values.npy'"),
@@ -412,6 +421,23 @@ def test_crafted_file_is_refused_with_a_file_format_error(make, message, tmp_pat
     text = str(info.value)
     assert str(path) in text
     assert "allow_pickle" not in text and "unpickl" not in text
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(changes=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)),
+                        min_size=1, max_size=4), cut=st.none() | st.floats(0, 1))
+def test_a_corrupted_file_loads_or_raises_a_file_format_error(changes, cut, tmp_path):
+    raw = bytearray(small().save(tmp_path / "valid.npz").read_bytes())
+    for where, byte in changes:
+        raw[int(where * len(raw))] = byte
+    if cut is not None:
+        raw = raw[:int(cut * len(raw))]
+    (path := tmp_path / "corrupted.npz").write_bytes(bytes(raw))
+    try:
+        Explanation.load(path)
+    except FileFormatError as exc:
+        assert "allow_pickle" not in str(exc)
 
 
 def test_valid_members_of_the_crafted_files_load(tmp_path):

@@ -489,8 +489,8 @@ def _record_of(removal: Any, n: int) -> tuple[dict, dict[str, np.ndarray]]:
             f"it is a {type(removal).__name__} object, not the removal registered as {name!r}, "
             "so it cannot be rebuilt from what the explanation records"))
     params: dict[str, Any] = {}
-    arrays: dict[str, np.ndarray] = {}
-    for key in sorted(_params(cls)):
+    arrays = _fitted_rows(removal)  # these replace the options they were fitted from
+    for key in sorted(_params(cls) - set(arrays)):
         if not hasattr(removal, key):
             return _unsupported(name, f"it does not keep its constructor option {key!r}")
         value = getattr(removal, key)
@@ -504,7 +504,6 @@ def _record_of(removal: Any, n: int) -> tuple[dict, dict[str, np.ndarray]]:
             return _unsupported(name, f"its option {key!r} is a {type(value).__name__}, not "
                                       "a number, string or array of real numbers")
         arrays[key] = arr
-    arrays.update(_fitted_rows(removal))
     per_explicand = []
     ctx = getattr(removal, "ctx", None)
     value = arrays.get("value")

@@ -182,12 +182,19 @@ def _read_header(path: Path, name: str, fh: io.BufferedIOBase):
         version = np.lib.format.read_magic(fh)
     except ValueError as exc:
         raise FileFormatError(f"{path}: member {name!r} is not a .npy array ({exc}).") from exc
-    if version == (1, 0):
-        return np.lib.format.read_array_header_1_0(fh, max_header_size=_MAX_HEADER)
-    if version == (2, 0):
-        return np.lib.format.read_array_header_2_0(fh, max_header_size=_MAX_HEADER)
-    raise FileFormatError(f"{path}: member {name!r} is a .npy array of format version "
-                          f"{version[0]}.{version[1]}; xai explanation files use 1.0 or 2.0.")
+    readers = {(1, 0): np.lib.format.read_array_header_1_0,
+               (2, 0): np.lib.format.read_array_header_2_0}
+    if version not in readers:
+        raise FileFormatError(f"{path}: member {name!r} is a .npy array of format version "
+                              f"{version[0]}.{version[1]}; xai explanation files use 1.0 or "
+                              "2.0.")
+    try:
+        return readers[version](fh, max_header_size=_MAX_HEADER)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError):
+        raise  # the archive itself is damaged: reported as such by read_npz
+    except Exception as exc:  # numpy's parser of the header text raises many types
+        raise FileFormatError(f"{path}: member {name!r} has a damaged .npy header "
+                              f"({type(exc).__name__}: {exc}).") from exc
 
 
 def _check_dtype(path: Path, name: str, dtype: np.dtype, shape: tuple, text: bool) -> None:
