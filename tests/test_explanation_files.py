@@ -692,3 +692,46 @@ def test_metrics_score_a_loaded_image_explanation_as_the_one_in_memory(method, t
 def test_saved_files_name_the_current_format(tmp_path):
     path = small().save(tmp_path / "f.npz")
     assert meta_of(members_of(path))["format"] == FORMAT == "xai.explanation/2"
+
+
+class _Forgetful(Baseline):
+    """A registered removal that does not keep its constructor option ``level``."""
+
+    name = "test-forgetful"
+
+    def __init__(self, level: float = 0.0) -> None:
+        super().__init__(value=level)
+
+
+class _Raising(Baseline):
+    """A registered removal whose option attribute raises when read."""
+
+    name = "test-raising"
+
+    def __init__(self, value: float = 0.0) -> None:
+        super().__init__(value=0.0)
+
+    @property
+    def value(self):
+        raise RuntimeError("no value today")
+
+    @value.setter
+    def value(self, v) -> None:
+        self._v = v
+
+
+UNRECORDABLE = [(_Forgetful, "does not keep its constructor option 'level'"),
+                (_Raising, "reading its options failed")]
+
+
+@pytest.mark.parametrize(("cls", "why"), UNRECORDABLE)
+def test_a_removal_that_cannot_be_recorded_still_explains(cls, why):
+    registry.register("removal", cls.name, cls)
+    try:
+        removal = cls()
+        expl = Explanation(values=np.ones((2, 3)), stderr=None, base_values=np.zeros(2))
+        expl.record_removal(removal)
+    finally:
+        registry.unregister("removal", cls.name)
+    assert why in expl.removal_record["unsupported"]
+    assert expl.rebuild_removal() is removal  # in memory it is still used

@@ -335,7 +335,12 @@ class Explanation:
         ``{"name": ..., "unsupported": why}``.
         """
         self.removal_object = removal
-        self.removal_record, self.removal_arrays = _record_of(removal, len(self))
+        try:
+            self.removal_record, self.removal_arrays = _record_of(removal, len(self))
+        except Exception as exc:  # noqa: BLE001 (a plugin removal may fail in any way)
+            self.removal_record, self.removal_arrays = _unsupported(
+                getattr(removal, "name", type(removal).__name__),
+                f"reading its options failed ({type(exc).__name__}: {exc})")
 
     def rebuild_removal(self) -> Any:
         """The removal metrics use for this explanation: rebuilt from the removal record, else
