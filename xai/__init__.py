@@ -12,6 +12,8 @@ from . import presets as _presets  # noqa: F401
 from .config import config
 from .errors import (
     BehaviourError,
+    BenchEnvironmentError,
+    BenchLockedError,
     BudgetError,
     FeatureMapError,
     FileFormatError,
@@ -44,7 +46,7 @@ def methods() -> list[str]:
     return _names("explainer")
 
 
-__all__ = ["BehaviourError", "BudgetError", "DatasetGame", "Explainer", "Explanation",
+__all__ = ["BehaviourError", "BenchEnvironmentError", "BenchLockedError", "BudgetError", "DatasetGame", "Explainer", "Explanation",
            "ExternalExplainer", "FeatureMap", "FeatureMapError", "FileFormatError", "Game", "InputError",
            "LabelError", "MaskError", "ModelError", "OptionError", "ProvenanceError",
            "RegistrationError", "TargetError", "UnknownNameError", "XaiError",

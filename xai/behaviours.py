@@ -103,10 +103,23 @@ class Behaviour:
         return {"name": self.name}
 
 
+def default_target(k: int, is_classifier: bool, scale: str, output_kind: str) -> int | str:
+    """The output explained when no target is given, never mixing classes within a result
+    unless it must: the positive class (1) of a binary classifier (two outputs, or one output
+    on the probability scale), the predicted class of each row for more classes (recorded per
+    row in ``Explanation.extras["target"]``), and output 0 of anything else."""
+    binary = k == 2 or (k == 1 and scale == "probability" and
+                        output_kind in ("logits", "probability"))
+    if is_classifier and binary:
+        return 1
+    return "predicted" if is_classifier and k > 2 else 0
+
+
 @register("behaviour", "prediction")
 class Prediction(Behaviour):
     """The model's output for a target: an int, one int per explicand, ``"predicted"`` (the
-    full-input argmax, default for classifiers) or ``"all"``; on the ``output`` scale
+    full-input argmax) or ``"all"``; by default (:func:`default_target`) the positive class of
+    a binary classifier, each row's predicted class for more classes; on the ``output`` scale
     ``"raw"``, ``"probability"`` or ``"log-odds"`` (of the averaged probability; ``"auto"`` =
     probability when the model returns probabilities, raw otherwise).
 
@@ -135,7 +148,8 @@ class Prediction(Behaviour):
         n, k = full.shape
         target = self.target
         if target is None:
-            target = "predicted" if is_classifier else 0
+            target = default_target(k, is_classifier, self.scale, output_kind)
+        self.resolved_target = target
         self.k = k
         if isinstance(target, str):
             if target == "all":
@@ -209,9 +223,10 @@ class Prediction(Behaviour):
         return self.k if self.targets is None else None
 
     def describe(self):
-        return {"name": self.name, "target": self.target if isinstance(self.target, int | str |
-                                                                        None) else "array",
-                "output": self.resolved_output}
+        target = self.target if self.target is not None else getattr(self, "resolved_target",
+                                                                       None)
+        return {"name": self.name, "target": target if isinstance(target, int | str | None)
+                else "array", "output": self.resolved_output}
 
 
 def _check_labels(y, n: int, k: int, behaviour: str, classification: bool) -> torch.Tensor:

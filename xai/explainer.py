@@ -419,10 +419,18 @@ class Explainer:
             values=values, stderr=stderr, base_values=base, data=data,
             feature_names=list(feature_names),
             feature_map=None if kind == "tabular" else fmap.index,
-            channel_axis=fmap.channel_axis, method=method,
+            channel_axis=fmap.channel_axis, method=method, output_names=_output_names(adapter),
             removal=removal.describe(), behaviour=behaviour.describe(), summary=summary_desc,
             evaluations=int(evaluations), coalitions=coalitions, units=units,
             converged=converged, seconds=float(seconds), options=opts, extras=extras)
+
+
+def _output_names(adapter) -> list[str] | None:
+    """The model's outputs named by a scikit-learn classifier's ``classes_``."""
+    classes = getattr(getattr(adapter, "estimator", None), "classes_", None)
+    if classes is None or adapter.n_outputs != len(classes):
+        return None
+    return [str(c) for c in np.asarray(classes).tolist()]
 
 
 def auto_estimator(game, budget: int | None) -> str:

@@ -256,8 +256,8 @@ class Explanation:
         """Return a new Explanation for some rows; an int keeps the row axis (``n == 1``).
 
         Per-row arrays are sliced; a per-explicand ``feature_map`` (``n_maps == n > 1``) too,
-        while a shared one is kept. ``extras`` are kept as they are, since their row axis is not
-        known in general.
+        while a shared one is kept; so is ``extras["target"]``, the output each row explains.
+        Other ``extras`` are kept as they are, since their row axis is not known in general.
         """
         n = len(self)
         if isinstance(rows, (numbers.Integral, np.integer)):
@@ -276,6 +276,9 @@ class Explanation:
         if fmap is not None:
             changes["feature_map"] = fmap[idx].copy() if fmap.shape[0] == n > 1 else fmap.copy()
         changes["extras"] = dict(self.extras)
+        target = self.extras.get("target")
+        if isinstance(target, np.ndarray) and target.shape == (n,):  # the output of each row
+            changes["extras"]["target"] = target[idx].copy()
         changes["removal_arrays"] = self._removal_arrays_of(idx)
         changes["feature_names"] = list(self.feature_names)
         changes["output_names"] = None if self.output_names is None else list(self.output_names)

@@ -132,7 +132,7 @@ OPTION_RULES: dict[str, Any] = {
     "batch_size": Integer(1, example=1024),
     "memory_cap": _check_size,
     "max_background": Integer(1, example=100),
-    "n_samples": Integer(1),
+    "n_samples": Integer(0),  # 0: conditional-gaussian's plug-in means
     "n_repeats": Integer(1),
     "min_units": Integer(1),
     "cells": Integer(1),

@@ -63,6 +63,23 @@ def _select(expl: Any, output: int | None) -> tuple[np.ndarray, np.ndarray | Non
     )
 
 
+def _one_target(expl: Any, plot: str) -> None:
+    """Refuse to aggregate rows that explain different outputs (each row's predicted class of a
+    multi-class model): a mean over them mixes classes."""
+    target = getattr(expl, "extras", {}).get("target")
+    if target is None or np.asarray(expl.values).ndim != 2:
+        return
+    classes = np.unique(np.asarray(target))
+    if len(classes) > 1:
+        names = getattr(expl, "output_names", None)
+        shown = [names[c] if names and c < len(names) else int(c) for c in classes[:10]]
+        raise TargetError(
+            f"the {plot} plot averages rows, but these rows explain different outputs "
+            f"{shown} (each row's predicted class): explain one class for every row "
+            "(target=<class index>), or plot the rows of one class, e.g. "
+            "expl[expl.extras['target'] == 0]")
+
+
 def _feature_names(expl: Any, d: int) -> list[str]:
     """The explanation's feature names, or ``feature_0 ..`` when missing."""
     names = list(getattr(expl, "feature_names", None) or [])
@@ -128,6 +145,7 @@ def bar(
     With more than ``max_display`` features, the rest are summed into one "N other features" bar.
     NaN padding is ignored.
     """
+    _one_target(expl, "bar")
     values, stderr, _, note = _select(expl, output)
     n, d = values.shape
     names = _feature_names(expl, d)
@@ -234,6 +252,7 @@ def beeswarm(
     With tabular numeric data, each point is coloured by the feature's standardised value and a
     colorbar is drawn; otherwise points have one colour. NaN padding is dropped.
     """
+    _one_target(expl, "beeswarm")
     values, _, _, note = _select(expl, output)
     n, d = values.shape
     names = _feature_names(expl, d)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import InputError, MaskError
+from .errors import InputError, MaskError, OptionError
 from .registry import register
 
 
@@ -349,6 +349,9 @@ class ProductMarginal(Marginal):
         self.n_samples = n_samples
 
     def fit(self, ctx: GameContext) -> None:
+        if self.n_samples < 1:
+            raise OptionError(f"n_samples={self.n_samples} gives product-marginal removal no "
+                              "draws: pass n_samples >= 1 (default 32)")
         super().fit(ctx)
         rng = np.random.default_rng(ctx.seed.spawn(1)[0])
         n_bg = self.bg.shape[0]
