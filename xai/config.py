@@ -42,8 +42,9 @@ CPU_MIN_ROWS = 32
 def parse_size(value: float | str) -> int:
     """Parse a byte size such as ``268435456``, ``"256MiB"`` or ``"1 GiB"``."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value <= 0:
-            raise OptionError(f"memory size must be positive, got {value!r}")
+        if not value > 0 or value == float("inf"):
+            raise OptionError(f"memory size must be a positive, finite number of bytes, got "
+                              f"{value!r}: e.g. 268435456 or '256MiB'")
         return int(value)
     match = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", str(value))
     if match is None or match.group(2).lower() not in _UNITS:

@@ -56,13 +56,14 @@ class ExternalExplainer:
                 features: Any = None, output_kind: str | None = None) -> Explanation:
         """Explain rows ``X`` of ``model`` (see the class docstring)."""
         from .explainer import _feature_map, _is_tokens, _kind
-        from .inputs import prepare_inputs
+        from .inputs import check_labels, prepare_inputs
 
         start = time.perf_counter()
         adapter = as_model(model, batch_size=self.options.get("batch_size"),
                            output_kind=output_kind)
         evaluations_before = adapter.evaluations  # a reused adapter keeps counting
         X, names, background = prepare_inputs(adapter, X, background)
+        check_labels(y, X.shape[0], self.name)
         kind = _kind(tuple(X.shape[1:]), _is_tokens(adapter, X, features))
         Xn = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
         if kind == "tabular":

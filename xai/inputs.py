@@ -134,7 +134,7 @@ OPTION_RULES: dict[str, Any] = {
     "max_background": Integer(1, example=100),
     "n_samples": Integer(0),  # 0: conditional-gaussian's plug-in means
     "n_repeats": Integer(1),
-    "min_units": Integer(1),
+    "min_units": Integer(1, optional=False),
     "cells": Integer(1),
     "folds": Integer(2),
     "replicates": Integer(1),

@@ -113,6 +113,19 @@ def _unwrap(model):
     return model.estimator if isinstance(model, SklearnModel) else model
 
 
+def _construct(method: str, needs: str, build):
+    """A shap explainer that reads the model itself (its coefficients or trees); a model it
+    cannot read is an InputError saying what the method needs, before any model call."""
+    from xai.errors import InputError
+
+    try:
+        return build()
+    except Exception as exc:  # shap's own error types vary by version
+        raise InputError(f"{method} needs {needs}; shap could not read this model "
+                         f"({type(exc).__name__}: {exc}). Use shap.kernel, shap.exact or xai's "
+                         "'shap' for any other model") from exc
+
+
 class _ShapBase(xai.ExternalExplainer):
     per_position = True
 
@@ -326,9 +339,11 @@ class ShapTree(_ShapBase):
         if fp not in ("interventional", "tree_path_dependent"):
             raise unknown_name("feature_perturbation", fp,
                                ("interventional", "tree_path_dependent"))
-        ex = shap.TreeExplainer(_unwrap(ctx.model), data=B if fp == "interventional" else None,
-                                model_output=self.options["model_output"],
-                                feature_perturbation=fp)
+        ex = _construct(self.name, "a tree ensemble (scikit-learn forests or boosting, XGBoost, "
+                        "LightGBM, CatBoost)", lambda: shap.TreeExplainer(
+                            _unwrap(ctx.model), data=B if fp == "interventional" else None,
+                            model_output=self.options["model_output"],
+                            feature_perturbation=fp))
         vals = ex.shap_values(ctx.X, check_additivity=self.options["check_additivity"])
         k = ctx.predict(ctx.X[:1]).shape[1]
         values, base = _pick_target(vals, ex.expected_value, ctx.targets, k)
@@ -361,7 +376,8 @@ class ShapLinear(_ShapBase):
         else:
             raise unknown_name("feature_perturbation", fp,
                                ("interventional", "correlation_dependent"))
-        ex = shap.LinearExplainer(_unwrap(ctx.model), masker)
+        ex = _construct(self.name, "a scikit-learn linear model (with coef_)",
+                        lambda: shap.LinearExplainer(_unwrap(ctx.model), masker))
         vals = ex.shap_values(ctx.X)
         k = ctx.predict(ctx.X[:1]).shape[1]
         values, base = _pick_target(vals, ex.expected_value, ctx.targets, k)
