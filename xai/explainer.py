@@ -18,11 +18,12 @@ from .errors import FeatureMapError, InputError, LabelError, unknown_name
 from .explanation import Explanation
 from .features import FeatureMap, guess_channel_axis
 from .game import DatasetGame, Game
-from .inputs import check_labels, check_options, prepare_inputs
+from .inputs import check_labels, check_options, prepare_table
 from .models import SklearnModel, TorchModel, as_model
 from .presets import Preset
 from .removals import Removal
 from .summaries.base import Summary, seed_sequence
+from .tabular import check_removal, model_for_table
 
 GAME_OPTIONS = ("memory_cap", "batch_size", "aggregate", "cache", "draws_per_unit",
                 "memory_format")
@@ -230,9 +231,14 @@ class Explainer:
             options["background"] = background
         adapter = as_model(model, batch_size=options.get("batch_size"), output_kind=output_kind)
         evaluations_before = adapter.evaluations  # a reused adapter keeps counting
-        X, names, bg = prepare_inputs(adapter, X, options.get("background"))
+        prepared = prepare_table(adapter, X, options.get("background"), options.get("baseline"))
+        X, names, bg, table = prepared.X, prepared.names, prepared.background, prepared.table
         if bg is not None:
             options["background"] = bg
+        if "baseline" in options:  # a baseline row of a DataFrame, encoded like X
+            options["baseline"] = prepared.baseline
+        caller_adapter = adapter
+        adapter = model_for_table(adapter, table, user_adapter=adapter is model)
         kind = _kind(tuple(X.shape[1:]), _is_tokens(adapter, X, features))
         if kind == "tabular":
             X = _as_float_table(X)
@@ -248,6 +254,7 @@ class Explainer:
         merged = {**removal_opts, **behaviour_opts, **summary_opts, **options}
         used: set[str] = set()
         removal = _build("removal", self.removal, merged, used, Removal)
+        check_removal(removal, table)  # categorical columns take values of rows only
         behaviour = _build("behaviour", self.behaviour, merged, used, Behaviour)
         dataset = behaviour.dataset if self.dataset is None else self.dataset
         if (behaviour.needs_labels or (dataset and getattr(behaviour, "labels", "given") ==
@@ -294,6 +301,7 @@ class Explainer:
             else:  # per-explicand options (baseline rows, targets) follow the group's rows
                 merged_g = _slice_options(merged, rows, X.shape[0], X.ndim)
                 removal_g = _build("removal", self.removal, merged_g, set(), Removal)
+                check_removal(removal_g, table)
                 behaviour_g = _build("behaviour", self.behaviour, merged_g, set(), Behaviour)
             game = Game(adapter, Xg, removal_g, behaviour_g, sub_map, y=yg, aggregate=aggregate,
                         seed=seed_sequence(seed), kind=kind, progress=progress, **game_opts)
@@ -318,10 +326,15 @@ class Explainer:
                           f"summary={chosen!r} or another estimator to control it)",
                           stacklevel=3)
         recorded = {k: v for k, v in merged.items() if k not in {key for key, _ in unused_auto}}
+        if table is not None and table.categorical:  # what the codes in e.data stand for
+            recorded["categories"] = table.categories()
         self._target_parts = target_parts
+        evaluations = adapter.evaluations - evaluations_before
+        if adapter is not caller_adapter:  # the caller's own adapter counts the rows too
+            caller_adapter.evaluations += evaluations
         expl = self._assemble(results, X, fmap, names, adapter, removal_g, behaviour_g, summary,
                               game, estimator, method, recorded, time.perf_counter() - start,
-                              dataset, kind, adapter.evaluations - evaluations_before)
+                              dataset, kind, evaluations)
         expl.record_removal(removal_g)  # kept (and saved) so that metrics rebuild it
         return expl
 
@@ -407,6 +420,8 @@ class Explainer:
         feature_names = fmap.names if fmap.shared else [f"segment{i}" for i in range(d)]
         opts = {k: v for k, v in options.items() if k != "background"
                 and isinstance(v, int | float | str | bool | type(None))}
+        if "categories" in options:
+            opts["categories"] = options["categories"]
         opts["estimator"] = estimator
         opts["kind"] = kind
         opts["aggregate"] = game.local_game.aggregate if dataset else game.aggregate

@@ -205,30 +205,47 @@ def check_array(arr: np.ndarray | torch.Tensor, what: str, *, rows: bool = True)
                          "least one feature")
 
 
-def _numeric_frame(frame: Any, what: str) -> np.ndarray:
-    """A pandas DataFrame's values as float64, refusing text and categorical columns by name."""
-    import pandas as pd
+def _is_frame(X: Any) -> bool:
+    return hasattr(X, "columns") and hasattr(X, "to_numpy")
 
-    bad = [str(c) for c, t in frame.dtypes.items() if not (
-        pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_complex_dtype(t))]
+
+def _numeric_frame(frame: Any, what: str) -> np.ndarray:
+    """A pandas DataFrame's values as float64, refusing text and categorical columns by name
+    (for callers that cannot decode them: the external backends)."""
+    from .tabular import is_categorical
+
+    bad = [str(c) for c, t in frame.dtypes.items() if is_categorical(t)]
     if bad:
         raise InputError(
-            f"{what} has non-numeric columns {bad[:10]}: encode them as numbers, or explain a "
-            "model (e.g. a scikit-learn pipeline) that encodes them itself")
-    return frame.to_numpy(dtype=np.float64, copy=True)
+            f"{what} has non-numeric columns {bad[:10]}: this method needs numbers. Explain "
+            "with one of xai's own methods (xai.explain, e.g. method='shap'), which explain "
+            "categorical columns through a model that encodes them (a scikit-learn pipeline), "
+            "or encode them as numbers")
+    return _encoded_frame(frame, what)[0]
 
 
-def _align_background(background: Any, names: list[str] | None) -> Any:
+def _encoded_frame(frame: Any, what: str) -> tuple[np.ndarray, Any]:
+    """A DataFrame as the game's float64 table (categories as codes) and its encoding."""
+    from .tabular import TableEncoding, columns_of
+
+    table = TableEncoding.fit(frame)
+    return table.encode(columns_of(frame, table.names, what), what, len(frame)), table
+
+
+def _align_background(background: Any, names: list[str] | None,
+                      what: str = "background") -> Any:
+    """The DataFrame ``background`` with the inputs' columns in their order (reordered by
+    name)."""
     bcols = [str(c) for c in background.columns]
     if names is not None and bcols != names:
         if sorted(bcols) != sorted(names):
             missing = sorted(set(names) - set(bcols))
             extra = sorted(set(bcols) - set(names))
-            raise InputError(f"background columns differ from the inputs': missing "
-                             f"{missing}, extra {extra}; give the background the same "
-                             "columns as X (e.g. background = X_train[X.columns])")
-        background = background[names]
-    return _numeric_frame(background, "background")
+            raise InputError(f"{what} columns differ from the inputs': missing "
+                             f"{missing}, extra {extra}; give the {what} the same "
+                             f"columns as X (e.g. {what} = X_train[X.columns])")
+        background = background.iloc[:, [bcols.index(n) for n in names]]
+    return background
 
 
 def _as_array(X: Any, what: str) -> np.ndarray | torch.Tensor:
@@ -244,18 +261,75 @@ def _as_array(X: Any, what: str) -> np.ndarray | torch.Tensor:
                          "shape as a numpy array, torch tensor or DataFrame") from exc
 
 
-def prepare_inputs(model: Any, X: Any, background: Any) -> tuple[Any, list[str] | None, Any]:
-    """Numpy/torch inputs ``X``, their column names (pandas) and the background aligned to the
-    inputs' columns, each checked by :func:`check_array` and for NaN/inf."""
+@dataclass
+class PreparedInputs:
+    """Inputs checked and made numeric by :func:`prepare_table`."""
+
+    X: Any  # numpy or torch rows; a DataFrame's float64 table (categories as codes)
+    names: list[str] | None  # a DataFrame's column names
+    background: Any  # aligned to X's columns and encoded like X, or None
+    baseline: Any  # a baseline row (or rows) encoded like X; other baselines as given
+    table: Any = None  # the DataFrame's TableEncoding (xai.tabular), None for arrays
+
+
+def _encode_table(X: Any, background: Any, baseline: Any) -> PreparedInputs:
+    """A DataFrame ``X`` with its background and baseline rows encoded by one
+    :class:`~xai.tabular.TableEncoding`, whose categories are the union of theirs. A baseline
+    is read as rows of values when it names columns (pandas, a mapping) or when ``X`` has
+    categorical columns; otherwise (a scalar, a per-feature vector) it stays as given."""
+    from .tabular import TableEncoding, columns_of, is_categorical
+
+    names = [str(c) for c in X.columns]
+    categorical = any(is_categorical(t) for t in X.dtypes)
+    sources = [("X", X)]
+    if _is_frame(background) or (categorical and background is not None):
+        if isinstance(background, torch.Tensor):
+            background = background.detach().cpu().numpy()
+        sources.append(("background", background))
+    if isinstance(baseline, torch.Tensor) and categorical:
+        baseline = baseline.detach().cpu().numpy()
+    named = _is_frame(baseline) or hasattr(baseline, "keys")
+    if named or (categorical and not isinstance(baseline, str) and np.ndim(baseline) >= 1):
+        sources.append(("baseline", baseline))
+    sources = [(what, _align_background(rows, names, what) if _is_frame(rows) else rows)
+               for what, rows in sources]
+    columns = [(what, columns_of(rows, names, what)) for what, rows in sources]
+    table = TableEncoding.fit(X, *columns[1:])
+    encoded = {what: table.encode(cols, what, len(rows))
+               for (what, cols), (_, rows) in zip(columns, sources)}
+    return PreparedInputs(encoded["X"], names, encoded.get("background", background),
+                          encoded.get("baseline", baseline), table)
+
+
+def _check_model_width(model: Any, width: int, names: list[str] | None) -> None:
+    """Refuse rows of another width than a scikit-learn estimator was fitted on."""
+    estimator = getattr(model, "estimator", None)
+    expected = getattr(estimator, "n_features_in_", None)
+    if expected is None or width == expected:
+        return
+    known = getattr(estimator, "feature_names_in_", None)
+    if known is not None:
+        cols = f" (columns the model was fitted on: {list(map(str, known))})"
+    else:
+        cols = f" (columns: {list(names)})" if names else ""
+    raise InputError(f"X has {width} columns; the model expects {expected}{cols}")
+
+
+def prepare_table(model: Any, X: Any, background: Any, baseline: Any = None) -> PreparedInputs:
+    """Inputs ``X`` and the background checked (:func:`check_array`, NaN/inf, widths) before
+    any model call. A DataFrame's columns are encoded by a :class:`~xai.tabular.TableEncoding`
+    (categorical columns as category codes), which also encodes a DataFrame, Series, mapping
+    or array ``baseline`` (rows of original values) and aligns a DataFrame background by
+    column name."""
     from .models import SklearnModel
     from .removals import check_finite
 
-    names = None
-    if hasattr(X, "columns") and hasattr(X, "to_numpy"):
-        names = [str(c) for c in X.columns]
-        X = _numeric_frame(X, "X")
-    if background is not None and hasattr(background, "columns"):
-        background = _align_background(background, names)
+    if _is_frame(X):
+        _check_model_width(model, X.shape[1], [str(c) for c in X.columns])
+        prepared = _encode_table(X, background, baseline)
+    else:
+        prepared = PreparedInputs(X, None, background, baseline)
+    X, names, background = prepared.X, prepared.names, prepared.background
     X = _as_array(X, "X")
     check_array(X, "X")
     if background is not None:
@@ -268,13 +342,8 @@ def prepare_inputs(model: Any, X: Any, background: Any) -> tuple[Any, list[str] 
     if X.ndim == 1:
         raise InputError(f"X has shape {tuple(X.shape)}; give a batch (n, ...) of rows "
                          "(a single 1-D row is accepted only for scikit-learn models)")
-    if expected is not None and X.ndim == 2 and X.shape[1] != expected:
-        known = getattr(estimator, "feature_names_in_", None)
-        if known is not None:
-            cols = f" (columns the model was fitted on: {list(map(str, known))})"
-        else:
-            cols = f" (columns: {list(names)})" if names else ""
-        raise InputError(f"X has {X.shape[1]} columns; the model expects {expected}{cols}")
+    if X.ndim == 2:
+        _check_model_width(model, X.shape[1], names)
     check_finite(X if isinstance(X, torch.Tensor) else torch.as_tensor(X), "X")
     if background is not None:
         bshape = tuple(background.shape)
@@ -287,7 +356,20 @@ def prepare_inputs(model: Any, X: Any, background: Any) -> tuple[Any, list[str] 
                              "same width/shape (the same columns in the same order)")
         check_array(background, "background")
         check_finite(torch.as_tensor(np.asarray(background, dtype=np.float64)), "background")
-    return X, names, background
+    prepared.X, prepared.background = X, background
+    return prepared
+
+
+def prepare_inputs(model: Any, X: Any, background: Any) -> tuple[Any, list[str] | None, Any]:
+    """Numpy/torch inputs ``X``, their column names (pandas) and the background aligned to the
+    inputs' columns, each checked by :func:`check_array` and for NaN/inf. DataFrames with
+    categorical columns are refused (:func:`prepare_table` encodes them)."""
+    if _is_frame(X):
+        _numeric_frame(X, "X")
+    if _is_frame(background):
+        _numeric_frame(background, "background")
+    prepared = prepare_table(model, X, background)
+    return prepared.X, prepared.names, prepared.background
 
 
 def check_labels(y: Any, n: int, behaviour: str) -> None:

@@ -237,7 +237,14 @@ class TorchModel(Model):
 
 class SklearnModel(Model):
     """Adapter for a scikit-learn estimator: ``predict_proba``, else ``decision_function``,
-    else ``predict`` (or the method named by ``method``)."""
+    else ``predict`` (or the method named by ``method``).
+
+    With a ``table`` (a :class:`~xai.tabular.TableEncoding`, set when a DataFrame is
+    explained) the estimator receives DataFrames of the original columns, dtypes and
+    categories; otherwise a numpy array, labelled with ``feature_names_in_`` when it has them.
+    """
+
+    table = None
 
     def __init__(self, estimator: Any, *, batch_size: int | None = None,
                  method: str | None = None) -> None:
@@ -257,6 +264,8 @@ class SklearnModel(Model):
 
     def _forward(self, x: torch.Tensor) -> Any:
         arr = x.detach().cpu().numpy()
+        if self.table is not None:
+            return self._fn(self.table.decode(arr))
         if self.feature_names is not None:
             import pandas as pd
 
@@ -266,7 +275,14 @@ class SklearnModel(Model):
 
 class CallableModel(Model):
     """Adapter for any function from a numpy array ``(rows, *shape)`` to ``(rows,)`` or
-    ``(rows, k)``. ``output_kind`` says whether its outputs are probabilities or logits."""
+    ``(rows, k)``. ``output_kind`` says whether its outputs are probabilities or logits.
+
+    With a ``table`` (a :class:`~xai.tabular.TableEncoding`, set when a DataFrame is
+    explained) the function receives DataFrames of the original columns, dtypes and
+    categories instead.
+    """
+
+    table = None
 
     def __init__(self, fn: Callable[[np.ndarray], Any], *, batch_size: int | None = None,
                  output_kind: str | None = None, dtype: torch.dtype = torch.float64) -> None:
@@ -276,7 +292,8 @@ class CallableModel(Model):
         self.is_classifier = self.output_kind != "raw"
 
     def _forward(self, x: torch.Tensor) -> Any:
-        return self.fn(x.detach().cpu().numpy())
+        arr = x.detach().cpu().numpy()
+        return self.fn(arr if self.table is None else self.table.decode(arr))
 
 
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")

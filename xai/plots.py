@@ -94,6 +94,11 @@ def _tabular_data(expl: Any, d: int) -> np.ndarray | None:
     data = np.asarray(data)
     if data.ndim != 2 or data.shape[1] != d:
         return None
+    categories = getattr(expl, "options", {}).get("categories")
+    if isinstance(categories, dict) and categories:  # category codes shown as their values
+        from .tabular import display_data
+
+        data = display_data(data, _feature_names(expl, d), categories)
     return data
 
 

@@ -50,6 +50,13 @@ class Removal:
     #: the replacement values do not depend on the coalition (``replacement`` ignores
     #: ``masks``): callers may compute them once per explicand. False (safe) unless declared.
     mask_free: bool = False
+    #: every replacement value is a value some row holds (an explicand, a background row, a
+    #: baseline row), so a column of category codes only ever receives its own codes: such a
+    #: removal may remove categorical columns (:mod:`xai.tabular`). False (safe) unless declared.
+    replaces_with_rows: bool = False
+    #: input columns that hold category codes (set by :func:`xai.tabular.check_removal` before
+    #: the game): they take whole values only, never interpolated ones.
+    categorical_columns: tuple[int, ...] = ()
 
     def fit(self, ctx: GameContext) -> None:
         """Prepare for a game (background fitting, blurring, draws); called before any model
@@ -146,7 +153,7 @@ class Baseline(Removal):
     required: the explained rows are never used, so a result does not depend on the batch),
     ``"segment-mean"`` (each feature's mean value in the explicand, per channel; LIME's image
     default). Fractional masks interpolate ``m*x + (1-m)*r`` on real-valued inputs; integer
-    inputs (token ids) accept only boolean masks.
+    inputs (token ids) and tables with categorical columns accept only boolean masks.
     """
 
     name = "baseline"
@@ -159,6 +166,15 @@ class Baseline(Removal):
         self.background = background
 
     @property
+    def replaces_with_rows(self) -> bool:  # type: ignore[override]
+        """A baseline row (an array) or ``"mode"`` holds values of rows; scalars and the
+        other shortcuts compute numbers."""
+        v = self.value
+        if isinstance(v, str):
+            return v.lower() == "mode"
+        return np.ndim(v) >= 1
+
+    @property
     def empty_depends_on_x(self) -> bool:  # type: ignore[override]
         return isinstance(self.value, str) and self.value == "segment-mean" or (
             not isinstance(self.value, str | float | int) and np.ndim(self.value) >= 1
@@ -166,8 +182,10 @@ class Baseline(Removal):
 
     def fit(self, ctx: GameContext) -> None:
         super().fit(ctx)
-        # interpolating integer inputs (token ids) has no meaning: boolean masks only
-        self.accepts_fractional = bool(ctx.X.is_floating_point())
+        # interpolating integer inputs (token ids) or category codes has no meaning: boolean
+        # masks only
+        self.accepts_fractional = bool(ctx.X.is_floating_point()) and \
+            not self.categorical_columns
         D = ctx.X.shape[1]
         v = self.value
         self._per_explicand = False
@@ -175,19 +193,20 @@ class Baseline(Removal):
             key = v.lower().replace("_", "-")
             if key in ("zeros", "zero"):
                 r = torch.zeros(1, D, dtype=ctx.X.dtype, device=ctx.X.device)
-            elif key in ("mean", "median"):
+            elif key in ("mean", "median", "mode"):
                 if self.background is None:
                     raise InputError(f"baseline={key!r} needs a background: pass "
                                      "background=X_train (or give baseline=0.0 or a vector)")
                 src = _as_rows(self.background, "background", ctx)
-                r = (src.mean(0) if key == "mean" else src.median(0).values)[None]
+                r = (src.mean(0) if key == "mean" else src.median(0).values if
+                     key == "median" else src.mode(0).values)[None]
             elif key == "segment-mean":
                 r = _segment_mean(ctx)
                 self._per_explicand = True
             else:
                 from .errors import unknown_name
 
-                raise unknown_name("baseline shortcut", v, ["zeros", "mean", "median",
+                raise unknown_name("baseline shortcut", v, ["zeros", "mean", "median", "mode",
                                                            "segment-mean"])
         elif np.ndim(v) == 0:
             check_finite(torch.tensor([float(v)]), "baseline")
@@ -312,6 +331,11 @@ class Marginal(Removal):
     name = "marginal"
     mask_free = True
     empty_depends_on_x = False
+
+    @property
+    def replaces_with_rows(self) -> bool:  # type: ignore[override]
+        """Background rows, unless k-means replaces them by centres (averages)."""
+        return self.background_summary != "kmeans"
 
     def __init__(self, background: np.ndarray | None = None, *, max_background: int | None = 100,
                  background_summary: str | None = None) -> None:
@@ -554,6 +578,7 @@ class PermutationDonor(Removal):
 
     name = "permutation-donor"
     mask_free = True
+    replaces_with_rows = True
     aggregate = "behaviour"
 
     def fit(self, ctx: GameContext) -> None:
