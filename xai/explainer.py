@@ -474,9 +474,11 @@ def explain(model: Any, X: Any, method: str = "shap", *, y: Any = None,
 
     Parameters
     ----------
-    model : torch module, scikit-learn estimator or function of a numpy array.
-    X : rows to explain: tabular ``(n, p)`` (numpy or pandas), images ``(n, C, H, W)`` /
-        ``(n, H, W, C)`` / ``(n, H, W)``, or integer token ids ``(n, L)``.
+    model : torch module, scikit-learn estimator or function of a numpy array (of a
+        DataFrame with ``X``'s columns when ``X`` is one).
+    X : rows to explain: tabular ``(n, p)`` (numpy or pandas; text, category and boolean
+        columns are explained as categories, see :mod:`xai.tabular`), images
+        ``(n, C, H, W)`` / ``(n, H, W, C)`` / ``(n, H, W)``, or integer token ids ``(n, L)``.
     method : a preset name, e.g. ``"shap"``, ``"kernelshap"``, ``"lime"``, ``"occlusion"``,
         ``"rise"``, ``"sage"`` (``xai.methods()`` lists them).
     y : labels, for loss behaviours (``lossshap``, ``sage``, ``permutation-importance``).
