@@ -209,9 +209,9 @@ def _is_frame(X: Any) -> bool:
     return hasattr(X, "columns") and hasattr(X, "to_numpy")
 
 
-def _numeric_frame(frame: Any, what: str) -> np.ndarray:
-    """A pandas DataFrame's values as float64, refusing text and categorical columns by name
-    (for callers that cannot decode them: the external backends)."""
+def _refuse_categorical(frame: Any, what: str) -> None:
+    """Refuse a DataFrame with text or categorical columns, by name, for callers that cannot
+    decode category codes (the external backends)."""
     from .tabular import is_categorical
 
     bad = [str(c) for c, t in frame.dtypes.items() if is_categorical(t)]
@@ -221,15 +221,6 @@ def _numeric_frame(frame: Any, what: str) -> np.ndarray:
             "with one of xai's own methods (xai.explain, e.g. method='shap'), which explain "
             "categorical columns through a model that encodes them (a scikit-learn pipeline), "
             "or encode them as numbers")
-    return _encoded_frame(frame, what)[0]
-
-
-def _encoded_frame(frame: Any, what: str) -> tuple[np.ndarray, Any]:
-    """A DataFrame as the game's float64 table (categories as codes) and its encoding."""
-    from .tabular import TableEncoding, columns_of
-
-    table = TableEncoding.fit(frame)
-    return table.encode(columns_of(frame, table.names, what), what, len(frame)), table
 
 
 def _align_background(background: Any, names: list[str] | None,
@@ -365,9 +356,9 @@ def prepare_inputs(model: Any, X: Any, background: Any) -> tuple[Any, list[str] 
     inputs' columns, each checked by :func:`check_array` and for NaN/inf. DataFrames with
     categorical columns are refused (:func:`prepare_table` encodes them)."""
     if _is_frame(X):
-        _numeric_frame(X, "X")
+        _refuse_categorical(X, "X")
     if _is_frame(background):
-        _numeric_frame(background, "background")
+        _refuse_categorical(background, "background")
     prepared = prepare_table(model, X, background)
     return prepared.X, prepared.names, prepared.background
 
