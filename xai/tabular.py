@@ -170,6 +170,7 @@ class TableEncoding:
     def __init__(self, columns: Any, parts: list[_Column]) -> None:
         self.columns = columns  # the explained DataFrame's column index
         self.parts = parts
+        self._all_float64 = all(c.categories is None and c.dtype == np.float64 for c in parts)
 
     @classmethod
     def fit(cls, X: Any, *others: tuple[str, list[np.ndarray]]) -> TableEncoding:
@@ -224,6 +225,8 @@ class TableEncoding:
         import pandas as pd
 
         table = np.asarray(table, dtype=np.float64)
+        if self._all_float64:  # one block, as the model's own input validation reads it
+            return pd.DataFrame(table, columns=self.columns, copy=False)
         frame = pd.DataFrame({j: c.decode(table[:, j]) for j, c in enumerate(self.parts)},
                              copy=False)
         frame.columns = self.columns
