@@ -74,7 +74,6 @@ class _Column:
     how codes become values of that dtype again."""
 
     def __init__(self, label: Any, dtype: Any, categories: list | None) -> None:
-        self.label = label
         self.name = str(label)
         self.dtype = dtype
         self.categories = categories
@@ -99,15 +98,6 @@ class _Column:
             values = np.asarray(categories + [None], dtype=object)[:-1]
         return lookup, values
 
-    @property
-    def model_dtype(self) -> Any:
-        """The dtype of the column the model receives."""
-        import pandas as pd
-
-        if isinstance(self._values, pd.CategoricalDtype):
-            return self._values
-        return self._values.dtype
-
     def encode(self, values: np.ndarray, what: str) -> np.ndarray:
         """A column of values as float64: category codes, or the numbers themselves."""
         if self.categories is None:
@@ -117,13 +107,19 @@ class _Column:
                 raise InputError(
                     f"{what} column {self.name!r} must hold numbers like the explained rows' "
                     f"({exc}): give it the same columns and dtypes as X") from exc
-        codes = self._lookup.get_indexer(np.asarray(values, dtype=object))
+        values = np.asarray(values, dtype=object)
+        codes = self._lookup.get_indexer(values)
         bad = np.flatnonzero(codes < 0)
-        if bad.size:  # every present value is a category: only missing ones are left
+        if bad.size and _missing(values[bad[0]]):
             raise InputError(
                 f"{what} column {self.name!r} has {bad.size} missing values (first in row "
                 f"{int(bad[0])}); impute them (e.g. with a 'missing' category) or drop those "
                 "rows")
+        if bad.size:  # rows that were not seen when the categories were recorded
+            raise InputError(
+                f"{what} column {self.name!r} has the value {values[bad[0]]!r} (row "
+                f"{int(bad[0])}), which is not one of its categories {self.categories[:10]}: "
+                "encode these rows with a TableEncoding fitted on them")
         return codes.astype(np.float64)
 
     def decode(self, column: np.ndarray) -> Any:
