@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_game_overheads import _zero_patch_images, fingerprint_model
+from helpers import fingerprint_model, zero_patch_images
 from torch import nn
 
 import xai
@@ -94,7 +94,7 @@ def test_channels_last_inputs_equal_contiguous_ones(removal, fractional):
 
 def test_channels_last_per_explicand_maps_and_inert_features():
     rng = np.random.default_rng(0)
-    X, fmap = _zero_patch_images(rng)
+    X, fmap = zero_patch_images(rng)
     inert = {}
     for fmt in ("contiguous", "channels_last"):
         game = Game(fingerprint_model(3 * 64), X, Baseline(0.0), Prediction(target="all"), fmap,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import fingerprint_model, zero_patch_images
 
 from xai.behaviours import Prediction, to_probability
 from xai.config import (
@@ -31,17 +32,6 @@ from xai.removals import (
     _as_rows,
     check_finite,
 )
-
-
-def fingerprint_model(D: int, seed: int = 0) -> CallableModel:
-    """Three row-wise fingerprints of the (flattened) input in float64: equal outputs for
-    bit-equal rows, different ones (almost surely) for rows that differ anywhere."""
-    W = np.random.default_rng(seed).standard_normal((3, D))
-
-    def f(x):
-        flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-        return np.stack([(flat * w).sum(1) for w in W], 1)
-    return CallableModel(f, output_kind="raw")
 
 
 def naive_raw(game: Game, rows: np.ndarray, masks: np.ndarray, shared: bool) -> torch.Tensor:
@@ -394,20 +384,9 @@ def test_baseline_game_values_equal_the_weighted_draw_path():
         torch.testing.assert_close(general(masks), fast, rtol=0, atol=0)
 
 
-def _zero_patch_images(rng, n=5):
-    """Images ``(n, 3, 8, 8)`` with zero regions (whole 2×2 patches, and patches zero in only
-    some channels or holding -0.0), and a 16-patch feature map."""
-    X = rng.normal(size=(n, 3, 8, 8)).astype(np.float32)
-    X[:, :, :4, :4] = 0.0  # 4 whole patches zero in every channel: inert under baseline 0
-    X[:, 0, 4:6, 4:6] = 0.0  # zero in one channel only: not inert
-    X[:, :, 6:, 6:] = -0.0  # a different bit pattern than the baseline: not inert
-    seg = (np.arange(8)[:, None] // 2) * 4 + np.arange(8)[None, :] // 2
-    return X, FeatureMap(seg, channel_axis=0)
-
-
 def test_inert_features_are_those_equal_to_every_replacement_bit_for_bit():
     rng = np.random.default_rng(0)
-    X, fmap = _zero_patch_images(rng)
+    X, fmap = zero_patch_images(rng)
     model = fingerprint_model(3 * 64)
     game = Game(model, X, Baseline(0.0), Prediction(target="all"), fmap)
     inert = game.inert_features(np.arange(len(X)))
@@ -431,7 +410,7 @@ def test_per_row_masks_evaluate_each_distinct_input_once(monkeypatch):
     """Pairs whose masks differ only in inert features build the same synthetic input: they
     are evaluated once, and every value equals the plain evaluation bit for bit."""
     rng = np.random.default_rng(1)
-    X, fmap = _zero_patch_images(rng)
+    X, fmap = zero_patch_images(rng)
     model = fingerprint_model(3 * 64)
     masks = rng.random((len(X), 40, 16)) < 0.5
     masks[:, 1::2] = masks[:, 0::2]

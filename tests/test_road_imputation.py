@@ -1,6 +1,6 @@
 """The vectorised noisy-linear imputation (banded Cholesky over many systems at once) equals a
 plain dense solve of the ROAD system built here from its definition, and ROAD's ``order``
-option (issue 8, problem 5). Correctness only: no test asserts a time."""
+option. Correctness only: no test asserts a time."""
 
 from __future__ import annotations
 
