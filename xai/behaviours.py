@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .errors import BehaviourError, LabelError, TargetError, unknown_name
-from .registry import register
+from .registry import define_kind, register
 
 OUTPUT_SCALES = ("auto", "raw", "probability", "log-odds")
 LOSSES = ("cross-entropy", "squared-error")
@@ -113,6 +113,9 @@ def default_target(k: int, is_classifier: bool, scale: str, output_kind: str) ->
     if is_classifier and binary:
         return 1
     return "predicted" if is_classifier and k > 2 else 0
+
+
+define_kind("behaviour", Behaviour)  # before the behaviours below register
 
 
 @register("behaviour", "prediction")

@@ -282,6 +282,9 @@ def _load_entry_point(ep: importlib.metadata.EntryPoint) -> None:
         register_plugin(module, ep.name, source)
 
 
+registry.add_loader(lambda: load_plugins())  # looked up at call time, so it can be patched
+
+
 def unload_plugins() -> None:
     """Forget every plugin and its components; the next lookup loads the entry points again
     (tests, or a plugin installed into a running session)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .registry import register
+from .registry import define_kind, register
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ class Preset:
     aggregate: str | None = None
     description: str = ""
 
+
+define_kind("explainer", accepts=lambda obj: isinstance(obj, Preset))  # beside explain() classes
 
 PRESETS = [
     Preset("shap", "marginal", "prediction", "auto",

@@ -74,23 +74,47 @@ def _check_kind(kind: str) -> None:
 
 
 # -- validation ------------------------------------------------------------------------------
+# The registry imports no component module (those modules import the registry to register
+# themselves). The module that defines a kind's base type declares it with define_kind().
 
-def _base_of(kind: str) -> type | None:
-    """The class every component of ``kind`` subclasses (None for explainers and suites).
-    Imported here, not at module level: those modules register their own components."""
-    if kind == "removal":
-        from .removals import Removal as base
-    elif kind == "behaviour":
-        from .behaviours import Behaviour as base
-    elif kind == "summary":
-        from .summaries.base import Summary as base
-    elif kind == "metric":
-        from .metrics.base import Metric as base
-    elif kind == "dataset":
-        from .datasets.base import Dataset as base
-    else:
-        return None
-    return base
+#: what a component of each kind must be (for the message when it is not)
+_EXPECTED = {"removal": "a subclass of xai.removals.Removal",
+             "behaviour": "a subclass of xai.behaviours.Behaviour",
+             "summary": "a subclass of xai.summaries.base.Summary",
+             "metric": "a subclass of xai.metrics.base.Metric",
+             "dataset": "a subclass of xai.datasets.base.Dataset",
+             "explainer": "a Preset or a class with an explain() method (e.g. a subclass of "
+                          "xai.ExternalExplainer)",
+             "suite": "an xai.bench.Suite"}
+
+
+def _has_explain(obj: Any) -> bool:
+    """A whole explainer: a class (or factory) whose instances have ``explain()``."""
+    return callable(obj) and hasattr(obj, "explain")
+
+
+#: tests a component of each kind must pass one of (the kind's own module adds them)
+_ACCEPTS: dict[str, list[Callable[[Any], bool]]] = {kind: [] for kind in KINDS}
+_ACCEPTS["explainer"].append(_has_explain)
+
+
+def define_kind(kind: str, base: type | None = None, *,
+                accepts: Callable[[Any], bool] | None = None) -> None:
+    """Declare what a component of ``kind`` may be: a subclass of ``base``, or an object
+    ``accepts(obj)`` is true for. Called by the module that defines the kind's base type,
+    before it registers any component, so the registry never imports the modules that
+    register into it. Until then no object can be a component of ``kind`` (they all subclass
+    or instantiate a type of that module), except explainer classes with ``explain()``."""
+    _check_kind(kind)
+    if (base is None) == (accepts is None):
+        raise RegistrationError("define_kind() takes a base class or an accepts function, "
+                                f"not both or neither; got base={base!r}, accepts={accepts!r}")
+    _ACCEPTS[kind].append(accepts or _subclass_of(base))
+
+
+def _subclass_of(base: type) -> Callable[[Any], bool]:
+    """The test of a kind whose components are subclasses of ``base``."""
+    return lambda obj: isinstance(obj, type) and issubclass(obj, base)
 
 
 def name_problem(name: Any) -> str | None:
@@ -108,22 +132,8 @@ def check_component(kind: str, name: Any, obj: Any) -> str | None:
     problem = name_problem(name)
     if problem:
         return problem
-    base = _base_of(kind)
-    if base is not None:
-        if not (isinstance(obj, type) and issubclass(obj, base)):
-            return (f"{kind} {name!r} must be a subclass of {base.__module__}."
-                    f"{base.__name__}, got {obj!r}")
-    elif kind == "explainer":
-        from .presets import Preset
-
-        if not (isinstance(obj, Preset) or (callable(obj) and hasattr(obj, "explain"))):
-            return (f"explainer {name!r} must be a Preset or a class with an explain() method "
-                    f"(e.g. a subclass of xai.ExternalExplainer), got {obj!r}")
-    elif kind == "suite":
-        from .bench.suites import Suite
-
-        if not isinstance(obj, Suite):
-            return f"suite {name!r} must be an xai.bench.Suite, got {obj!r}"
+    if not any(accepts(obj) for accepts in _ACCEPTS[kind]):
+        return f"{kind} {name!r} must be {_EXPECTED[kind]}, got {obj!r}"
     return None
 
 
@@ -269,13 +279,27 @@ def unregister_source(source: Source) -> None:
 
 # -- lookup ----------------------------------------------------------------------------------
 
+_LOADERS: list[Callable[[], Any]] = []
+
+
+def add_loader(loader: Callable[[], Any]) -> None:
+    """Call ``loader()`` before every lookup (:func:`get`, :func:`names`); :mod:`xai.plugins`
+    installs its entry-point loader this way, so the registry never imports plugin discovery.
+    A loader must be cheap once it has run."""
+    if loader not in _LOADERS:
+        _LOADERS.append(loader)
+
+
+def _load() -> None:
+    for loader in tuple(_LOADERS):  # a loader may add one
+        loader()
+
+
 def get(kind: str, name: str) -> Any:
     """Look up a registered component (loading plugins first), raising ``UnknownNameError``
     with the known names, or an error naming the sources of an ambiguous plain name."""
-    from .plugins import load_plugins
-
     _check_kind(kind)
-    load_plugins()
+    _load()
     key = normalize(name)
     with _LOCK:
         if key.startswith(CORE_PREFIX):
@@ -304,10 +328,8 @@ def _core_key(kind: str, name: str) -> str:
 def names(kind: str) -> list[str]:
     """Sorted registered names of ``kind`` (plain names; core ones also answer to
     ``xai.<name>``)."""
-    from .plugins import load_plugins
-
     _check_kind(kind)
-    load_plugins()
+    _load()
     with _LOCK:
         return sorted(_REGISTRY[kind])
 

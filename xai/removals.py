@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .errors import InputError, MaskError, OptionError
-from .registry import register
+from .registry import define_kind, register
 
 
 @dataclass
@@ -141,6 +141,9 @@ def check_finite(arr: torch.Tensor | np.ndarray, what: str,
             f"{what} contains {count} NaN or infinite values (first at index "
             f"{where}); impute or drop them (a native_missing removal is not part of the "
             "core).")
+
+
+define_kind("removal", Removal)  # before the removals below register
 
 
 @register("removal", "baseline")

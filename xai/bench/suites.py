@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .. import registry
-from ..registry import register
+from ..registry import define_kind, register
 
 ModelBuilder = Callable[[Any, int, Path], tuple[Any, dict]]
 
@@ -93,6 +93,9 @@ class Suite:
     def data_specs(self) -> list[DataSpec]:
         specs = self.datasets() if callable(self.datasets) else self.datasets
         return list(specs)
+
+
+define_kind("suite", accepts=lambda obj: isinstance(obj, Suite))
 
 
 # ---------------------------------------------------------------- registered data sets

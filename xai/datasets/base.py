@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import MissingGroundTruth, unknown_name
+from ..registry import define_kind
 
 
 @dataclass
@@ -92,3 +93,6 @@ def stratified_split(y: np.ndarray, fractions: tuple[float, ...],
         for p, chunk in enumerate(np.split(idx, cuts)):
             parts[p].extend(chunk.tolist())
     return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
+
+
+define_kind("dataset", Dataset)  # every data set module registers against it

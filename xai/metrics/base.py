@@ -23,6 +23,7 @@ from ..errors import InputError, ProvenanceError, ShapeError, XaiError, unknown_
 from ..explanation import Explanation
 from ..features import FeatureMap, guess_channel_axis
 from ..models import Model, as_model
+from ..registry import define_kind
 
 REDUCTIONS = ("sum", "mean", "max_abs")
 OUTPUTS = ("probability", "logit", "raw")
@@ -413,3 +414,6 @@ def resolve_targets(expl: Explanation | None, target, adapter, X) -> np.ndarray:
         raise InputError(f"target must be 'predicted', an int or one int per row; got "
                          f"{target!r}")
     return np.broadcast_to(arr, (n,)).astype(np.int64).copy()
+
+
+define_kind("metric", Metric)  # every metric module registers against it

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import BudgetError
+from ..registry import define_kind
 
 MIN_UNITS = 32
 
@@ -305,3 +306,6 @@ class SamplingSummary(Summary):
         return SummaryResult(final_v, final_se, base if base is not None else
                              np.full(final_v.shape[:1] + final_v.shape[2:], np.nan),
                              units, converged, np.asarray(coalitions), extras)
+
+
+define_kind("summary", Summary)  # every summary module registers against it
