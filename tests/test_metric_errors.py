@@ -8,7 +8,15 @@ import pytest
 import torch
 
 import xai
-from xai.errors import ShapeError, UnknownNameError, XaiError
+from xai.errors import (
+    InputError,
+    ModelTypeError,
+    OptionError,
+    ShapeError,
+    TargetError,
+    UnknownNameError,
+    XaiError,
+)
 
 
 class Counting(torch.nn.Module):
@@ -63,15 +71,16 @@ def test_unknown_option_lists_known(setup):
 
 
 @pytest.mark.parametrize("metric,options,pattern", [
-    ("deletion", {"step": 0}, "step"),
-    ("faithfulness-correlation", {"subset_size": 64}, "subset"),
-    ("road", {"percentages": [0, 50]}, "percentages"),
+    ("deletion", {"step": 0}, r"step=0 .*at least 1"),
+    ("faithfulness-correlation", {"subset_size": 64}, r"subset_size=64 .*1\.\.63"),
+    ("road", {"percentages": [0, 50]}, r"percentages must lie in \(0, 100\)"),
 ])
 def test_invalid_option_values_name_the_range(setup, metric, options, pattern):
     model, x = setup
-    with pytest.raises((ValueError, XaiError), match=pattern):
+    with pytest.raises(OptionError, match=pattern):
         xai.metrics.get(metric, **options)(model, x, np.random.default_rng(1).random(x.shape),
                                            target=0)
+    assert model.calls == 0
 
 
 def test_sensitivity_needs_an_explainer(setup):
@@ -82,7 +91,30 @@ def test_sensitivity_needs_an_explainer(setup):
 
 
 def test_randomisation_needs_a_torch_model():
+    """A named error that is also the TypeError the spec names."""
     x = np.random.default_rng(0).random((3, 4))
-    with pytest.raises(TypeError, match="torch.nn.Module"):
+    with pytest.raises(ModelTypeError, match=r"torch\.nn\.Module.*got function") as info:
         xai.metrics.get("randomisation")(lambda a: a.sum(1), x, np.zeros((3, 4)),
                                          explainer=lambda m, X: np.zeros(X.shape), target=0)
+    assert isinstance(info.value, TypeError) and isinstance(info.value, XaiError)
+
+
+def test_a_target_out_of_range_is_refused_on_the_first_prediction(setup):
+    """The number of outputs of a torch module is known once it has answered: ROAD refuses
+    target 9 of a 3-output model on its prediction of the explained rows, not after its
+    removals (it raised IndexError there)."""
+    model, x = setup
+    with pytest.raises(TargetError, match=r"target 9 .*3 outputs, valid targets are 0\.\.2"):
+        xai.metrics.get("road")(model, x, np.random.default_rng(1).random(x.shape), target=9)
+    assert model.calls == 1
+
+
+def test_float32_copies_of_the_explained_rows_are_the_explained_rows(setup):
+    """x is compared with the explanation's rows to the precision of the coarser dtype."""
+    model, x = setup
+    x64 = x.astype(np.float64) + 1e-9
+    e = xai.explain(model, x64, method="occlusion", features=1, progress=False)
+    res = xai.metrics.get("sparseness")(model, x, e)
+    assert res.per_sample.shape == (6,)
+    with pytest.raises(InputError, match="x differs from the rows"):
+        xai.metrics.get("sparseness")(model, x + 1e-3, e)

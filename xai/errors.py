@@ -109,3 +109,8 @@ class BenchEnvironmentError(XaiError):
         super().__init__(message)
         self.failures = list(failures)
         self.out = out
+
+
+class ModelTypeError(InputError, TypeError):
+    """The model is not of the kind a component needs (e.g. randomisation re-initialises the
+    parameters of a ``torch.nn.Module`` and cannot change a plain function)."""

@@ -7,23 +7,41 @@ is reduced to one score per feature (``reduce="sum"`` by default) before the met
 Metrics that remove features do it through a :class:`~xai.game.Game` built from the
 explanation's own removal (or ``removal=``) and a prediction behaviour for the row's target,
 so batching, chunking, counting, caching and NaN checks are the explainers' own.
+
+Every argument is checked before the first model call (:mod:`xai.metrics.checks`): options,
+the rows ``x`` (and that they are the rows an Explanation explained), the attributions and the
+targets, except a target's range where the model's number of outputs is unknown: that is
+checked on the first call, a prediction of the explained rows.
 """
 
 from __future__ import annotations
 
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from ..errors import InputError, ProvenanceError, ShapeError, XaiError, unknown_name
+from ..errors import InputError, ProvenanceError, ShapeError, unknown_name
 from ..explanation import Explanation
 from ..features import FeatureMap, guess_channel_axis
+from ..inputs import Flag, check_option, prepare_inputs
 from ..models import Model, as_model
 from ..registry import define_kind
+from .checks import (
+    Choice,
+    Rule,
+    attribution_array,
+    check_explained_rows,
+    check_finite_attributions,
+    check_metric_options,
+    check_target_range,
+    check_target_request,
+    feature_map_rule,
+)
 
 REDUCTIONS = ("sum", "mean", "max_abs")
 OUTPUTS = ("probability", "logit", "raw")
@@ -108,30 +126,45 @@ class Metric:
     default_output: ClassVar[str] = "probability"
     defaults: ClassVar[dict] = {}
 
+    #: checks of the metric's own options (name -> rule), run with the core rules of
+    #: :data:`xai.inputs.OPTION_RULES` before any model call; see :mod:`xai.metrics.checks`
+    option_rules: ClassVar[dict[str, Rule]] = {}
+    #: the metric removes features with :meth:`default_removal` whatever removal made the
+    #: explanation (ROAD), unless ``removal=`` is given
+    own_removal: ClassVar[bool] = False
+    #: how targets are checked against the model's outputs: ``"game"`` (the metric's first
+    #: model call is its game's prediction of the explained rows, whose behaviour refuses a
+    #: target out of range) or ``"probe"`` (a given target is checked on one call of the
+    #: explained rows before :meth:`compute`: metrics whose model calls are not a game's)
+    target_check: ClassVar[str] = "game"
+
     def __init__(self, **options: Any) -> None:
+        self._check_names(options)
+        self.options = {**self.defaults, **options}
+
+    def _check_names(self, options: dict) -> None:
         for key in options:
             if key not in self.defaults and key not in COMMON_OPTIONS:
                 raise unknown_name(f"option of metric {self.name!r}", key,
                                    list(self.defaults) + list(COMMON_OPTIONS))
-        self.options = {**self.defaults, **options}
 
     def __call__(self, model: Any, x: Any, a: Any, *, target: Any = None, removal: Any = None,
                  seed: int = 0, explainer: Any = None, ground_truth: Any = None,
                  **options: Any) -> MetricResult:
-        """Score attributions ``a`` of inputs ``x`` for ``model`` (see the module docstring)."""
+        """Score attributions ``a`` of inputs ``x`` for ``model``, every argument checked
+        first (see the module docstring)."""
         start = time.perf_counter()
-        merged = dict(self.options)
-        for key in options:
-            if key not in self.defaults and key not in COMMON_OPTIONS:
-                raise unknown_name(f"option of metric {self.name!r}", key,
-                                   list(self.defaults) + list(COMMON_OPTIONS))
-        merged.update(options)
-        if "explainer" in self.needs and explainer is None:
-            raise InputError(f"{self.name} re-explains perturbed inputs or models; pass "
-                             "explainer=… (an xai.Explainer or a callable (model, X))")
+        self._check_names(options)
+        merged = self.checked_options({**self.options, **options})
+        seed = check_option("seed", seed)
+        if "explainer" in self.needs:
+            check_explainer(self.name, explainer)
         inp = MetricInputs.prepare(self, model, x, a, target=target, removal=removal,
                                    seed=seed, explainer=explainer, ground_truth=ground_truth,
                                    options=merged)
+        self.check_inputs(inp)
+        if self.target_check == "probe" and target is not None and not isinstance(target, str):
+            inp.check_targets()  # "predicted" is always in range
         out = self.compute(inp)
         per_sample = np.asarray(out["per_sample"], dtype=np.float64)
         mean, se, n_nan = aggregate_rows(per_sample)
@@ -142,6 +175,17 @@ class Metric:
             evaluations=inp.evaluations() + int(out.get("extra_evaluations", 0)),
             seconds=time.perf_counter() - start, settings=settings, direction=self.direction,
             curves=out.get("curves"), extras=out.get("extras", {}))
+
+    def checked_options(self, options: dict) -> dict:
+        """``options`` checked (core rules, the options of every metric, then
+        :attr:`option_rules`) and normalised; raises OptionError or UnknownNameError."""
+        rules = {**common_rules(self.default_output), **self.option_rules}
+        return check_metric_options(self.name, options, rules, self.defaults)
+
+    def check_inputs(self, inp: MetricInputs) -> None:
+        """Checks that need the prepared inputs (the number of features ``inp.d``, the rows
+        ``inp.X``, the model): run after :meth:`MetricInputs.prepare`, before any model call.
+        Subclasses extend it; raise a named XaiError that says the fix."""
 
     def default_removal(self, options: dict):
         """The removal used when neither ``removal=`` nor the explanation gives one (None:
@@ -158,6 +202,27 @@ class Metric:
 
 COMMON_OPTIONS = ("reduce", "output", "ties", "abs", "features", "batch_size")
 
+
+def common_rules(default_output: str) -> dict[str, Rule]:
+    """Rules of the options every metric takes (``batch_size`` has a core rule)."""
+    outputs = OUTPUTS if default_output in OUTPUTS else (*OUTPUTS, default_output)
+    return {"reduce": Choice(REDUCTIONS, "reduction"), "ties": Choice(("random", "index")),
+            "abs": Flag(), "features": feature_map_rule,
+            "output": lambda name, v: None if v is None else Choice(outputs, "output")(name, v)}
+
+
+def check_explainer(metric: str, explainer: Any) -> None:
+    """A metric that re-explains needs an explainer it can call."""
+    if explainer is None:
+        raise InputError(f"{metric} re-explains perturbed inputs or models; pass explainer=… "
+                         "(an xai.Explainer, an object with .explain(model, X) or a callable "
+                         "(model, X) -> attributions)")
+    if not (hasattr(explainer, "explain") or callable(explainer)):
+        raise InputError(f"explainer must be an xai.Explainer, an object with .explain(model, "
+                         f"X) or a callable (model, X) -> attributions; got "
+                         f"{type(explainer).__name__}")
+
+
 #: rows per model call for torch modules on the CPU with image inputs when ``batch_size`` is not
 #: given: convolutions run fastest on batches that fit the cache (measured on a small CNN at
 #: 32×32: 4,096 rows in one call took 3× as long as in calls of 256); results do not change
@@ -170,15 +235,18 @@ class MetricInputs:
     generators and a lazily built game."""
 
     def __init__(self, *, metric: Metric, adapter: Model, model: Any, X: np.ndarray,
-                 scores: np.ndarray, fmap: FeatureMap, targets: np.ndarray, removal,
+                 scores: np.ndarray, fmap: FeatureMap, target: Any, removal,
                  output: str, seed: int, options: dict, explanation: Explanation | None,
                  explainer: Any, ground_truth: Any, kind: str) -> None:
         self.metric, self.adapter, self.model, self.X = metric, adapter, model, X
-        self.scores, self.fmap, self.targets, self.removal = scores, fmap, targets, removal
+        self.scores, self.fmap, self.removal = scores, fmap, removal
         self.output, self.seed, self.options = output, seed, options
         self.explanation, self.explainer, self.ground_truth = explanation, explainer, \
             ground_truth
         self.kind = kind
+        self._target = target  # as given; resolved by the targets property
+        self._targets: np.ndarray | None = None
+        self._outputs: np.ndarray | None = None  # the model's outputs on X, once asked
         self._games: dict = {}
         self._evals0 = adapter.evaluations if adapter is not None else 0
 
@@ -190,37 +258,64 @@ class MetricInputs:
     def d(self) -> int:
         return self.scores.shape[1]
 
+    @property
+    def targets(self) -> np.ndarray:
+        """The output per row (resolved on first use: ``"predicted"`` costs one prediction of
+        the explained rows; metrics without a model get zeros)."""
+        if self._targets is None:
+            if "model" not in self.metric.needs:
+                self._targets = np.zeros(self.n, np.int64)
+            else:
+                self._targets = resolve_targets(self.explanation, self._target, self.adapter,
+                                                self.X, outputs=self.outputs)
+        return self._targets
+
+    def outputs(self) -> np.ndarray:
+        """The model's outputs ``(n, k)`` on the explained rows (one call, then remembered)."""
+        if self._outputs is None:
+            adapter = self.adapter
+            with adapter.session():
+                self._outputs = adapter(torch.as_tensor(self.X, dtype=adapter.dtype,
+                                                        device=adapter.device)).cpu().numpy()
+        return self._outputs
+
+    def check_targets(self) -> None:
+        """Refuse targets out of the model's range, after at most one prediction of the
+        explained rows (none when the model has answered before)."""
+        k = self.adapter.n_outputs or self.outputs().shape[1]
+        check_target_range(self.targets, 2 if k == 1 and self.adapter.is_classifier else k)
+
     # ---- preparation ------------------------------------------------------------------
     @classmethod
     def prepare(cls, metric: Metric, model, x, a, *, target, removal, seed, explainer,
                 ground_truth, options) -> MetricInputs:
-        """Validate and reduce the inputs (SPEC-evaluation §0, §8); no model call except to
-        resolve ``target="predicted"``."""
-        X = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-        batch_size = options.get("batch_size")
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
-                batch_size, int | np.integer) or batch_size < 1):
-            raise InputError(f"batch_size must be an int >= 1 (rows per model call) or None; got "
-                             f"{batch_size!r}")
-        if batch_size is None and isinstance(model, torch.nn.Module) and X.ndim > 2 and all(
-                p.device.type == "cpu" for p in model.parameters()):
-            batch_size = IMAGE_CPU_BATCH
+        """Check and reduce the inputs (SPEC-evaluation §0, §8) without calling the model: the
+        rows ``x`` (:func:`xai.inputs.prepare_inputs`: numeric, finite, with a batch axis),
+        that they are the rows an Explanation ``a`` explained, the attributions (one score
+        per feature, finite), the targets as far as they can be checked without the model's
+        number of outputs, and the removal."""
         adapter = as_model(model, output_kind=options.get("output_kind"),
-                           batch_size=batch_size) if model is not None else None
+                           batch_size=options.get("batch_size")) if model is not None else None
+        X, _, _ = prepare_inputs(adapter, x, None)
+        X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+        if adapter is not None and adapter.batch_size is None and X.ndim > 2 and isinstance(
+                model, torch.nn.Module) and all(p.device.type == "cpu"
+                                                for p in model.parameters()):
+            adapter.batch_size = IMAGE_CPU_BATCH
         expl = a if isinstance(a, Explanation) else None
-        if X.ndim < 2:
-            raise ShapeError(f"x must have a batch axis (n, ...); got shape {X.shape}")
+        if expl is not None:
+            check_explained_rows(expl.data, X)
         kind = "tabular" if X.ndim == 2 else "image"
-        fmap = options.get("features") or _feature_map_of(expl, X, kind, a)
+        fmap = options.get("features")
+        if fmap is None:
+            fmap = _feature_map_of(expl, X, kind, a)
         scores = reduce_attributions(a, X, fmap, options.get("reduce", "sum"), target)
-        targets = resolve_targets(expl, target, adapter, X)
-        if len(targets) != X.shape[0]:
-            raise ShapeError(f"x has {X.shape[0]} rows, attributions {scores.shape[0]}, target "
-                             f"{len(targets)}")
+        if "model" in metric.needs:
+            check_target_request(target, X.shape[0])
         removal = metric_removal(metric, expl, removal, options)
         output = options.get("output") or metric.default_output
         return cls(metric=metric, adapter=adapter, model=model, X=X, scores=scores, fmap=fmap,
-                   targets=targets, removal=removal, output=output, seed=seed,
+                   target=target, removal=removal, output=output, seed=seed,
                    options=options, explanation=expl, explainer=explainer,
                    ground_truth=ground_truth, kind=kind)
 
@@ -293,7 +388,7 @@ def metric_removal(metric: Metric, expl: Explanation | None, removal, options: d
     recorded baseline value, or zero. When the explanation names a removal it cannot
     rebuild, the ProvenanceError is returned (raised when a game needs the removal), never
     another removal."""
-    if removal is None and expl is not None:
+    if removal is None and expl is not None and not metric.own_removal:
         try:
             removal = expl.rebuild_removal()
         except ProvenanceError as exc:
@@ -333,7 +428,7 @@ def _feature_map_of(expl: Explanation | None, X: np.ndarray, kind: str, a) -> Fe
     cax = guess_channel_axis(X.shape[1:]) if X.ndim == 4 else None
     hw = X.shape[1:] if X.ndim == 3 else tuple(s for i, s in enumerate(X.shape[1:])
                                                if i != cax % 3)
-    arr = np.asarray(a)
+    arr = attribution_array(a)
     if arr.ndim == 2 and arr.shape[1] != int(np.prod(hw)):
         raise ShapeError(
             f"attributions have shape {arr.shape} but inputs {X.shape} have "
@@ -356,15 +451,11 @@ def reduce_attributions(a, X: np.ndarray, fmap: FeatureMap, reduce: str = "sum",
             vals = vals[np.arange(len(vals)), :, t]
         arr = vals
     else:
-        arr = (a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else
-               np.array(a, dtype=np.float64, copy=True))
+        arr = attribution_array(a)
     if arr.shape[0] != n:
-        raise ShapeError(f"x has {n} rows, attributions {arr.shape[0]}")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        rows = np.unique(np.nonzero(bad)[0])[:10].tolist()
-        raise XaiError(f"attributions contain {int(bad.sum())} NaN or infinite values (rows "
-                       f"{rows}); metrics do not impute them")
+        raise ShapeError(f"x has {n} rows, attributions {arr.shape[0]}: give one row of "
+                         "attributions per row of x")
+    check_finite_attributions(arr)
     d = fmap.d
     if arr.ndim == 2 and arr.shape[1] == d:
         return arr
@@ -394,25 +485,29 @@ def reduce_attributions(a, X: np.ndarray, fmap: FeatureMap, reduce: str = "sum",
                      f"features; expected {', '.join(expected)} or an Explanation")
 
 
-def resolve_targets(expl: Explanation | None, target, adapter, X) -> np.ndarray:
+def resolve_targets(expl: Explanation | None, target, adapter, X,
+                    outputs: Callable[[], np.ndarray] | None = None) -> np.ndarray:
     """The output per row: the explanation's recorded target unless ``target=`` is given
-    ("predicted", an int or one int per row)."""
+    ("predicted", an int or one int per row). ``outputs`` gives the model's outputs on ``X``
+    (default: one call of ``adapter``)."""
     n = X.shape[0]
     if target is None and expl is not None and "target" in expl.extras:
         return np.asarray(expl.extras["target"], dtype=np.int64)
     if target is None or (isinstance(target, str) and target == "predicted"):
         if adapter is None:
             return np.zeros(n, np.int64)
-        with adapter.session():
-            out = adapter(torch.as_tensor(X)).numpy()
+        if outputs is not None:
+            out = outputs()
+        else:
+            with adapter.session():
+                out = adapter(torch.as_tensor(X)).numpy()
         if out.shape[1] == 1:
             return (out[:, 0] > (0.5 if adapter.output_kind == "probability" else 0.0)
                     ).astype(np.int64) if adapter.output_kind != "raw" else np.zeros(n, np.int64)
         return out.argmax(1)
-    arr = np.asarray(target)
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise InputError(f"target must be 'predicted', an int or one int per row; got "
-                         f"{target!r}")
+    check_target_request(target, n)
+    arr = np.asarray(target.detach().cpu().numpy() if isinstance(target, torch.Tensor)
+                     else target)
     return np.broadcast_to(arr, (n,)).astype(np.int64).copy()
 
 

@@ -10,18 +10,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..models import CallableModel
+from ..inputs import Flag
 from ..registry import register
 from .base import Metric, MetricInputs, MetricResult
 from .correlation import warn_nan
 
 
-def _no_model(x: np.ndarray) -> np.ndarray:  # pragma: no cover - never called
-    raise RuntimeError("attribution-only metrics do not evaluate the model")
-
-
 class AttributionMetric(Metric):
-    """Metric on the attributions alone: ``model`` may be None."""
+    """Metric on the attributions alone: ``model`` may be None (it is never called)."""
 
     needs = frozenset()
     applies_to = "any"
@@ -30,14 +26,6 @@ class AttributionMetric(Metric):
 
     def __call__(self, model: Any = None, x: Any = None, a: Any = None, *,
                  target: Any = None, **kwargs: Any) -> MetricResult:
-        if model is None:
-            # MetricInputs needs an adapter (it reads its evaluation counter); give it one
-            # that is never called, and a fixed target so that none is predicted
-            model = CallableModel(_no_model)
-            if target is None:
-                target = 0
-        if x is None or a is None:
-            raise TypeError(f"{self.name} needs inputs x and attributions a")
         return super().__call__(model, x, a, target=target, **kwargs)
 
     def values(self, mag: np.ndarray, options: dict) -> np.ndarray:
@@ -66,6 +54,7 @@ class Complexity(AttributionMetric):
     name = "complexity"
     direction = "lower"
     defaults: ClassVar[dict] = {"relative": False}
+    option_rules: ClassVar[dict] = {"relative": Flag()}
 
     def values(self, mag: np.ndarray, options: dict) -> np.ndarray:
         P = mag / mag.sum(axis=1, keepdims=True)

@@ -14,11 +14,13 @@ from typing import ClassVar
 import numpy as np
 from scipy.stats import rankdata
 
-from ..errors import XaiError
+from ..errors import InputError, OptionError
+from ..inputs import Integer, Real
 from ..registry import register
 from ..subsets import floyd_draws, floyd_subsets
 from .base import Metric, MetricInputs
-from .curves import parse_step, positions, removal_curve, step_sizes
+from .checks import row_indices_rule
+from .curves import parse_step, positions, removal_curve, step_rule, step_sizes
 
 
 def pearson_rows(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -75,10 +77,24 @@ def _group_sums(scores: np.ndarray, order: np.ndarray, step: int) -> np.ndarray:
 def group_step(inp: MetricInputs) -> int:
     """The ``step`` option (features per group), checked to leave at least two groups."""
     step = parse_step(inp.options.get("step"), inp.d)
+    if inp.d < 2:
+        raise InputError(f"a correlation over features needs at least 2 features; the "
+                         f"attributions have {inp.d}: give features= with more groups")
     if math.ceil(inp.d / step) < 2:
-        raise XaiError(f"step must leave at least 2 groups of features (d = {inp.d}); got "
-                       f"{step}")
+        raise OptionError(f"step={inp.options.get('step')!r} leaves 1 group of the {inp.d} "
+                          "features, and the correlation needs at least 2 groups: pass a step "
+                          f"of at most {inp.d - 1} features")
     return step
+
+
+class _GroupedMetric(Metric):
+    """A correlation over features, or groups of ``step`` features."""
+
+    defaults: ClassVar[dict] = {"step": 1}
+    option_rules: ClassVar[dict] = {"step": step_rule}
+
+    def check_inputs(self, inp: MetricInputs) -> None:
+        group_step(inp)
 
 
 @register("metric", "faithfulness-correlation")
@@ -100,35 +116,57 @@ class FaithfulnessCorrelation(Metric):
     applies_to = "any"
     stochastic = True
     default_output = "logit"
-    defaults: ClassVar[dict] = {"n_subsets": 100, "subset_size": None, "subsets": None, "row_index": None}
+    defaults: ClassVar[dict] = {"n_subsets": 100, "subset_size": None, "subsets": None,
+                                "row_index": None}
+    option_rules: ClassVar[dict] = {"n_subsets": Integer(2, optional=False, example=100),
+                                    "row_index": row_indices_rule}
+
+    def check_inputs(self, inp: MetricInputs) -> None:
+        n, d = inp.n, inp.d
+        if inp.options.get("subsets") is None:
+            Integer(1, d - 1, example=max(1, round(0.1 * d)))("subset_size",
+                                                             inp.options.get("subset_size"))
+        else:
+            self._given_subsets(inp)
+        rows = inp.options.get("row_index")
+        if rows is not None and len(rows) != n:
+            raise OptionError(f"row_index has {len(rows)} indices for {n} rows of x: pass "
+                              "one global index per row (or leave row_index=None)")
+
+    @staticmethod
+    def _given_subsets(inp: MetricInputs) -> np.ndarray:
+        """The ``subsets`` option as feature indices ``(n, R, k)``, checked."""
+        n, d = inp.n, inp.d
+        given = inp.options["subsets"]
+        try:
+            idx = np.asarray(given)
+        except ValueError:  # ragged
+            idx = np.asarray([], dtype=object)
+        if idx.ndim == 2:
+            idx = np.broadcast_to(idx, (n, *idx.shape))
+        if idx.dtype.kind not in "iu" or idx.ndim != 3 or idx.shape[0] != n or idx.size == 0 \
+                or idx.min() < 0 or idx.max() >= d:
+            got = f"values up to {idx.max()}" if idx.dtype.kind in "iu" and idx.size else \
+                f"{idx.dtype} values"
+            raise OptionError(f"subsets must be feature indices in [0, {d}) of shape (R, k) or "
+                              f"({n}, R, k); got shape {np.shape(given)} with {got}: pass "
+                              "integer indices of existing features, or leave subsets=None "
+                              "(drawn)")
+        return idx.astype(np.int64)
 
     def _removed(self, inp: MetricInputs) -> np.ndarray:
         """The subsets ``S_r`` as masks ``(n, R, d)``, True = removed."""
         n, d = inp.n, inp.d
-        given = inp.options.get("subsets")
-        if given is not None:
-            idx = np.asarray(given, dtype=np.int64)
-            if idx.ndim == 2:
-                idx = np.broadcast_to(idx, (n, *idx.shape))
-            if idx.ndim != 3 or idx.shape[0] != n or idx.min() < 0 or idx.max() >= d:
-                raise XaiError(f"subsets must be feature indices in [0, {d}) of shape (R, k) or "
-                               f"({n}, R, k); got shape {np.shape(given)}")
+        if inp.options.get("subsets") is not None:
+            idx = self._given_subsets(inp)
             removed = np.zeros((n, idx.shape[1], d), dtype=bool)
             np.put_along_axis(removed, idx, True, axis=2)
             return removed
-        R = inp.options.get("n_subsets", 100)
-        if isinstance(R, bool) or not isinstance(R, int | np.integer) or R < 2:
-            raise XaiError(f"n_subsets must be an int >= 2; got {R!r}")
+        R = inp.options["n_subsets"]
         k = inp.options.get("subset_size")
         k = max(1, round(0.1 * d)) if k is None else k
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k < d:
-            raise XaiError(f"subset_size must be an int with 1 <= subset_size < d = {d}; got "
-                           f"{k!r}")
         rows = inp.options.get("row_index")
-        rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64).ravel()
-        if len(rows) != n:
-            raise XaiError(f"row_index must give one global index per row ({n}); got "
-                           f"{len(rows)}")
+        rows = np.arange(n) if rows is None else rows
         # R × min(k, d - k) uniforms from each row's keyed generator, Floyd's algorithm on
         # all rows at once (a row's subsets depend on its key only, not on the batch)
         m = floyd_draws(d, int(k))
@@ -150,7 +188,7 @@ class FaithfulnessCorrelation(Metric):
 
 
 @register("metric", "faithfulness-estimate")
-class FaithfulnessEstimate(Metric):
+class FaithfulnessEstimate(_GroupedMetric):
     """Faithfulness estimate (Alvarez-Melis & Jaakkola 2018): deterministic; Pearson over
     features (or groups of ``step`` features in decreasing score order, as Quantus's
     ``features_in_step``) of the attribution sum and ``v(D) − v(D \\ group)``."""
@@ -161,7 +199,6 @@ class FaithfulnessEstimate(Metric):
     applies_to = "any"
     stochastic = False
     default_output = "logit"
-    defaults: ClassVar[dict] = {"step": 1}
 
     def compute(self, inp: MetricInputs) -> dict:
         step = group_step(inp)
@@ -195,12 +232,11 @@ class Monotonicity(Metric):
     stochastic = False
     default_output = "probability"
     defaults: ClassVar[dict] = {"step": None, "atol": 0.0}
+    option_rules: ClassVar[dict] = {"step": step_rule, "atol": Real(0.0, optional=False)}
 
     def compute(self, inp: MetricInputs) -> dict:
         step = parse_step(inp.options.get("step"), inp.d)
-        atol = float(inp.options.get("atol", 0.0))
-        if not atol >= 0:
-            raise XaiError(f"atol must be >= 0; got {atol}")
+        atol = float(inp.options["atol"])
         order = inp.order(descending=False)
         curves, k = removal_curve(inp, order, step, "insertion")
         ok = np.diff(curves, axis=1) >= -atol
@@ -213,7 +249,7 @@ class Monotonicity(Metric):
 
 
 @register("metric", "monotonicity-correlation")
-class MonotonicityCorrelation(Metric):
+class MonotonicityCorrelation(_GroupedMetric):
     """Monotonicity correlation (Nguyen & Martínez 2020): Spearman over features (or groups of
     ``step`` features in increasing |a| order) of ``|a_i|`` and
     ``E[(v(D) − v(D \\ {i}))²] / v(D)²``.
@@ -231,7 +267,6 @@ class MonotonicityCorrelation(Metric):
     applies_to = "any"
     stochastic = False
     default_output = "probability"
-    defaults: ClassVar[dict] = {"step": 1}
 
     def compute(self, inp: MetricInputs) -> dict:
         step = group_step(inp)

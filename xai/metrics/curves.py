@@ -16,31 +16,48 @@ per row and per removal draw, plus one full row per row and one empty evaluation
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import XaiError
+from ..errors import OptionError
+from ..inputs import Flag
 from ..registry import register
 from .base import Metric, MetricInputs
+from .checks import Choice
 
 # ---- helpers shared with the other metric modules ------------------------------------------
 
+def step_rule(name: str, step: Any) -> Any:
+    """Rule of a ``step`` option: an int >= 1 (features per step), a float in (0, 1] (a
+    fraction of the features) or None (the default)."""
+    if step is None:
+        return None
+    fix = (f"pass an int >= 1 (features per step), a fraction in (0, 1] of the features, or "
+           f"leave {name}=None (the default)")
+    if isinstance(step, bool | np.bool_) or not isinstance(step, numbers.Real):
+        raise OptionError(f"{name}={step!r} is not a number: {fix}")
+    if isinstance(step, numbers.Integral):
+        if step < 1:
+            raise OptionError(f"{name}={step} is out of range (an int step must be at least 1): "
+                              f"{fix}")
+        return int(step)
+    if not 0.0 < float(step) <= 1.0:
+        raise OptionError(f"{name}={step!r} is out of range (a float step is a fraction of the "
+                          f"features, in (0, 1]): {fix}")
+    return float(step)
+
+
 def parse_step(step: Any, d: int, option: str = "step") -> int:
-    """Features per step: an int >= 1, a float in (0, 1) (fraction of ``d``, rounded up) or
-    None (default ``max(1, ceil(d / 100))``)."""
+    """Features per step (see :func:`step_rule`); None gives ``max(1, ceil(d / 100))``, a
+    fraction ``f`` gives ``ceil(f·d)``."""
+    step = step_rule(option, step)
     if step is None:
         return max(1, math.ceil(d / 100))
-    if isinstance(step, bool) or not isinstance(step, int | float | np.integer | np.floating):
-        raise XaiError(f"{option} must be an int >= 1 or a float in (0, 1); got {step!r}")
-    if isinstance(step, int | np.integer):
-        if step < 1:
-            raise XaiError(f"{option} must be an int >= 1 or a float in (0, 1); got {step}")
-        return int(step)
-    if not 0.0 < float(step) < 1.0:
-        raise XaiError(f"{option} must be an int >= 1 or a float in (0, 1) (a fraction of the "
-                       f"{d} features); got {step}")
-    return max(1, math.ceil(float(step) * d - 1e-9))
+    if isinstance(step, int):
+        return step
+    return max(1, math.ceil(step * d - 1e-9))
 
 
 def positions(order: np.ndarray) -> np.ndarray:
@@ -100,6 +117,7 @@ class _CurveMetric(Metric):
     stochastic = False
     default_output = "probability"
     defaults: ClassVar[dict] = {"step": None, "normalise_curve": False}
+    option_rules: ClassVar[dict] = {"step": step_rule, "normalise_curve": Flag()}
     mode = "deletion"
     descending = True
 
@@ -172,11 +190,11 @@ class AOPC(_CurveMetric):
     name = "aopc"
     direction = "higher"
     defaults: ClassVar[dict] = {"step": None, "normalise_curve": False, "order": "morf"}
+    option_rules: ClassVar[dict] = {**_CurveMetric.option_rules,
+                                    "order": Choice(("morf", "lerf"), "order")}
 
     def compute(self, inp: MetricInputs) -> dict:
-        which = str(inp.options.get("order", "morf")).lower()
-        if which not in ("morf", "lerf"):
-            raise XaiError(f"order of metric 'aopc' must be 'morf' or 'lerf'; got {which!r}")
+        which = inp.options["order"]
         step = parse_step(inp.options.get("step"), inp.d)
         order = inp.order(descending=which == "morf")
         curves, k = removal_curve(inp, order, step, "deletion")

@@ -36,8 +36,10 @@ from scipy.stats import rankdata
 
 from ..errors import MissingGroundTruth, ShapeError, XaiError
 from ..features import guess_channel_axis
+from ..inputs import Flag, Integer, Real
 from ..registry import register
 from .base import Metric, MetricInputs
+from .checks import Choice, row_indices_rule
 
 
 class GroundTruthMetric(Metric):
@@ -49,13 +51,18 @@ class GroundTruthMetric(Metric):
     stochastic: ClassVar[bool] = False
     direction: ClassVar[str] = "higher"
     defaults: ClassVar[dict] = {"sign": "abs", "rows": None, "threshold": None}
+    option_rules: ClassVar[dict] = {"sign": Choice(("abs", "positive"), "sign"),
+                                    "threshold": Real(), "rows": row_indices_rule}
     needs_mask: ClassVar[bool] = True
+
+    def check_inputs(self, inp: MetricInputs) -> None:
+        rows = inp.options.get("rows")
+        if rows is not None and len(rows) != inp.n:
+            raise ShapeError(f"x has {inp.n} rows, rows= {len(rows)}: pass the data-set row "
+                             "of each row of x (one index per row)")
 
     def compute(self, inp: MetricInputs) -> dict:
         sign = inp.options.get("sign", "abs")
-        if sign not in ("abs", "positive"):
-            raise XaiError(f"sign must be 'abs' (magnitudes) or 'positive' (max(a, 0)); got "
-                           f"{sign!r}")
         spatial = _spatial_shape(inp.X)
         raw = _pixel_scores(inp, spatial)
         s = np.abs(raw) if sign == "abs" else np.maximum(raw, 0.0)
@@ -166,12 +173,15 @@ class _TopK(GroundTruthMetric):
     defaults: ClassVar[dict] = {**GroundTruthMetric.defaults, "k": None}
     recall: ClassVar[bool] = False
 
+    def check_inputs(self, inp: MetricInputs) -> None:
+        super().check_inputs(inp)
+        pixels = int(np.prod(_spatial_shape(inp.X)))
+        Integer(1, pixels, example=max(1, pixels // 10))("k", inp.options.get("k"))
+
     def score(self, inp, s, mask, spatial):
         n, P = s.shape
         k_opt = inp.options.get("k")
         size = mask.sum(1)
-        if k_opt is not None and (int(k_opt) < 1 or int(k_opt) > P):
-            raise XaiError(f"k must lie in 1..{P}; got {k_opt}")
         k = size if k_opt is None else np.full(n, int(k_opt))
         order = inp.order(s)  # descending, ties per the ties option
         sorted_s = np.take_along_axis(s, order, axis=1)
@@ -341,6 +351,10 @@ class EMDAccuracy(GroundTruthMetric):
     name: ClassVar[str] = "emd-accuracy"
     defaults: ClassVar[dict] = {**GroundTruthMetric.defaults, "normaliser": "max-distance",
                                 "fni": False, "max_variables": 100_000}
+    option_rules: ClassVar[dict] = {
+        **GroundTruthMetric.option_rules,
+        "normaliser": Choice(("max-distance", "xai-tris"), "normaliser"),
+        "fni": Flag(), "max_variables": Integer(1, optional=False, example=100_000)}
     normalisation: ClassVar[str] = "sum (distributions)"
 
     def score(self, inp, s, mask, spatial):
@@ -348,10 +362,8 @@ class EMDAccuracy(GroundTruthMetric):
         hw = spatial if len(spatial) == 2 else (1, spatial[0])
         if norm_opt == "max-distance":
             delta = math.hypot(hw[0] - 1, hw[1] - 1)
-        elif norm_opt == "xai-tris":
+        else:  # "xai-tris", as the option rule allows
             delta = math.sqrt(2 * hw[0] * hw[1])
-        else:
-            raise XaiError(f"normaliser must be 'max-distance' or 'xai-tris'; got {norm_opt!r}")
         fni = bool(inp.options.get("fni", False))
         total = s.sum(1)
         zero = total <= 0

@@ -47,8 +47,10 @@ import torch
 
 from ..errors import InputError, ShapeError
 from ..explanation import Explanation
+from ..inputs import Flag, Integer, Real
 from ..registry import register
-from .base import Metric, MetricInputs
+from .base import Metric, MetricInputs, check_explainer
+from .checks import Choice, OneOf
 
 PERTURBATIONS = ("subset", "gaussian", "cumulative_patches")
 _BLOCK = 1 << 16  # float64 values per block of attribution differences (512 KB)
@@ -69,19 +71,21 @@ def target_values(inp: MetricInputs, Xs: np.ndarray,
     """Model outputs for the targets of ``rows`` on the metric's output scale, for input-space
     perturbations ``Xs`` ``(m, *S)`` (row ``rows[j]``'s target for ``Xs[j]``): the same
     behaviour (:class:`~xai.behaviours.Prediction`) as the metric's game. The explained rows
-    are evaluated too (first), to fix the behaviour; all rows are counted by the adapter.
+    are evaluated first, in a call of their own (:meth:`MetricInputs.outputs`), which fixes
+    the behaviour and refuses targets out of range; all rows are counted by the adapter.
     Returns ``(values at x (n,), values at Xs (m,))``."""
     from ..behaviours import Prediction
 
     adapter = inp.adapter
     scale = {"logit": "log-odds", "probability": "probability", "raw": "raw"}[inp.output]
     beh = Prediction(target=inp.targets, output=scale)
-    x = torch.as_tensor(np.concatenate([inp.X, Xs]), dtype=adapter.dtype, device=adapter.device)
+    full = torch.as_tensor(inp.outputs())  # one call of the explained rows: checks targets
+    beh.prepare(full, None, adapter.output_kind, adapter.is_classifier)
+    x = torch.as_tensor(Xs, dtype=adapter.dtype, device=adapter.device)
     with adapter.session():
         out = adapter(x).detach().cpu().to(torch.float64)
-    beh.prepare(out[:inp.n], None, adapter.output_kind, adapter.is_classifier)
     all_rows = torch.as_tensor(np.concatenate([np.arange(inp.n), rows]))
-    vals = beh(beh.on_scale(out), all_rows).numpy()
+    vals = beh(beh.on_scale(torch.cat([full, out])), all_rows).numpy()
     return vals[:inp.n], vals[inp.n:]
 
 
@@ -97,8 +101,6 @@ def attribution_kind(inp: MetricInputs) -> str:
     ``kind=``)."""
     declared = inp.options.get("kind")
     if declared is not None:
-        if declared not in ("contribution", "sensitivity"):
-            raise InputError(f"kind must be 'contribution' or 'sensitivity', got {declared!r}")
         return declared
     expl = inp.explanation
     if expl is None:
@@ -137,22 +139,20 @@ class Infidelity(Metric):
     default_output = "logit"
     defaults: ClassVar[dict] = {"perturbation": "subset", "n_perturb": 64,
                                 "normalise": "optimal", "sigma": 0.1, "patch": 4, "kind": None}
+    option_rules: ClassVar[dict] = {
+        "perturbation": lambda name, v: Choice(PERTURBATIONS, "perturbation")(
+            name, v.replace("-", "_") if isinstance(v, str) else v),
+        "n_perturb": Integer(1, optional=False, example=64),
+        "normalise": OneOf(NORMALISE, " (the optimal scale β per row, or none)"),
+        "sigma": Real(0.0, low_open=True, optional=False),
+        "patch": Integer(1, optional=False, example=4),
+        "kind": OneOf(("sensitivity", "contribution", None),
+                      ": 'sensitivity' for gradients and saliency, 'contribution' for SHAP, "
+                      "LIME, occlusion, IG")}
 
-    def compute(self, inp: MetricInputs) -> dict:
-        o = inp.options
-        law = str(o["perturbation"]).replace("-", "_")
-        if law not in PERTURBATIONS:
-            raise InputError(f"perturbation must be one of {PERTURBATIONS}; got "
-                             f"{o['perturbation']!r}")
-        if o["normalise"] not in NORMALISE:
-            raise InputError(f"normalise must be 'optimal' or None; got {o['normalise']!r}")
-        n_perturb = int(o["n_perturb"])
-        if n_perturb < 1:
-            raise InputError(f"n_perturb must be an integer >= 1; got {o['n_perturb']!r}")
-        a = inp.scores
-        if law == "subset":
-            ita, df = self._subset(inp, a, n_perturb)
-        elif law == "gaussian":
+    def check_inputs(self, inp: MetricInputs) -> None:
+        law = inp.options["perturbation"]
+        if law == "gaussian":
             kind = attribution_kind(inp)
             if kind != "sensitivity":
                 what = (f"explanation method {inp.explanation.method!r} gives contribution-type "
@@ -163,15 +163,22 @@ class Infidelity(Metric):
                     f"saliency), but {what}; use perturbation='subset' (contributions: SHAP, "
                     "LIME, occlusion, IG, gradient×input) or 'cumulative_patches', or pass "
                     "kind='sensitivity' for a raw gradient array")
-            sigma = float(o["sigma"])
-            if sigma <= 0:
-                raise InputError(f"sigma must be > 0; got {sigma}")
-            ita, df = self._gaussian(inp, a, n_perturb, sigma)
+        if law == "cumulative_patches" and inp.kind != "image":
+            raise InputError("perturbation='cumulative_patches' needs image inputs (Quantus's "
+                             "estimator is image-only); use perturbation='subset' for "
+                             f"{inp.kind} data")
+
+    def compute(self, inp: MetricInputs) -> dict:
+        o = inp.options
+        law = o["perturbation"]
+        n_perturb = o["n_perturb"]
+        a = inp.scores
+        if law == "subset":
+            ita, df = self._subset(inp, a, n_perturb)
+        elif law == "gaussian":
+            ita, df = self._gaussian(inp, a, n_perturb, float(o["sigma"]))
         else:
-            patch = int(o["patch"])
-            if patch < 1:
-                raise InputError(f"patch must be an integer >= 1; got {o['patch']!r}")
-            ita, df = self._cumulative(inp, a, patch)
+            ita, df = self._cumulative(inp, a, int(o["patch"]))
         if o["normalise"] == "optimal":
             num = (ita * df).sum(1)
             den = (ita ** 2).sum(1)
@@ -213,10 +220,6 @@ class Infidelity(Metric):
 
     @staticmethod
     def _cumulative(inp: MetricInputs, a: np.ndarray, patch: int):
-        if inp.kind != "image":
-            raise InputError("perturbation='cumulative_patches' needs image inputs (Quantus's "
-                             "estimator is image-only); use perturbation='subset' for "
-                             f"{inp.kind} data")
         n, d = inp.n, inp.d
         index = inp.fmap.index  # (n_maps, *pos_shape)
         H, W = index.shape[-2:]
@@ -319,12 +322,10 @@ def _as_attr_array(result: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray | N
 def call_explainer(explainer: Any, model: Any, X: np.ndarray):
     """Run ``explainer`` on ``X``: an object with ``.explain(model, X)`` (an
     :class:`xai.Explainer`, a captum/shap backend) or a callable ``(model, X)``."""
+    check_explainer("the metric", explainer)
     if hasattr(explainer, "explain"):
         return explainer.explain(model, X)
-    if callable(explainer):
-        return explainer(model, X)
-    raise InputError(f"explainer must be an xai.Explainer, an object with .explain(model, X) "
-                     f"or a callable (model, X) -> attributions; got {type(explainer).__name__}")
+    return explainer(model, X)
 
 
 class _Sensitivity(Metric):
@@ -337,6 +338,28 @@ class _Sensitivity(Metric):
     default_output = "attributions"
     defaults: ClassVar[dict] = {"n_samples": 32, "radius_frac": 0.02, "radius": None,
                                 "same_prediction": False, "explainer_batch_size": None}
+    option_rules: ClassVar[dict] = {"n_samples": Integer(1, optional=False, example=32),
+                                    "radius_frac": Real(0.0, low_open=True, optional=False),
+                                    "radius": Real(0.0, low_open=True),
+                                    "same_prediction": Flag(),
+                                    "explainer_batch_size": Integer(1, example=1024)}
+    target_check = "probe"  # the explainer's calls are not a game's
+
+    def check_inputs(self, inp: MetricInputs) -> None:
+        X = inp.X
+        if not np.issubdtype(X.dtype, np.floating):
+            raise InputError(f"{self.name} perturbs inputs continuously and needs real-valued "
+                             f"inputs; got dtype {X.dtype}: pass x as floats (x.astype(float))")
+        if inp.options["radius"] is None and not float(X.max() - X.min()) > 0:
+            raise InputError(f"{self.name}: x is constant over the evaluated set, so the "
+                             f"radius {inp.options['radius_frac']} × (max − min) is 0; pass "
+                             "radius= (the perturbation radius in input units)")
+
+    def _radius(self, inp: MetricInputs) -> float:
+        o = inp.options
+        if o["radius"] is not None:
+            return float(o["radius"])
+        return float(o["radius_frac"]) * float(inp.X.max() - inp.X.min())
 
     def _draws(self, inp: MetricInputs, eps_norms: bool = False):
         """Per row and draw: the distance ``‖a(x + ε_j) − a(x)‖₂`` ``(n, N)``, the reference
@@ -347,34 +370,10 @@ class _Sensitivity(Metric):
         x_1 + ε_11 .. x_1 + ε_1N, .., x_m + ε_mN]``: all ``n`` rows in one call, or
         ``explainer_batch_size`` rows per call in whole groups (a row with its ``N`` copies)."""
         o = inp.options
-        if inp.explainer is None:
-            raise InputError(f"{self.name} re-explains perturbed inputs; pass explainer=… (an "
-                             "xai.Explainer, an object with .explain(model, X) or a callable "
-                             "(model, X) -> attributions)")
-        N = int(o["n_samples"])
-        if N < 1:
-            raise InputError(f"n_samples must be an integer >= 1; got {o['n_samples']!r}")
+        N = o["n_samples"]
         batch = o.get("explainer_batch_size")
-        if batch is not None and (isinstance(batch, bool) or not isinstance(
-                batch, int | np.integer) or batch < 1):
-            raise InputError(f"explainer_batch_size must be an int >= 1 (rows per explainer "
-                             f"call) or None (one call); got {batch!r}")
         X = inp.X
-        if not np.issubdtype(X.dtype, np.floating):
-            raise InputError(f"{self.name} perturbs inputs continuously and needs real-valued "
-                             f"inputs; got dtype {X.dtype}")
-        if o["radius"] is not None:
-            r = float(o["radius"])
-            if not r > 0:
-                raise InputError(f"radius must be > 0; got {o['radius']!r}")
-        else:
-            frac = float(o["radius_frac"])
-            if not frac > 0:
-                raise InputError(f"radius_frac must be > 0; got {o['radius_frac']!r}")
-            r = frac * float(X.max() - X.min())
-            if not r > 0:
-                raise InputError(f"{self.name}: x is constant over the evaluated set, so the "
-                                 "radius 0.02 × (max − min) is 0; pass radius=")
+        r = self._radius(inp)
         n, S = inp.n, X.shape[1:]
         D = int(np.prod(S, dtype=np.int64))
         rows = n if batch is None else max(1, int(batch) // (N + 1))  # rows per call
@@ -423,7 +422,7 @@ class _Sensitivity(Metric):
             se = np.concatenate(se_parts)
             self._stderr = float(np.sqrt(np.nanmean(se ** 2))) if np.isfinite(se).any() \
                 else None
-        self._radius = r
+        self._radius_used = r
         return dist, ref_norm, enorm, valid
 
     @staticmethod
@@ -437,16 +436,17 @@ class _Sensitivity(Metric):
         return pred[n:].reshape(n, N) == pred[:n, None]
 
     def _finish(self, inp: MetricInputs, per_sample: np.ndarray, extras: dict) -> dict:
-        extras = {**extras, "radius": self._radius, "explainer_se": self._stderr,
+        extras = {**extras, "radius": self._radius_used, "explainer_se": self._stderr,
                   "target_changed": self._target_changed}
         return {"per_sample": per_sample, "extras": extras,
                 "extra_evaluations": getattr(self, "_explain_evals", 0),
-                "settings": {"radius": self._radius, "reference": "re-explained x",
+                "settings": {"radius": self._radius_used, "reference": "re-explained x",
                              "explainer_se": self._stderr}}
 
 
 class _RelativeSensitivity(_Sensitivity):
     defaults: ClassVar[dict] = {**_Sensitivity.defaults, "relative": True}
+    option_rules: ClassVar[dict] = {**_Sensitivity.option_rules, "relative": Flag()}
     reducer = staticmethod(np.nanmax)
 
     def compute(self, inp: MetricInputs) -> dict:

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, ModelTypeError, OptionError
 from ..registry import register
 from .base import Metric, MetricInputs
+from .checks import Choice
 from .perturbation import _as_attr_array, call_explainer
 
 CAVEATS = (
@@ -76,6 +77,17 @@ def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(den > 0, (ra * rb).sum(1) / np.where(den > 0, den, 1.0), np.nan)
 
 
+def _layers_rule(name: str, value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, list | tuple) or not value or not all(
+            isinstance(v, str) for v in value):
+        raise OptionError(f"{name}={value!r} is not a list of module names: pass a list such "
+                          f"as {name}=['fc'] (names from model.named_modules(), top-down), or "
+                          f"leave {name}=None (all layers)")
+    return list(value)
+
+
 @register("metric", "randomisation", aliases=("mprt", "randomization"))
 class Randomisation(Metric):
     """Model-parameter randomisation (see the module docstring). A diagnostic (direction
@@ -100,34 +112,39 @@ class Randomisation(Metric):
     stochastic = False  # seeded
     default_output = "attributions"
     defaults: ClassVar[dict] = {"order": "cascading", "layers": None}
+    option_rules: ClassVar[dict] = {"order": Choice(ORDERS, "order"), "layers": _layers_rule}
+    target_check = "probe"  # the explainer's calls are not a game's
 
-    def __call__(self, model, x, a, *, target=None, removal=None, seed=0, **options):
+    def check_inputs(self, inp: MetricInputs) -> None:
+        self._top_down(inp.model, inp.options["layers"])
+
+    def _top_down(self, model: Any, wanted: list[str] | None) -> list:
+        """The layers to randomise, top-down, as ``(name, module)`` of ``model``; refuses a
+        model that is no torch module, owns no parameters, or lacks a named layer."""
         if not isinstance(model, torch.nn.Module):
-            raise TypeError(f"randomisation needs a torch.nn.Module; got "
-                            f"{type(model).__name__}")
-        return super().__call__(model, x, a, target=target, removal=removal, seed=seed,
-                                **options)
+            raise ModelTypeError(
+                f"randomisation needs a torch.nn.Module, whose parameters it re-initialises "
+                f"layer by layer; got {type(model).__name__}: pass the torch module itself "
+                "(not a function or an adapter around it), or use a metric that does not "
+                "change the model")
+        layers = parameter_layers(model)
+        if not layers:
+            raise InputError("the model has no parameters to randomise: pass a torch module "
+                             "with parameters (layers such as nn.Linear or nn.Conv2d)")
+        if wanted is None:
+            return layers[::-1]
+        by_name = dict(layers)
+        missing = [w for w in wanted if w not in by_name]
+        if missing:
+            raise OptionError(f"layers {missing} own no parameters in the model: pass names of "
+                              f"layers that do: {list(by_name)} (or layers=None for all)")
+        return [(w, by_name[w]) for w in wanted]
 
     def compute(self, inp: MetricInputs) -> dict:
         order = inp.options["order"]
-        if order not in ORDERS:
-            raise InputError(f"order must be one of {ORDERS}; got {order!r}")
-        if inp.explainer is None:
-            raise InputError("randomisation re-explains randomised models; pass explainer=…")
         base = copy.deepcopy(inp.model)
         layers = parameter_layers(base)
-        if inp.options["layers"] is not None:
-            wanted = list(inp.options["layers"])
-            by_name = dict(layers)
-            missing = [w for w in wanted if w not in by_name]
-            if missing:
-                raise InputError(f"layers {missing} own no parameters in the model; layers "
-                                 f"that do: {list(by_name)}")
-            top_down = [(w, by_name[w]) for w in wanted]
-        else:
-            top_down = layers[::-1]
-        if not top_down:
-            raise InputError("the model has no parameters to randomise")
+        top_down = self._top_down(base, inp.options["layers"])
         index_of = {name: i for i, (name, _) in enumerate(layers)}
         n = inp.n
         ref, _ = _as_attr_array(call_explainer(inp.explainer, base, inp.X), n)

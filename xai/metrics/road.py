@@ -28,10 +28,12 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ..errors import InputError, ShapeError, unknown_name
+from ..behaviours import Prediction
+from ..errors import InputError, OptionError, ShapeError
 from ..registry import register
 from ..removals import GameContext, Removal
 from .base import Metric, MetricInputs
+from .checks import Choice, check_target_range
 
 _OFFSETS = ((-1, -1, 1 / 12), (-1, 0, 1 / 6), (-1, 1, 1 / 12), (0, -1, 1 / 6),
             (0, 1, 1 / 6), (1, -1, 1 / 12), (1, 0, 1 / 6), (1, 1, 1 / 12))
@@ -391,6 +393,37 @@ class NoisyLinear(Removal):
         return {"name": self.name, "noise": self.noise}
 
 
+def _percentages_rule(name: str, value) -> np.ndarray:
+    """ROAD's ``percentages``: at least one number, each in (0, 100)."""
+    fix = "pass percentages strictly between 0 and 100, e.g. percentages=(10, 20, ..., 90)"
+    try:
+        pct = np.asarray(value, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise OptionError(f"{name}={value!r} is not a list of numbers: {fix}") from None
+    if pct.size == 0:
+        raise OptionError(f"{name} is empty: {fix}")
+    bad = pct[~((pct > 0) & (pct < 100))]  # NaN too
+    if bad.size:
+        raise OptionError(f"{name} must lie in (0, 100); got {bad.tolist()} among "
+                          f"{pct.tolist()}: {fix}")
+    return pct
+
+
+class _AllOutputs(Prediction):
+    """Every output on the probability scale (ROAD's accuracy needs the argmax), with the
+    rows' targets checked against the model's outputs on the first call, the prediction of
+    the explained rows."""
+
+    def __init__(self, targets: np.ndarray) -> None:
+        super().__init__(target="all", output="probability")
+        self.row_targets = targets
+
+    def prepare(self, full, y, output_kind, is_classifier):
+        super().prepare(full, y, output_kind, is_classifier)
+        k = full.shape[1]
+        check_target_range(self.row_targets, 2 if k == 1 else k)
+
+
 @register("metric", "road")
 class Road(Metric):
     """ROAD (SPEC-evaluation §1.3): remove the top (MoRF) or bottom (LeRF) ``p`` % of features
@@ -422,35 +455,33 @@ class Road(Metric):
     defaults: ClassVar[dict] = {"percentages": tuple(range(10, 100, 10)), "noise": 0.01,
                                 "order": "both"}
     ORDERS: ClassVar[tuple] = ("both", "morf", "lerf")
+    option_rules: ClassVar[dict] = {"percentages": _percentages_rule,
+                                    "order": Choice(ORDERS, "order")}
+    # whatever removal made the explanation, ROAD removes with noisy linear imputation
+    # unless removal= says otherwise (that is the point of ROAD)
+    own_removal = True
 
     def __call__(self, model, x, a, *, target=None, removal=None, seed=0, **options):
-        order = self._order(options.get("order", self.options["order"]))
-        # ROAD removes with noisy linear imputation unless removal= says otherwise, whatever
-        # removal made the explanation (that is the point of ROAD)
-        if removal is None:
-            removal = NoisyLinear(noise=options.get("noise", self.options["noise"]))
         res = super().__call__(model, x, a, target=target, removal=removal, seed=seed,
                                **options)
-        res.direction = "lower" if order == "morf" else "higher"
+        res.direction = "lower" if res.settings["order"] == "morf" else "higher"
         return res
 
-    def _order(self, order) -> str:
-        if not isinstance(order, str) or order.lower() not in self.ORDERS:
-            raise unknown_name("order of metric 'road'", order, self.ORDERS)
-        return order.lower()
+    def default_removal(self, options: dict) -> NoisyLinear:
+        return NoisyLinear(noise=options["noise"])
 
-    def compute(self, inp: MetricInputs) -> dict:
-        from ..behaviours import Prediction
-        from ..game import Game
-
-        order = self._order(inp.options["order"])
-        names = ("morf", "lerf") if order == "both" else (order,)
-        pct = np.asarray(inp.options["percentages"], dtype=np.float64).ravel()
-        if pct.size == 0 or (pct <= 0).any() or (pct >= 100).any():
-            raise InputError(f"percentages must lie in (0, 100); got {pct.tolist()}")
+    def check_inputs(self, inp: MetricInputs) -> None:
         if inp.adapter is None or not inp.adapter.is_classifier:
             raise InputError("road measures classification accuracy and needs a classifier "
-                             "(a model with logits or probabilities)")
+                             "(a model whose outputs are logits or probabilities); for a "
+                             "regressor use a removal curve such as deletion")
+
+    def compute(self, inp: MetricInputs) -> dict:
+        from ..game import Game
+
+        order = inp.options["order"]
+        names = ("morf", "lerf") if order == "both" else (order,)
+        pct = np.asarray(inp.options["percentages"], dtype=np.float64).ravel()
         n, d = inp.n, inp.d
         ks = np.floor(pct * d / 100).astype(np.int64)
         ar = np.broadcast_to(np.arange(d), (n, d))
@@ -459,9 +490,8 @@ class Road(Metric):
             ranks = np.empty((n, d), dtype=np.int64)
             np.put_along_axis(ranks, inp.order(descending=name == "morf"), ar, axis=1)
             masks.append(ranks[:, None, :] >= ks[None, :, None])
-        game = Game(inp.adapter, inp.X, inp.removal, Prediction(target="all",
-                                                                output="probability"),
-                    inp.fmap, kind=inp.kind, seed=inp.seed)
+        game = Game(inp.adapter, inp.X, inp.removal, _AllOutputs(inp.targets), inp.fmap,
+                    kind=inp.kind, seed=inp.seed)
         probs = game(np.concatenate(masks, 1)).numpy()  # (n, len(names)·P, k)
         if probs.shape[-1] == 1:  # not reached for Prediction("all") on a one-output model
             probs = np.concatenate([1 - probs, probs], -1)
