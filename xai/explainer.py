@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 import sys
 import time
 import warnings
@@ -21,6 +19,7 @@ from .game import DatasetGame, Game
 from .inputs import check_labels, check_options, prepare_table
 from .models import SklearnModel, TorchModel, as_model
 from .presets import Preset
+from .registry import constructor_options as _params
 from .removals import Removal
 from .summaries.base import Summary, seed_sequence
 from .tabular import check_removal, model_for_table
@@ -51,18 +50,6 @@ def _kind(shape: tuple[int, ...], is_tokens: bool) -> str:
     if is_tokens:
         return "tokens"
     return "tabular" if len(shape) == 1 else "image"
-
-
-def _params(cls) -> frozenset[str]:
-    """Keyword options a component's constructor accepts (no ``self``, ``*args``, ``**kw``)."""
-    return _init_params(cls.__init__)
-
-
-@functools.lru_cache(maxsize=512)
-def _init_params(init) -> frozenset[str]:
-    sig = inspect.signature(init).parameters.values()  # ~40 µs: once per constructor
-    return frozenset(p.name for p in sig if p.name != "self" and p.kind not in
-                     (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD))
 
 
 def _build(kind: str, spec: Any, options: dict, used: set[str], base: type) -> Any:

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from xai import registry
 from xai.errors import FileFormatError, InputError, ProvenanceError, XaiError
 from xai.safe_npz import MAX_ITEMSIZE, MAX_MEMBER_BYTES, MAX_TOTAL_BYTES, NUMERIC_KINDS, read_npz
 
@@ -464,8 +465,6 @@ def _unsupported(name: Any, why: str) -> tuple[dict, dict]:
 
 def _registered_removal(name: Any) -> type | None:
     """The removal class registered under ``name``, or None."""
-    from xai import registry
-
     if not isinstance(name, str) or not name:
         return None
     try:
@@ -488,8 +487,6 @@ def _array_of(value: Any) -> np.ndarray | None:
 
 def _record_of(removal: Any, n: int) -> tuple[dict, dict[str, np.ndarray]]:
     """``(removal_record, removal_arrays)`` of a fitted removal for ``n`` explicands."""
-    from xai.explainer import _params
-
     name = getattr(removal, "name", None)
     cls = _registered_removal(name)
     if cls is None or type(removal) is not cls:
@@ -498,7 +495,7 @@ def _record_of(removal: Any, n: int) -> tuple[dict, dict[str, np.ndarray]]:
             "so it cannot be rebuilt from what the explanation records"))
     params: dict[str, Any] = {}
     arrays = _fitted_rows(removal)  # these replace the options they were fitted from
-    for key in sorted(_params(cls) - set(arrays)):
+    for key in sorted(registry.constructor_options(cls) - set(arrays)):
         if not hasattr(removal, key):
             return _unsupported(name, f"it does not keep its constructor option {key!r}")
         value = getattr(removal, key)

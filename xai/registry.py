@@ -26,6 +26,8 @@ several threads are safe.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -135,6 +137,19 @@ def check_component(kind: str, name: Any, obj: Any) -> str | None:
     if not any(accepts(obj) for accepts in _ACCEPTS[kind]):
         return f"{kind} {name!r} must be {_EXPECTED[kind]}, got {obj!r}"
     return None
+
+
+def constructor_options(cls: type) -> frozenset[str]:
+    """Keyword options a component class's constructor accepts (no ``self``, ``*args``,
+    ``**kwargs``): what an explainer may pass it, and what an explanation records of it."""
+    return _init_params(cls.__init__)
+
+
+@functools.lru_cache(maxsize=512)
+def _init_params(init: Callable[..., Any]) -> frozenset[str]:
+    sig = inspect.signature(init).parameters.values()  # ~40 µs: once per constructor
+    return frozenset(p.name for p in sig if p.name != "self" and p.kind not in
+                     (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD))
 
 
 def _checked_keys(name: Any, aliases: Any) -> list[str]:
