@@ -1,4 +1,4 @@
-"""T10: the Shapley axioms (and their Banzhaf / individual analogues) on random games, with
+"""The Shapley axioms (and their Banzhaf / individual analogues) on random games, with
 hypothesis. Games are sums of unanimity games ``v = sum_T m_T u_T`` played through the engine
 (see ``conftest.py``)."""
 

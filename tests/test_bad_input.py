@@ -1,10 +1,10 @@
-"""Bad input (SPEC-removal §8): every row of the table raises the right ``XaiError`` subclass, with
+"""Bad input: every row of the table raises the right ``XaiError`` subclass, with
 a message that names the problem and the fix, and input checks run before any model call.
 
 Each case of :data:`CASES` is one bad call through the public API. It is run three ways:
 ``test_bad_input`` (error type and message), ``test_checked_before_any_model_call`` (a counting
-model was never called) and, for the pieces of a message the spec asks for but the code does
-not say, ``test_message_completeness``.
+model was never called) and, for the pieces a message must hold but does not say yet,
+``test_message_completeness``.
 """
 
 from __future__ import annotations
@@ -110,10 +110,10 @@ def two_class_probs(x: np.ndarray) -> np.ndarray:
 @dataclass
 class Case:
     """One bad call. ``says`` are regexes the message must match (problem, offending value,
-    fix); ``before_model`` whether the spec requires the check before any model call
+    fix); ``before_model`` whether the check must run before any model call
     (``"full"``: the check needs the number of outputs ``k``, so only the full-input
-    prediction may run); ``missing`` holds ``(regex, reason)`` pieces that the spec requires
-    and the message must also contain."""
+    prediction may run); ``missing`` holds ``(regex, reason)`` pieces the message
+    must also contain."""
 
     id: str
     error: type[XaiError]
@@ -255,7 +255,7 @@ CASES = [
                                  progress=False).explain(m, X4, background=BG4),
          (r"summary 'exact-shaply'", r"Did you mean 'exact-shapley'\?", r"Known summary names")),
     # -- budgets ---------------------------------------------------------------------------------
-    # minimum rows (§4.0): fixed coalitions plus 2 units; d = 4 and K_rem = 5 under marginal
+    # minimum rows: fixed coalitions plus 2 units; d = 4 and K_rem = 5 under marginal
     # removal with the 5-row background: KernelSHAP (K+1) + 2(d+1) K = 56 rows, permutation
     # (K+1) + 2 * 2(d-1) K = 66 rows, LIME (baseline, K = 1) 1 + (d+2) = 7 rows.
     Case("budget-too-small-kernelshap", BudgetError,

@@ -1,4 +1,4 @@
-"""The benchmark runner (SPEC-evaluation §6) on a tiny suite registered here: a numpy data set
+"""The benchmark runner on a tiny suite registered here: a numpy data set
 with ground truth, a linear callable model, occlusion / exact-shap, and fake metrics — so these
 tests depend only on the contracts (Metric, GroundTruthData, the registry), not on the real
 metrics and data sets."""

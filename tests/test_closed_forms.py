@@ -1,4 +1,5 @@
-"""Closed forms of SPEC-removal §6: T2-T4, T6-T9, T11, T12.
+"""Closed forms: additive games, interventional SHAP and Banzhaf of linear models, occlusion,
+SAGE and permutation importance, conditional Gaussian, antithetic pairs, SHAP-KL and Sobol.
 
 Exact statements are checked to float tolerance (float64); sampled ones within a few of the
 summary's own standard errors.
@@ -44,7 +45,7 @@ def tab_game(fn, X, removal, **kw):
     return Game(as_model(fn), X, removal, Prediction(), FeatureMap.tabular(X.shape[1]), **kw)
 
 
-# ---- T2 additive game -------------------------------------------------------------------
+# ---- additive game ---------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def additive():
                                      PermutationShapley(budget=400, seed=1),
                                      KernelSHAP(budget=40, seed=1)],
                          ids=lambda s: s.name)
-def test_t2_additive_game_all_semivalues_equal_a(games, additive, summary):
+def test_additive_game_all_semivalues_equal_a(games, additive, summary):
     a, c, d = additive
     g = games.table_game(games.additive_table(a, c), d, n=2)
     res = summary(g)
@@ -71,14 +72,14 @@ def test_t2_additive_game_all_semivalues_equal_a(games, additive, summary):
         assert np.all(res.stderr < 1e-6)
 
 
-def test_t2_banzhaf_msr_additive_within_se(games, additive):
+def test_banzhaf_msr_additive_within_se(games, additive):
     a, c, d = additive
     res = BanzhafMSR(budget=3000, seed=3)(games.table_game(games.additive_table(a, c), d))
     z = (res.values[0] - a) / res.stderr[0]
     assert np.all(np.abs(z) < 4), z
 
 
-def test_t2_lime_alpha0_recovers_additive_game(games, additive):
+def test_lime_alpha0_recovers_additive_game(games, additive):
     a, c, d = additive
     g = games.table_game(games.additive_table(a, c), d, n=2)
     res = LIME(alpha=0.0, budget=300, seed=0)(g)
@@ -89,7 +90,7 @@ def test_t2_lime_alpha0_recovers_additive_game(games, additive):
 
 @pytest.mark.parametrize("p", [0.5, 0.3])
 @pytest.mark.parametrize("normalize", ["expectation", "self"])
-def test_t2_rise_binary_masks_expectation(games, additive, p, normalize):
+def test_rise_binary_masks_expectation(games, additive, p, normalize):
     """``E[v(M) M_i]/p = c + a_i + p sum_{j != i} a_j = c + (1-p) a_i + p sum_j a_j``."""
     a, c, d = additive
     g = games.table_game(games.additive_table(a, c), d)
@@ -99,7 +100,7 @@ def test_t2_rise_binary_masks_expectation(games, additive, p, normalize):
     assert np.all(np.abs(z) < 4), z
 
 
-# ---- T3 interventional SHAP of a linear model -------------------------------------------
+# ---- interventional SHAP of a linear model ---------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -113,14 +114,14 @@ def lin():
     return w, c, B, X
 
 
-def test_t3_marginal_exact_shapley_linear(lin):
+def test_marginal_exact_shapley_linear(lin):
     w, c, B, X = lin
     res = ExactShapley()(tab_game(linear(w, c), X, Marginal(B)))
     np.testing.assert_allclose(res.values, w * (X - B.mean(0)), atol=TOL)
     np.testing.assert_allclose(res.base_values, B.mean(0) @ w + c, atol=TOL)
 
 
-def test_t3_explain_exact_shap_sklearn_linear_regression(lin):
+def test_explain_exact_shap_sklearn_linear_regression(lin):
     w, c, B, X = lin
     rng = np.random.default_rng(0)
     Xtr = rng.normal(size=(50, len(w)))
@@ -131,7 +132,7 @@ def test_t3_explain_exact_shap_sklearn_linear_regression(lin):
     np.testing.assert_allclose(e.values.sum(1) + e.base_values, lr.predict(X), atol=TOL)
 
 
-def test_t3_baseline_removal_linear(lin):
+def test_baseline_removal_linear(lin):
     w, c, _B, X = lin
     r = np.linspace(-1, 1, len(w))
     res = ExactShapley()(tab_game(linear(w, c), X, Baseline(r)))
@@ -139,7 +140,7 @@ def test_t3_baseline_removal_linear(lin):
     np.testing.assert_allclose(res.base_values, r @ w + c, atol=TOL)
 
 
-def test_t3_product_marginal_linear(lin):
+def test_product_marginal_linear(lin):
     """Product of marginals with K draws is a marginal over the drawn values: for a linear
     model ``phi_i = w_i (x_i - mean_k B[draw_ki, i])`` exactly, and ``w_i (x_i - mean B_i)``
     (the marginal result) up to the Monte Carlo error of the K draws."""
@@ -154,10 +155,10 @@ def test_t3_product_marginal_linear(lin):
     assert np.all(np.abs(res.values - marginal) <= 4 * se + TOL)
 
 
-# ---- T4 Banzhaf ----------------------------------------------------------------------------
+# ---- Banzhaf ---------------------------------------------------------------------------------
 
 
-def test_t4_banzhaf_linear_equals_shapley(lin):
+def test_banzhaf_linear_equals_shapley(lin):
     w, c, B, X = lin
     g = tab_game(linear(w, c), X, Marginal(B))
     np.testing.assert_allclose(ExactBanzhaf()(g).values, w * (X - B.mean(0)), atol=TOL)
@@ -166,7 +167,7 @@ def test_t4_banzhaf_linear_equals_shapley(lin):
     assert np.all(np.abs(z) < 4.5), z
 
 
-def test_t4_banzhaf_merging_two_players(games):
+def test_banzhaf_merging_two_players(games):
     """2-efficiency of Banzhaf: merging players i, j into one gives ``b_i + b_j`` (any game)."""
     rng = np.random.default_rng(5)
     d = 6
@@ -181,10 +182,10 @@ def test_t4_banzhaf_merging_two_players(games):
     np.testing.assert_allclose(merged[0], b[0] + b[3], atol=TOL)
 
 
-# ---- T6 occlusion --------------------------------------------------------------------------
+# ---- occlusion -------------------------------------------------------------------------------
 
 
-def test_t6_occlusion_linear_and_groups(lin):
+def test_occlusion_linear_and_groups(lin):
     w, c, _B, X = lin
     r = np.array([0.5, -1.0, 2.0, 0.0, 1.5])
     res = RemoveIndividual()(tab_game(linear(w, c), X, Baseline(r)))
@@ -197,7 +198,7 @@ def test_t6_occlusion_linear_and_groups(lin):
     np.testing.assert_allclose(RemoveIndividual()(g).values, expected, atol=TOL)
 
 
-def test_t6_occlusion_preset(lin):
+def test_occlusion_preset(lin):
     w, c, B, X = lin
     lr = LinearRegression()
     lr.coef_, lr.intercept_, lr.n_features_in_ = w, c, len(w)
@@ -212,7 +213,7 @@ def test_t6_occlusion_preset(lin):
     np.testing.assert_allclose(e.values, expected, atol=TOL)
 
 
-# ---- T7 SAGE and permutation importance -----------------------------------------------------
+# ---- SAGE and permutation importance ---------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +230,7 @@ def orthogonal_data():
     return X, X @ w + c, w, c
 
 
-def test_t7_sage_exact_dataset_game_closed_form(orthogonal_data):
+def test_sage_exact_dataset_game_closed_form(orthogonal_data):
     X, y, w, c = orthogonal_data
     g = DatasetGame(Game(as_model(linear(w, c)), X, Marginal(X), DatasetLoss(),
                          FeatureMap.tabular(3), y=y))
@@ -241,7 +242,7 @@ def test_t7_sage_exact_dataset_game_closed_form(orthogonal_data):
     np.testing.assert_allclose(RemoveIndividual()(g).values[0], w**2 * var, atol=TOL)
 
 
-def test_t7_sage_preset_within_se(orthogonal_data):
+def test_sage_preset_within_se(orthogonal_data):
     X, y, w, _c = orthogonal_data
     lr = LinearRegression().fit(X, y)
     e = xai.explain(lr, X, method="sage", y=y, background=X, seed=0, progress=False)
@@ -253,7 +254,7 @@ def test_t7_sage_preset_within_se(orthogonal_data):
     assert e.stderr.max() < 0.025 * np.ptp(e.values[0])
 
 
-def test_t7_permutation_importance_twice_sage(orthogonal_data):
+def test_permutation_importance_twice_sage(orthogonal_data):
     """In-sample column permutations: expectation ``2 w_i^2 Var_n(x_i)`` (no noise)."""
     X, y, w, _c = orthogonal_data
     lr = LinearRegression().fit(X, y)
@@ -265,7 +266,7 @@ def test_t7_permutation_importance_twice_sage(orthogonal_data):
     assert np.all(np.abs(z) < 4), (e.values, truth, e.stderr)
 
 
-# ---- T8 conditional Gaussian -----------------------------------------------------------
+# ---- conditional Gaussian --------------------------------------------------------------------
 
 
 def exact_gaussian_background(rho, n=200, seed=8):
@@ -278,7 +279,7 @@ def exact_gaussian_background(rho, n=200, seed=8):
 
 
 @pytest.mark.parametrize("w", [(1.5, -0.7), (2.0, 0.0)])
-def test_t8_conditional_gaussian_closed_form(w):
+def test_conditional_gaussian_closed_form(w):
     rho = 0.6
     B = exact_gaussian_background(rho)
     X = np.array([[0.8, -1.2], [-0.3, 0.4], [1.5, 1.0]])
@@ -295,10 +296,10 @@ def test_t8_conditional_gaussian_closed_form(w):
         assert np.all(np.abs(res.values[:, 1]) > 0.01)
 
 
-# ---- T9 one antithetic pair -------------------------------------------------------------
+# ---- one antithetic pair ---------------------------------------------------------------------
 
 
-def test_t9_antithetic_pair_exact_for_pairwise_games():
+def test_antithetic_pair_exact_for_pairwise_games():
     rng = np.random.default_rng(9)
     d = 7
     a = rng.normal(size=d)
@@ -316,10 +317,10 @@ def test_t9_antithetic_pair_exact_for_pairwise_games():
     assert np.all(res.stderr < 1e-7)
 
 
-# ---- T11 SHAP-KL ----------------------------------------------------------------------------
+# ---- SHAP-KL ---------------------------------------------------------------------------------
 
 
-def test_t11_shap_kl_sums_to_kl_of_empty():
+def test_shap_kl_sums_to_kl_of_empty():
     rng = np.random.default_rng(11)
     Xtr = rng.normal(size=(200, 4))
     ytr = (Xtr[:, 0] + Xtr[:, 1] * Xtr[:, 2] > 0).astype(int) + (Xtr[:, 3] > 1)
@@ -334,7 +335,7 @@ def test_t11_shap_kl_sums_to_kl_of_empty():
     np.testing.assert_allclose(e.base_values, -kl, atol=TOL)
 
 
-def test_t11_shap_kl_constant_model_gives_zeros():
+def test_shap_kl_constant_model_gives_zeros():
     X = np.random.default_rng(0).normal(size=(4, 3))
     probs = np.array([0.2, 0.5, 0.3])
 
@@ -347,7 +348,7 @@ def test_t11_shap_kl_constant_model_gives_zeros():
     np.testing.assert_allclose(res.base_values, 0.0, atol=1e-12)
 
 
-# ---- T12 Sobol ------------------------------------------------------------------------------
+# ---- Sobol -----------------------------------------------------------------------------------
 
 
 def ishigami(M, a=7.0, b=0.1):
@@ -355,7 +356,7 @@ def ishigami(M, a=7.0, b=0.1):
     return np.sin(x[:, 0]) + a * np.sin(x[:, 1]) ** 2 + b * x[:, 2] ** 4 * np.sin(x[:, 0])
 
 
-def test_t12_sobol_ishigami_total_indices():
+def test_sobol_ishigami_total_indices():
     g = tab_game(ishigami, np.ones((1, 3)), Baseline(0.0))
     res = SobolTotal(n_rows=512, replicates=16, seed=12)(g)
     truth = np.array([0.5576, 0.4424, 0.2437])
@@ -364,7 +365,7 @@ def test_t12_sobol_ishigami_total_indices():
     assert np.all(res.stderr[0] < 0.05)
 
 
-def test_t12_sobol_binary_design_additive_game(games, additive):
+def test_sobol_binary_design_additive_game(games, additive):
     a, c, d = additive
     g = games.table_game(games.additive_table(a, c), d)
     with warnings.catch_warnings():

@@ -1,5 +1,5 @@
-"""ACE and TCAV: sign checks with known answers (SPEC-concepts §6), an end-to-end run on a tiny
-hand-built CNN, save/load, plots, model hygiene (hooks, training flags) and bad input (§8)."""
+"""ACE and TCAV: sign checks with known answers, an end-to-end run on a tiny
+hand-built CNN, save/load, plots, model hygiene (hooks, training flags) and bad input."""
 
 from __future__ import annotations
 
@@ -321,8 +321,8 @@ def test_ace_end_to_end(ace_fit):
 
 
 def test_ace_game_importance(ace_fit):
-    """§3.5: Shapley values over the concepts present in each image; efficiency against the
-    model itself (all present concepts' segments filled), absent concepts exactly 0, the
+    """Game-based importance: Shapley values over the concepts present in each image;
+    efficiency against the model itself (all present concepts' segments filled), absent concepts exactly 0, the
     white concept raises logit 0 and the green one lowers it (the model is 5·white − 5·green)."""
     ace, _expl, model, flags, images, white, green = ace_fit
     x = images[:6]

@@ -1,8 +1,8 @@
-"""SPEC-concepts §5: the synthetic concept benchmark (CRAFT / ACE on concept-primitives).
+"""The synthetic concept benchmark (CRAFT / ACE on concept-primitives).
 
 Thresholds come from calibration runs over seeds 0–4 (xai.concepts.benchmark defaults: CRAFT
 n_concepts=8, patch_size=10, resize_crops=False; ACE patch_mode="in_place", n_clusters=15,
-n_random=20, random_set_size=20, ranking by the game-based importance of §3.5 = Shapley
+n_random=20, random_set_size=20, ranking by the game-based importance = Shapley
 values of the target logit over the concepts present in each test image), n=3000,
 16 epochs (at 8 epochs seeds 1 and 3 gave models that had not learnt dots: invalid runs).
 Observed over seeds 0–4 (all five models valid):
@@ -31,7 +31,7 @@ pytest.importorskip("sklearn")
 from xai.concepts import benchmark as B
 
 SEED, SEEDS, N, EPOCHS = 0, (0, 1, 2), 3000, B.EPOCHS
-PURITY_MIN = 0.8  # observed 1.00 (CRAFT and ACE) for every seed; spec: > 0.5
+PURITY_MIN = 0.8  # observed 1.00 (CRAFT and ACE) for every seed; a majority needs > 0.5
 CRAFT_MARGIN_MIN = 0.08  # observed 0.151 (seed 1, dots) .. 0.635
 ACE_MARGIN_MIN = 0.07  # observed 0.147 (seed 1, dots) .. 0.902
 TCAV_OK_SEEDS = (1, 2)  # TCAV ranking holds there (fails on seed 0, checker; see above)

@@ -1,4 +1,5 @@
-"""CRAFT and the concept game (SPEC-concepts §1, §2, §4, §6, §8)."""
+"""CRAFT (Fel et al. 2023) and the concept game: factorisation, importance, results, known
+answers and bad input."""
 
 from __future__ import annotations
 
@@ -294,7 +295,7 @@ def test_shapley_importance_efficiency(fitted):
     np.testing.assert_allclose(keep.extras["full_values"], f, rtol=1e-5, atol=1e-5)
 
 
-# ---------------------------------------------------------------- bad input (§8)
+# ---------------------------------------------------------------- bad input
 
 
 def test_bad_inputs(fitted):

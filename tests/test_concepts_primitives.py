@@ -1,4 +1,4 @@
-"""The synthetic concept benchmark (SPEC-concepts §5): generator, model, model truth, scores."""
+"""The synthetic concept benchmark: generator, model, model truth, scores."""
 
 from __future__ import annotations
 

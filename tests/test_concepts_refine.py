@@ -1,4 +1,5 @@
-"""CRAFT recursion: ``refine`` (SPEC-concepts §2.6, §4, §8)."""
+"""CRAFT recursion: ``refine`` splits a concept into sub-concepts at an earlier layer; its
+results, and bad input."""
 
 from __future__ import annotations
 
@@ -174,7 +175,7 @@ def test_refine_save_load_roundtrip(parent, child, tmp_path):
     np.testing.assert_allclose(redo.values, child.values, atol=1e-8)
 
 
-# ---------------------------------------------------------------- bad input (§8)
+# ---------------------------------------------------------------- bad input
 
 
 def test_refine_bad_inputs(parent, child):

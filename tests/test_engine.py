@@ -1,6 +1,6 @@
-"""The evaluation engine (SPEC-removal §1.4): memory-cap chunking, caching of duplicate masks,
-fractional masks, multi-output games, torch modules, images; reproducibility (T14) and
-counting / budgets (T16)."""
+"""The evaluation engine: memory-cap chunking, caching of duplicate masks,
+fractional masks, multi-output games, torch modules, images; reproducibility and
+counting / budgets."""
 
 from __future__ import annotations
 
@@ -163,7 +163,7 @@ def test_empty_and_full_coalitions_shared_and_cached(data):
     assert counted.rows == len(X) + len(B)
 
 
-# ---- fractional masks ---------------------------------------------------------------------
+# ---- fractional masks ------------------------------------------------------------------------
 
 
 def test_fractional_masks_interpolate_with_baseline(data):
@@ -217,7 +217,7 @@ def test_fractional_summaries_check_capability_before_model_calls(data):
     assert counted.rows == 0
 
 
-# ---- multi-output ---------------------------------------------------------------------------
+# ---- multi-output ----------------------------------------------------------------------------
 
 
 def test_target_all_exact_shapley_per_output(data):
@@ -304,7 +304,7 @@ def test_torch_float32_classifier_probability_efficiency(data):
     np.testing.assert_allclose(e.values.sum(1), p.numpy() - pe.mean().item(), atol=1e-5)
 
 
-# ---- images -----------------------------------------------------------------------------------
+# ---- images ----------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -357,7 +357,7 @@ def test_images_occlusion_patches_via_explain(images):
             np.testing.assert_allclose(e.values[:, p], (full - net(z)[:, 0]).numpy(), atol=1e-10)
 
 
-# ---- T14 reproducibility ------------------------------------------------------------------
+# ---- reproducibility -------------------------------------------------------------------------
 
 
 SAMPLERS = {
@@ -375,7 +375,7 @@ BITWISE = ("permutation", "banzhaf-msr", "lime", "rise")
 
 @pytest.mark.parametrize("name", list(SAMPLERS))
 @pytest.mark.parametrize("removal", ["baseline", "marginal", "product"])
-def test_t14_same_seed_identical_and_row_alone_equals_batch(data, name, removal):
+def test_same_seed_identical_and_row_alone_equals_batch(data, name, removal):
     X, B = data
     make = {"baseline": lambda: Baseline(0.3), "marginal": lambda: Marginal(B[:6]),
             "product": lambda: ProductMarginal(B, n_samples=8)}[removal]
@@ -394,11 +394,11 @@ def test_t14_same_seed_identical_and_row_alone_equals_batch(data, name, removal)
             np.testing.assert_allclose(alone.stderr[0], a.stderr[i], rtol=1e-13, atol=1e-15)
 
 
-@pytest.mark.xfail(strict=False, reason="SPEC §1.4/T14 deviation: batched torch reductions "
+@pytest.mark.xfail(strict=False, reason="batched torch reductions "
                    "(KernelSHAP solve, Sobol variance) round differently for n=1 and n=5, so "
                    "row i alone differs from the batch by ~1 ulp")
 @pytest.mark.parametrize("name", ["kernelshap", "sobol"])
-def test_t14_row_alone_bitwise(data, name):
+def test_row_alone_bitwise(data, name):
     X, _ = data
     a = SAMPLERS[name]()(game(nonlinear, X, Baseline(0.3)))
     for i in range(len(X)):
@@ -407,7 +407,7 @@ def test_t14_row_alone_bitwise(data, name):
 
 
 @pytest.mark.parametrize("method", ["kernelshap", "permutation-shap", "banzhaf", "lime"])
-def test_t14_explain_seeded_reproducible(data, method):
+def test_explain_seeded_reproducible(data, method):
     X, B = data
     B = B[:5]
     budget = 200 if method == "kernelshap" else 400  # below full enumeration (316 rows)
@@ -427,14 +427,14 @@ def test_t14_explain_seeded_reproducible(data, method):
     assert not np.array_equal(a.values, c.values)
 
 
-# ---- T16 counting and budgets ---------------------------------------------------------------
+# ---- counting and budgets --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("method,budget", [("kernelshap", 400), ("kernelshap", 2000),
                                            ("permutation-shap", 700), ("banzhaf", 300),
                                            ("lime", 250), ("exact-shap", 1300),
                                            ("shap", 500), ("rise", 300)])
-def test_t16_evaluations_counted_and_budget_respected(data, method, budget):
+def test_evaluations_counted_and_budget_respected(data, method, budget):
     X, B = data
     B = B[:10]
     counted = Counting(nonlinear)
@@ -450,7 +450,7 @@ def test_t16_evaluations_counted_and_budget_respected(data, method, budget):
                                      KernelSHAP(budget=100, seed=1),
                                      BanzhafMSR(budget=150, seed=1), LIME(budget=120, seed=1),
                                      RISE(budget=90, seed=1)], ids=lambda s: s.name)
-def test_t16_game_rows_match_counter_and_budget(data, summary):
+def test_game_rows_match_counter_and_budget(data, summary):
     X, _B = data
     counted = Counting(nonlinear)
     g = game(counted, X, Baseline(0.0))
@@ -459,7 +459,7 @@ def test_t16_game_rows_match_counter_and_budget(data, summary):
     assert counted.rows <= len(X) * summary.budget
 
 
-def test_t16_occlusion_cost(data):
+def test_occlusion_evaluates_d_plus_one_rows_per_explicand(data):
     X, B = data
     counted = Counting(nonlinear)
     e = xai.explain(counted, X, method="occlusion", background=B, progress=False)

@@ -79,7 +79,7 @@ def test_efficiency_and_same_seed(games):
 
 @pytest.fixture
 def one_thread():
-    """Tiny torch ops: one thread is several times faster on a shared machine."""
+    """Tiny torch ops: extra threads only wait for each other on a shared machine."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -127,11 +127,12 @@ def test_auto_rule_picks_it_on_the_probability_scale(games):
     assert auto_estimator(prob_game(V, D), budget=2**D) == "exact-shapley"
 
 
-# ---- shared fast paths of KernelSHAP and RA-KernelSHAP (issue 8) ---------------------------
+# ---- shared fast paths of KernelSHAP and RA-KernelSHAP ------------------------------------
 
 
 def _direct_sandwich(phi, Z, y1, y2, omega, C):
-    """§4.4 sandwich by its definition: per-pair scores, centred, through ``C``."""
+    """The paired-sample sandwich standard error by its definition: per-pair scores, centred,
+    through ``C``."""
     P = Z.shape[0]
     Zc = 1 - Z
     r1 = y1 - torch.einsum("pd,nd...->np...", Z, phi)

@@ -57,7 +57,7 @@ def test_patches_last_row_smaller():
 
 
 def test_group_removal_replaces_all_columns_jointly():
-    """Occlusion of a group of a linear model is the sum over its columns (T6), and groups
+    """Occlusion of a group of a linear model is the sum over its columns, and groups
     under marginal removal take their columns jointly from one background row."""
     rng = np.random.default_rng(0)
     w = rng.normal(size=5)

@@ -1,4 +1,5 @@
-"""Faithfulness and complexity metrics (SPEC-evaluation §1.1, §1.2, §1.4, §1.7, §1.8, §2):
+"""Faithfulness and complexity metrics (deletion / insertion, MoRF / LeRF, faithfulness
+correlation, monotonicity, complexity, sparseness):
 worked examples, hand-computed cases, invariants, reproducibility, and the Quantus 0.6.0
 oracle on identical inputs and settings."""
 

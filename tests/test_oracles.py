@@ -1,5 +1,5 @@
-"""Oracles of SPEC-removal §6: Möbius forms (T1), KernelSHAP at full budget (T5), calibration
-of the standard errors (T13) and the upstream ``shap`` oracle (T15)."""
+"""Oracles: Möbius forms, KernelSHAP at full budget, calibration of the standard errors and
+the upstream ``shap`` explainers."""
 
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ from xai.summaries import BanzhafMSR, ExactBanzhaf, ExactShapley, KernelSHAP, Pe
 TOL = 1e-8
 
 
-# ---- T1 Möbius forms ------------------------------------------------------------------------
+# ---- Möbius forms ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("d,density", [(1, 1.0), (2, 1.0), (5, 1.0), (9, 1.0), (14, 0.002)])
-def test_t1_exact_shapley_and_banzhaf_mobius(games, d, density):
+def test_exact_shapley_and_banzhaf_mobius(games, d, density):
     rng = np.random.default_rng(100 + d)
     m = games.random_mobius(rng, d, density)
     g = games.mobius_game(m, d, n=2)
@@ -35,7 +35,7 @@ def test_t1_exact_shapley_and_banzhaf_mobius(games, d, density):
     np.testing.assert_allclose(bz.values, np.tile(games.banzhaf_mobius(m, d), (2, 1)), atol=TOL)
 
 
-def test_t1_mobius_helpers_agree_with_definition(games):
+def test_mobius_helpers_agree_with_definition(games):
     """The oracle itself: Möbius form = Shapley's definition (a library-free double check)."""
     d = 5
     m = games.random_mobius(np.random.default_rng(1), d)
@@ -45,7 +45,7 @@ def test_t1_mobius_helpers_agree_with_definition(games):
     np.testing.assert_allclose(games.mobius(V, d), m, atol=1e-12)
 
 
-def test_t1_exact_shapley_multi_output(games):
+def test_exact_shapley_multi_output(games):
     """``target="all"``: k independent games at once, values ``(n, d, k)``."""
     d, k = 6, 3
     m = games.random_mobius(np.random.default_rng(7), d, k=k)
@@ -64,7 +64,7 @@ SAMPLERS = [
 
 
 @pytest.mark.parametrize("name,make,kind", SAMPLERS, ids=[s[0] for s in SAMPLERS])
-def test_t1_samplers_within_se_of_mobius_truth(games, name, make, kind):
+def test_samplers_within_se_of_mobius_truth(games, name, make, kind):
     """k = 5 random games (d = 10) explained together through ``target="all"``; every
     coordinate within 4 SE of the Möbius truth."""
     d, k = 10, 5
@@ -80,11 +80,11 @@ def test_t1_samplers_within_se_of_mobius_truth(games, name, make, kind):
     assert np.sqrt(np.mean(z**2)) > 0.3
 
 
-# ---- T5 KernelSHAP with full enumeration ----------------------------------------------------
+# ---- KernelSHAP with full enumeration --------------------------------------------------------
 
 
 @pytest.mark.parametrize("d", [2, 3, 4, 6, 9])
-def test_t5_kernelshap_full_budget_is_exact(games, d):
+def test_kernelshap_full_budget_is_exact(games, d):
     m = games.random_mobius(np.random.default_rng(50 + d), d)
     g = games.mobius_game(m, d, n=2)
     res = KernelSHAP(budget=2**d, seed=0)(g)  # (2^d - 1) K + 1 rows at K = 1
@@ -95,13 +95,13 @@ def test_t5_kernelshap_full_budget_is_exact(games, d):
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
-def test_t5_kernelshap_small_d_minimum_budget_is_exact(games, d):
+def test_kernelshap_small_d_minimum_budget_is_exact(games, d):
     m = games.random_mobius(np.random.default_rng(60 + d), d)
     res = KernelSHAP(budget=2 + 2 * (d + 1), seed=0)(games.mobius_game(m, d))
     np.testing.assert_allclose(res.values[0], games.shapley_mobius(m, d), atol=TOL)
 
 
-def test_t5_kernelshap_full_budget_with_background():
+def test_kernelshap_full_budget_with_background():
     """Full budget in rows under a K-row background: ``(2^d - 1) K + 1``."""
     rng = np.random.default_rng(5)
     d, K = 5, 7
@@ -118,7 +118,7 @@ def test_t5_kernelshap_full_budget_with_background():
     np.testing.assert_allclose(res.values, exact, atol=TOL)
 
 
-def test_t5_kernelshap_sampled_exact_on_additive_game(games):
+def test_kernelshap_sampled_exact_on_additive_game(games):
     """Below full budget the regression is still exact (zero residuals) on additive games."""
     d = 10
     a = np.random.default_rng(3).normal(size=d)
@@ -128,7 +128,7 @@ def test_t5_kernelshap_sampled_exact_on_additive_game(games):
     assert np.all(res.stderr < 1e-6)
 
 
-# ---- T13 calibration ------------------------------------------------------------------------
+# ---- calibration -----------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +143,7 @@ COVERAGE: dict[str, float] = {}
 
 
 @pytest.mark.parametrize("name", ["kernelshap", "permutation", "banzhaf-msr"])
-def test_t13_standard_errors_are_calibrated(games, calibration_game, name):
+def test_standard_errors_are_calibrated(games, calibration_game, name):
     """Over 300 seeds x 8 coordinates the fraction with ``|err| <= 1.96 SE`` lies in
     ``[0.90, 0.985]`` (nominal 0.95)."""
     d, V, phi, banz = calibration_game
@@ -158,11 +158,11 @@ def test_t13_standard_errors_are_calibrated(games, calibration_game, name):
         hits.append(np.abs(res.values[0] - truth) <= 1.96 * res.stderr[0])
     coverage = float(np.mean(hits))
     COVERAGE[name] = coverage
-    print(f"T13 coverage {name}: {coverage:.4f}")
+    print(f"coverage {name}: {coverage:.4f}")
     assert 0.90 <= coverage <= 0.985, coverage
 
 
-# ---- T15 upstream shap ----------------------------------------------------------------------
+# ---- upstream shap ---------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +181,7 @@ def mlp_models():
     return X, reg, clf
 
 
-def test_t15_exact_shapley_equals_shap_exact_explainer(mlp_models):
+def test_exact_shapley_equals_shap_exact_explainer(mlp_models):
     shap = pytest.importorskip("shap")
     X, reg, clf = mlp_models
     B, rows = X[:20], X[200:202]
@@ -192,7 +192,7 @@ def test_t15_exact_shapley_equals_shap_exact_explainer(mlp_models):
         np.testing.assert_allclose(ours.base_values, ref.base_values, atol=TOL)
 
 
-def test_t15_full_budget_kernelshap_equals_shap_kernel_explainer(mlp_models):
+def test_full_budget_kernelshap_equals_shap_kernel_explainer(mlp_models):
     """shap's Kernel with ``nsamples = 2^d`` enumerates every subset (it caps the sample count
     at ``2^d - 2`` and all size pairs fit), and with ``l1_reg=False`` solves the constrained
     regression exactly, so both are exact Shapley."""

@@ -1,4 +1,4 @@
-"""The performance benchmark's own correctness (issue 8): exact values, row counters, outputs.
+"""The performance benchmark's own correctness: exact values, row counters, outputs.
 
 Tiny sizes only; no test asserts a time.
 """

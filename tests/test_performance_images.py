@@ -1,4 +1,4 @@
-"""Problems 3 and 4 of the performance benchmark (issue 8): their own correctness.
+"""Problems 3 and 4 of the performance benchmark: their own correctness.
 
 Row counters of contenders and floors, the references against brute-force Shapley values, the
 completeness gap on a linear model, and the files each problem writes. Tiny sizes; no test

@@ -1,4 +1,4 @@
-"""Problems 5 and 6 of the performance benchmark (issue 8): metrics against Quantus, SAGE and
+"""Problems 5 and 6 of the performance benchmark: metrics against Quantus, SAGE and
 permutation importance against sage-importance and scikit-learn.
 
 Tiny sizes only; no test asserts a time.
@@ -48,7 +48,7 @@ def _row(res, metric, lib):
 
 # ---- problem 5 ------------------------------------------------------------------------------
 
-def test_p5_writes_json_and_md_with_one_row_per_contender(p5):
+def test_metrics_benchmark_writes_json_and_md_with_one_row_per_contender(p5):
     out, res = p5
     data = json.loads((out / "problem5.json").read_text())
     md = (out / "problem5.md").read_text()
@@ -61,7 +61,7 @@ def test_p5_writes_json_and_md_with_one_row_per_contender(p5):
     assert all(r["status"] == "ok" for r in res["rows"] if r["metric"] != "insertion")
 
 
-def test_p5_deletion_evaluates_each_distinct_input_once(p5, monkeypatch):
+def test_metrics_benchmark_deletion_evaluates_each_distinct_input_once(p5, monkeypatch):
     """Ours evaluates v(full) per row, one v(empty) and, per row, each distinct interior input
     of the curve once: steps that remove only pixels already equal to the baseline repeat the
     previous input. The distinct inputs are counted here from a plain run that evaluates every
@@ -91,7 +91,7 @@ def test_p5_deletion_evaluates_each_distinct_input_once(p5, monkeypatch):
     assert _row(res, "deletion", "xai")["rows_evaluated"] == n + 1 + distinct
 
 
-def test_p5_counts_rows_of_each_contender(p5):
+def test_metrics_benchmark_counts_rows_of_each_contender(p5):
     _, res = p5
     sz, n, d = PM.SIZES["tiny"], res["n"], res["features"]
     L = d // sz["step"]
@@ -114,7 +114,7 @@ def test_p5_counts_rows_of_each_contender(p5):
     assert _row(res, "road", "quantus")["rows_evaluated"] == P * n  # MoRF only
 
 
-def test_p5_values_equal_quantus_where_definitions_agree(p5):
+def test_metrics_benchmark_values_equal_quantus_where_definitions_agree(p5):
     _, res = p5
     agree = {m["metric"]: m["agreement"] for m in res["metrics"]}
     assert agree["deletion"]["max_abs_diff"] < 1e-5
@@ -125,7 +125,7 @@ def test_p5_values_equal_quantus_where_definitions_agree(p5):
     assert ms["max_abs_diff"] is None and np.isfinite(ms["mean_ours"])
 
 
-def test_p5_reports_the_explainer_bound_of_max_sensitivity(p5):
+def test_metrics_benchmark_reports_the_explainer_bound_of_max_sensitivity(p5):
     out, res = p5
     ms = next(m for m in res["metrics"] if m["metric"] == "max-sensitivity")
     assert ms["explainer_seconds"] > 0
@@ -136,7 +136,7 @@ def test_p5_reports_the_explainer_bound_of_max_sensitivity(p5):
     assert all("explainer_seconds" not in m for m in res["metrics"] if m is not ms)
 
 
-def test_p5_counting_module_sees_every_row_of_ours():
+def test_metrics_benchmark_counting_module_sees_every_row_of_ours():
     X = np.random.default_rng(0).random((3, 1, 8, 8)).astype(np.float32)
     net = PM._cnn(8).eval()
     c = CountingModule(net)
@@ -148,7 +148,7 @@ def test_p5_counting_module_sees_every_row_of_ours():
 
 # ---- problem 6 ------------------------------------------------------------------------------
 
-def test_p6_writes_json_and_md_with_one_row_per_contender(p6):
+def test_importance_benchmark_writes_json_and_md_with_one_row_per_contender(p6):
     out, res = p6
     data = json.loads((out / "problem6.json").read_text())
     md = (out / "problem6.md").read_text()
@@ -160,7 +160,7 @@ def test_p6_writes_json_and_md_with_one_row_per_contender(p6):
     assert set(res["summary"]) == {"SAGE", "PFI"}
 
 
-def test_p6_counts_pfi_rows(p6):
+def test_importance_benchmark_counts_pfi_rows(p6):
     _, res = p6
     sz = G.SIZES["tiny"]
     n, d, k = sz["n"], sz["d"], sz["n_repeats"]
@@ -174,7 +174,7 @@ def test_p6_counts_pfi_rows(p6):
             assert (r["rows_evaluated"] - n - sz["n_background"]) % (2 * (d - 1) * per) == 0
 
 
-def test_p6_pfi_agrees_with_sklearn(p6):
+def test_importance_benchmark_pfi_agrees_with_sklearn(p6):
     _, res = p6
     assert res["summary"]["PFI"]["max_abs_z"] < 5
 

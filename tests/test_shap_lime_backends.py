@@ -1,5 +1,5 @@
 """The shap and lime backends (plugins/xai_shap, plugins/xai_lime) against xai's native
-estimators: shap's exact and full-enumeration Kernel equal native exact Shapley (SPEC T15);
+estimators: shap's exact and full-enumeration Kernel equal native exact Shapley;
 lime on the same segments, kernel width and sample count agrees with native LIME."""
 
 from __future__ import annotations

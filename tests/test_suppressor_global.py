@@ -1,8 +1,8 @@
 """Global importance on the 2-D suppressor problem against the closed forms of
-SPEC-evaluation §3.3, with the Monte-Carlo rule of §7 (z = 3, small slack, non-vacuous
-bands, negative controls): permutation importance gives the suppressor 2 w_2^2 Var(x_2)
-(ratio c^2 s1^2 / (1 + s1^2) = 0.2498) while SAGE on the squared-error game gives it exactly
-w_2 Cov(x_2, z) = 0."""
+Wilming, Kieslich, Clark & Haufe 2023, within a Monte-Carlo tolerance (z = 3 standard errors,
+small slack, non-vacuous bands, negative controls): permutation importance gives the
+suppressor 2 w_2^2 Var(x_2) (ratio c^2 s1^2 / (1 + s1^2) = 0.2498) while SAGE on the
+squared-error game gives it exactly w_2 Cov(x_2, z) = 0."""
 
 from __future__ import annotations
 
