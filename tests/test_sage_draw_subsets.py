@@ -89,7 +89,7 @@ def test_auto_uses_subsets_only_where_the_correction_is_exact():
 
 @pytest.mark.parametrize("option, message", [
     (1, r"draws_per_unit must be 'auto', None or an integer in 2\.\.40"),
-    ("some", r"draws_per_unit must be"),
+    ("some", r"draws_per_unit='some' is not an integer"),
     (4, r"no exact correction .*only squared-error.*draws_per_unit=None"),
 ])
 def test_bad_draws_per_unit_is_refused_with_the_fix(option, message):

@@ -64,7 +64,7 @@ class BudgetError(XaiError):
     """The evaluation budget is too small for the summary, or enumeration is too large."""
 
 
-class OptionError(XaiError):
+class OptionError(InputError):
     """An option has the wrong type or is out of range (budget, seed, batch_size, tol, ...)."""
 
 

@@ -412,7 +412,7 @@ class Explainer:
         opts["estimator"] = estimator
         opts["kind"] = kind
         opts["aggregate"] = game.local_game.aggregate if dataset else game.aggregate
-        if getattr(game, "sample_rows", None):
+        if game.sample_rows:
             opts["draws_per_unit"] = game.draws_per_unit or game.local_game.K
         summary_desc = summary.describe() if hasattr(summary, "describe") else {}
         summary_desc.update({k: v for k, v in results[0][1].extras.items()
@@ -442,7 +442,7 @@ def auto_estimator(game, budget: int | None) -> str:
     the pairwise surrogate adds nothing to paired sampling); permutation sampling for
     stochastic (row-sampled dataset) games."""
     d, K = game.d, game.rows_per_coalition
-    if getattr(game, "sample_rows", None):
+    if game.sample_rows:
         return "permutation-shapley"
     if (budget is None and d <= 12) or (budget is not None and d <= 20 and
                                         (2**d - 1) * K + 1 <= budget):

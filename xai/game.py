@@ -267,12 +267,39 @@ class Game:
         self._prepare()
         return self._v_full
 
-    # ---- public API --------------------------------------------------------------------
+    # ---- public API (xai.protocol.SummaryGame) ------------------------------------------
+
+    sample_rows: int | None = None  # a local game evaluates every explicand
 
     @property
     def rows_per_coalition(self) -> int:
         """Model rows one coalition costs per explicand (``K_rem``)."""
         return self.K
+
+    @property
+    def accepts_fractional(self) -> bool:
+        """Whether the removal takes fractional masks in ``[0, 1]``."""
+        return bool(self.removal.accepts_fractional)
+
+    def require_fractional(self) -> None:
+        """Raise the removal's named error unless it accepts fractional masks."""
+        check_fractional(self.removal, True)
+
+    @property
+    def positions(self) -> tuple[tuple[int, ...], str]:
+        """The feature map's position shape and kind."""
+        return tuple(self.feature_map.pos_shape), self.feature_map.kind
+
+    @property
+    def value_scale(self) -> str:
+        """``"probability"`` when the behaviour watches probabilities, else ``"raw"``; read
+        before any model call as :meth:`Behaviour.prepare` will resolve it."""
+        out = getattr(self.behaviour, "resolved_output", None)
+        if out is None and self.behaviour.name == "prediction":
+            out = self.behaviour.output
+            if out == "auto":
+                out = "probability" if self.model.output_kind == "probability" else "raw"
+        return "probability" if out == "probability" else "raw"
 
     @property
     def value_shape(self) -> tuple[int, ...]:
@@ -986,6 +1013,21 @@ class DatasetGame:
     @property
     def value_shape(self) -> tuple[int, ...]:
         return self.local_game.value_shape
+
+    @property
+    def accepts_fractional(self) -> bool:
+        return self.local_game.accepts_fractional
+
+    def require_fractional(self) -> None:
+        self.local_game.require_fractional()
+
+    @property
+    def positions(self) -> tuple[tuple[int, ...], str]:
+        return self.local_game.positions
+
+    @property
+    def value_scale(self) -> str:
+        return self.local_game.value_scale
 
     @property
     def v_full(self) -> torch.Tensor:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import BudgetError
+from ..protocol import SummaryGame
 from ..registry import define_kind
 
 MIN_UNITS = 32
@@ -34,17 +35,19 @@ class SummaryResult:
 
 
 class Summary:
-    """Base class: turns a game's values on chosen coalitions into one score per feature."""
+    """Base class: turns a game's values on chosen coalitions into one score per feature.
+
+    A summary asks of its game only what :class:`xai.protocol.SummaryGame` declares."""
 
     name = "summary"
     needs_fractional = False
     efficient = False
     needs_local = False  # True when the summary cannot run on dataset games
 
-    def __call__(self, game, rows: np.ndarray | None = None) -> SummaryResult:
+    def __call__(self, game: SummaryGame, rows: np.ndarray | None = None) -> SummaryResult:
         raise NotImplementedError
 
-    def check(self, game) -> None:
+    def check(self, game: SummaryGame) -> None:
         """Checks that need no model call (budget, size limits); raise ``BudgetError``."""
 
     def describe(self) -> dict:
@@ -135,7 +138,7 @@ class SamplingSummary(Summary):
         budget can buy, as repeats are free; None for row-sampled (stochastic) games or
         ``d > 62``."""
         d = game.d
-        if getattr(game, "sample_rows", None) is not None or d > 62:
+        if game.sample_rows is not None or d > 62:
             return None
         return self.fixed_cost(game) + (2**d - self.fixed_coalitions) * game.rows_per_coalition
 

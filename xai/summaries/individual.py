@@ -29,7 +29,7 @@ class RemoveIndividual(Summary):
     def __call__(self, game, rows=None) -> SummaryResult:
         rows = np.arange(game.n) if rows is None else np.asarray(rows)
         masks = _singletons(game.d, keep_others=True)
-        repeats = self.n_repeats if getattr(game, "can_redraw", False) else 1
+        repeats = self.n_repeats if game.can_redraw else 1
         reps = []
         for r in range(repeats):
             if r:

@@ -84,13 +84,13 @@ class PermutationShapley(SamplingSummary):
     def start(self, game, rows, max_units, rng):
         n = len(rows)
         vshape = game.value_shape
-        self._row_sampling = getattr(game, "sample_rows", None) is not None
+        self._row_sampling = game.sample_rows is not None
         return {"ve": game.v_empty(rows), "vf": game.v_full[torch.as_tensor(rows)],
                 "sum": torch.zeros((n, game.d, *vshape), dtype=torch.float64),
                 "sumsq": torch.zeros((n, game.d, *vshape), dtype=torch.float64),
                 "count": 0, "base": as_numpy(game.v_empty(rows)),
-                "sampled_rows": getattr(game, "sample_rows", None),
-                "draw_subsets": getattr(game, "draw_subsets", None)}
+                "sampled_rows": game.sample_rows,
+                "draw_subsets": game.draw_subsets if self._row_sampling else None}
 
     def draw(self, state, n_units, d, rng):
         perms = rng.permuted(np.tile(np.arange(d), (n_units, 1)), axis=1)

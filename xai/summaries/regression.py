@@ -172,16 +172,7 @@ class RegressionAdjustedKernelSHAP(KernelSHAP):
     def resolve_link(self, game) -> str:
         if self.link != "auto":
             return self.link
-        behaviour = getattr(game, "behaviour", None)
-        if behaviour is None and hasattr(game, "local"):
-            behaviour = game.local.behaviour
-        out = getattr(behaviour, "resolved_output", None)
-        if out is None and getattr(behaviour, "name", None) == "prediction":
-            out = behaviour.output  # the game is not prepared yet: resolve as prepare() will
-            if out == "auto":
-                kind = getattr(getattr(game, "model", None), "output_kind", None)
-                out = "probability" if kind == "probability" else "raw"
-        return "logit" if out == "probability" else "identity"
+        return "logit" if game.value_scale == "probability" else "identity"
 
     def start(self, game, rows, max_units, rng):
         state = super().start(game, rows, max_units, rng)

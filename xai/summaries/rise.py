@@ -70,10 +70,10 @@ class RISE(SamplingSummary):
         return 1
 
     def start(self, game, rows, max_units, rng):
-        shape = game.feature_map.pos_shape
-        smooth = (game.kind == "image" and game.removal.accepts_fractional
+        shape, map_kind = game.positions
+        smooth = (game.kind == "image" and game.accepts_fractional
                   and len(shape) == 2 and shape[0] * shape[1] == game.d
-                  and game.feature_map.kind == "patch")
+                  and map_kind == "patch")
         n, d, vs = len(rows), game.d, game.value_shape
         # masks are made and evaluated in blocks that keep them under the memory cap
         # (rendering a block holds the upsampled grids, the crop and its clipped copy: about

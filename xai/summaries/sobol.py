@@ -29,7 +29,7 @@ class SobolTotal(SamplingSummary):
 
     def _continuous(self, game) -> bool:
         return self.design == "continuous" or (self.design == "auto" and
-                                               game.removal.accepts_fractional)
+                                               game.accepts_fractional)
 
     blockable = False  # keeps the round's design with all explicands' values
 
@@ -39,10 +39,8 @@ class SobolTotal(SamplingSummary):
 
     def check(self, game) -> None:
         self._cont = self._continuous(game)
-        if self.design == "continuous" and not game.removal.accepts_fractional:
-            from ..removals import check_fractional
-
-            check_fractional(game.removal, True)
+        if self.design == "continuous":
+            game.require_fractional()
         super().check(game)
 
     def fixed_cost(self, game):
