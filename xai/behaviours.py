@@ -28,7 +28,7 @@ def to_probability(out: torch.Tensor, output_kind: str) -> torch.Tensor:
     if output_kind == "logits":
         if out.shape[-1] == 1:
             return torch.sigmoid(out)
-        if out.shape[-1] == 2:  # softmax of two logits, ~6x faster than a 2-wide softmax
+        if out.shape[-1] == 2:  # one contiguous sigmoid, no strided reduction along a 2-wide axis
             return _softmax2(out)
         return torch.softmax(out, dim=-1)
     raise BehaviourError(

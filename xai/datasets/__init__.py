@@ -1,4 +1,4 @@
-"""Data sets with known ground truth (SPEC-evaluation §3, §4), registered components:
+"""Data sets with known ground truth (suppressor problems, XAI-TRIS), registered components:
 ``xai.registry.get("dataset", name)().make(seed, **params) -> GroundTruthData``; and the
 harness's model trainer with its disk cache (:func:`training.train_model`)."""
 

@@ -1,4 +1,4 @@
-"""The data-set contract (SPEC-evaluation §3, §4): a registered :class:`Dataset` makes a
+"""The data-set contract: a registered :class:`Dataset` makes a
 :class:`GroundTruthData` from a seed; generation depends only on ``(params, seed)``."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ class GroundTruthData:
     spatial shape, or one per row ``(N, *spatial)``; None when there is none), ``kind``
     ("global" or "per_sample"), ``signal_mask`` / ``suppressor_mask`` (spatial bool, where the
     data set declares them), ``reference`` (closed-form values, e.g. the suppressor ratios of
-    SPEC-evaluation §3.3), ``params`` and ``seed``.
+    the 2-D suppressor problem), ``params`` and ``seed``.
     """
 
     name: str

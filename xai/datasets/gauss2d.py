@@ -1,14 +1,15 @@
-"""The 2-D suppressor problem (SPEC-evaluation §3): ``gauss2d-suppressor`` and the reference
-explainer ``pattern``.
+"""The 2-D suppressor problem (Haufe et al. 2014; Wilming, Kieslich, Clark & Haufe 2023):
+``gauss2d-suppressor`` and the reference explainer ``pattern`` (the activation pattern of
+Haufe et al. 2014).
 
 ``z ~ Uniform{-1, +1}`` (exactly n/2 of each; ``y = (z + 1)/2``), ``x = a z + eta`` with
 ``a = (1, 0)`` and ``eta ~ N(0, Sigma)``, ``Sigma = [[s1^2, c s1 s2], [c s1 s2, s2^2]]``. The
 feature ``x2`` is a suppressor: independent of ``y``, yet the Bayes classifier
 ``P(y=1 | x) = sigmoid(beta^T x)``, ``beta = 2 Sigma^-1 a``, uses it.
 
-``reference`` holds the suppressor / signal ratios of the §3.3 table that have a closed form or
-a 1-D quadrature (computed here from the parameters, never hard-coded), under the keys listed in
-:data:`REFERENCE_KEYS`.
+``reference`` holds the suppressor / signal ratios of the methods (Wilming, Kieslich, Clark &
+Haufe 2023) that have a closed form or a 1-D quadrature (computed here from the parameters,
+never hard-coded), under the keys listed in :data:`REFERENCE_KEYS`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ..external import ExplainContext, ExternalExplainer
 from ..registry import register
 from .base import Dataset, GroundTruthData, stratified_split
 
-#: what each key of ``GroundTruthData.reference`` means (SPEC-evaluation §3.3)
+#: what each key of ``GroundTruthData.reference`` means
 REFERENCE_KEYS = {
     "weights": "weights / gradient: beta2/beta1 = r = -c s1/s2 (signed)",
     "gradient": "same as weights",
@@ -93,7 +94,7 @@ def _mutual_information(q: float) -> float:
 
 
 def reference_values(s1: float = 0.8, s2: float = 0.8, c: float = 0.8) -> dict[str, float]:
-    """The suppressor / signal ratios of SPEC-evaluation §3.3 for parameters (s1, s2, c), plus
+    """The suppressor / signal ratios of each method for parameters (s1, s2, c), plus
     ``E|x1|``, ``E|x2|``, the Bayes accuracies and the mutual informations ``I1``, ``I12``."""
     r = -c * s1 / s2
     rho = c * s1 / math.sqrt(1 + s1**2)
@@ -171,7 +172,7 @@ class BayesLinear(torch.nn.Module):
 
 @register("dataset", "gauss2d-suppressor")
 class Gauss2dSuppressor(Dataset):
-    """The 2-D suppressor data set of SPEC-evaluation §3.2.
+    """The 2-D suppressor data set: ``x = a z + eta`` (see the module docstring).
 
     Parameters: ``n`` (even; exactly n/2 rows per class), ``s1``, ``s2``, ``c`` (|c| < 1),
     ``fractions`` (stratified train/val/test split, default 0.8/0.1/0.1). ``ground_truth`` is

@@ -1,5 +1,5 @@
-"""``linear8x8`` — signal plus correlated distractor on 8x8 images (Wilming et al. 2022;
-SPEC-evaluation §4.1)."""
+"""``linear8x8`` — signal plus correlated distractor on 8x8 images (Wilming et al.
+2022)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,12 @@
-"""Models trained by the harness (SPEC-evaluation §4.3), cached on disk.
+"""Models trained by the benchmark harness, cached on disk.
 
 ``train_model(data, arch)`` trains LLR / MLP / CNN on a :class:`GroundTruthData` (logits,
 cross-entropy on logits, Adam, early stopping on the validation loss; the weights of the best
 validation epoch are kept) and returns ``(model, info)``; the model is in eval mode on the CPU.
 
-``arch="logreg"`` (for ``linear8x8``, §4.1: unpenalised logistic regression without
-intercept) fits scikit-learn's ``LogisticRegression(C=inf, fit_intercept=False)`` (no penalty) on
-the training rows (lbfgs, deterministic) and returns it as the LLR module with logits
+``arch="logreg"`` (for ``linear8x8``: unpenalised logistic regression without intercept) fits
+scikit-learn's ``LogisticRegression(C=inf, fit_intercept=False)`` (no penalty) on the training
+rows (lbfgs, deterministic) and returns it as the LLR module with logits
 ``(-w^T x/2, w^T x/2)``; the gradient trainer is too slow on that data set's tiny input scale.
 
 Architectures: LLR = linear D -> 2 without bias. MLP (ReLU, dropout 0.3, no bias): 8x8

@@ -1,4 +1,4 @@
-"""XAI-TRIS tetromino data sets (Clark, Wilming & Haufe 2024; SPEC-evaluation §4.2):
+"""XAI-TRIS tetromino data sets (Clark, Wilming & Haufe 2024):
 ``xaitris8`` (8x8) and ``xaitris64`` (64x64).
 
 Parameters: ``scenario`` in {lin, mult, rigid, xor}, ``background`` in {white, corr, natural}

@@ -275,7 +275,8 @@ def size_masks(d: int, s: int) -> np.ndarray:
 
 #: ``d`` from which :func:`uniform_subsets` selects by partition within each size (one
 #: ``O(d)`` selection per row, a numpy call per distinct size) rather than one full sort
-#: (``O(d log d)`` per row, one call): measured even at 512, 1.5-2.4x faster at 1024
+#: (``O(d log d)`` per row, one call): from here the sort's extra ``log d`` factor outweighs
+#: the extra calls
 PARTITION_MIN_D = 512
 
 
@@ -329,7 +330,8 @@ def _gram32(Z: torch.Tensor) -> torch.Tensor:
 
 
 def constrained_fit(A_fixed, b_fixed, Z, y1, y2, omega, delta, gram=None):
-    """The §4.4 KKT solution for paired samples: ``A = A_fixed + ω Σ_p (z zᵀ + z̄ z̄ᵀ)``,
+    """The KKT solution of the efficiency-constrained weighted least squares (Covert & Lee 2021)
+    for paired samples: ``A = A_fixed + ω Σ_p (z zᵀ + z̄ z̄ᵀ)``,
     ``b = b_fixed + ω Σ_p (z y1 + z̄ y2)``, ``1ᵀφ = delta``. ``Z (P, d)`` float, ``y1, y2
     (n, P[, k])``, ``b_fixed (n, d[, k])``; ``gram``: ``(ZᵀZ, Zᵀ1)`` when already formed.
 
@@ -354,13 +356,14 @@ def constrained_fit(A_fixed, b_fixed, Z, y1, y2, omega, delta, gram=None):
     return phi, C, singular
 
 
-#: pairs × d² from which the sandwich forms ``U = Z Cᵀ`` in float32 (d = 1024 with 16k pairs:
-#: 0.55 s in float64 on one core, half that in float32)
+#: pairs × d² from which the sandwich forms ``U = Z Cᵀ`` in float32: there the ``O(P d²)``
+#: products dominate the cost, and in float32 they move half the memory
 SANDWICH_FLOAT32_WORK = 2**32
 
 
 def sandwich_se(phi, Z, y1, y2, omega, C, memory_cap):
-    """§4.4 sandwich standard error with the complement pair as the unit.
+    """Sandwich (delta-method) standard error with the complement pair as the unit (Covert & Lee
+    2021).
 
     The score of pair ``p`` is ``s_p = ω (r1_p z_p + r2_p z̄_p) = ω (a_p z_p + b_p 1)`` with
     ``a = r1 − r2``, ``b = r2``, so ``C s_p = ω (a_p u_p + b_p c)`` with ``u_p = C z_p`` (row
