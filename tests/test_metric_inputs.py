@@ -10,6 +10,7 @@ that need the model's number of outputs, at most one call on the six explained r
 
 from __future__ import annotations
 
+import copy
 import re
 import warnings
 from collections.abc import Callable
@@ -17,8 +18,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from sklearn.linear_model import LogisticRegression
 
 import xai
 from xai.errors import (
@@ -319,6 +322,10 @@ CASES = [
     _option("max_variables", 0, OptionError, (r"max_variables=0", r"at least 1", FIX),
             _named("emd-accuracy")),
     _option("fni", "yes", OptionError, (r"fni='yes'", r"True or False"), _named("emd-accuracy")),
+    Case("removal-not-a-removal", OptionError, lambda c: c.option(removal=3),
+         (r"removal=3", r"registered name", FIX)),
+    Case("removal-unknown-name", UnknownNameError, lambda c: c.option(removal="blurr"),
+         (r"'blurr'", r"Did you mean 'blur'")),
     # -- what some metrics need besides x and a ------------------------------------------------
     Case("explainer-missing", InputError, lambda c: c.option(explainer=None),
          (r"pass explainer=",), _needs("explainer")),
@@ -383,10 +390,10 @@ def test_the_good_call_runs(name: str) -> None:
     assert res.per_sample.shape == (N,)
 
 
-@pytest.mark.parametrize("name,case", TABLE)
-def test_bad_input_is_named_and_refused_before_the_model(name: str, case: Case) -> None:
+def _refused(name: str, case: Case, good: Callable[[str, Counter], Call]) -> None:
+    """The spoiled call raises ``case.error`` saying ``case.says``, before the model."""
     counter = Counter()
-    call = case.spoil(good_call(name, counter))
+    call = case.spoil(good(name, counter))
     with pytest.raises(case.error) as info:
         run(name, call)
     assert isinstance(info.value, XaiError)
@@ -397,8 +404,86 @@ def test_bad_input_is_named_and_refused_before_the_model(name: str, case: Case) 
         assert counter.calls == 0, f"the model was called {counter.calls} times"
 
 
+@pytest.mark.parametrize("name,case", TABLE)
+def test_bad_input_is_named_and_refused_before_the_model(name: str, case: Case) -> None:
+    _refused(name, case, good_call)
+
+
 def test_every_metric_meets_the_table() -> None:
     """Every registered metric is covered by the cases that concern all metrics."""
     covered = {name for name, case in ((p.values[0], p.values[1]) for p in TABLE)
                if case.applies is _everywhere}
     assert covered == set(METRICS)
+
+
+# ---- tables: a scikit-learn classifier on four columns ------------------------------------
+
+COLUMNS = ["age", "bmi", "bp", "s1"]
+X4 = RNG.normal(size=(N, 4))
+CLASSIFIER = LogisticRegression().fit(X4, (X4[:, 0] > 0).astype(int))
+TABLE_EXPLANATION = xai.explain(CLASSIFIER, X4, method="occlusion", baseline=0.0,
+                                progress=False)
+TABLE_METRICS = [name for name in METRICS
+                 if xai.registry.get("metric", name).applies_to != "image"
+                 and xai.registry.get("metric", name).name != "randomisation"]
+
+
+def counted_classifier(counter: Counter) -> LogisticRegression:
+    """A copy of the fitted classifier whose ``predict_proba`` is counted."""
+    est = copy.deepcopy(CLASSIFIER)
+    predict = est.predict_proba
+
+    def counted(rows):
+        counter.count(len(rows))
+        return predict(rows)
+    est.predict_proba = counted
+    return est
+
+
+def good_table_call(name: str, counter: Counter) -> Call:
+    """The call of metric ``name`` on the classifier and its occlusion explanation."""
+    cls = xai.registry.get("metric", name)
+    kwargs: dict = {}
+    if "explainer" in cls.needs:
+        kwargs["explainer"] = lambda m, Z: np.asarray(Z) * m.predict_proba(np.asarray(Z))[:, 1:]
+    if "ground_truth" in cls.needs:
+        kwargs["ground_truth"] = np.array([True, True, False, False])
+    if name == "suppressor-ratio":
+        kwargs.update(suppressor=np.array([False, False, True, False]),
+                      signal=np.array([True, True, False, False]))
+    return Call(counted_classifier(counter), X4, TABLE_EXPLANATION, kwargs)
+
+
+def _frame(rows: np.ndarray, text_column: str | None = None) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    if text_column is not None:
+        frame[text_column] = frame[text_column].map(lambda v: "high" if v > 0 else "low")
+    return frame
+
+
+TABLE_CASES = [
+    Case("x-wider-than-the-model", InputError,
+         lambda c: replace(c, x=np.c_[X4, X4[:, :1]]), (r"\b5 columns", r"expects 4\b")),
+    Case("x-frame-with-a-text-column", InputError, lambda c: replace(c, x=_frame(X4, "bp")),
+         (r"categorical columns \['bp'\]", FIX)),
+    Case("x-frame-with-nan", InputError, lambda c: replace(c, x=_frame(_at(X4, (2, 1)))),
+         (r"1 NaN or infinite", r"\(2, 1\)", r"impute or drop")),
+    Case("explanation-of-other-rows", InputError,
+         lambda c: replace(c, x=RNG.normal(size=X4.shape)),
+         (r"x differs from the rows the explanation explained", r"e\[rows\]")),
+    Case("target-out-of-range", TargetError, lambda c: c.option(target=5),
+         (r"target 5", r"2 outputs", r"0\.\.1"), _needs("model"), "full"),
+]
+
+
+@pytest.mark.parametrize("name", TABLE_METRICS)
+def test_the_good_table_call_runs(name: str) -> None:
+    res = run(name, good_table_call(name, Counter()))
+    assert res.per_sample.shape == (N,)
+
+
+@pytest.mark.parametrize("name,case", [
+    pytest.param(name, case, id=f"{name}:{case.id}")
+    for case in TABLE_CASES for name in TABLE_METRICS if case.applies(name)])
+def test_bad_table_input_is_named_and_refused_before_the_model(name: str, case: Case) -> None:
+    _refused(name, case, good_table_call)

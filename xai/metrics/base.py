@@ -38,9 +38,11 @@ from .checks import (
     check_explained_rows,
     check_finite_attributions,
     check_metric_options,
+    check_removal,
     check_target_range,
     check_target_request,
     feature_map_rule,
+    refuse_categorical_frame,
 )
 
 REDUCTIONS = ("sum", "mean", "max_abs")
@@ -296,6 +298,7 @@ class MetricInputs:
         number of outputs, and the removal."""
         adapter = as_model(model, output_kind=options.get("output_kind"),
                            batch_size=options.get("batch_size")) if model is not None else None
+        refuse_categorical_frame(x)
         X, _, _ = prepare_inputs(adapter, x, None)
         X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
         if adapter is not None and adapter.batch_size is None and X.ndim > 2 and isinstance(
@@ -312,6 +315,7 @@ class MetricInputs:
         scores = reduce_attributions(a, X, fmap, options.get("reduce", "sum"), target)
         if "model" in metric.needs:
             check_target_request(target, X.shape[0])
+        check_removal(removal)
         removal = metric_removal(metric, expl, removal, options)
         output = options.get("output") or metric.default_output
         return cls(metric=metric, adapter=adapter, model=model, X=X, scores=scores, fmap=fmap,

@@ -102,6 +102,35 @@ def check_metric_options(metric_name: str, options: Mapping[str, Any],
     return out
 
 
+# ---- rows, removals ------------------------------------------------------------------------
+
+def refuse_categorical_frame(x: Any) -> None:
+    """Refuse a DataFrame with text, category or boolean columns, by name: metrics remove
+    features by writing numbers and give the model numeric rows."""
+    if not (hasattr(x, "columns") and hasattr(x, "dtypes")):
+        return
+    from ..tabular import is_categorical
+
+    bad = [str(c) for c, t in x.dtypes.items() if is_categorical(t)]
+    if bad:
+        raise InputError(f"x has categorical columns {bad[:10]} (text, category or boolean): "
+                         "metrics remove features by writing numbers and give the model "
+                         "numeric rows, so they cannot score them; pass numeric columns (e.g. "
+                         "one-hot or ordinal codes) and a model fitted on them")
+
+
+def check_removal(removal: Any) -> None:
+    """``removal=``: None, a registered name or a :class:`~xai.removals.Removal`."""
+    from ..removals import Removal
+
+    if removal is None or isinstance(removal, str | Removal):
+        return
+    raise OptionError(f"removal={removal!r} is not a removal: pass a registered name (e.g. "
+                      "'baseline', 'blur', 'marginal'), a Removal object such as "
+                      "xai.removals.Baseline(0.0), or leave removal=None (the explanation's "
+                      "own)")
+
+
 # ---- attributions ------------------------------------------------------------------------
 
 def attribution_array(a: Any) -> np.ndarray:
