@@ -1,4 +1,4 @@
-"""Concept methods (SPEC-concepts): concept games over an activation split ``f = h ∘ g``.
+"""Concept methods (CRAFT, ACE, TCAV): concept games over an activation split ``f = h ∘ g``.
 
 * :class:`CRAFT` — NMF concept bank + concept importance through the concept game;
 * :class:`ACE` — segment clusters at a bottleneck layer scored by TCAV with random

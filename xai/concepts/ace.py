@@ -1,12 +1,12 @@
-"""ACE: automatic concept-based explanations scored with TCAV (``SPEC-concepts.md`` §3).
+"""ACE: automatic concept-based explanations scored with TCAV.
 
 Ghorbani, Wexler, Zou, Kim 2019, "Towards Automatic Concept-based Explanations" (NeurIPS).
 
-Pipeline of :meth:`ACE.fit`: multi-resolution SLIC superpixels of the class images (§3.1) →
-patches, resized to the input size or filled in place (§3.2) → activations at ``layer`` →
-k-means on spatially averaged activations, size/diversity filters (§3.3) → CAVs of each kept
+Pipeline of :meth:`ACE.fit`: multi-resolution SLIC superpixels of the class images →
+patches, resized to the input size or filled in place → activations at ``layer`` →
+k-means on spatially averaged activations, size/diversity filters → CAVs of each kept
 cluster (its ``max_members`` nearest members) against ``n_random`` random sets, TCAV scores of
-held-out class images and a two-sided t-test against a random-vs-random null (§3.4).
+held-out class images and a two-sided t-test against a random-vs-random null.
 
 The result is a concept :class:`~xai.explanation.Explanation`: ``values (n_test, r)`` = per
 test image, the fraction of the concept's CAVs with a positive directional derivative (so its
@@ -15,7 +15,7 @@ significance, direction, cluster sizes, CAV accuracies, prototypes and thumbnail
 ``test="null-distribution"`` replaces ACE's paired t-test with a calibrated one (see
 :func:`~xai.concepts.tcav.null_distribution_test`).
 
-:meth:`ACE.importance` is the game-based importance of §3.5: the concepts present in each
+:meth:`ACE.importance` is a game-based importance: the concepts present in each
 image are the features of the core game (removal = fill their segments, behaviour = the
 target logit), and any summary applies (Shapley by default, occlusion = ACE's
 concept-destroying step). Unlike TCAV it measures what removing a concept does to the output.
@@ -169,7 +169,7 @@ class ACE:
     # ------------------------------------------------------------------ segmentation
 
     def _segments(self, unit_img: np.ndarray) -> list[np.ndarray]:
-        """Kept segment masks ``(H, W)`` of one ``[0,1]`` image ``(C, H, W)`` (§3.1)."""
+        """Kept segment masks ``(H, W)`` of one ``[0,1]`` image ``(C, H, W)``."""
         from skimage.segmentation import slic
 
         C, H, W = unit_img.shape
@@ -206,7 +206,7 @@ class ACE:
         return np.broadcast_to(np.asarray(self.fill, np.float32), (C,)).astype(np.float32)
 
     def _patch(self, unit_img: np.ndarray, mask: np.ndarray, fill: np.ndarray) -> np.ndarray:
-        """Patch of one segment in ``[0,1]`` space, ``(C, H, W)`` (§3.2)."""
+        """Patch of one segment in ``[0,1]`` space, ``(C, H, W)``."""
         filled = unit_img * mask + fill[:, None, None] * (1 - mask)
         if self.patch_mode == "in_place":
             return filled.astype(np.float32)
@@ -295,7 +295,7 @@ class ACE:
         self._mean_colour = unit.mean(axis=(0, 2, 3)).astype(np.float32)
         fill = self._fill_value(C)
 
-        # §3.1-3.2 segments and patches
+        # segments and patches
         image_idx, masks = self._patches_of(unit, fill)
         if not masks:
             raise InputError(f"no image keeps a segment of ≥ {self.min_segment_pixels} pixels; "
@@ -312,7 +312,7 @@ class ACE:
             raise XaiError(f"activations at {self.layer!r} are constant over all patches; pick "
                            "another layer or check the images")
 
-        # §3.3 clustering and filters
+        # clustering and filters
         km = KMeans(n_clusters=k, n_init=10, random_state=self.seed).fit(pooled)
         labels = km.labels_
         dist = np.linalg.norm(pooled - km.cluster_centers_[labels], axis=1)
@@ -334,7 +334,7 @@ class ACE:
                            "min_cluster_size or add images")
         r = len(kept)
 
-        # §3.4 random sets, gradients, TCAV
+        # random sets, gradients, TCAV
         rng = np.random.default_rng(self.seed)
         order = rng.permutation(len(pool))
         if len(pool) >= (n_random + 1) * set_size:
@@ -449,7 +449,7 @@ class ACE:
             raise XaiError("this ACE is not fitted yet; call fit(images, target) first")
 
     def _assign(self, images):
-        """Segment ``images`` (§3.1) and assign each segment to the nearest kept centre when
+        """Segment ``images`` and assign each segment to the nearest kept centre when
         within that cluster's largest member distance. Returns ``(x, unit, fill, image_idx,
         masks, concept)`` with ``concept[p] = -1`` for unassigned segments."""
         self._fitted()
@@ -495,7 +495,7 @@ class ACE:
 
     def importance(self, images, summary: str | Any = "shapley", *, target: int | None = None,
                    **options: Any) -> Explanation:
-        """Game-based concept importance (SPEC-concepts §3.5): the concepts present in each
+        """Game-based concept importance: the concepts present in each
         image are the features of the core game, a concept is removed by filling all its
         segments (:meth:`concept_segmentation`) with the fill value (baseline removal), the
         behaviour is the target logit, and any summary applies (``"shapley"`` → the core's

@@ -1,5 +1,5 @@
-"""Concept bank: non-negative factorisation ``A ≈ U Wᵀ`` of pooled activations (§2.3) and the
-coefficients of new activations with ``W`` fixed (NNLS, §2.4)."""
+"""Concept bank: non-negative factorisation ``A ≈ U Wᵀ`` of pooled activations (Lee & Seung
+1999; CRAFT, Fel et al. 2023) and the coefficients of new activations with ``W`` fixed (NNLS)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """CRAFT (Fel et al. 2023): crops → ``g`` → pooled activations → NMF concept bank →
 coefficients of the class images → concept importance by the concept game + a summary
-(Sobol total indices by default). See SPEC-concepts §2 and :mod:`xai.concepts.removal` for the
+(Sobol total indices by default; Fel et al. 2021). See :mod:`xai.concepts.removal` for the
 concept game."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ CROP_MODES = ("grid", "random")
 
 
 class ConceptExplanation(Explanation):
-    """A concept :class:`~xai.explanation.Explanation` (SPEC-concepts §4).
+    """A concept :class:`~xai.explanation.Explanation`: one feature per concept.
 
     ``values (n, r)``: per-image scores; ``stderr (n, r)``: per-image standard errors (NaN for
     one Sobol replicate). Concept-level arrays live in ``extras`` (so :meth:`save`/:meth:`load`
@@ -85,7 +85,7 @@ class ConceptExplanation(Explanation):
 
     @property
     def parent_concept(self) -> int | None:
-        """The refined concept of the parent result (§2.6), None for a top-level result."""
+        """The refined concept of the parent result, None for a top-level result."""
         return self.options.get("parent_concept")
 
     @property
@@ -96,7 +96,7 @@ class ConceptExplanation(Explanation):
         """Concept indices by decreasing importance."""
         return np.argsort(-np.nan_to_num(self.importance, nan=-np.inf), kind="stable")
 
-    def to_pandas(self):  # one row per concept (§4)
+    def to_pandas(self):  # one row per concept
         import pandas as pd
 
         return pd.DataFrame({"concept": self.concept_names, "importance": self.importance,
@@ -113,7 +113,7 @@ class ConceptExplanation(Explanation):
         return self._fitted().attribution_maps(images, concepts=concepts, method=method)
 
     def refine(self, concept: int, layer=None, **kwargs) -> ConceptExplanation:
-        """Decompose ``concept`` at an earlier layer (SPEC-concepts §2.6); see
+        """Decompose ``concept`` at an earlier layer (CRAFT's recursion); see
         :meth:`CRAFT.refine`."""
         return self._fitted().refine(concept, layer, **kwargs)
 
@@ -130,22 +130,23 @@ def _starts(size: int, patch: int, stride: int) -> list[int]:
 
 
 class CRAFT:
-    """Concept Recursive Activation FacTorization (SPEC-concepts §2), scikit-learn style: the
+    """Concept Recursive Activation FacTorization (Fel et al. 2023), scikit-learn style: the
     constructor stores options only; :meth:`fit` runs the pipeline.
 
     Parameters
     ----------
-    model, layer : a torch model and the name of the module to split after (§2.1); or
+    model, layer : a torch model and the name of the module to split after; or
     g, h : the two halves (``model`` then only checks ``h(g(x)) ≈ model(x)``).
     n_concepts : rank ``r`` of the NMF (10).
-    patch_size, crop_mode (``"grid"``/``"random"``), crops_per_image, resize_crops : crops §2.2.
+    patch_size, crop_mode (``"grid"``/``"random"``), crops_per_image, resize_crops : the crops
+        the bank is learnt from.
     nb_design : Sobol design rows per replicate (power of two, 32); n_replicates : independent
         scrambles per image (≥ 2: the core ``SobolTotal`` runs at least two units; per-image
         SE = SD/√R).
     residual : ``"drop"`` (CRAFT) or ``"keep"``; baseline : ``0`` or ``"mean"``.
     target : an int, or None = the class most often predicted on the images.
     seed : crops, NMF and design (0). batch_size : rows per ``g`` call. top_k, max_per_image :
-        prototypes (§2.8).
+        prototypes (the crops that hold most of each concept).
     """
 
     def __init__(self, model=None, layer: str | None = None, *, g: Callable | None = None,
@@ -210,7 +211,8 @@ class CRAFT:
         return x
 
     def _g(self, x: torch.Tensor, what: str = "images") -> torch.Tensor:
-        """``g`` in chunks, float64 on the CPU, non-negativity checked (§2.1)."""
+        """``g`` in chunks, float64 on the CPU, non-negativity checked (the NMF needs
+        ``g ≥ 0``)."""
         g, h = self._split()
         outs = []
         with eval_session(g, h, self.model):
@@ -389,9 +391,9 @@ class CRAFT:
                    budget: int | None = None, tol: float | None = None,
                    seed: int | None = None, residual: str | None = None,
                    baseline: float | str | None = None, _acts=None) -> ConceptExplanation:
-        """Concept importance of ``images`` with the fitted bank: the concept game (§1) and
-        any summary (``"sobol"``, ``"shapley"``, ``"occlusion"``, a registered name or a
-        summary object). Returns a concept :class:`ConceptExplanation`."""
+        """Concept importance of ``images`` with the fitted bank: the concept game
+        (:mod:`xai.concepts.removal`) and any summary (``"sobol"``, ``"shapley"``,
+        ``"occlusion"``, a registered name or a summary object). Returns a concept :class:`ConceptExplanation`."""
         self._check_fitted()
         t0 = time.perf_counter()
         x = self._check_images(images) if _acts is None else images
@@ -500,7 +502,7 @@ class CRAFT:
                quantile: float = 0.9, images=None, summary="sobol", target: int | None = None,
                budget: int | None = None, tol: float | None = None,
                seed: int | None = None) -> ConceptExplanation:
-        """Recursion (SPEC-concepts §2.6): split concept ``concept`` into sub-concepts at an
+        """Recursion (Fel et al. 2023): split concept ``concept`` into sub-concepts at an
         earlier layer.
 
         1. the crops with ``U[:, concept]`` at or above its ``quantile`` and ``concept`` as
@@ -621,7 +623,7 @@ class CRAFT:
     # ------------------------------------------------------------------ maps
 
     def attribution_maps(self, images, concepts=None, method: str = "projection") -> np.ndarray:
-        """Concept attribution maps ``(n, r_sel, H, W)`` ≥ 0 (§2.7, ``"projection"``): the
+        """Concept attribution maps ``(n, r_sel, H, W)`` ≥ 0 (``"projection"``): the
         per-position coefficients of ``g(x)``, bilinearly upsampled to the image."""
         self._check_fitted()
         if method != "projection":

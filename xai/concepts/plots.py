@@ -1,4 +1,4 @@
-"""Plots of concept results (SPEC-concepts §4); every function returns a matplotlib Figure."""
+"""Plots of concept results; every function returns a matplotlib Figure."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The concept game (SPEC-concepts §1), built on the core :class:`~xai.game.Game` unchanged.
+"""The concept game (concepts as the players of a removal game; Covert, Lundberg & Lee 2021),
+built on the core :class:`~xai.game.Game` unchanged.
 
 Design
 ------
@@ -132,7 +133,7 @@ def concept_game(h: Callable, W: np.ndarray, coefficients, *, activations=None,
                  residual: str = "drop", baseline: float | str | np.ndarray = 0.0,
                  mean: np.ndarray | None = None, behaviour: Behaviour | None = None,
                  target=None, seed=None, names: list[str] | None = None, **game_kw) -> Game:
-    """The concept game of §1 for explicands with coefficients ``(n, r)`` or ``(n, H', W', r)``.
+    """The concept game for explicands with coefficients ``(n, r)`` or ``(n, H', W', r)``.
 
     ``activations`` (``g(x)``, ``(n, p)`` or ``(n, p, H', W')``) are required for
     ``residual="keep"``. ``behaviour`` defaults to :class:`~xai.behaviours.Prediction` of

@@ -1,4 +1,4 @@
-"""Scores of the synthetic concept benchmark (SPEC-concepts §5 "Scores"). Pure numpy.
+"""Scores of the synthetic concept benchmark. Pure numpy.
 
 Labels are integers: primitive indices ``0..5`` and the background label (6 in
 :mod:`xai.concepts.primitives`); any integer labelling works. Boxes are

@@ -1,4 +1,4 @@
-"""Split a torch model ``f = h ∘ g`` at a named layer (SPEC-concepts §2.1).
+"""Split a torch model ``f = h ∘ g`` at a named layer.
 
 Resolution order:
 

@@ -1,8 +1,7 @@
 """TCAV: concept activation vectors, directional derivatives and the statistical test.
 
 Kim et al. 2018, "Interpretability Beyond Feature Attribution: Quantitative Testing with
-Concept Activation Vectors (TCAV)"; the test follows ACE (Ghorbani et al. 2019), see
-``SPEC-concepts.md`` §3.4.
+Concept Activation Vectors (TCAV)"; the test follows ACE (Ghorbani et al. 2019).
 
 * :func:`layer_capture` — context manager that hooks a named module of a torch model, puts the
   model in eval mode and undoes both on exit (also when an error is raised).
