@@ -393,7 +393,8 @@ class CRAFT:
                    baseline: float | str | None = None, _acts=None) -> ConceptExplanation:
         """Concept importance of ``images`` with the fitted bank: the concept game
         (:mod:`xai.concepts.removal`) and any summary (``"sobol"``, ``"shapley"``,
-        ``"occlusion"``, a registered name or a summary object). Returns a concept :class:`ConceptExplanation`."""
+        ``"occlusion"``, a registered name or a summary object). Returns a concept
+        :class:`ConceptExplanation`."""
         self._check_fitted()
         t0 = time.perf_counter()
         x = self._check_images(images) if _acts is None else images
