@@ -1,4 +1,4 @@
-"""ROAD (Rong, Leemann et al. 2022; SPEC-evaluation §1.3): the ``noisy-linear`` removal and the
+"""ROAD (Rong, Leemann et al. 2022): the ``noisy-linear`` removal and the
 ``road`` metric.
 
 ``noisy-linear`` imputes removed pixels from their neighbours: per image, channel and removed
@@ -15,10 +15,10 @@ symmetric positive definite with at most 9 non-zeros per row. Images at most
 of all systems are built with array operations (no per-pixel loop), each system's unknowns are
 put in raster order along the rows or the columns, whichever gives it the narrower band
 (≤ width + 1), and systems of similar band are stacked block-diagonally into banded matrices,
-one LAPACK banded Cholesky (``pbsv``) call per ~1 MB matrix: ~0.13 ms per 32×32 system at
-50 % (~6.5 ns per unknown and band row, most of it in LAPACK), ~2 ms at 64×64 (one thread).
-Larger images use SuperLU (``scipy.sparse.linalg.spsolve``) per system, whose fill-reducing
-ordering beats the band there: ~0.1–0.3 s for 224×224 images.
+one LAPACK banded Cholesky (``pbsv``) call per matrix of about 1 MB (it stays in the cache
+between its assembly and its factorisation), so most of the work is in LAPACK. Larger images
+use SuperLU (``scipy.sparse.linalg.spsolve``) per system: the band grows with the image's
+width, and SuperLU's fill-reducing ordering keeps the factor sparser.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ from .checks import Choice, check_target_range
 
 _OFFSETS = ((-1, -1, 1 / 12), (-1, 0, 1 / 6), (-1, 1, 1 / 12), (0, -1, 1 / 6),
             (0, 1, 1 / 6), (1, -1, 1 / 12), (1, 0, 1 / 6), (1, 1, 1 / 12))
-#: banded Cholesky up to this shorter side (measured: 11 ms vs SuperLU's 31 ms per 128×128
-#: system, but 0.3 s vs 0.1 s at 192×192); larger images go to SuperLU one system at a time
+#: banded Cholesky up to this shorter side; above it the band (the width) makes the banded
+#: factor denser than SuperLU's, and larger images go to SuperLU one system at a time
 BANDED_MAX_WIDTH = 128
-#: pixels per pass of the vectorised assembly (64 systems of 32×32: the pass's arrays, ~0.5 MB
-#: each, stay in the caches; the assembly of 576 systems took 23 ms, 30 ms in passes of 256);
+#: pixels per pass of the vectorised assembly (64 systems of 32×32: the pass's arrays, about
+#: 0.5 MB each, stay in the caches);
 #: float64 entries per banded matrix (1 MB: the matrix stays in cache between its assembly and
 #: its factorisation)
 _PASS_PIXELS = 1 << 16
@@ -352,8 +352,8 @@ class NoisyLinear(Removal):
         elements, ``counts[j]`` of them in pair ``j`` (pair ``pos // size``, element ``e = pos
         % size`` of its ``(C, H, W)`` image), each a
         function of the game's seed, the pair's explicand row, its mask and ``e`` only: a
-        counter-based generator vectorised over all pairs (a NumPy generator per pair cost
-        ~10 µs to create, as much as the draws of a 32×32 image).
+        counter-based generator vectorised over all pairs (creating a NumPy generator per pair
+        would cost as much as drawing a small image's noise).
 
         With ``mix`` SplitMix64's finaliser (Steele, Lea & Flood 2014), ``G`` its increment
         and arithmetic modulo 2⁶⁴: ``(k0, k1)`` = two words of the seed's ``SeedSequence``
@@ -381,7 +381,7 @@ class NoisyLinear(Removal):
         u *= _GOLDEN
         u += np.repeat(key, counts)
         u = _mix64(u)
-        # Box–Muller in torch, whose vectorised log and cos are ~10x numpy's here
+        # Box–Muller in torch: its log and cos use SIMD kernels and run in place
         hi = torch.from_numpy((u >> np.uint64(32)).astype(np.float64))
         u &= np.uint64(0xFFFFFFFF)
         t = torch.from_numpy(u.astype(np.float64))
@@ -426,8 +426,8 @@ class _AllOutputs(Prediction):
 
 @register("metric", "road")
 class Road(Metric):
-    """ROAD (SPEC-evaluation §1.3): remove the top (MoRF) or bottom (LeRF) ``p`` % of features
-    with the ``noisy-linear`` removal (default; ``removal=`` overrides) and record per
+    """ROAD (Rong, Leemann et al. 2022): remove the top (MoRF) or bottom (LeRF) ``p`` % of
+    features with the ``noisy-linear`` removal (default; ``removal=`` overrides) and record per
     percentage the accuracy ``1[argmax f(x̃) = t]`` and the target probability.
 
     ``k_p = floor(p·d/100)`` features are removed (as Quantus). ``order`` picks the removal
