@@ -1,5 +1,5 @@
-"""Perturbation metrics (SPEC-evaluation §1.5, §1.6): ``infidelity``, ``max-sensitivity``,
-``avg-sensitivity`` and ``local-lipschitz``.
+"""Perturbation metrics: ``infidelity``, ``max-sensitivity``, ``avg-sensitivity`` and
+``local-lipschitz``.
 
 * ``infidelity`` (Yeh et al. 2019) compares the attribution's prediction of an output change,
   ``Iᵀa``, with the change itself, ``f(x) − f(x − I)``, in squared error averaged over
@@ -11,8 +11,8 @@
   - ``"gaussian"`` (sensitivity-type attributions: gradients, saliency): ``I ~ N(0, σ²)`` in
     input space, σ = ``sigma`` × the row's SD of x. The noise is drawn **per feature** and
     shared by the feature's positions (e.g. the channels of a pixel), so ``Iᵀa`` is exact with
-    the per-feature scores of SPEC §0; for tabular data and one-channel pixel features this is
-    ordinary i.i.d. noise per input element. Contribution-type explanations are refused.
+    one score per feature (not per input element); for tabular data and one-channel pixel
+    features this is ordinary i.i.d. noise per input element. Contribution-type explanations are refused.
   - ``"cumulative_patches"``: Quantus 0.6.0's deterministic estimator (square ``patch`` ×
     ``patch`` regions removed cumulatively in raster order through the metric's removal,
     mean over the steps); ``Iᵀa = Σ_{removed i} a_i · mean_{pos∈i}(x − x̃)`` — exactly
@@ -30,9 +30,8 @@
   the memory instead: calls of at most ``b`` rows (at least one row with its ``N`` copies),
   each holding whole groups (rows with their copies); results are identical for explainers
   that treat rows independently, but a sampling explainer's shared draws, adaptive stopping
-  or unseeded seed then differ between calls. Measured on a small CNN with input × gradient
-  (one thread, 704 rows of 32×32): one call 25.6 ms, calls of 64 rows 29.8 ms, of 256 rows
-  24.9 ms, so the default stays one call. ``r = radius_frac × (max − min of x over the
+  or unseeded seed then differ between calls. Calls of fewer rows were no cheaper per
+  row, so the default stays one call. ``r = radius_frac × (max − min of x over the
   evaluated set)`` or ``radius=`` (absolute). Per row, ``ε`` comes from the row's keyed
   generator, so batching changes no draw.
 """
@@ -118,8 +117,8 @@ def attribution_kind(inp: MetricInputs) -> str:
 
 @register("metric", "infidelity")
 class Infidelity(Metric):
-    """Infidelity (Yeh et al. 2019; SPEC-evaluation §1.5): ``E_I[(Iᵀa − (f(x) − f(x −
-    I)))²]`` per row, lower is better.
+    """Infidelity (Yeh et al. 2019): ``E_I[(Iᵀa − (f(x) − f(x − I)))²]`` per row, lower is
+    better.
 
     Options: ``perturbation`` (``"subset"`` default, ``"gaussian"``, ``"cumulative_patches"``),
     ``n_perturb=64`` (draws per row; unused by ``cumulative_patches``), ``normalise``
@@ -329,7 +328,7 @@ def call_explainer(explainer: Any, model: Any, X: np.ndarray):
 
 
 class _Sensitivity(Metric):
-    """Shared machinery of the re-explaining metrics (SPEC-evaluation §1.6)."""
+    """Shared machinery of the re-explaining metrics (sensitivity, local Lipschitz)."""
 
     direction = "lower"
     needs = frozenset({"model", "explainer"})
@@ -473,7 +472,7 @@ class _RelativeSensitivity(_Sensitivity):
 
 @register("metric", "max-sensitivity")
 class MaxSensitivity(_RelativeSensitivity):
-    """Max-sensitivity (Yeh et al. 2019; SPEC-evaluation §1.6): ``max_j ‖a(x+ε_j) − a(x)‖_F /
+    """Max-sensitivity (Yeh et al. 2019): ``max_j ‖a(x+ε_j) − a(x)‖_F /
     ‖a(x)‖_F`` (``relative=True``, default; ``False``: the paper's absolute form), lower is
     better.
 
@@ -504,7 +503,7 @@ class AvgSensitivity(_RelativeSensitivity):
 
 @register("metric", "local-lipschitz")
 class LocalLipschitz(_Sensitivity):
-    """Local Lipschitz estimate (Alvarez-Melis & Jaakkola 2018; SPEC-evaluation §1.6):
+    """Local Lipschitz estimate (Alvarez-Melis & Jaakkola 2018):
     ``max_j ‖a(x) − a(x+ε_j)‖₂ / ‖ε_j‖₂`` by random search over the same draws as the
     sensitivities (ε_j ~ U(−r, r)^D), lower is better. Options as ``max-sensitivity`` without
     ``relative``."""
