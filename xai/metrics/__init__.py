@@ -1,4 +1,4 @@
-"""Evaluation metrics (SPEC-evaluation): faithfulness against the model, robustness, and
+"""Evaluation metrics: faithfulness against the model, robustness, and
 agreement with ground truth. Every metric is a registered component (``xai.registry.names(
 "metric")``) called as ``metric(model, x, a, *, target=None, removal=None, seed=0,
 **options) -> MetricResult``."""

@@ -1,4 +1,4 @@
-"""Attribution-only metrics (SPEC-evaluation §1.8): complexity (Bhatt et al. 2020) and
+"""Attribution-only metrics: complexity (Bhatt et al. 2020) and
 sparseness (Chalasani et al. 2020). They need no model (``model=None`` is accepted); the
 magnitude |a| is part of both definitions and is recorded (``abs=True``). The caller's array
 is never modified. An all-zero row is NaN (counted in ``n_nan``) with one warning.

@@ -1,5 +1,6 @@
-"""Correlation-type faithfulness metrics (SPEC-evaluation §1.4, §1.7): faithfulness
-correlation and estimate, monotonicity (Arya) and monotonicity correlation (Nguyen & Martínez).
+"""Correlation-type faithfulness metrics: faithfulness correlation (Bhatt et al. 2020) and
+estimate (Alvarez-Melis & Jaakkola 2018), monotonicity (Arya et al. 2019) and monotonicity
+correlation (Nguyen & Martínez 2020).
 
 Every metric submits all rows' masks to the game in one call. A correlation with zero variance
 in either argument is NaN for that row (counted in ``n_nan`` and warned), never 0.

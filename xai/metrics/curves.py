@@ -1,5 +1,5 @@
-"""Removal curves (SPEC-evaluation §1.1, §1.2): deletion, insertion, MoRF, LeRF, AOPC and the
-MoRF–LeRF gap.
+"""Removal curves: deletion and insertion (Petsiuk, Das & Saenko 2018), MoRF, LeRF and AOPC
+(Samek et al. 2017) and the MoRF–LeRF gap.
 
 Per row the features are ranked by score (decreasing, signed unless ``abs=True``; ties by the
 ``ties`` rule), ``step`` features are removed (deletion) or inserted (insertion) at a time and

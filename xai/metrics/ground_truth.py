@@ -1,4 +1,4 @@
-"""Ground-truth metrics (SPEC-evaluation §5): ``topk-precision``, ``topk-recall``, ``auroc``,
+"""Ground-truth metrics: ``topk-precision``, ``topk-recall``, ``auroc``,
 ``average-precision``, ``emd-accuracy``, ``mass-accuracy`` and ``suppressor-ratio``.
 
 Attributions are reduced to one score per pixel (per column for tabular data) and compared
@@ -43,7 +43,7 @@ from .checks import Choice, row_indices_rule
 
 
 class GroundTruthMetric(Metric):
-    """Shared machinery: the mask per row, per-pixel magnitudes, validation (§8)."""
+    """Shared machinery: the mask per row, per-pixel magnitudes, input checks."""
 
     needs: ClassVar[frozenset] = frozenset({"ground_truth"})
     default_output: ClassVar[str] = "attributions"
@@ -111,7 +111,7 @@ def _pixel_scores(inp: MetricInputs, spatial: tuple[int, ...]) -> np.ndarray:
 
 
 def _masks(metric: Metric, inp: MetricInputs, spatial: tuple[int, ...]) -> np.ndarray:
-    """Boolean masks ``(n, P)``, validated (§8)."""
+    """Boolean masks ``(n, P)``, checked against the rows and the spatial shape."""
     gt = inp.ground_truth
     n = inp.n
     if gt is None:
@@ -384,11 +384,12 @@ class EMDAccuracy(GroundTruthMetric):
 
 @register("metric", "suppressor-ratio")
 class SuppressorRatio(GroundTruthMetric):
-    """``Σ_Sup s / Σ_Sig s`` as a ratio of means over rows (SPEC-evaluation §3, §5).
+    """``Σ_Sup s / Σ_Sig s`` as a ratio of means over rows (Wilming, Kieslich,
+    Clark & Haufe 2023).
 
     The suppressor and signal sets come from ``suppressor=`` / ``signal=`` (spatial masks) or
     the data set's ``suppressor_mask`` / ``signal_mask``. ``aggregate`` = mean_n(Σ_Sup s) /
-    mean_n(Σ_Sig s) with the delta-method SE ``sd(A2 - R A1)/(sqrt(n) mean A1)`` (§7);
+    mean_n(Σ_Sig s) with the delta-method SE ``sd(A2 - R A1)/(sqrt(n) mean A1)``;
     ``per_sample`` = the per-row ratio; ``extras["share"]`` = the per-row share
     ``Σ_Sup s / (Σ_Sup s + Σ_Sig s)`` (invariant to per-row rescaling), ``extras["A_sup"]``,
     ``extras["A_sig"]``. Rows with no attribution on either set are NaN (warned)."""

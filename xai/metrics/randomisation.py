@@ -1,4 +1,4 @@
-"""Model-parameter randomisation test (MPRT; Adebayo et al. 2018; SPEC-evaluation §1.9).
+"""Model-parameter randomisation test (MPRT; Adebayo et al. 2018).
 
 On a **deep copy** of a torch model (the user's model is never touched), layers (modules that
 own parameters) are re-initialised top-down one more per step (``order="cascading"``, default)
