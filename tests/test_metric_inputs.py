@@ -487,3 +487,15 @@ def test_the_good_table_call_runs(name: str) -> None:
     for case in TABLE_CASES for name in TABLE_METRICS if case.applies(name)])
 def test_bad_table_input_is_named_and_refused_before_the_model(name: str, case: Case) -> None:
     _refused(name, case, good_table_call)
+
+
+@pytest.mark.parametrize("name,options,error", [
+    ("deletion", {"step": 0}, OptionError),
+    ("road", {"noise": -1.0}, OptionError),
+    ("infidelity", {"perturbation": "gauss"}, UnknownNameError),
+    ("max-sensitivity", {"n_samples": 0}, OptionError),
+    ("randomisation", {"layers": "fc"}, OptionError),
+])
+def test_options_given_to_the_constructor_are_checked_there(name, options, error) -> None:
+    with pytest.raises(error, match=next(iter(options))):
+        xai.metrics.get(name, **options)

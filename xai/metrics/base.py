@@ -142,7 +142,7 @@ class Metric:
 
     def __init__(self, **options: Any) -> None:
         self._check_names(options)
-        self.options = {**self.defaults, **options}
+        self.options = self.checked_options({**self.defaults, **options})
 
     def _check_names(self, options: dict) -> None:
         for key in options:
