@@ -27,16 +27,16 @@ ENV = {"date": "today", "machine": "m", "cpu": "c", "cpu_count": 1, "loadavg": [
 
 
 @pytest.fixture(scope="module")
-def p5(tmp_path_factory):
-    out = tmp_path_factory.mktemp("p5")
+def metrics_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("metrics_run")
     res = PM.run_problem(out, PM.SIZES["tiny"], cache_dir=out / "models", log=lambda *a: None,
                          env=ENV)
     return out, res
 
 
 @pytest.fixture(scope="module")
-def p6(tmp_path_factory):
-    out = tmp_path_factory.mktemp("p6")
+def importance_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("importance_run")
     res = G.run_problem(out, G.SIZES["tiny"], cache_dir=out / "models", log=lambda *a: None,
                         env=ENV)
     return out, res
@@ -48,8 +48,8 @@ def _row(res, metric, lib):
 
 # ---- problem 5 ------------------------------------------------------------------------------
 
-def test_metrics_benchmark_writes_json_and_md_with_one_row_per_contender(p5):
-    out, res = p5
+def test_metrics_benchmark_writes_json_and_md_with_one_row_per_contender(metrics_run):
+    out, res = metrics_run
     data = json.loads((out / "problem5.json").read_text())
     md = (out / "problem5.md").read_text()
     assert data["problem"] == 5 and (out / "models").exists()
@@ -61,14 +61,14 @@ def test_metrics_benchmark_writes_json_and_md_with_one_row_per_contender(p5):
     assert all(r["status"] == "ok" for r in res["rows"] if r["metric"] != "insertion")
 
 
-def test_metrics_benchmark_deletion_evaluates_each_distinct_input_once(p5, monkeypatch):
+def test_metrics_benchmark_deletion_evaluates_each_distinct_input_once(metrics_run, monkeypatch):
     """Ours evaluates v(full) per row, one v(empty) and, per row, each distinct interior input
     of the curve once: steps that remove only pixels already equal to the baseline repeat the
     previous input. The distinct inputs are counted here from a plain run that evaluates every
     step (inert features off), by their bytes."""
     from xai.game import Game
 
-    out, res = p5
+    out, res = metrics_run
     sz, n, d = PM.SIZES["tiny"], res["n"], res["features"]
     L = d // sz["step"]
     X_all, _, net = PM.load_image_problem(sz["size"], epochs=sz["epochs"],
@@ -91,8 +91,8 @@ def test_metrics_benchmark_deletion_evaluates_each_distinct_input_once(p5, monke
     assert _row(res, "deletion", "xai")["rows_evaluated"] == n + 1 + distinct
 
 
-def test_metrics_benchmark_counts_rows_of_each_contender(p5):
-    _, res = p5
+def test_metrics_benchmark_counts_rows_of_each_contender(metrics_run):
+    _, res = metrics_run
     sz, n, d = PM.SIZES["tiny"], res["n"], res["features"]
     L = d // sz["step"]
     # ours: v(full) per row + one v(empty) + the distinct interior inputs of each row (see
@@ -114,8 +114,8 @@ def test_metrics_benchmark_counts_rows_of_each_contender(p5):
     assert _row(res, "road", "quantus")["rows_evaluated"] == P * n  # MoRF only
 
 
-def test_metrics_benchmark_values_equal_quantus_where_definitions_agree(p5):
-    _, res = p5
+def test_metrics_benchmark_values_equal_quantus_where_definitions_agree(metrics_run):
+    _, res = metrics_run
     agree = {m["metric"]: m["agreement"] for m in res["metrics"]}
     assert agree["deletion"]["max_abs_diff"] < 1e-5
     assert agree["faithfulness-correlation"]["max_abs_diff"] < 1e-4
@@ -125,8 +125,8 @@ def test_metrics_benchmark_values_equal_quantus_where_definitions_agree(p5):
     assert ms["max_abs_diff"] is None and np.isfinite(ms["mean_ours"])
 
 
-def test_metrics_benchmark_reports_the_explainer_bound_of_max_sensitivity(p5):
-    out, res = p5
+def test_metrics_benchmark_reports_the_explainer_bound_of_max_sensitivity(metrics_run):
+    out, res = metrics_run
     ms = next(m for m in res["metrics"] if m["metric"] == "max-sensitivity")
     assert ms["explainer_seconds"] > 0
     assert ms["ratio_bound_by_explainer"] == pytest.approx(ms["quantus_seconds"]
@@ -148,8 +148,8 @@ def test_metrics_benchmark_counting_module_sees_every_row_of_ours():
 
 # ---- problem 6 ------------------------------------------------------------------------------
 
-def test_importance_benchmark_writes_json_and_md_with_one_row_per_contender(p6):
-    out, res = p6
+def test_importance_benchmark_writes_json_and_md_with_one_row_per_contender(importance_run):
+    out, res = importance_run
     data = json.loads((out / "problem6.json").read_text())
     md = (out / "problem6.md").read_text()
     names = sorted(r["contender"] for r in data["rows"])
@@ -160,8 +160,8 @@ def test_importance_benchmark_writes_json_and_md_with_one_row_per_contender(p6):
     assert set(res["summary"]) == {"SAGE", "PFI"}
 
 
-def test_importance_benchmark_counts_pfi_rows(p6):
-    _, res = p6
+def test_importance_benchmark_counts_pfi_rows(importance_run):
+    _, res = importance_run
     sz = G.SIZES["tiny"]
     n, d, k = sz["n"], sz["d"], sz["n_repeats"]
     for r in res["rows"]:
@@ -174,8 +174,8 @@ def test_importance_benchmark_counts_pfi_rows(p6):
             assert (r["rows_evaluated"] - n - sz["n_background"]) % (2 * (d - 1) * per) == 0
 
 
-def test_importance_benchmark_pfi_agrees_with_sklearn(p6):
-    _, res = p6
+def test_importance_benchmark_pfi_agrees_with_sklearn(importance_run):
+    _, res = importance_run
     assert res["summary"]["PFI"]["max_abs_z"] < 5
 
 
