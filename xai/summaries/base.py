@@ -205,7 +205,8 @@ class SamplingSummary(Summary):
     fixed_coalitions = 2  # coalitions charged before the first unit (∅ and D)
     #: without a stopping rule, draw the whole budget as one round (else rounds double); for
     #: summaries whose update reduces each explicand's values alone (a row's result must not
-    #: depend on the round's size through batched reductions, T14)
+    #: depend on the round's size through batched reductions: a row explained alone equals
+    #: the same row explained in a batch)
     one_round = False
     blockable = True  # update() accepts a round in blocks of explicands
 
@@ -218,7 +219,7 @@ class SamplingSummary(Summary):
         ss = seed_sequence(self.seed)
         rng0 = np.random.default_rng(ss.spawn(1)[0])
         state = self.start(game, rows, self.max_units(game, budget), rng0)
-        # nominal accounting (SPEC-removal §1.4): only coalitions not seen before are charged
+        # nominal accounting: only coalitions not seen before are charged (repeats are cache hits)
         seen: set[bytes] = state.get("seen", set())
         charged = self.fixed_cost(game) + state.get("charged", 0)
         hard_cap = self.unit_cap(game, budget, charged)  # repeats are free: bound the rounds

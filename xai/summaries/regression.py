@@ -2,8 +2,8 @@
 what the surrogate misses (Witter, Liu & Musco 2025, *Regression-adjusted Monte Carlo
 Estimators for Shapley Values and Probabilistic Values*).
 
-The design is KernelSHAP's (§4.4: paired samples, enumerated strata, the same budget
-accounting). The sampled pairs are split into ``folds``; for each fold a surrogate
+The design is KernelSHAP's (Covert & Lee 2021: paired samples; enumerated strata, the same
+budget accounting). The sampled pairs are split into ``folds``; for each fold a surrogate
 ``f(z) = link⁻¹(g(v(∅)) + Σ a_i z_i + Σ_{i<j} b_ij z_i z_j)`` is fitted by kernel-weighted
 least squares on the enumerated strata and the *other* folds' pairs, its Shapley values are
 computed without model calls (closed form ``a_i + ½ Σ_j b_ij`` for the identity link, by
