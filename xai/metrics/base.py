@@ -1,4 +1,4 @@
-"""The metric contract (SPEC-evaluation §0, §1.0): :class:`Metric`, :class:`MetricResult`, and
+"""The metric contract: :class:`Metric`, :class:`MetricResult`, and
 :class:`MetricInputs`, which prepares what every metric needs.
 
 A metric is called as ``metric(model, x, a, *, target=None, removal=None, seed=0, **options)``
@@ -52,7 +52,8 @@ OUTPUTS = ("probability", "logit", "raw")
 @dataclass
 class MetricResult:
     """What a metric returns: per-row scores, their mean and SE, optional curves, the cost
-    and every setting used (including the five recorded choices of SPEC-evaluation §0)."""
+    and every setting used (including the removal, output, target rule, sign handling and
+    normalisation, so that no metric applies ``abs`` or a normalisation silently)."""
 
     name: str
     per_sample: np.ndarray
@@ -226,8 +227,8 @@ def check_explainer(metric: str, explainer: Any) -> None:
 
 
 #: rows per model call for torch modules on the CPU with image inputs when ``batch_size`` is not
-#: given: convolutions run fastest on batches that fit the cache (measured on a small CNN at
-#: 32×32: 4,096 rows in one call took 3× as long as in calls of 256); results do not change
+#: given: convolutions run fastest on batches whose activations fit the cache; results do not
+#: change
 IMAGE_CPU_BATCH = 256
 
 
@@ -291,7 +292,7 @@ class MetricInputs:
     @classmethod
     def prepare(cls, metric: Metric, model, x, a, *, target, removal, seed, explainer,
                 ground_truth, options) -> MetricInputs:
-        """Check and reduce the inputs (SPEC-evaluation §0, §8) without calling the model: the
+        """Check and reduce the inputs without calling the model: the
         rows ``x`` (:func:`xai.inputs.prepare_inputs`: numeric, finite, with a batch axis),
         that they are the rows an Explanation ``a`` explained, the attributions (one score
         per feature, finite), the targets as far as they can be checked without the model's
@@ -444,7 +445,9 @@ def _feature_map_of(expl: Explanation | None, X: np.ndarray, kind: str, a) -> Fe
 def reduce_attributions(a, X: np.ndarray, fmap: FeatureMap, reduce: str = "sum",
                         target=None) -> np.ndarray:
     """One score per feature ``(n, d)`` from an Explanation or an array of shape ``(n, d)``,
-    ``(n, *S)`` or a channel-less ``(n, H, W)`` (SPEC-evaluation §0). Never mutates ``a``."""
+    ``(n, *S)`` or a channel-less ``(n, H, W)`` (never broadcast to channels): the positions of
+    a feature are summed (``reduce="sum"``), averaged (``"mean"``) or their largest magnitude
+    kept (``"max_abs"``). Never mutates ``a``."""
     if reduce not in REDUCTIONS:
         raise unknown_name("reduction", reduce, REDUCTIONS)
     n = X.shape[0]
