@@ -1,4 +1,4 @@
-"""Bad input to the evaluation metrics (SPEC-evaluation §8): clear errors before any model
+"""Bad input to the evaluation metrics: clear errors before any model
 call that name the argument, what was expected and what was received."""
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def test_sensitivity_needs_an_explainer(setup):
 
 
 def test_randomisation_needs_a_torch_model():
-    """A named error that is also the TypeError the spec names."""
+    """A named error that is also a TypeError (a model of the wrong type)."""
     x = np.random.default_rng(0).random((3, 4))
     with pytest.raises(ModelTypeError, match=r"torch\.nn\.Module.*got function") as info:
         xai.metrics.get("randomisation")(lambda a: a.sum(1), x, np.zeros((3, 4)),

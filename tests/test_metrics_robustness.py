@@ -1,5 +1,5 @@
-"""Tests of the perturbation, ROAD and randomisation metrics (SPEC-evaluation §1.3, §1.5, §1.6,
-§1.9), with Quantus 0.6.0 as an oracle where the definitions agree."""
+"""Tests of the perturbation (infidelity, sensitivity, local Lipschitz), ROAD and randomisation
+metrics, with Quantus 0.6.0 as an oracle where the definitions agree."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ def _images(n=6, seed=1):
 
 
 def _eps(metric_name, seed, row, n_samples, shape, r):
-    """The metric's own draws (SPEC §0 keyed generators), for hand computations."""
+    """The metric's own draws (a generator keyed by seed, metric, row and stream), for hand
+    computations."""
     ss = np.random.SeedSequence([seed, zlib.crc32(metric_name.encode()), row, 2])
     return np.random.default_rng(ss).uniform(-r, r, (n_samples, *shape))
 
@@ -440,7 +441,7 @@ def test_road_runs_and_matches_quantus_morf():
         q = quantus.ROAD(percentages=pct, noise=0.0, disable_warnings=True)(
             model=_q(model), x_batch=X.astype(np.float32), y_batch=y,
             a_batch=a.astype(np.float32), device="cpu", batch_size=4)
-        # Quantus's first-batch defect (SPEC §2): at batch 2 only rows 0 and 1 are scored
+        # Quantus's first-batch defect: at batch 2 only rows 0 and 1 are scored
         q2 = quantus.ROAD(percentages=pct, noise=0.0, disable_warnings=True)(
             model=_q(model), x_batch=X.astype(np.float32), y_batch=y,
             a_batch=a.astype(np.float32), device="cpu", batch_size=2)
