@@ -30,6 +30,7 @@ from .features import FeatureMap
 from .models import MEMORY_FORMATS, Model, channels_last_layout
 from .removals import GameContext, Removal, check_finite, check_fractional
 from .selection import SelectionPlan, select, selection_plan, selection_table
+from .synthesis import blend, choose_strategy, under_half_max
 
 CACHE_MAX_ENTRIES = 2**20
 #: rows of at least this many elements build grid blocks by table lookup (xai.selection)
@@ -40,22 +41,6 @@ SELECTION_MIN_ELEMENTS = 1024
 #: model's rows dominate the time. Benchmark problem 6 (64 background rows), rows ×
 #: variance per unit: all 64 rows 37.5k, 8: 5.8k, 4: 3.9k, 2: 3.1k
 AUTO_DRAWS_PER_UNIT = 2
-
-
-LERP_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
-
-
-def _under_half_max(t: torch.Tensor) -> bool:
-    """True when every element of floating ``t`` is under half its dtype's largest value:
-    the difference of two such values is finite, so ``lerp(r, x, m)`` at ``m`` in ``{0, 1}``
-    returns ``r`` or ``x`` exactly."""
-    if t.dtype not in LERP_DTYPES:
-        return False
-    if not t.numel():
-        return True
-    low, high = torch.aminmax(t)  # a reduction: no temporary the size of t
-    half = torch.finfo(t.dtype).max / 2
-    return bool(high < half) and bool(low > -half)
 
 
 def unique_rows(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -161,7 +146,7 @@ class Game:
         self._set_layout(feature_map)
         self._perm: torch.Tensor | None = None  # channels-last element order (_prepare)
         self._plans: dict[int, SelectionPlan | None] = {}  # table lookup per map (_prepare)
-        self._x_lerp = bool(self.X.is_floating_point() and _under_half_max(self.X))
+        self._select = choose_strategy(self.X, self._lerp_safe)  # how inputs are built
         ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         self.seed = ss
         self.ctx = GameContext(self.X, self.index, self.d, self.input_shape,
@@ -678,12 +663,7 @@ class Game:
         if self._pix is not None:
             ext = torch.cat([masks, torch.full((masks.shape[0], 1), not removed,
                                                dtype=masks.dtype, device=masks.device)], 1)
-        if X.is_floating_point():
-            # bool -> float through a uint8 view: the same 0/1 values, ~4x faster on a CPU
-            ext = (ext.view(torch.uint8) if ext.dtype == torch.bool else ext).to(X.dtype)
-        elif ext.dtype == torch.bool and X.dtype in (torch.int64, torch.int32, torch.int16,
-                                                     torch.int8, torch.uint8):
-            ext = ext.to(X.dtype).neg_()
+        ext = self._select.encode(ext, X.dtype)
         if self._pix is None:
             m = ext
         elif self._pix.shape[0] == 1:
@@ -722,37 +702,23 @@ class Game:
         replacements ``repl`` ``(1 or rr, 1 or mm, kb, D)``, broadcast in one pass: ``x``
         where kept, else the replacement.
 
-        Boolean masks on floating inputs use ``lerp(r, x, m)``, which is exactly ``r`` at
-        ``m = 0`` and ``x`` at ``m = 1`` while ``x - r`` is finite (checked on the operands:
-        :func:`_under_half_max`; ~10x faster than ``torch.where`` on a CPU); integer inputs
-        select bitwise. Fractional masks give ``m*x + (1-m)*r``.
+        Boolean masks select by the game's strategy (:mod:`xai.synthesis`: bit for bit
+        ``torch.where(keep, x, r)``); fractional masks blend, ``m*x + (1-m)*r``.
 
         ``in_place=True`` (one mask and one draw per row of ``x``, ``x`` a private copy,
-        ``mpos`` marking the removed positions): ``x.lerp_(r, m)``, exactly ``x`` at ``m = 0``
-        and ``r`` at ``m = 1`` in the same way, written over ``x`` (no second array of the
+        ``mpos`` marking the removed positions): written over ``x`` (no second array of the
         inputs' size). ``spend_mask=True`` (``mpos`` a temporary not needed afterwards): a
-        lerp whose output has ``mpos``'s shape (one mask value per element, one draw) is
-        written over ``mpos``."""
+        selection whose output has ``mpos``'s shape may be written over ``mpos``."""
         A, C, B = self._layout
         x6 = x.reshape(x.shape[0], 1, 1, A, C, B)
         m6 = mpos.reshape(mpos.shape[0], mpos.shape[1], 1, A, 1, B)
         r6 = repl.to(x.dtype).reshape(*repl.shape[:3], A, C, B)
         if in_place:
-            synth = x6.lerp_(r6, m6) if self._lerp_safe(r6) else \
-                torch.where(m6.bool(), r6, x6)
+            synth = self._select.replace_in_place(x6, m6, r6)
         elif not boolean:
-            synth = m6 * x6 + (1 - m6) * r6
-        elif x.is_floating_point():
-            if self._x_lerp and self._lerp_safe(r6):
-                over = spend_mask and m6.dtype == x6.dtype and all(
-                    a in (1, m) and b in (1, m) for a, b, m in zip(x6.shape, r6.shape, m6.shape))
-                synth = torch.lerp(r6, x6, m6, out=m6) if over else torch.lerp(r6, x6, m6)
-            else:
-                synth = torch.where(m6.bool(), x6, r6)
-        elif m6.dtype == torch.bool:
-            synth = torch.where(m6, x6, r6)
-        else:  # integers (token ids): r ^ ((x ^ r) & -m) selects without a branch
-            synth = torch.bitwise_and(torch.bitwise_xor(x6, r6), m6).bitwise_xor_(r6)
+            synth = blend(x6, m6, r6)
+        else:
+            synth = self._select.select(x6, m6, r6, over_mask=spend_mask)
         return synth.reshape(*synth.shape[:3], -1)
 
     def _selection_plan(self, r: torch.Tensor) -> SelectionPlan | None:
@@ -814,8 +780,8 @@ class Game:
         return repl
 
     def _lerp_safe(self, r: torch.Tensor) -> bool:
-        """:func:`_under_half_max` of replacements ``r``, remembered for the last tensor view
-        checked. A removal whose replacements are all rows of one tensor (its
+        """:func:`~xai.synthesis.under_half_max` of replacements ``r``, remembered for the last
+        tensor view checked. A removal whose replacements are all rows of one tensor (its
         ``replacement_source``, e.g. a baseline's rows) has that tensor checked instead, in
         ``r``'s dtype: once per game, not once per block of gathered rows."""
         dtype = r.dtype
@@ -825,7 +791,7 @@ class Game:
         key = (r.data_ptr(), r.storage_offset(), tuple(r.shape), r.stride(), r._version,
                r.dtype, dtype)
         if getattr(self, "_lerp_key", None) != key:
-            self._lerp_key, self._lerp_ok = key, _under_half_max(r.to(dtype))
+            self._lerp_key, self._lerp_ok = key, under_half_max(r.to(dtype))
         return self._lerp_ok
 
     def _subset_replacement(self, x: torch.Tensor, r: torch.Tensor, mask_t: torch.Tensor,
@@ -862,7 +828,7 @@ class Game:
         single = draws is None and K == 1 and float(self.weights[0]) == 1.0  # one draw, weight 1
         # one boolean mask and one draw per pair: the synthetic inputs are built over the
         # explicands' copy (x_lerp: lerp-safe explicands, floating by construction)
-        fill_x = boolean and K == 1 and draws is None and self._x_lerp
+        fill_x = boolean and K == 1 and draws is None and self._select.in_place
         # many coalitions of an explicand with one replacement each, one mask value per input
         # element (no channel broadcast, e.g. channels-last): by table lookup
         lookup = boolean and K == 1 and draws is None and self.removal.mask_free and \
