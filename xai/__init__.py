@@ -21,6 +21,7 @@ from .errors import (
     LabelError,
     MaskError,
     ModelError,
+    ModelTypeError,
     OptionError,
     ProvenanceError,
     RegistrationError,
@@ -48,6 +49,6 @@ def methods() -> list[str]:
 
 __all__ = ["BehaviourError", "BenchEnvironmentError", "BenchLockedError", "BudgetError", "DatasetGame", "Explainer", "Explanation",
            "ExternalExplainer", "FeatureMap", "FeatureMapError", "FileFormatError", "Game", "InputError",
-           "LabelError", "MaskError", "ModelError", "OptionError", "ProvenanceError",
+           "LabelError", "MaskError", "ModelError", "ModelTypeError", "OptionError", "ProvenanceError",
            "RegistrationError", "TargetError", "UnknownNameError", "XaiError",
            "as_model", "config", "explain", "hookimpl", "methods", "register"]
