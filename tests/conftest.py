@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from helpers import TableModel
 
 from xai.behaviours import Prediction
 from xai.features import FeatureMap
@@ -85,24 +86,6 @@ def random_mobius(rng: np.random.Generator, d: int, density: float = 1.0,
         keep[0] = True
         m[~keep] = 0
     return m
-
-
-class TableModel:
-    """Callable model ``A (rows, d) in {0,1} -> V[code(A)]``; counts the rows it sees."""
-
-    def __init__(self, V: np.ndarray, d: int) -> None:
-        self.V = np.asarray(V, dtype=np.float64)
-        self.pw = 1 << np.arange(d, dtype=np.int64)
-        self.rows = 0
-        self.calls = 0
-
-    def __call__(self, A: np.ndarray) -> np.ndarray:
-        A = np.asarray(A)
-        assert A.dtype == np.float64
-        assert np.all((A == 0) | (A == 1)), "table games need binary masks"
-        self.rows += A.shape[0]
-        self.calls += 1
-        return self.V[(A.astype(np.int64) * self.pw).sum(1)]
 
 
 def table_game(V: np.ndarray, d: int, n: int = 1, **game_options) -> Game:

@@ -41,3 +41,21 @@ def zero_patch_images(rng: np.random.Generator, n: int = 5) -> tuple[np.ndarray,
     X[:, :, 6:, 6:] = -0.0  # a different bit pattern than the baseline: not inert
     seg = (np.arange(8)[:, None] // 2) * 4 + np.arange(8)[None, :] // 2
     return X, FeatureMap(seg, channel_axis=0)
+
+
+class TableModel:
+    """Callable model ``A (rows, d) in {0,1} -> V[code(A)]``; counts the rows it sees."""
+
+    def __init__(self, V: np.ndarray, d: int) -> None:
+        self.V = np.asarray(V, dtype=np.float64)
+        self.pw = 1 << np.arange(d, dtype=np.int64)
+        self.rows = 0
+        self.calls = 0
+
+    def __call__(self, A: np.ndarray) -> np.ndarray:
+        A = np.asarray(A)
+        assert A.dtype == np.float64
+        assert np.all((A == 0) | (A == 1)), "table games need binary masks"
+        self.rows += A.shape[0]
+        self.calls += 1
+        return self.V[(A.astype(np.int64) * self.pw).sum(1)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import TableModel
 
 from xai.behaviours import Prediction
 from xai.errors import BudgetError, InputError, UnknownNameError
@@ -30,8 +31,6 @@ def pairwise_mobius(rng, d):
 
 def prob_game(V, d, n=1):
     """A game on the probability scale: the table model returns P(class 1)."""
-    from conftest import TableModel
-
     return Game(as_model(TableModel(V, d), output_kind="probability"), np.ones((n, d)),
                 Baseline(0.0), Prediction(target=1, output="probability"), FeatureMap.tabular(d))
 

@@ -46,7 +46,7 @@ def _row(res, metric, lib):
     return next(r for r in res["rows"] if r["metric"] == metric and r["contender"] == lib)
 
 
-# ---- problem 5 ------------------------------------------------------------------------------
+# ---- problem 5: metrics against Quantus ----------------------------------------------------
 
 def test_metrics_benchmark_writes_json_and_md_with_one_row_per_contender(metrics_run):
     out, res = metrics_run
@@ -146,7 +146,7 @@ def test_metrics_benchmark_counting_module_sees_every_row_of_ours():
     assert c.rows == res.evaluations == 3 * (16 - 1) + 3 + 1
 
 
-# ---- problem 6 ------------------------------------------------------------------------------
+# ---- problem 6: SAGE and permutation importance against their peers ------------------------
 
 def test_importance_benchmark_writes_json_and_md_with_one_row_per_contender(importance_run):
     out, res = importance_run
