@@ -1,5 +1,5 @@
-"""Model outputs: containers (dict, an object with ``logits``, tuple) are unwrapped to their
-first tensor, and outputs that cannot be read as numbers are ``ModelError``s."""
+"""Model outputs: containers (a dict or an object holding ``logits``, a tuple) give the same
+explanation as the bare logits, and outputs that cannot be read as numbers are ``ModelError``s."""
 
 from __future__ import annotations
 
