@@ -331,3 +331,49 @@ def test_cli_smoke(tmp_path, capsys):
     assert "tiny-mass" in capsys.readouterr().out
     assert main(["bench", "--suite", "nope", "--out", str(out)]) == 2
     assert "unknown suite" in capsys.readouterr().err
+
+
+def _grouped_suite(calls: list, failing: set):
+    """A suite of cells scored in groups: one group per seed, two metrics each; the seeds in
+    ``failing`` raise."""
+    from xai.bench.store import spec_key
+    from xai.bench.suites import CellGroup, GroupResult, Suite
+
+    def compute(seed):
+        calls.append(seed)
+        if seed in failing:
+            raise RuntimeError(f"seed {seed} failed")
+        return GroupResult("ok", {"a": float(seed), "b": True}, fields={"valid": True},
+                           extras={"b": {"why": "flag"}}, seconds=0.5)
+
+    def groups(suite, methods=None, seeds=(0,), out=None):
+        return [CellGroup(keys={m: spec_key({"seed": s, "metric": m}) for m in ("a", "b")},
+                          row={"suite": suite.name, "seed": s, "method": "m"},
+                          compute=lambda s=s: compute(s), directions={"b": "lower"},
+                          label=f"seed {s}")
+                for s in seeds]
+
+    return Suite(name="grouped", description="cells scored in groups", datasets=[],
+                 methods=["m"], metrics=["a", "b"], groups=groups)
+
+
+def test_grouped_suite_runs_once_per_group_and_resumes(tmp_path):
+    calls: list = []
+    failing = {1}
+    suite = _grouped_suite(calls, failing)
+    out = tmp_path / "grouped"
+    frame = bench.run(suite, seeds="0,1", out=out, progress=False)
+    assert calls == [0, 1]  # one computation per group, not per cell
+    rows = {(r["seed"], r["metric"]): r for r in read_rows(out / RESULTS)}
+    assert len(rows) == len(frame) == 4
+    assert rows[(0, "a")]["status"] == "ok" and rows[(0, "a")]["value"] == 0.0
+    assert rows[(0, "b")]["direction"] == "lower" and rows[(0, "b")]["extras"] == {"why": "flag"}
+    assert rows[(0, "a")]["versions"]["xai"] == xai.__version__
+    assert rows[(1, "a")]["status"] == "error"
+    assert rows[(1, "a")]["error"]["message"] == "seed 1 failed"
+    bench.run(suite, seeds="0,1", out=out, progress=False)
+    assert calls == [0, 1]  # resumed: error rows are final unless rerun_errors
+    failing.clear()
+    frame = bench.run(suite, seeds="0,1", out=out, progress=False, rerun_errors=True)
+    assert calls == [0, 1, 1]
+    assert set(frame["status"]) == {"ok"} and len(read_rows(out / RESULTS)) == 6

@@ -93,6 +93,23 @@ def test_ace_ranks(seed, cache):
                        margin="tcav_margin")
 
 
+def test_concepts_suite_is_registered_and_groups_every_score(tmp_path):
+    from xai import registry
+    from xai.bench.runner import load_components
+
+    load_components()
+    suite = registry.get("suite", "concepts")
+    assert suite is B.CONCEPTS
+    groups = suite.groups(suite, seeds=[0, 1], out=tmp_path)  # nothing is computed yet
+    assert len(groups) == 2 * len(suite.methods) * 3  # seeds × methods × causal outputs
+    assert all(set(g.keys) == set(B.SCORES) for g in groups)
+    keys = [k for g in groups for k in g.keys.values()]
+    assert len(set(keys)) == len(keys) == len(groups) * len(B.SCORES)
+    craft = suite.groups(suite, methods=["craft"], seeds=[0], out=tmp_path)
+    assert [g.row["output"] for g in craft] == ["stripes", "checker", "dots"]
+    assert craft[0].keys == groups[0].keys  # a cell's key does not depend on the others run
+
+
 def test_suite_writes_rows_and_resumes(prepared, cache, tmp_path):
     import xai.bench
     from xai import registry

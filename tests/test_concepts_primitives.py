@@ -275,9 +275,3 @@ def test_ranking_scores():
     assert rep["top1_ok"] and rep["margin_ok"]
     assert rep["spearman"] == pytest.approx(1.0)
 
-
-def test_concepts_suite_definition():
-    suite = P.concepts_suite()
-    assert suite.name == "concepts"
-    (spec,) = suite.data_specs()
-    assert spec.base == "concept-primitives" and "cnn" in spec.models

@@ -57,7 +57,7 @@ from .store import (
     spec_key,
     write_published,
 )
-from .suites import DataSpec, Suite
+from .suites import CellGroup, DataSpec, GroupResult, Suite
 
 __all__ = ["CellTimeout", "load_components", "run"]
 
@@ -73,18 +73,26 @@ class CellTimeout(Exception):
 # ---------------------------------------------------------------- components
 
 _LOADED = False
+#: modules that register suites besides :mod:`xai.bench.suites` (imported by name: the runner
+#: runs every suite through the same interface and depends on none of them)
+SUITE_MODULES = ("xai.concepts.benchmark",)
 
 
 def load_components() -> None:
     """Import every module of :mod:`xai.metrics` and :mod:`xai.datasets` (which register
-    their metrics and data sets) and the shipped suites. A module that fails to import is
-    reported with a warning and skipped."""
+    their metrics and data sets) and the shipped suites (:data:`SUITE_MODULES`). A module
+    that fails to import is reported with a warning and skipped."""
     global _LOADED
     if _LOADED:
         return
     _LOADED = True
     from . import suites  # noqa: F401  (registers the shipped suites)
 
+    for module in SUITE_MODULES:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001
+            warnings.warn(f"could not import {module}: {exc}", stacklevel=2)
     for package in ("xai.metrics", "xai.datasets"):
         try:
             pkg = importlib.import_module(package)
@@ -739,10 +747,9 @@ def run(suite: str | Suite, methods: str | Sequence[str] | None = None,
 
     load_components()
     suite_obj = _resolve_suite(suite)
-    if getattr(suite_obj, "run", None) is not None:  # dedicated path (the concepts suite)
-        return suite_obj.run(suite_obj, methods=methods, seeds=seeds, out=out,
-                             rerun_errors=rerun_errors, force=force, progress=progress,
-                             verbose=verbose)
+    if suite_obj.groups is not None:  # cells scored together (the concepts suite)
+        return _run_groups(suite_obj, methods, seeds, Path(out), force=force,
+                           rerun_errors=rerun_errors, verbose=verbose)
     cells = plan(suite_obj, methods=methods, metrics=metrics, datasets=datasets,
                  models=models, seeds=seeds, n_explain=n_explain, budget=budget)
     out = Path(out)
@@ -755,10 +762,7 @@ def run(suite: str | Suite, methods: str | Sequence[str] | None = None,
                                                      timeout=timeout, progress=progress,
                                                      verbose=verbose)
     except OSError as exc:  # the folder itself: creating it, its lock, results.jsonl
-        raise BenchEnvironmentError(
-            f"the benchmark cannot use its output folder {out}: {exc}. Check that the folder "
-            "can be written and its disk has free space, then run the same command again; "
-            "finished cells are kept.", out=out) from exc
+        raise _folder_error(out, exc) from exc
     if failures:
         raise _environment_error(out, failures, not_started, len(todo) - len(failures) -
                                  not_started)
@@ -777,11 +781,7 @@ def _cells_to_run(cells: list[Cell], existing: dict[str, dict], force: bool,
     ``rerun_errors``); all of them with ``force``. Warns when reused rows come from another
     xai version."""
     def done(cell: Cell) -> bool:
-        row = existing.get(cell.key)
-        if force or row is None:
-            return False
-        return row.get("status") in ("ok", "skipped") or \
-            (row.get("status") == "error" and not rerun_errors)
+        return _is_final(existing.get(cell.key), force, rerun_errors)
 
     reused = [c for c in cells if done(c)]
     version = _versions()["xai"]
@@ -790,6 +790,78 @@ def _cells_to_run(cells: list[Cell], existing: dict[str, dict], force: bool,
         warnings.warn(f"reusing {len(reused)} rows, some written by xai "
                       f"{', '.join(sorted(map(str, old)))} (this is {version})", stacklevel=3)
     return [c for c in cells if not done(c)]
+
+
+def _folder_error(out: Path, exc: OSError) -> BenchEnvironmentError:
+    """The error for an output folder the benchmark cannot create, lock or write."""
+    return BenchEnvironmentError(
+        f"the benchmark cannot use its output folder {out}: {exc}. Check that the folder "
+        "can be written and its disk has free space, then run the same command again; "
+        "finished cells are kept.", out=out)
+
+
+def _is_final(row: dict | None, force: bool, rerun_errors: bool) -> bool:
+    """Whether a cell whose last row is ``row`` is not run again: ``ok`` or ``skipped``, or
+    ``error`` unless ``rerun_errors``; never with ``force``."""
+    if force or row is None:
+        return False
+    return row.get("status") in ("ok", "skipped") or \
+        (row.get("status") == "error" and not rerun_errors)
+
+
+def _run_groups(suite: Suite, methods, seeds, out: Path, *, force: bool,
+                rerun_errors: bool, verbose: bool):
+    """Run a suite whose cells are scored in groups (``Suite.groups``, :class:`CellGroup`):
+    one computation per group that has a cell without a final row, one row per cell appended
+    to ``results.jsonl`` with the grid's semantics (resume, ``force``, ``rerun_errors``; a
+    group that raises gives ``error`` rows). Returns the last row of every cell."""
+    import pandas as pd
+
+    seeds = [int(s) for s in (_csv(seeds) if isinstance(seeds, str) else seeds)]
+    groups = suite.groups(suite, methods=_csv(methods), seeds=seeds, out=out)
+    versions, host = _versions(), socket.gethostname()
+    frame_rows: list[dict] = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with RunLock(out):
+            existing = last_per_key(read_rows(out / RESULTS, repair=True))
+            with ResultsWriter(out / RESULTS) as writer:
+                for group in groups:
+                    todo = [metric for metric, key in group.keys.items()
+                            if not _is_final(existing.get(key), force, rerun_errors)]
+                    fresh = _group_rows(group, todo, versions, host) if todo else {}
+                    for metric, key in group.keys.items():
+                        if metric in fresh:
+                            writer.append(fresh[metric])
+                        frame_rows.append(fresh.get(metric) or existing[key])
+                    if verbose and fresh:
+                        print(f"{next(iter(fresh.values()))['status']} {group.label}")
+    except OSError as exc:  # the folder, its lock or results.jsonl
+        raise _folder_error(out, exc) from exc
+    return pd.DataFrame(frame_rows)
+
+
+def _group_rows(group: CellGroup, metrics: list[str], versions: dict, host: str
+                ) -> dict[str, dict]:
+    """Compute ``group`` once; the rows of its cells for ``metrics``, by metric."""
+    start = time.perf_counter()
+    try:
+        result = group.compute()
+    except Exception as exc:  # noqa: BLE001 (recorded; the other groups still run)
+        result = GroupResult("error", fields={"error": _error_info(exc, "explain")})
+    timestamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    rows = {}
+    for metric in metrics:
+        row = {"key": group.keys[metric], **group.row, "metric": metric,
+               "status": result.status, "value": result.values.get(metric),
+               "direction": group.directions.get(metric, "higher"),
+               "explain_seconds": result.seconds,
+               "cell_seconds": time.perf_counter() - start, "versions": versions,
+               "host": host, "timestamp": timestamp, "error": None, **result.fields}
+        if metric in result.extras:
+            row["extras"] = result.extras[metric]
+        rows[metric] = jsonable(row)
+    return rows
 
 
 def _run_grid(suite: Suite, cells: list[Cell], todo: list[Cell], out: Path, *, force: bool,

@@ -16,7 +16,9 @@ skip inapplicable metrics without building anything) and its models, each a func
 * ``xaitris64`` (opt-in, larger) — ``xaitris64`` × WHITE/CORR/NATURAL × LLR/MLP/CNN.
 
 Data sets and metrics are looked up by registry name when the suite runs; a suite never
-imports their modules.
+imports their modules. A suite whose cells one computation scores together defines ``groups``
+instead of a grid (:class:`CellGroup`; the ``concepts`` suite of
+:mod:`xai.concepts.benchmark`); the runner runs both the same way.
 """
 
 from __future__ import annotations
@@ -65,6 +67,38 @@ class DataSpec:
 
 
 @dataclass
+class GroupResult:
+    """What one computation of a :class:`CellGroup` gave: ``status`` (``"ok"`` or
+    ``"skipped"``), ``values`` by metric (missing ones are None), ``fields`` added to every
+    cell's row (e.g. ``reason``), ``extras`` by metric (the row's ``extras``) and ``seconds``
+    (the explanation's time)."""
+
+    status: str = "ok"
+    values: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, dict] = field(default_factory=dict)
+    seconds: float | None = None
+
+
+@dataclass
+class CellGroup:
+    """Cells of a suite that one computation scores together, e.g. every score of one
+    (seed, method, output) of the concepts suite.
+
+    ``keys``: metric -> cell key (:func:`~xai.bench.store.spec_key` of the cell's settings);
+    ``row``: the fields every cell's row shares (data set, model, method, options, seed, ...);
+    ``compute() -> GroupResult``; ``directions``: metric -> ``"higher"`` / ``"lower"`` /
+    ``"diagnostic"`` (default ``"higher"``); ``label``: shown by ``verbose`` runs.
+    """
+
+    keys: dict[str, str]
+    row: dict[str, Any]
+    compute: Callable[[], GroupResult]
+    directions: dict[str, str] = field(default_factory=dict)
+    label: str = ""
+
+
+@dataclass
 class Suite:
     """A benchmark grid: data sets × models × methods × metrics (see the module docstring).
 
@@ -84,10 +118,11 @@ class Suite:
     n_explain: int = 32
     budget: int | None = None
     opt_in: bool = False
-    #: optional dedicated path ``run(suite, **run_kwargs) -> DataFrame`` used by
-    #: :func:`xai.bench.run` instead of the cell grid (the ``concepts`` suite)
-    run: Callable[..., Any] | None = None
-    #: suite-level parameters for a dedicated ``run`` path
+    #: cells scored together instead of the grid (the ``concepts`` suite):
+    #: ``groups(suite, methods=None, seeds=[...], out=Path) -> list[CellGroup]``, run by
+    #: :func:`xai.bench.run` like the grid's cells
+    groups: Callable[..., list[CellGroup]] | None = None
+    #: suite-level parameters of ``groups``
     params: dict = field(default_factory=dict)
 
     def data_specs(self) -> list[DataSpec]:
@@ -359,21 +394,3 @@ XAITRIS64 = Suite(
 
 for _suite in (FAITHFULNESS, SUPPRESSOR, XAITRIS64):
     register("suite", _suite.name, _suite)
-
-
-def _run_concepts(suite, **kwargs):
-    from ..concepts.benchmark import run_suite
-
-    return run_suite(suite, **kwargs)
-
-
-CONCEPTS = Suite(
-    name="concepts",
-    description="concept-primitives (SPEC-concepts §5 CNN, split at 'g') × CRAFT / ACE; "
-                "purity, coverage, IoU, top-1, margin, primitive ratio, background share, "
-                "specificity, time (one row per seed × method × output × score)",
-    datasets=[], methods=["craft", "ace"],
-    metrics=["purity", "top1_purity", "coverage", "top1_ok", "margin", "primitive_ratio",
-             "background_share", "specificity", "spearman", "iou", "seconds"],
-    run=_run_concepts, params={"n": 3000, "epochs": 8})
-register("suite", "concepts", CONCEPTS)

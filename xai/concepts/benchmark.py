@@ -35,15 +35,16 @@ primitive level), ``primitive_ratio``, ``background_share``, ``specificity``, ``
 (with the intervention truth; informative only), ``iou`` (map alignment of the aligned concept
 with ``j``'s footprint), ``seconds``.
 
-``xai bench --suite concepts`` runs :func:`run_suite` (the runner dispatches to it): one
-``results.jsonl`` row per (seed, method, output, score) with the runner's keys and
-semantics (appended, flushed and fsynced; rows whose last status is ``ok`` / ``skipped`` are
-not recomputed on resume; an invalid model gives ``skipped`` rows with ``valid: false``).
+The ``concepts`` suite (:data:`CONCEPTS`, ``xai bench --suite concepts``) is run by the
+benchmark runner like every suite: :func:`concept_groups` gives one group of cells per (seed,
+method, output), whose one computation scores them all; the runner writes one
+``results.jsonl`` row per (seed, method, output, score) with its keys and semantics
+(appended, flushed and fsynced; rows whose last status is ``ok`` / ``skipped`` are not
+recomputed on resume; an invalid model gives ``skipped`` rows with ``valid: false``).
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import time
 import warnings
 from collections.abc import Sequence
@@ -52,10 +53,14 @@ from typing import Any
 
 import numpy as np
 
+from ..bench.store import spec_key
+from ..bench.suites import CellGroup, GroupResult, Suite
+from ..registry import register
 from . import primitives as P
 from . import scoring as S
 
-__all__ = ["ACE_DEFAULTS", "CRAFT_DEFAULTS", "SCORES", "run_concept_benchmark", "run_suite"]
+__all__ = ["ACE_DEFAULTS", "CONCEPTS", "CRAFT_DEFAULTS", "SCORES", "concept_groups",
+           "run_concept_benchmark"]
 
 #: CRAFT options of the benchmark (calibrated on seeds 0–4 at 16 epochs, see the tests).
 CRAFT_DEFAULTS: dict[str, Any] = {"n_concepts": 8, "patch_size": 10, "resize_crops": False}
@@ -266,128 +271,83 @@ def run_concept_benchmark(seed: int = 0, methods: Sequence[str] = ("craft", "ace
     return out
 
 
-# ---------------------------------------------------------------- suite path
+# ---------------------------------------------------------------- the suite
 
-def run_suite(suite, *, methods=None, seeds=(0,), out="bench-results", force: bool = False,
-              rerun_errors: bool = False, progress: bool = True, verbose: bool = False,
-              params: dict | None = None, **_ignored):
-    """The ``concepts`` suite's path through :func:`xai.bench.run`: appends one row per
-    (seed, method, output, score) to ``out/results.jsonl`` with the runner's semantics.
+def concept_groups(suite: Suite, methods: Sequence[str] | None = None,
+                   seeds: Sequence[int] = (0,), out: str | Path = "bench-results"
+                   ) -> list[CellGroup]:
+    """The cells of the ``concepts`` suite, one :class:`~xai.bench.suites.CellGroup` per
+    (seed, method, output) whose computation gives every score of :data:`SCORES`; run by
+    :func:`xai.bench.run`.
 
-    ``params`` (or ``suite.params``) may set ``n``, ``epochs``, ``craft_options``,
-    ``ace_options``, ``bench_options`` and ``cache_dir`` (default ``out/models``)."""
-    import pandas as pd
+    ``suite.params`` may set ``n``, ``epochs``, ``craft_options``, ``ace_options``,
+    ``bench_options`` and ``cache_dir`` (default ``out/models``)."""
+    p = {"n": 3000, "epochs": EPOCHS, **(suite.params or {})}
+    settings = {"n": int(p["n"]), "epochs": int(p["epochs"]),
+                "cache_dir": p.get("cache_dir") or Path(out) / "models",
+                "craft": {**CRAFT_DEFAULTS, **(p.get("craft_options") or {})},
+                "ace": {**ACE_DEFAULTS, **(p.get("ace_options") or {})},
+                "bench": {**BENCH_DEFAULTS, **(p.get("bench_options") or {})}}
+    prepared: dict[int, dict] = {}  # the current seed's data and model, made on first need
+    return [_group(suite.name, int(seed), method, j, settings, prepared)
+            for seed in seeds for method in (methods or suite.methods)
+            for j in range(len(P.CAUSAL))]
 
-    from ..bench.runner import _versions
-    from ..bench.store import (
-        RESULTS,
-        ResultsWriter,
-        RunLock,
-        jsonable,
-        last_per_key,
-        read_rows,
-        spec_key,
-    )
 
-    p = {"n": 3000, "epochs": EPOCHS, **(getattr(suite, "params", None) or {}), **(params or {})}
-    if isinstance(methods, str):
-        methods = [m.strip() for m in methods.split(",") if m.strip()]
-    methods = list(methods or suite.methods)
-    if isinstance(seeds, str):
-        seeds = [int(s) for s in seeds.split(",") if s.strip()]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    cache_dir = p.get("cache_dir") or out / "models"
-    craft_opts = {**CRAFT_DEFAULTS, **(p.get("craft_options") or {})}
-    ace_opts = {**ACE_DEFAULTS, **(p.get("ace_options") or {})}
-    bench = {**BENCH_DEFAULTS, **(p.get("bench_options") or {})}
-    mopts = {"craft": craft_opts, "ace": ace_opts}
-    versions = _versions()
-    dparams = {"n": int(p["n"])}
+def _group(suite: str, seed: int, method: str, j: int, settings: dict, prepared: dict
+           ) -> CellGroup:
+    """The cells of one (seed, method, output ``j``): their keys, shared row fields and the
+    computation that scores them."""
+    model_params = {"arch": P.ARCH, "epochs": settings["epochs"]}
+    spec = {"suite": suite, "dataset": P.NAME, "dataset_params": {"n": settings["n"]},
+            "seed": seed, "model": "cnn", "model_params": model_params, "method": method,
+            "method_options": settings[method], "bench_options": settings["bench"],
+            "output": P.CAUSAL[j]}
+    row = {"suite": suite, "dataset": P.NAME, "dataset_base": P.NAME,
+           "dataset_params": spec["dataset_params"], "data_seed": seed, "model": "cnn",
+           "model_params": model_params, "method": method,
+           "method_options": settings[method], "metric_options": settings["bench"],
+           "seed": seed, "output": P.CAUSAL[j], "n_explain": None, "target": j, "se": None,
+           "valid": None}
 
-    def spec(seed, method, j, metric):
-        return {"suite": suite.name, "dataset": P.NAME, "dataset_params": dparams,
-                "seed": int(seed), "model": "cnn", "model_params": {"arch": P.ARCH,
-                                                                    "epochs": int(p["epochs"])},
-                "method": method, "method_options": mopts[method], "bench_options": bench,
-                "output": P.CAUSAL[j], "metric": metric}
+    def compute() -> GroupResult:
+        if seed not in prepared:  # one seed's data and model in memory at a time
+            prepared.clear()
+            prepared[seed] = _prepare(seed, settings["n"], settings["epochs"],
+                                      settings["cache_dir"])
+        return _score_group(prepared[seed], seed, method, j, settings)
 
-    frame_rows = []
-    with RunLock(out):
-        results = out / RESULTS
-        existing = last_per_key(read_rows(results, repair=True))
+    return CellGroup(keys={m: spec_key({**spec, "metric": m}) for m in SCORES}, row=row,
+                     compute=compute, directions=_DIRECTION,
+                     label=f"seed={seed} {method} {P.CAUSAL[j]}")
 
-        def done(key):
-            row = existing.get(key)
-            if force or row is None:
-                return False
-            return row.get("status") in ("ok", "skipped") or \
-                (row.get("status") == "error" and not rerun_errors)
 
-        with ResultsWriter(results) as writer:
-            for seed in seeds:
-                prep = None
-                for method in methods:
-                    for j in range(len(P.CAUSAL)):
-                        specs = {m: spec(seed, method, j, m) for m in SCORES}
-                        keys = {m: spec_key(s) for m, s in specs.items()}
-                        if all(done(k) for k in keys.values()):
-                            frame_rows += [existing[k] for k in keys.values()]
-                            continue
-                        start = time.perf_counter()
-                        base = {"suite": suite.name, "dataset": P.NAME,
-                                "dataset_base": P.NAME, "dataset_params": dparams,
-                                "data_seed": int(seed), "model": "cnn",
-                                "model_params": specs[SCORES[0]]["model_params"],
-                                "method": method, "method_options": mopts[method],
-                                "metric_options": bench, "seed": int(seed),
-                                "output": P.CAUSAL[j], "n_explain": None, "target": j,
-                                "se": None, "versions": versions, "error": None}
-                        res, status, extra = None, "ok", {}
-                        try:
-                            if prep is None:
-                                prep = _prepare(seed, int(p["n"]), int(p["epochs"]), cache_dir)
-                            if prep["valid"]:
-                                tab = run_concept_benchmark(
-                                    seed, [method], int(p["n"]), int(p["epochs"]),
-                                    craft_options=craft_opts, ace_options=ace_opts,
-                                    bench_options=bench, outputs=[j], _prepared=prep)
-                                res = tab["table"][0]
-                            else:
-                                status = "skipped"
-                                extra = {"valid": False, "reason": "model invalid: it does "
-                                         "not rely mainly on the causal primitives (model "
-                                         "truth); the explainer is not to blame"}
-                        except Exception as exc:  # noqa: BLE001 (recorded; the grid goes on)
-                            from ..bench.runner import _error_info
+def _score_group(prep: dict, seed: int, method: str, j: int, settings: dict) -> GroupResult:
+    """Every score of one (seed, method, output ``j``); ``skipped`` rows when the model is
+    invalid (the explainer is not to blame)."""
+    if not prep["valid"]:
+        return GroupResult("skipped", fields={
+            "valid": False, "reason": "model invalid: it does not rely mainly on the causal "
+                                      "primitives (model truth); the explainer is not to blame"})
+    res = run_concept_benchmark(seed, [method], settings["n"], settings["epochs"],
+                                craft_options=settings["craft"], ace_options=settings["ace"],
+                                bench_options=settings["bench"], outputs=[j],
+                                _prepared=prep)["table"][0]
+    values = {m: float(v) if isinstance(v, bool | np.bool_) else v
+              for m, v in ((m, res.get(m)) for m in SCORES)}
+    extras = {"top1_ok": {"top1_label": res["top1_label"], "margin": res["margin"]},
+              "margin": {"primitive_importance": res["primitive_importance"]}}
+    return GroupResult("ok", values, fields={"valid": True}, extras=extras,
+                       seconds=res["seconds"])
 
-                            status, extra = "error", {"error": _error_info(exc, "explain")}
-                        for metric in SCORES:
-                            if done(keys[metric]):
-                                row = existing[keys[metric]]
-                                frame_rows.append(row)
-                                continue
-                            value = None if res is None else res.get(metric)
-                            if isinstance(value, bool | np.bool_):
-                                value = float(value)
-                            row = {"key": keys[metric], **base, "metric": metric,
-                                   "status": status, "value": value,
-                                   "direction": _DIRECTION.get(metric, "higher"),
-                                   "valid": prep["valid"] if prep else None,
-                                   "explain_seconds": None if res is None else res["seconds"],
-                                   "cell_seconds": time.perf_counter() - start,
-                                   "host": None,
-                                   "timestamp": _dt.datetime.now(_dt.timezone.utc)
-                                   .isoformat(timespec="seconds"), **extra}
-                            if res is not None and metric == "top1_ok":
-                                row["extras"] = {"top1_label": res["top1_label"],
-                                                 "margin": res["margin"]}
-                            if res is not None and metric == "margin":
-                                row["extras"] = {"primitive_importance":
-                                                 res["primitive_importance"]}
-                            row = jsonable(row)
-                            writer.append(row)
-                            frame_rows.append(row)
-                        if verbose:
-                            print(f"{status} seed={seed} {method} {P.CAUSAL[j]}")
-    return pd.DataFrame(frame_rows)
+
+CONCEPTS = Suite(
+    name="concepts",
+    description="concept-primitives (SPEC-concepts §5 CNN, split at 'g') × CRAFT / ACE; "
+                "purity, coverage, IoU, top-1, margin, primitive ratio, background share, "
+                "specificity, time (one row per seed × method × output × score)",
+    datasets=[], methods=["craft", "ace"],
+    metrics=["purity", "top1_purity", "coverage", "top1_ok", "margin", "primitive_ratio",
+             "background_share", "specificity", "spearman", "iou", "seconds"],
+    groups=concept_groups, params={"n": 3000, "epochs": 8})
+register("suite", "concepts", CONCEPTS)

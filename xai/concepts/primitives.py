@@ -447,27 +447,3 @@ def model_valid(truth: np.ndarray, min_ratio: float = 2.0) -> bool:
             return False
     return True
 
-
-# ---------------------------------------------------------------- suite
-
-def concepts_suite():
-    """The ``concepts`` benchmark :class:`~xai.bench.suites.Suite` (for the lead to
-    register): ``concept-primitives`` (default size) × the §5 model × CRAFT / ACE, scored by
-    :mod:`xai.concepts.scoring` (the names below are the report's columns)."""
-    from ..bench.suites import DataSpec, Suite, registered_dataset
-
-    spec = DataSpec(
-        name=NAME, base=NAME, params={}, make=registered_dataset(NAME), kind="image",
-        models={"cnn": primitives_model},
-        model_params={"cnn": {"arch": ARCH, "trainer": "xai.concepts.primitives"}},
-        has_ground_truth=True, target=None, correct_only=False, background=64)
-    return Suite(
-        name="concepts",
-        description="concept-primitives (§5 CNN, split at 'g') × CRAFT / ACE; purity, "
-                    "coverage, IoU, top-1, primitive ratio, background share, time",
-        datasets=[spec], methods=["craft", "ace"],
-        metrics=["concept-purity", "concept-coverage", "map-alignment-iou", "top1-causal",
-                 "primitive-ratio", "background-share", "specificity"],
-        method_options={"craft": {"layer": SPLIT_LAYER},
-                        "ace": {"layer": SPLIT_LAYER, "patch_mode": "in_place"}},
-        n_explain=100)
