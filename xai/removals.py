@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .errors import InputError, MaskError, OptionError
+from .gaussian import FactorCache, conditional_draws, conditional_replacement_reference
 from .registry import define_kind, register
 
 
@@ -441,55 +442,38 @@ class ConditionalGaussian(Removal):
             cov = np.cov(B, rowvar=False, ddof=1).reshape(p, p)
             cov = cov + self.ridge * np.trace(cov) / p * np.eye(p)
         self.mu = torch.as_tensor(B.mean(0), dtype=torch.float64)
+        self._mu = self.mu.numpy()
         self.cov = torch.as_tensor(cov, dtype=torch.float64)
         rng = np.random.default_rng(ctx.seed.spawn(1)[0])
         k = max(self.n_samples, 1)
         self.eps = torch.as_tensor(rng.standard_normal((k, p)), dtype=torch.float64)
         self.n_draws = k
-        self._cache: dict[bytes, tuple] = {}
-
-    def _factor(self, keep: np.ndarray):
-        key = np.packbits(keep).tobytes()
-        if key not in self._cache:
-            S, R = np.flatnonzero(keep), np.flatnonzero(~keep)
-            cov = self.cov
-            if S.size == 0:
-                A = torch.zeros(R.size, 0, dtype=torch.float64)
-                cond = cov[np.ix_(R, R)]
-            else:
-                Lss = torch.linalg.cholesky(cov[np.ix_(S, S)])
-                A = torch.cholesky_solve(cov[np.ix_(S, R)], Lss).T  # (|R|, |S|)
-                cond = cov[np.ix_(R, R)] - A @ cov[np.ix_(S, R)]
-            L = torch.linalg.cholesky(cond + 1e-12 * torch.eye(R.size, dtype=torch.float64)) \
-                if R.size else torch.zeros(0, 0, dtype=torch.float64)
-            if len(self._cache) < 2**16:
-                self._cache[key] = (S, R, A, L)
-            return S, R, A, L
-        return self._cache[key]
+        # factors of each distinct coalition (they do not depend on x), batched and cached
+        self._factors = FactorCache(self.cov, self.eps if self.n_samples else None)
 
     def replacement(self, x, rows, masks, start, stop):
-        ctx = self.ctx
-        idx = ctx.index_of(rows)
-        c, D = x.shape
+        keep = self._kept_columns(rows, masks).numpy()
+        factors, which = self._factors.lookup(keep)
+        out = conditional_draws(x.detach().cpu().double().numpy(), keep, self._mu, factors,
+                                which, slice(start, stop))
+        return torch.from_numpy(out).to(device=x.device, dtype=x.dtype)
+
+    def replacement_reference(self, x, rows, masks, start, stop):
+        """:meth:`replacement` by its definition, one factorisation per distinct coalition
+        (no cache): what the tests check the batched one against."""
+        keep = self._kept_columns(rows, masks).numpy()
+        out = conditional_replacement_reference(x.detach().cpu().double(), keep, self.mu,
+                                                self.cov, self.eps[start:stop],
+                                                self.n_samples == 0)
+        return out.to(device=x.device, dtype=x.dtype)
+
+    def _kept_columns(self, rows, masks) -> torch.Tensor:
+        """Kept input columns of each pair ``(c, D)`` on the CPU (always-kept ones included)."""
+        idx = self.ctx.index_of(rows)
+        c, D = masks.shape[0], idx.shape[1]
         ext = torch.cat([masks.bool(), torch.ones(c, 1, dtype=torch.bool, device=masks.device)],
                         1)
-        keep_pos = torch.gather(ext, 1, idx.expand(c, D)).cpu().numpy()
-        out = torch.empty(c, stop - start, D, dtype=torch.float64)
-        uniq, inv = np.unique(keep_pos, axis=0, return_inverse=True)
-        xd = x.detach().cpu().double()
-        eps = self.eps[start:stop]
-        for u, keep in enumerate(uniq):  # one factorisation per distinct coalition
-            sel = np.flatnonzero(inv.ravel() == u)
-            S, R, A, L = self._factor(keep)
-            xs = xd[sel][:, S]
-            mean = self.mu[R] + (xs - self.mu[S]) @ A.T  # (c_u, |R|)
-            block = xd[sel][:, None, :].repeat(1, stop - start, 1)
-            if self.n_samples == 0:
-                block[:, :, R] = mean[:, None, :]
-            else:
-                block[:, :, R] = mean[:, None, :] + (eps[:, R] @ L.T)[None]
-            out[sel] = block
-        return out.to(device=x.device, dtype=x.dtype)
+        return torch.gather(ext, 1, idx.expand(c, D)).cpu()
 
     def describe(self) -> dict:
         return {"name": self.name, "n_samples": self.n_samples, "ridge": self.ridge,

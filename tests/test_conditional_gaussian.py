@@ -1,0 +1,196 @@
+"""Conditional Gaussian removal: the batched factorisation of many coalitions at once and its
+factor cache agree with the plain definition, one coalition at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_breast_cancer
+
+from xai import gaussian
+from xai.behaviours import Prediction
+from xai.features import FeatureMap
+from xai.game import Game
+from xai.gaussian import (
+    FactorCache,
+    conditional_draws,
+    conditional_factors,
+    conditional_factors_reference,
+    conditional_replacement_reference,
+)
+from xai.models import as_model
+from xai.removals import ConditionalGaussian
+from xai.summaries import ExactShapley, PermutationShapley
+
+TOL = 1e-12
+
+
+def collinear_columns(p: int = 16) -> np.ndarray:
+    """Standardised breast-cancer columns: radius, perimeter and area are nearly collinear."""
+    X = load_breast_cancer().data[:, :p]
+    return (X - X.mean(0)) / X.std(0)
+
+
+def covariance(B: np.ndarray, ridge: float = 1e-6) -> torch.Tensor:
+    p = B.shape[1]
+    cov = np.cov(B, rowvar=False)
+    return torch.as_tensor(cov + ridge * np.trace(cov) / p * np.eye(p))
+
+
+def coalitions(n: int, p: int, seed: int = 0) -> np.ndarray:
+    """Masks of every size, the empty and the full coalition first."""
+    rng = np.random.default_rng(seed)
+    keep = rng.random((n, p)) < rng.random((n, 1))
+    keep[0], keep[1] = False, True
+    return keep
+
+
+@pytest.fixture(params=["random", "collinear"])
+def background(request) -> np.ndarray:
+    if request.param == "collinear":
+        return collinear_columns()
+    rng = np.random.default_rng(3)
+    return rng.normal(size=(60, 7)) @ rng.normal(size=(7, 7))
+
+
+@pytest.mark.parametrize("with_noise", [True, False])
+def test_batched_factors_equal_one_coalition_at_a_time(background, with_noise):
+    cov = covariance(background)
+    p = cov.shape[0]
+    keep = coalitions(300, p)
+    eps = torch.as_tensor(np.random.default_rng(1).standard_normal((5, p))) if with_noise \
+        else None
+    fast = conditional_factors(cov, keep, eps)
+    plain = conditional_factors_reference(cov, keep, eps)
+    np.testing.assert_allclose(fast.gain, plain.gain, rtol=0, atol=TOL)
+    assert (fast.gain[np.broadcast_to(keep[:, None, :] == keep[:, :, None], fast.gain.shape)]
+            == 0).all()  # gain only maps kept columns to removed ones
+    if with_noise:
+        np.testing.assert_allclose(fast.noise, plain.noise, rtol=0, atol=TOL)
+        assert (fast.noise[np.broadcast_to(keep[:, None, :], fast.noise.shape)] == 0).all()
+    else:
+        assert fast.noise is None and plain.noise is None
+
+
+def test_factors_in_several_batches_equal_one_batch(monkeypatch):
+    cov = covariance(collinear_columns(9))
+    keep = coalitions(50, 9)
+    eps = torch.as_tensor(np.random.default_rng(1).standard_normal((4, 9)))
+    whole = conditional_factors(cov, keep, eps)
+    monkeypatch.setattr(gaussian, "FACTOR_BLOCK_BYTES", 8 * 8 * 9 * 9 * 7)  # 7 per batch
+    parts = conditional_factors(cov, keep, eps)
+    np.testing.assert_array_equal(parts.gain, whole.gain)
+    np.testing.assert_array_equal(parts.noise, whole.noise)
+
+
+@pytest.mark.parametrize("plug_in", [False, True])
+def test_draws_equal_the_definition_and_keep_kept_columns(background, plug_in):
+    cov = covariance(background)
+    mu = torch.as_tensor(background.mean(0))
+    p = cov.shape[0]
+    rng = np.random.default_rng(4)
+    keep = coalitions(40, p)[rng.integers(0, 40, 200)]  # repeated coalitions
+    x = torch.as_tensor(background[rng.integers(0, len(background), 200)] + 0.3)
+    eps = torch.as_tensor(rng.standard_normal((1 if plug_in else 6, p)))
+    cache = FactorCache(cov, None if plug_in else eps)
+    store, which = cache.lookup(keep)
+    got = conditional_draws(x.numpy(), keep, mu.numpy(), store, which)
+    want = conditional_replacement_reference(x, keep, mu, cov, eps, plug_in).numpy()
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=0, atol=TOL)
+    kept = np.broadcast_to(keep[:, None, :], got.shape)
+    np.testing.assert_array_equal(got[kept], np.broadcast_to(x.numpy()[:, None], got.shape)[kept])
+
+
+def test_cache_factors_each_coalition_once(monkeypatch):
+    cov = covariance(collinear_columns(8))
+    eps = torch.as_tensor(np.random.default_rng(1).standard_normal((3, 8)))
+    calls = []
+    real = gaussian.conditional_factors
+    monkeypatch.setattr(gaussian, "conditional_factors",
+                        lambda c, k, e: calls.append(len(k)) or real(c, k, e))
+    cache = FactorCache(cov, eps)
+    keep = coalitions(30, 8)
+    _, which1 = cache.lookup(np.concatenate([keep, keep]))
+    _, which2 = cache.lookup(keep[::-1])
+    seen = {tuple(row) for row in keep}
+    new = np.array([row for row in coalitions(20, 8, seed=9) if tuple(row) not in seen][:4])
+    more, which3 = cache.lookup(np.concatenate([keep[:5], new]))
+    assert calls == [len(seen), 4]
+    np.testing.assert_array_equal(which2, which1[:30][::-1])
+    np.testing.assert_array_equal(which3[:5], which1[:5])
+    plain = conditional_factors_reference(cov, new, eps)
+    np.testing.assert_allclose(more.gain[which3[5:]], plain.gain, rtol=0, atol=TOL)
+    np.testing.assert_allclose(more.noise[which3[5:]], plain.noise, rtol=0, atol=TOL)
+
+
+def test_a_full_cache_starts_again_with_the_same_results():
+    cov = covariance(collinear_columns(8))
+    eps = torch.as_tensor(np.random.default_rng(1).standard_normal((3, 8)))
+    small = FactorCache(cov, eps, max_bytes=10 * (8 * 8 + 3 * 8) * 8)  # ten coalitions
+    large = FactorCache(cov, eps)
+    for seed in range(6):
+        keep = coalitions(12, 8, seed=seed)
+        a, wa = small.lookup(keep)
+        b, wb = large.lookup(keep)
+        np.testing.assert_array_equal(a.gain[wa], b.gain[wb])
+        np.testing.assert_array_equal(a.noise[wa], b.noise[wb])
+        assert len(small.keys) <= 12
+
+
+def fitted_removal(X, B, feature_map, **options) -> ConditionalGaussian:
+    removal = ConditionalGaussian(B, **options)
+    Game(as_model(lambda A: A.sum(1)), X, removal, Prediction(), feature_map, seed=0)
+    return removal
+
+
+@pytest.mark.parametrize("n_samples", [0, 5])
+@pytest.mark.parametrize("grouped", [False, True])
+def test_replacement_equals_the_reference_replacement(n_samples, grouped):
+    B = collinear_columns(10)
+    X = B[:6] + 0.1
+    fm = FeatureMap.groups({"size": [0, 2, 3], "texture": [1], "rest": [4, 5, 6, 7]}, 10,
+                           fixed=[8, 9]) if grouped else FeatureMap.tabular(10)
+    removal = fitted_removal(X, B, fm, n_samples=n_samples)
+    rng = np.random.default_rng(5)
+    d = fm.d
+    masks = torch.as_tensor(rng.random((40, d)) < 0.5)
+    rows = torch.as_tensor(rng.integers(0, 6, 40))
+    x = torch.as_tensor(X)[rows]
+    K = removal.n_draws
+    for start, stop in [(0, K), (1, K)] if K > 1 else [(0, 1)]:
+        got = removal.replacement(x, rows, masks, start, stop)
+        want = removal.replacement_reference(x, rows, masks, start, stop)
+        assert got.shape == want.shape == (40, stop - start, 10)
+        torch.testing.assert_close(got, want, rtol=0, atol=TOL)
+    if grouped:  # always-kept columns are the explicands'
+        assert torch.equal(got[:, :, 8:], x[:, None, 8:].expand(-1, got.shape[1], -1))
+
+
+class ReferenceConditionalGaussian(ConditionalGaussian):
+    """The removal with its plain per-coalition replacement."""
+
+    def replacement(self, x, rows, masks, start, stop):
+        return self.replacement_reference(x, rows, masks, start, stop)
+
+
+@pytest.mark.parametrize("summary", [lambda: ExactShapley(),
+                                     lambda: PermutationShapley(budget=3000, seed=2)],
+                         ids=["exact", "permutation"])
+def test_values_equal_the_reference_removal(summary):
+    B = collinear_columns(6)
+    X = B[:4] * 1.2
+    w = np.linspace(-1, 1, 6)
+
+    def model(A):
+        return np.tanh(A @ w) + 0.1 * A[:, 0] * A[:, 1]
+
+    def values(removal):
+        game = Game(as_model(model), X, removal, Prediction(), FeatureMap.tabular(6), seed=3,
+                    batch_size=64)
+        return summary()(game).values
+
+    fast = values(ConditionalGaussian(B, n_samples=8))
+    plain = values(ReferenceConditionalGaussian(B, n_samples=8))
+    np.testing.assert_allclose(fast, plain, rtol=0, atol=TOL)

@@ -1,0 +1,229 @@
+"""Conditional Gaussian draws for many coalitions at once.
+
+For ``X ~ N(mu, Sigma)`` and a coalition of kept columns ``S`` (removed ``R``), the removed
+columns given the kept ones are ``N(mu_R + A (x_S - mu_S), Sigma_RR - A Sigma_SR)`` with
+``A = Sigma_RS Sigma_SS^{-1}``; a draw is ``mean + L eps_R`` with ``L`` the lower Cholesky
+factor of the conditional covariance (Aas, Jullum & Løland, *Explaining individual
+predictions when features are dependent*, Artificial Intelligence 298, 2021).
+
+:func:`conditional_factors` factors a whole stack of coalitions in one batched Cholesky: with
+the kept columns ordered first, the Cholesky factor of the reordered ``Sigma`` is
+``[[L_SS, 0], [L_RS, L_{R|S}]]``, whose lower-right block is the factor of the conditional
+covariance and ``A = L_RS L_SS^{-1}`` (one batched triangular solve). Coalitions of every size
+share one ``(n, p, p)`` stack. :func:`conditional_factors_reference` is the plain definition,
+one coalition at a time; the tests check that the two agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+JITTER = 1e-12
+"""Added to the diagonal of every conditional covariance before its Cholesky factorisation."""
+
+
+@dataclass
+class ConditionalFactors:
+    """What a stack of ``n`` coalitions needs to draw the removed columns, in column order.
+
+    ``gain`` ``(n, p, p)``: ``gain[:, R, S] = Sigma_RS Sigma_SS^{-1}``, zero elsewhere.
+    ``noise`` ``(n, K, p)``: ``L_{R|S} eps_R`` of each of the ``K`` standard-normal draws on
+    ``R``, zero on ``S``; None for plug-in means."""
+
+    gain: np.ndarray
+    noise: np.ndarray | None
+
+
+FACTOR_BLOCK_BYTES = 32 * 2**20
+"""Bytes of ``(p, p)`` matrices that :func:`conditional_factors` factors in one batch."""
+
+
+def conditional_factors(cov: torch.Tensor, keep: np.ndarray,
+                        eps: torch.Tensor | None) -> ConditionalFactors:
+    """Factors of coalitions ``keep`` ``(n, p)`` (True = kept column) under covariance ``cov``
+    ``(p, p)``, batches of coalitions in one factorisation each (batches of about
+    :data:`FACTOR_BLOCK_BYTES`); ``eps`` ``(K, p)`` standard-normal draws (None: no noise,
+    plug-in means)."""
+    keep = np.asarray(keep, dtype=bool)
+    n, p = keep.shape
+    step = max(1, FACTOR_BLOCK_BYTES // (8 * cov.element_size() * p * p))
+    if n <= step:
+        return _batch_factors(cov, keep, eps)
+    parts = [_batch_factors(cov, keep[a:a + step], eps) for a in range(0, n, step)]
+    return ConditionalFactors(np.concatenate([f.gain for f in parts]),
+                              None if eps is None else np.concatenate([f.noise for f in parts]))
+
+
+def _batch_factors(cov: torch.Tensor, keep: np.ndarray,
+                   eps: torch.Tensor | None) -> ConditionalFactors:
+    """:func:`conditional_factors` of one batch, one batched Cholesky factorisation."""
+    keep_t = torch.as_tensor(keep)
+    n, p = keep_t.shape
+    order = torch.argsort((~keep_t).to(torch.int8), dim=1, stable=True)  # kept first
+    back = torch.argsort(order, dim=1)  # column -> its slot in ``order``
+    removed = torch.arange(p)[None, :] >= keep_t.sum(1, keepdim=True)  # slots of R
+    joint = cov[order[:, :, None], order[:, None, :]]
+    joint.diagonal(dim1=1, dim2=2).add_(removed.to(cov.dtype), alpha=JITTER)
+    chol = torch.linalg.cholesky(joint)  # [[L_SS, 0], [L_RS, L_{R|S}]]
+    both_removed = removed[:, :, None] & removed[:, None, :]
+    eye = torch.eye(p, dtype=cov.dtype).expand(n, p, p)
+    kept_factor = torch.where(both_removed, eye, chol)  # [[L_SS, 0], [L_RS, I]]
+    cross = chol * (removed[:, :, None] & ~removed[:, None, :])  # [[0, 0], [L_RS, 0]]
+    gain = torch.linalg.solve_triangular(kept_factor, cross, upper=False, left=False)
+    gain = _unpermute(_unpermute(gain, back, 1), back, 2)
+    if eps is None:
+        return ConditionalFactors(gain.numpy(), None)
+    draws = eps.T.to(cov.dtype)[order] * removed[:, :, None]  # (n, p, K): eps_R, zero on S
+    noise = _unpermute(torch.matmul(chol, draws), back, 1).transpose(1, 2)
+    return ConditionalFactors(gain.numpy(), np.ascontiguousarray(noise.numpy()))
+
+
+def _unpermute(t: torch.Tensor, back: torch.Tensor, dim: int) -> torch.Tensor:
+    """``t`` with axis ``dim`` (slots in ``order``) put back into column order."""
+    shape = [t.shape[0], 1, 1]
+    shape[dim] = t.shape[dim]
+    return t.gather(dim, back.reshape(shape).expand(t.shape))
+
+
+def conditional_factors_reference(cov: torch.Tensor, keep: np.ndarray,
+                                  eps: torch.Tensor | None) -> ConditionalFactors:
+    """:func:`conditional_factors` by its definition, one coalition at a time."""
+    keep = np.asarray(keep, dtype=bool)
+    n, p = keep.shape
+    gain = np.zeros((n, p, p))
+    noise = None if eps is None else np.zeros((n, eps.shape[0], p))
+    for i, row in enumerate(keep):
+        S, R = np.flatnonzero(row), np.flatnonzero(~row)
+        A, L = _conditional(cov, S, R)
+        gain[i][np.ix_(R, S)] = A.numpy()
+        if noise is not None:
+            noise[i][:, R] = (eps[:, R] @ L.T).numpy()
+    return ConditionalFactors(gain, noise)
+
+
+def _conditional(cov: torch.Tensor, S: np.ndarray, R: np.ndarray):
+    """``A = Sigma_RS Sigma_SS^{-1}`` and the Cholesky factor of ``Sigma_RR - A Sigma_SR``
+    (plus :data:`JITTER` on its diagonal) of one coalition."""
+    if S.size == 0:
+        A = torch.zeros(R.size, 0, dtype=cov.dtype)
+        cond = cov[np.ix_(R, R)]
+    else:
+        Lss = torch.linalg.cholesky(cov[np.ix_(S, S)])
+        A = torch.cholesky_solve(cov[np.ix_(S, R)], Lss).T  # (|R|, |S|)
+        cond = cov[np.ix_(R, R)] - A @ cov[np.ix_(S, R)]
+    L = torch.linalg.cholesky(cond + JITTER * torch.eye(R.size, dtype=cov.dtype)) \
+        if R.size else torch.zeros(0, 0, dtype=cov.dtype)
+    return A, L
+
+
+def conditional_draws(x: np.ndarray, keep: np.ndarray, mu: np.ndarray,
+                      factors: ConditionalFactors, which: np.ndarray,
+                      draws: slice = slice(None)) -> np.ndarray:
+    """Rows ``x`` ``(c, p)`` with the columns outside ``keep`` ``(c, p)`` drawn from their
+    conditional distribution, row ``i`` by coalition ``which[i]`` of ``factors``: ``(c, K, p)``
+    for the noise draws ``draws``, or ``(c, 1, p)`` conditional means when ``factors`` has no
+    noise. Kept columns are ``x``."""
+    c, p = x.shape
+    centred = (x - mu)[:, :, None]
+    mean = np.empty((c, p))
+    step = max(1, FACTOR_BLOCK_BYTES // (8 * p * p))
+    for a in range(0, c, step):  # one block unless p is large: each row takes a (p, p) gain
+        b = min(c, a + step)
+        mean[a:b] = np.matmul(factors.gain.take(which[a:b], axis=0), centred[a:b])[:, :, 0]
+    base = np.where(keep, x, mean + mu)[:, None, :]
+    if factors.noise is None:
+        return base
+    out = factors.noise[:, draws].take(which, axis=0)
+    out += base
+    return out
+
+
+class FactorCache:
+    """:func:`conditional_factors` of the coalitions seen so far, looked up by their packed
+    masks in one vectorised search; at most ``max_bytes`` of factors (emptied when full)."""
+
+    def __init__(self, cov: torch.Tensor, eps: torch.Tensor | None,
+                 max_bytes: int = 64 * 2**20) -> None:
+        self.cov, self.eps, self.max_bytes = cov, eps, max_bytes
+        p = cov.shape[0]
+        self.key_bytes = 8 * p * (p + (0 if eps is None else eps.shape[0]))  # one coalition
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every coalition."""
+        self.keys = np.empty(0, dtype=np.void(1))  # packed masks in slot order
+        self.ordered = self.keys  # the keys sorted
+        self.slot_of = np.empty(0, dtype=np.intp)  # slot of each key of ``ordered``
+        self.store: ConditionalFactors | None = None  # capacity >= len(self.keys)
+
+    def lookup(self, keep: np.ndarray) -> tuple[ConditionalFactors, np.ndarray]:
+        """The store and the slot of each row of ``keep`` ``(c, p)`` in it; coalitions not
+        seen before are factored together in one batch."""
+        packed = np.packbits(keep, axis=1)
+        keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+        uniq, first, inv = np.unique(keys, return_index=True, return_inverse=True)
+        slots = self._find(uniq)
+        missing = np.flatnonzero(slots < 0)
+        if (len(self.keys) + len(missing)) * self.key_bytes > self.max_bytes:
+            self.clear()  # full: start again with this block's coalitions
+            slots[:], missing = -1, np.arange(len(uniq))
+        if len(missing):
+            made = conditional_factors(self.cov, keep[first[missing]], self.eps)
+            slots[missing] = self._add(uniq[missing], made)
+        return self.store, slots[inv.ravel()]
+
+    def _find(self, uniq: np.ndarray) -> np.ndarray:
+        """Slot of each key of ``uniq``, -1 where not cached."""
+        slots = np.full(len(uniq), -1, dtype=np.intp)
+        if len(self.ordered) == 0 or self.ordered.dtype != uniq.dtype:
+            return slots
+        at = np.minimum(np.searchsorted(self.ordered, uniq), len(self.ordered) - 1)
+        hit = self.ordered[at] == uniq
+        slots[hit] = self.slot_of[at[hit]]
+        return slots
+
+    def _add(self, keys: np.ndarray, made: ConditionalFactors) -> np.ndarray:
+        """Store ``made`` under ``keys`` (new keys); their slots."""
+        n0, n1 = len(self.keys), len(self.keys) + len(keys)
+        if self.store is None or len(self.store.gain) < n1:  # grow by doubling
+            cap = max(n1, min(2 * n0, self.max_bytes // self.key_bytes))
+            grown = ConditionalFactors(np.empty((cap, *made.gain.shape[1:])), None if
+                                       made.noise is None else
+                                       np.empty((cap, *made.noise.shape[1:])))
+            if n0:
+                grown.gain[:n0] = self.store.gain[:n0]
+                if grown.noise is not None:
+                    grown.noise[:n0] = self.store.noise[:n0]
+            self.store = grown
+        self.store.gain[n0:n1] = made.gain
+        if made.noise is not None:
+            self.store.noise[n0:n1] = made.noise
+        self.keys = np.concatenate([self.keys, keys]) if n0 else keys
+        self.slot_of = np.argsort(self.keys, kind="stable")
+        self.ordered = self.keys[self.slot_of]
+        return np.arange(n0, n1)
+
+
+def conditional_replacement_reference(x: torch.Tensor, keep: np.ndarray, mu: torch.Tensor,
+                                      cov: torch.Tensor, eps: torch.Tensor,
+                                      plug_in: bool) -> torch.Tensor:
+    """The conditional Gaussian replacement by its definition: one factorisation per distinct
+    coalition of ``keep`` ``(c, p)``, ``(c, K, p)`` draws of the rows ``x`` ``(c, p)`` with
+    ``eps`` ``(K, p)`` (``plug_in``: the conditional means, repeated over ``K``)."""
+    c, p = x.shape
+    xd = x.double()
+    out = torch.empty(c, eps.shape[0], p, dtype=torch.float64)
+    uniq, inv = np.unique(keep, axis=0, return_inverse=True)
+    for u, row in enumerate(uniq):
+        sel = np.flatnonzero(inv.ravel() == u)
+        S, R = np.flatnonzero(row), np.flatnonzero(~row)
+        A, L = _conditional(cov, S, R)
+        mean = mu[R] + (xd[sel][:, S] - mu[S]) @ A.T  # (c_u, |R|)
+        block = xd[sel][:, None, :].repeat(1, eps.shape[0], 1)
+        block[:, :, R] = mean[:, None, :] if plug_in else \
+            mean[:, None, :] + (eps[:, R] @ L.T)[None]
+        out[sel] = block
+    return out
