@@ -12,17 +12,17 @@ import torch
 from helpers import fingerprint_model, zero_patch_images
 
 from xai.behaviours import Prediction, to_probability
-from xai.config import (
+from xai.errors import InputError
+from xai.features import FeatureMap
+from xai.game import Game, unique_rows
+from xai.models import CallableModel, as_model
+from xai.planner import (
     CPU_BLOCK_BYTES,
     CPU_CHUNK_BYTES,
     CPU_MAX_ROWS,
     CPU_MIN_ROWS,
     DEFAULT_MAX_BATCH,
 )
-from xai.errors import InputError
-from xai.features import FeatureMap
-from xai.game import Game, unique_rows
-from xai.models import CallableModel, as_model
 from xai.removals import (
     Baseline,
     Blur,
@@ -209,33 +209,55 @@ def test_unique_rows_equals_np_unique(d):
     assert u0.shape == (0, d) and i0.shape == (0,)
 
 
+class _Head(torch.nn.Module):
+    """A torch module returning the first two input values of each row (and, optionally,
+    recording the rows of each call)."""
+
+    def __init__(self, sizes: list | None = None) -> None:
+        super().__init__()
+        self.sizes = sizes
+
+    def forward(self, x):
+        if self.sizes is not None:
+            self.sizes.append(len(x))
+        return x.reshape(len(x), -1)[:, :2]
+
+
 def _image_game(shape=(3, 64, 64), cap=None, batch=None, model_batch=None):
     X = _images(2, shape)
-    model = as_model(lambda x: np.asarray(x).reshape(len(x), -1)[:, :2], output_kind="raw")
+    model = as_model(_Head(), output_kind="raw")
     model.batch_size = model_batch
     return Game(model, X, Baseline(0.0), Prediction(target=0, output="raw"),
                 FeatureMap.patches(shape[1:], 8, channel_axis=0), memory_cap=cap,
                 batch_size=batch)
 
 
-def test_chunk_rule_cpu_cache_sized():
+def test_a_torch_module_on_a_cpu_gets_cache_sized_calls():
     game = _image_game()
     game.k = 2
     row = 3 * 64 * 64 * game.X.element_size()
     call = max(CPU_MIN_ROWS, CPU_CHUNK_BYTES // row)
     assert game._call_rows() == call
     assert game._rows_per_call() == max(call, CPU_BLOCK_BYTES // row)
-    tab = Game(fingerprint_model(16), np.ones((2, 16)), Baseline(0.0),
+    tab = Game(as_model(_Head(), output_kind="raw"), np.ones((2, 16)), Baseline(0.0),
                Prediction(target=0, output="raw"), FeatureMap.tabular(16))
     tab.k = 1
+    row = 16 * tab.X.element_size()
     assert tab._call_rows() == CPU_MAX_ROWS  # small rows: at most CPU_MAX_ROWS per call
-    assert tab._rows_per_call() == min(DEFAULT_MAX_BATCH, CPU_BLOCK_BYTES // (16 * 8))
+    assert tab._rows_per_call() == min(DEFAULT_MAX_BATCH, CPU_BLOCK_BYTES // row)
     big = _image_game(shape=(3, 256, 256))  # a row over the chunk bytes: the minimum rows
     big.k = 2
     assert big._call_rows() == CPU_MIN_ROWS == big._rows_per_call()
 
 
-def test_model_calls_split_blocks_into_cache_sized_calls():
+def test_functions_and_estimators_get_large_calls():
+    """A plain function (or a scikit-learn estimator) pays a fixed cost per call: a block is
+    one call of up to DEFAULT_MAX_BATCH rows."""
+    tab = Game(fingerprint_model(16), np.ones((2, 16)), Baseline(0.0),
+               Prediction(target=0, output="raw"), FeatureMap.tabular(16))
+    tab.k = 1
+    assert tab._call_rows() is None
+    assert tab._rows_per_call() == DEFAULT_MAX_BATCH
     sizes = []
 
     def f(x):
@@ -245,11 +267,23 @@ def test_model_calls_split_blocks_into_cache_sized_calls():
     masks = np.random.default_rng(1).random((9000, 16)) < 0.5
     game = Game(as_model(f, output_kind="raw"), X, Baseline(0.0),
                 Prediction(target=0, output="raw"), FeatureMap.tabular(16))
+    game(masks)
+    assert CPU_MAX_ROWS < max(sizes) <= DEFAULT_MAX_BATCH  # one call per block
+    assert sum(sizes) == game.rows_evaluated
+
+
+def test_model_calls_split_blocks_into_cache_sized_calls():
+    sizes = []
+    X = np.random.default_rng(0).standard_normal((3, 16))
+    masks = np.random.default_rng(1).random((9000, 16)) < 0.5
+    game = Game(as_model(_Head(sizes), output_kind="raw"), X, Baseline(0.0),
+                Prediction(target=0, output="raw"), FeatureMap.tabular(16))
     v = game(masks)
-    assert max(sizes) == CPU_MAX_ROWS and sum(sizes) == game.rows_evaluated
+    assert max(sizes[1:]) == CPU_MAX_ROWS and sum(sizes) == game.rows_evaluated
     sizes.clear()
-    ref = Game(as_model(f, output_kind="raw"), X, Baseline(0.0),
-               Prediction(target=0, output="raw"), FeatureMap.tabular(16), batch_size=5000)(masks)
+    ref = Game(as_model(_Head(sizes), output_kind="raw"), X, Baseline(0.0),
+               Prediction(target=0, output="raw"), FeatureMap.tabular(16),
+               batch_size=5000)(masks)
     assert CPU_MAX_ROWS < max(sizes) <= 5000
     assert torch.equal(v, ref)
 
@@ -261,7 +295,7 @@ def test_chunk_rule_respects_batch_size_and_memory_cap():
     game = _image_game(model_batch=300)
     game.k = 2
     assert game._rows_per_call() == 300  # so does the adapter's
-    row = 3 * 64 * 64 * (4 * 8 + 1) + 8 * 2 * 2  # float64 inputs (the callable's dtype)
+    row = 3 * 64 * 64 * (4 * 4 + 1) + 8 * 2 * 2  # float32 inputs (the module's dtype)
     game = _image_game(cap=10 * row)
     game.k = 2
     assert game._rows_per_call() == 10  # the memory cap wins over both

@@ -13,31 +13,6 @@ _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 2**10, "m": 1e6, "mb": 1e6,
 DEFAULT_MEMORY_CAP = 256 * 2**20
 """Default cap, 256 MiB, on every intermediate array of one game call."""
 
-DEFAULT_MAX_BATCH = 16_384
-"""Largest number of rows per model call when ``batch_size=None``."""
-
-CPU_CHUNK_BYTES = 4 * 2**20
-"""Input bytes per model call on a CPU when ``batch_size=None``: a chunk whose inputs and
-activations stay in the caches is faster per row than a large one. Measured with one thread
-(model time per row by rows per call): a 3-conv CNN on 64x64x3 float32 images takes ~60 µs at
-64-128 rows (3-6 MiB of input), ~150 µs at 256 rows and ~220 µs at 1024+ rows; on 32x32
-images, ~17 µs up to 341 rows (4 MiB), ~32 µs at 512+; a 16-32-32-2 float64 MLP is flat
-(0.19-0.20 µs) from 1,024 to 32,768 rows (4 MiB)."""
-
-CPU_MAX_ROWS = 4096
-"""Most rows per model call on a CPU when ``batch_size=None``, whatever the row size: the
-MLP above takes 0.18 µs/row at 1,024-4,096 rows but 0.30 µs at 12,800-16,384, where each
-hidden activation (4 MiB) leaves the caches and is allocated afresh by the system."""
-
-CPU_BLOCK_BYTES = 2 * 2**20
-"""Input bytes of synthetic rows built at a time on a CPU when ``batch_size=None`` (then
-split into model calls of :data:`CPU_CHUNK_BYTES`): for small rows the per-block work (mask
-gathering, the behaviour, bookkeeping: ~0.3 ms) is shared by several model calls."""
-
-CPU_MIN_ROWS = 32
-"""Fewest rows per model call that :data:`CPU_CHUNK_BYTES` may leave (large inputs): below
-~32 rows the per-call overhead of a small model dominates (the CNN above: ~157 µs/row at 16)."""
-
 
 def parse_size(value: float | str) -> int:
     """Parse a byte size such as ``268435456``, ``"256MiB"`` or ``"1 GiB"``."""

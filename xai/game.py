@@ -15,16 +15,9 @@ import warnings
 import numpy as np
 import torch
 
+from . import planner
 from .behaviours import Behaviour
-from .config import (
-    CPU_BLOCK_BYTES,
-    CPU_CHUNK_BYTES,
-    CPU_MAX_ROWS,
-    CPU_MIN_ROWS,
-    DEFAULT_MAX_BATCH,
-    config,
-    parse_size,
-)
+from .config import config, parse_size
 from .errors import InputError, MaskError
 from .features import FeatureMap
 from .models import MEMORY_FORMATS, Model, channels_last_layout
@@ -581,40 +574,25 @@ class Game:
         (explicands, expanded masks, replacements, synthetic inputs and, for fractional masks,
         the interpolation's temporaries) stay under the memory cap together.
 
-        With a ``batch_size`` (of the game or of the model adapter) a block is one model call
-        of that size. Without one, on a CPU, a block holds at least
-        :data:`~xai.config.CPU_BLOCK_BYTES` of input (for small rows: the per-block work is
-        amortised) and at least one model call of :meth:`_call_rows` rows."""
+        The sizes are :mod:`xai.planner`'s: the user's batch size, cache-sized blocks and calls
+        for a torch module on a CPU, else large blocks, one call each."""
         D = self.X.shape[1]
         item = self.X.element_size()
         arrays = 7 if fractional else 4
         bytes_per_row = D * (arrays * item + 1) + 8 * self.k * 2
-        cap_rows = max(1, self.memory_cap // bytes_per_row)
         if self.memory_cap < bytes_per_row and not getattr(self, "_warned_cap", False):
             warnings.warn(f"one model input row ({bytes_per_row} bytes) exceeds the memory cap "
                           f"({self.memory_cap} bytes); evaluating one row per call",
                           stacklevel=3)
             self._warned_cap = True
-        limit = self._user_batch()
-        if not limit:
-            limit = DEFAULT_MAX_BATCH
-            call = self._call_rows()
-            if call is not None:
-                limit = min(limit, max(call, CPU_BLOCK_BYTES // max(1, D * item)))
-        return int(max(1, min(cap_rows, limit)))
-
-    def _user_batch(self) -> int | None:
-        return self.batch_size or getattr(self.model, "batch_size", None)
+        return planner.block_rows(self.model, D * item, bytes_per_row, self.memory_cap,
+                                  self.batch_size)
 
     def _call_rows(self) -> int | None:
-        """Rows per model call: None (a whole block) with a user ``batch_size`` or off the CPU;
-        on a CPU about :data:`~xai.config.CPU_CHUNK_BYTES` of input, within
-        ``[CPU_MIN_ROWS, CPU_MAX_ROWS]`` rows: a call whose input and activations stay in the
-        caches runs at up to 3x less time per row than one of the memory cap's size."""
-        if self._user_batch() or torch.device(self.model.device).type != "cpu":
-            return None
-        row = max(1, self.X.shape[1] * self.X.element_size())
-        return int(min(CPU_MAX_ROWS, max(CPU_MIN_ROWS, CPU_CHUNK_BYTES // row)))
+        """Rows per model call within a block (:func:`xai.planner.call_rows`); None: the
+        whole block in one call."""
+        return planner.call_rows(self.model, self.X.shape[1] * self.X.element_size(),
+                                 self.batch_size)
 
     def _evaluate_pairs(self, rows: np.ndarray, masks: np.ndarray,
                         shared: bool = False) -> torch.Tensor:

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from .. import planner
 from ..errors import InputError, ProvenanceError, ShapeError, unknown_name
 from ..explanation import Explanation
 from ..features import FeatureMap, guess_channel_axis
@@ -226,12 +227,6 @@ def check_explainer(metric: str, explainer: Any) -> None:
                          f"{type(explainer).__name__}")
 
 
-#: rows per model call for torch modules on the CPU with image inputs when ``batch_size`` is not
-#: given: convolutions run fastest on batches whose activations fit the cache; results do not
-#: change
-IMAGE_CPU_BATCH = 256
-
-
 class MetricInputs:
     """Everything a metric needs, prepared once: the model adapter, the inputs, one score per
     feature, the feature map, the target per row, the removal, the output scale, keyed random
@@ -302,10 +297,8 @@ class MetricInputs:
         refuse_categorical_frame(x)
         X, _, _ = prepare_inputs(adapter, x, None)
         X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
-        if adapter is not None and adapter.batch_size is None and X.ndim > 2 and isinstance(
-                model, torch.nn.Module) and all(p.device.type == "cpu"
-                                                for p in model.parameters()):
-            adapter.batch_size = IMAGE_CPU_BATCH
+        if adapter is not None and adapter.batch_size is None:
+            adapter.batch_size = planner.metric_batch(adapter, X)
         expl = a if isinstance(a, Explanation) else None
         if expl is not None:
             check_explained_rows(expl.data, X)
