@@ -14,10 +14,9 @@ Memory: methods that expand the batch (integrated gradients: rows x ``n_steps``;
 rows x ``nt_samples``; occlusion: rows x perturbations per pass) process at most
 ``xai.config.memory_cap / (ACTIVATION_FACTOR * bytes of one input row)`` expanded rows per
 forward/backward pass (and never fewer than the number of explained rows), unless the batch
-option is given explicitly. On a CPU, integrated gradients' automatic batch is further bounded to
-about :data:`CPU_PASS_BYTES` of expanded input per pass (never fewer than the explained rows):
-a forward and backward pass costs more per row in large batches once the activations leave the
-cache (a 64x64 CNN: 32 rows per pass ~25% cheaper per row than 160, and 1600 rows 2x dearer).
+option is given explicitly. On a CPU, integrated gradients' automatic batch is further bounded
+by :func:`xai.planner.pass_rows` (never fewer than the explained rows): a forward and backward
+pass costs more per row in large batches once the activations leave the cache.
 
 Speed of integrated gradients (values equal to captum's up to float rounding): on a CPU, images
 (4-D inputs) of a module with an ``nn.Conv2d`` taking their channels are attributed in the
@@ -41,16 +40,15 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-import xai
+from xai.config import config
 from xai.errors import InputError, XaiError, unknown_name
 from xai.external import ExplainContext, ExternalExplainer
 from xai.features import guess_channel_axis
 from xai.models import channels_last_layout, eval_mode
+from xai.planner import pass_rows
 
 ACTIVATION_FACTOR = 32
 """Assumed bytes of activations and gradients per byte of input, for automatic batch sizes."""
-CPU_PASS_BYTES = 2 * 2**20
-"""Expanded input bytes per forward/backward pass of integrated gradients on a CPU ("auto")."""
 
 
 def _captum():
@@ -127,7 +125,7 @@ class _CaptumExplainer(ExternalExplainer):
     def _rows_cap(x: torch.Tensor) -> int:
         """Expanded rows per pass allowed by ``xai.config.memory_cap``."""
         row_bytes = max(1, math.prod(x.shape[1:]) * x.element_size())
-        return max(1, int(xai.config.memory_cap // (ACTIVATION_FACTOR * row_bytes)))
+        return max(1, int(config.memory_cap // (ACTIVATION_FACTOR * row_bytes)))
 
     @staticmethod
     def _pick(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -220,18 +218,13 @@ class IntegratedGradients(_CaptumExplainer):
 
     def _internal_batch(self, x: torch.Tensor, expanded: int):
         """Expanded rows per pass: ``"auto"`` bounds them by the memory cap and, on a CPU, by
-        :data:`CPU_PASS_BYTES`, never below the explained rows (captum's minimum), in whole
-        steps; None when everything fits in one pass."""
+        :func:`xai.planner.pass_rows`, never below the explained rows (captum's minimum), in
+        whole steps; None when everything fits in one pass."""
         ibs = self.options["internal_batch_size"]
         if isinstance(ibs, str):
             if ibs != "auto":
                 raise unknown_name("internal_batch_size", ibs, ["auto"])
-            n = x.shape[0]
-            cap = self._rows_cap(x)
-            if x.device.type == "cpu":
-                row_bytes = max(1, math.prod(x.shape[1:]) * x.element_size())
-                cap = min(cap, CPU_PASS_BYTES // row_bytes)
-            cap = max(n, cap)
+            cap = pass_rows(x, x.shape[0], self._rows_cap(x))
             return None if expanded <= cap else cap
         return ibs
 
