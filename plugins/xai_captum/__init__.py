@@ -22,10 +22,10 @@ imported only when an explainer runs (``pip install 'xai[peers]'``). See
 
 from __future__ import annotations
 
-import xai
+from xai.plugins import hookimpl
 
 
-@xai.hookimpl
+@hookimpl
 def xai_explainers() -> dict:
     """The captum explainers, by name (namespaced as ``captum.<name>``)."""
     from ._explainers import EXPLAINERS

@@ -45,8 +45,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-import xai
 from xai.errors import FeatureMapError, InputError, XaiError
+from xai.external import ExternalExplainer
+from xai.plugins import hookimpl
 
 PEERS = "pip install 'xai[peers]'"
 
@@ -75,7 +76,7 @@ def _selection(options) -> str:
     return sel
 
 
-class LimeTabular(xai.ExternalExplainer):
+class LimeTabular(ExternalExplainer):
     """``lime.lime_tabular.LimeTabularExplainer`` (see the module docstring)."""
 
     name = "lime.tabular"
@@ -132,7 +133,7 @@ class LimeTabular(xai.ExternalExplainer):
                 "options": {"kernel_width": float(kw or 0.75 * np.sqrt(d))}}
 
 
-class LimeImage(xai.ExternalExplainer):
+class LimeImage(ExternalExplainer):
     """``lime.lime_image.LimeImageExplainer`` on xai's feature map (see the module
     docstring). Images may be ``(C, H, W)``, ``(H, W, C)`` or ``(H, W)``; lime sees them as
     ``(H, W, 3)`` (grey images are repeated to three channels for lime and read back from the
@@ -220,7 +221,7 @@ def _quiet(iterable, *args, **kwargs):
 EXPLAINERS = {cls.name: cls for cls in (LimeTabular, LimeImage)}
 
 
-@xai.hookimpl
+@hookimpl
 def xai_explainers() -> dict:
     """The lime explainers, by name (namespaced as ``lime.<name>``)."""
     return dict(EXPLAINERS)

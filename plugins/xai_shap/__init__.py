@@ -39,8 +39,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-import xai
 from xai.errors import InputError, XaiError, unknown_name
+from xai.external import ExternalExplainer
+from xai.plugins import hookimpl
 
 PEERS = "pip install 'xai[peers]'"
 
@@ -126,7 +127,7 @@ def _construct(method: str, needs: str, build):
                          "'shap' for any other model") from exc
 
 
-class _ShapBase(xai.ExternalExplainer):
+class _ShapBase(ExternalExplainer):
     per_position = True
 
     def _seeded(self):
@@ -389,7 +390,7 @@ EXPLAINERS = {cls.name: cls for cls in (ShapExact, ShapPermutation, ShapKernel, 
                                         ShapTree, ShapLinear)}
 
 
-@xai.hookimpl
+@hookimpl
 def xai_explainers() -> dict:
     """The shap explainers, by name (namespaced as ``shap.<name>``)."""
     return dict(EXPLAINERS)
