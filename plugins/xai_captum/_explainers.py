@@ -21,7 +21,7 @@ pass costs more per row in large batches once the activations leave the cache.
 Speed of integrated gradients (values equal to captum's up to float rounding): on a CPU, images
 (4-D inputs) of a module with an ``nn.Conv2d`` taking their channels are attributed in the
 channels-last memory layout (oneDNN's native layout: no reorders in each convolution and its
-backward; 10-30% less time per forward/backward pass) when a one-row probe gives the same
+backward) when a one-row probe gives the same
 output; captum is called with ``multiply_by_inputs=False`` and the integral of the gradients is
 multiplied by ``inputs - baselines`` once (captum multiplies once per internal batch); the
 module is passed to captum as a plain function (captum reads the forward's signature once per
@@ -239,7 +239,7 @@ class IntegratedGradients(_CaptumExplainer):
         if channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
 
-        def fn(inp: torch.Tensor) -> torch.Tensor:  # captum reads a function's signature faster
+        def fn(inp: torch.Tensor) -> torch.Tensor:  # captum inspects a function's signature cheaply
             return forward(inp)
 
         # the integral of the gradients from captum, multiplied by (inputs - baselines) once

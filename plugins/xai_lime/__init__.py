@@ -23,20 +23,20 @@ row's target output (default: the predicted class):
 the rows explained with it). The model is called through xai's counting adapter, so
 ``Explanation.evaluations`` counts lime's samples.
 
-Differences from xai's native ``method="lime"`` (SPEC §4.6): on images the two are the same
-estimator (binary superpixel samples, cosine distance, kernel ``exp(-D^2/(2 w^2))``, ridge
-``alpha = 1``) and differ only by their random samples. On tabular data lime (with
-``discretize_continuous=False``) samples continuous rows from ``N(mean(B), sd(B))``, measures
-distance in that standardised space and fits one coefficient per *standard deviation* of each
-feature, while the native LIME samples binary keep/replace-by-the-mean vectors and fits one
-coefficient per feature's *presence*. ``extras["contribution"]`` (continuous mode only) gives
-lime's coefficients on the native scale, ``coef_i (x_i - mean_i) / sd_i`` (the surrogate's
-change when feature ``i`` moves from the background mean to ``x_i``); for a linear model both
-recover ``w_i (x_i - mean_i)`` (measured: within 1 % of the truth, and of each other, for
-rows within ~2.5 sd of the background mean). Because lime samples around the background mean
+Differences from xai's native ``method="lime"`` (both follow Ribeiro, Singh & Guestrin 2016):
+on images the two are the same estimator (binary superpixel samples, cosine distance, kernel
+``exp(-D^2/(2 w^2))``, ridge ``alpha = 1``) and differ only by their random samples. On tabular
+data lime (with ``discretize_continuous=False``) samples continuous rows from
+``N(mean(B), sd(B))``, measures distance in that standardised space and fits one coefficient
+per *standard deviation* of each feature, while the native LIME samples binary
+keep/replace-by-the-mean vectors and fits one coefficient per feature's *presence*.
+``extras["contribution"]`` (continuous mode only) gives lime's coefficients on the native
+scale, ``coef_i (x_i - mean_i) / sd_i`` (the surrogate's change when feature ``i`` moves from
+the background mean to ``x_i``); for a linear model both recover ``w_i (x_i - mean_i)`` for
+rows near the background mean. Because lime samples around the background mean
 (``sample_around_instance=False``), rows far from it get tiny kernel weights and lime's ridge
-penalty shrinks their coefficients (about 9 % at 5.6 sd in our test); native LIME samples at
-the row itself and does not shrink this way.
+penalty shrinks their coefficients; native LIME samples at the row itself and does not shrink
+this way.
 """
 
 from __future__ import annotations

@@ -209,7 +209,7 @@ class ShapKernel(_ShapBase):
 
     ``l1_reg`` defaults to ``False`` here, not shap's ``"num_features(10)"``: since shap 0.47
     that default keeps only 10 features when ``d > 10`` and sets the rest to zero, an error
-    floor no budget removes (SPEC pitfall P3). With ``nsamples >= 2**d - 2`` shap enumerates
+    floor no budget removes. With ``nsamples >= 2**d - 2`` shap enumerates
     every coalition and the result equals exact Shapley values. ``seed`` seeds numpy's global
     generator for the call (shap's Kernel draws from it) and restores its state afterwards."""
 
