@@ -1,4 +1,5 @@
-"""``concept-primitives`` — the synthetic concept benchmark of SPEC-concepts §5.
+"""``concept-primitives`` — a synthetic concept benchmark whose concepts and their effect on
+the model are known.
 
 **Generator.** 48×48 RGB images in ``[0, 1]``: a uniform dark background colour per image
 (each channel ``U[0, 0.25]``) plus Gaussian pixel noise (SD ``noise``, 0.03), clipped to
@@ -193,7 +194,7 @@ def targets(scene: dict) -> np.ndarray:
 
 @register("dataset", NAME)
 class ConceptPrimitives(Dataset):
-    """Synthetic concept benchmark (SPEC-concepts §5; see the module docstring).
+    """Synthetic concept benchmark (see the module docstring).
 
     Parameters: ``n`` (3000 images), ``p_present`` (½), ``noise`` (pixel noise SD, 0.03).
     """
@@ -287,7 +288,8 @@ def train_primitives_model(data: GroundTruthData, seed: int = 0,
                            cache_dir: str | Path | None = None, epochs: int = 16,
                            lr: float = 3e-3, batch_size: int = 64, flips: bool = True,
                            num_threads: int | None = None, use_cache: bool = True):
-    """Train (or load) the §5 model on ``data``; returns ``(model, info)``.
+    """Train (or load) the benchmark's CNN (see the module docstring) on ``data``; returns
+    ``(model, info)``.
 
     BCE with logits on the three outputs, Adam (``lr``), mini-batches of ``batch_size`` from
     ``data.train``, random horizontal and vertical flips (each image, each axis, p = ½) when
