@@ -138,7 +138,7 @@ def tiny(tmp_path_factory):
     return d, model, info, cache
 
 
-# Tiny run: 560 training images, 16 epochs of batches of 32 (about 5 s on 2 idle cores).
+# Tiny run: 560 training images, 16 epochs of batches of 32 (small enough for the unit tests).
 # Observed (data seed 0, training seed 0): test accuracy (stripes, checker, dots) =
 # (1.00, 1.00, 0.92), validation (0.99, 1.00, 0.97); intervention truth (rows = outputs,
 # columns = stripes checker dots diag blob ring):
