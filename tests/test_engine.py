@@ -389,7 +389,7 @@ def test_same_seed_identical_and_row_alone_equals_batch(data, name, removal):
         if name in BITWISE:
             np.testing.assert_array_equal(alone.values[0], a.values[i])
             np.testing.assert_array_equal(alone.stderr[0], a.stderr[i])
-        else:  # see test_t14_row_alone_bitwise
+        else:  # see test_row_alone_bitwise
             np.testing.assert_allclose(alone.values[0], a.values[i], rtol=1e-13, atol=1e-15)
             np.testing.assert_allclose(alone.stderr[0], a.stderr[i], rtol=1e-13, atol=1e-15)
 

@@ -96,7 +96,8 @@ def test_metrics_benchmark_counts_rows_of_each_contender(metrics_run):
     sz, n, d = PM.SIZES["tiny"], res["n"], res["features"]
     L = d // sz["step"]
     # ours: v(full) per row + one v(empty) + the distinct interior inputs of each row (see
-    # test_p5_deletion_evaluates_each_distinct_input_once), at most every interior step
+    # test_metrics_benchmark_deletion_evaluates_each_distinct_input_once), at most every
+    # interior step
     assert _row(res, "deletion", "xai")["rows_evaluated"] <= n * (L - 1) + n + 1
     assert _row(res, "deletion", "quantus")["rows_evaluated"] == n * L
     # ours evaluates subsets (patch sequences) that differ only in black pixels once
