@@ -94,6 +94,46 @@ def test_reregistering_the_same_object_is_harmless():
     assert registry.source("summary", "kernelshap") is registry.CORE
 
 
+def test_a_kind_takes_what_its_own_module_declared(monkeypatch):
+    # the registry imports no component module: until the module that defines a kind's base
+    # type declares it, nothing is a component of that kind
+    monkeypatch.setitem(registry._ACCEPTS, "summary", [])
+    with pytest.raises(xai.RegistrationError,
+                       match="must be a subclass of xai.summaries.base.Summary"):
+        xai.register("summary", "declared-later", UserSummary)
+    registry.define_kind("summary", Summary)
+    try:
+        assert xai.register("summary", "declared-later", UserSummary) is UserSummary
+    finally:
+        registry.unregister("summary", "declared-later")
+
+
+@pytest.mark.parametrize("base, accepts", [(None, None), (Summary, callable)])
+def test_define_kind_takes_a_base_or_a_test(base, accepts):
+    with pytest.raises(xai.RegistrationError, match="a base class or an accepts function"):
+        registry.define_kind("summary", base, accepts=accepts)
+
+
+def test_lookups_run_the_installed_loaders_first(monkeypatch):
+    monkeypatch.setattr(registry, "_LOADERS", [])
+    calls = []
+
+    def loader():
+        calls.append(1)
+
+    registry.add_loader(loader)
+    registry.add_loader(loader)  # installed once
+    assert "marginal" in registry.names("removal")
+    assert registry.get("removal", "marginal") is Marginal
+    assert len(calls) == 2
+
+
+def test_plugin_discovery_is_an_installed_loader():
+    assert registry._LOADERS and all(callable(f) for f in registry._LOADERS)
+    plugins.unload_plugins()
+    assert "captum.saliency" in registry.names("explainer")  # a lookup loaded them again
+
+
 # -- core names -----------------------------------------------------------------------------
 
 def test_core_components_answer_to_their_namespaced_name():
