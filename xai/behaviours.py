@@ -17,6 +17,17 @@ from .errors import BehaviourError, LabelError, TargetError, unknown_name
 from .registry import define_kind, register
 
 OUTPUT_SCALES = ("auto", "raw", "probability", "log-odds")
+#: other spellings of the output scales (the metrics' ``output="logit"`` among them)
+SCALE_ALIASES = {"logit": "log-odds", "logits": "log-odds", "prob": "probability",
+                 "proba": "probability"}
+
+
+def output_scale(name: str) -> str:
+    """The output scale called ``name`` (one of :data:`OUTPUT_SCALES` or an alias)."""
+    scale = SCALE_ALIASES.get(str(name).lower(), str(name).lower())
+    if scale not in OUTPUT_SCALES:
+        raise unknown_name("output scale", name, OUTPUT_SCALES + ("logit",))
+    return scale
 LOSSES = ("cross-entropy", "squared-error")
 EPS = 1e-12
 
@@ -135,11 +146,7 @@ class Prediction(Behaviour):
     def __init__(self, target: int | str | np.ndarray | None = None,
                  output: str = "auto") -> None:
         self.target = target
-        output = {"logit": "log-odds", "logits": "log-odds", "prob": "probability",
-                  "proba": "probability"}.get(str(output).lower(), str(output).lower())
-        if output not in OUTPUT_SCALES:
-            raise unknown_name("output scale", output, OUTPUT_SCALES + ("logit",))
-        self.output = output
+        self.output = output_scale(output)
 
     def prepare(self, full, y, output_kind, is_classifier):
         super().prepare(full, y, output_kind, is_classifier)

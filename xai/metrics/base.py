@@ -350,9 +350,8 @@ class MetricInputs:
         output = output or self.output
         key = (id(removal), output)
         if key not in self._games:
-            scale = {"logit": "log-odds", "probability": "probability", "raw": "raw"}[output]
             self._games[key] = Game(self.adapter, self.X, removal,
-                                    Prediction(target=self.targets, output=scale), self.fmap,
+                                    Prediction(target=self.targets, output=output), self.fmap,
                                     kind=self.kind, seed=self.seed)
         return self._games[key]
 

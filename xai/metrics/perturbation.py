@@ -76,8 +76,7 @@ def target_values(inp: MetricInputs, Xs: np.ndarray,
     from ..behaviours import Prediction
 
     adapter = inp.adapter
-    scale = {"logit": "log-odds", "probability": "probability", "raw": "raw"}[inp.output]
-    beh = Prediction(target=inp.targets, output=scale)
+    beh = Prediction(target=inp.targets, output=inp.output)
     full = torch.as_tensor(inp.outputs())  # one call of the explained rows: checks targets
     beh.prepare(full, None, adapter.output_kind, adapter.is_classifier)
     x = torch.as_tensor(Xs, dtype=adapter.dtype, device=adapter.device)
