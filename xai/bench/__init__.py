@@ -2,11 +2,14 @@
 
 ``xai.bench.run(suite="suppressor", out="results/suppressor")`` runs (or resumes) a suite and
 returns its rows as a pandas DataFrame; ``xai.bench.summarise(out)`` writes the tables and
-figures. Suites are registered components of kind ``"suite"`` (:class:`Suite`).
+figures. Suites are registered components of kind ``"suite"`` (:class:`Suite`): a grid of data
+sets × models × methods × metrics, or groups of cells that one computation scores together
+(:class:`CellGroup`).
 """
 
 from .runner import CellTimeout, load_components, run
-from .suites import DataSpec, Suite
+from .suites import CellGroup, DataSpec, GroupResult, Suite
 from .summary import summarise
 
-__all__ = ["CellTimeout", "DataSpec", "Suite", "load_components", "run", "summarise"]
+__all__ = ["CellGroup", "CellTimeout", "DataSpec", "GroupResult", "Suite", "load_components",
+           "run", "summarise"]
