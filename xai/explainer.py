@@ -14,7 +14,7 @@ from . import registry
 from .behaviours import Behaviour
 from .errors import FeatureMapError, InputError, LabelError, unknown_name
 from .explanation import Explanation
-from .features import FeatureMap, guess_channel_axis
+from .features import FeatureMap, image_layout
 from .game import DatasetGame, Game
 from .inputs import check_labels, check_options, prepare_table
 from .models import SklearnModel, TorchModel, as_model
@@ -90,8 +90,7 @@ def _feature_map(features, X, names, kind: str, method: str) -> FeatureMap:
         raise InputError(f"X rows have shape {shape} ({len(shape) + 1}-D inputs): give tabular "
                          "(n, p), images (n, C, H, W), (n, H, W, C) or (n, H, W), or token ids "
                          "(n, L); for other inputs pass features= a FeatureMap of that shape")
-    cax = guess_channel_axis(shape)
-    hw = shape if len(shape) == 2 else tuple(s for i, s in enumerate(shape) if i != cax % 3)
+    cax, hw = image_layout(shape)
     if features is None:
         features = "pixels" if method == "rise" else "slic"
     if isinstance(features, int):

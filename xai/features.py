@@ -262,3 +262,13 @@ def guess_channel_axis(shape: tuple[int, ...]) -> int | None:
     if shape[-1] in (3, 4):
         return -1
     return 0
+
+
+def image_layout(shape: tuple[int, ...]) -> tuple[int | None, tuple[int, ...]]:
+    """The channel axis (:func:`guess_channel_axis`, None for a 2-D image) and the spatial
+    shape ``(H, W)`` of one image of shape ``shape``."""
+    shape = tuple(shape)
+    cax = guess_channel_axis(shape)
+    if cax is None:
+        return None, shape
+    return cax, tuple(s for i, s in enumerate(shape) if i != cax % len(shape))

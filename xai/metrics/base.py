@@ -28,7 +28,7 @@ import torch
 from .. import planner
 from ..errors import InputError, ProvenanceError, ShapeError, unknown_name
 from ..explanation import Explanation
-from ..features import FeatureMap, guess_channel_axis
+from ..features import FeatureMap, image_layout
 from ..inputs import Flag, check_option, prepare_inputs
 from ..models import Model, as_model
 from ..registry import define_kind
@@ -422,9 +422,7 @@ def _feature_map_of(expl: Explanation | None, X: np.ndarray, kind: str, a) -> Fe
         return FeatureMap.tabular(expl.values.shape[1], expl.feature_names or None)
     if kind == "tabular":
         return FeatureMap.tabular(X.shape[1])
-    cax = guess_channel_axis(X.shape[1:]) if X.ndim == 4 else None
-    hw = X.shape[1:] if X.ndim == 3 else tuple(s for i, s in enumerate(X.shape[1:])
-                                               if i != cax % 3)
+    cax, hw = image_layout(X.shape[1:])
     arr = attribution_array(a)
     if arr.ndim == 2 and arr.shape[1] != int(np.prod(hw)):
         raise ShapeError(

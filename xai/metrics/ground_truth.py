@@ -35,7 +35,7 @@ from scipy.optimize import linprog
 from scipy.stats import rankdata
 
 from ..errors import MissingGroundTruth, ShapeError, XaiError
-from ..features import guess_channel_axis
+from ..features import image_layout
 from ..inputs import Flag, Integer, Real
 from ..registry import register
 from .base import Metric, MetricInputs
@@ -83,10 +83,7 @@ class GroundTruthMetric(Metric):
 def _spatial_shape(X: np.ndarray) -> tuple[int, ...]:
     if X.ndim == 2:
         return (X.shape[1],)
-    if X.ndim == 3:
-        return tuple(X.shape[1:])
-    cax = guess_channel_axis(tuple(X.shape[1:]))
-    return tuple(s for i, s in enumerate(X.shape[1:]) if i != (cax or 0) % 3)
+    return image_layout(X.shape[1:])[1]
 
 
 def _pixel_scores(inp: MetricInputs, spatial: tuple[int, ...]) -> np.ndarray:
