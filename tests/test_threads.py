@@ -30,18 +30,23 @@ def _explain(net) -> np.ndarray:
 
 
 def _in_threads(fn, n: int) -> list:
-    barrier = threading.Barrier(n)
-    out: list = [None] * n
+    return _in_parallel([fn] * n)
+
+
+def _in_parallel(fns: list) -> list:
+    """Each of ``fns`` in its own thread, started together; their results in order."""
+    barrier = threading.Barrier(len(fns))
+    out: list = [None] * len(fns)
     errors: list = []
 
     def run(i):
         try:
             barrier.wait()
-            out[i] = fn()
+            out[i] = fns[i]()
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(fns))]
     for t in threads:
         t.start()
     for t in threads:
@@ -104,3 +109,18 @@ def test_eval_mode_with_grad_keeps_gradients():
         out = net(torch.ones(1, 5, dtype=torch.float64)).sum()
         out.backward()
     assert net[0].weight.grad is not None
+
+
+def test_one_explainer_explains_different_rows_from_several_threads():
+    """An Explainer keeps nothing of a call on itself: threads sharing one explain their own
+    rows (each row its own predicted class of a three-class model) as a single thread does."""
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 3)).double()
+    explainer = xai.Explainer.from_preset("exact-shap", background=BG, progress=False)
+    parts = [RNG.normal(size=(4, 5)) for _ in range(4)]
+    expected = [explainer.explain(net, part) for part in parts]
+    for _ in range(3):
+        got = _in_parallel([lambda part=part: explainer.explain(net, part) for part in parts])
+        for e, want in zip(got, expected):
+            np.testing.assert_array_equal(e.values, want.values)
+            np.testing.assert_array_equal(e.extras["target"], want.extras["target"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -12,12 +13,20 @@ import torch
 
 from . import registry
 from .behaviours import Behaviour
-from .errors import FeatureMapError, InputError, LabelError, unknown_name
+from .errors import InputError, LabelError, unknown_name
 from .explanation import Explanation
-from .features import FeatureMap, image_layout
+from .features import FeatureMap
 from .game import DatasetGame, Game
-from .inputs import check_labels, check_options, prepare_table
-from .models import SklearnModel, TorchModel, as_model
+from .inputs import (
+    as_float_table,
+    check_labels,
+    check_options,
+    feature_map_for,
+    input_kind,
+    is_tokens,
+    prepare_table,
+)
+from .models import SklearnModel, as_model
 from .presets import Preset
 from .registry import constructor_options as _params
 from .removals import Removal
@@ -27,29 +36,6 @@ from .tabular import check_removal, model_for_table
 GAME_OPTIONS = ("memory_cap", "batch_size", "aggregate", "cache", "draws_per_unit",
                 "memory_format")
 AUTO_ESTIMATORS = ("exact-shapley", "ra-kernelshap", "kernelshap", "permutation-shapley")
-
-
-def _is_tokens(adapter, X, features) -> bool:
-    """Token ids: integer 2-D inputs of a torch module, or a token feature map. Integer tables
-    of scikit-learn models and callables are tabular (counts, codes)."""
-    if isinstance(features, FeatureMap) and features.kind == "token":
-        return True
-    integer = not (X.dtype.is_floating_point if isinstance(X, torch.Tensor) else
-                   np.issubdtype(X.dtype, np.floating))
-    return integer and X.ndim == 2 and isinstance(adapter, TorchModel)
-
-
-def _as_float_table(X):
-    """Tabular inputs as float64 (numpy or torch)."""
-    if isinstance(X, torch.Tensor):
-        return X if X.is_floating_point() else X.to(torch.float64)
-    return X.astype(np.float64)
-
-
-def _kind(shape: tuple[int, ...], is_tokens: bool) -> str:
-    if is_tokens:
-        return "tokens"
-    return "tabular" if len(shape) == 1 else "image"
 
 
 def _build(kind: str, spec: Any, options: dict, used: set[str], base: type) -> Any:
@@ -67,43 +53,6 @@ def _build(kind: str, spec: Any, options: dict, used: set[str], base: type) -> A
         kwargs["value"] = options["baseline"]
         used.add("baseline")
     return cls(**kwargs)
-
-
-def _feature_map(features, X, names, kind: str, method: str) -> FeatureMap:
-    shape = tuple(X.shape[1:])
-    if isinstance(features, FeatureMap):
-        pos = features.pos_shape
-        if pos != shape and (features.channel_axis is None or len(shape) != len(pos) + 1):
-            raise InputError(f"X rows have shape {shape}; the feature map expects rows of shape "
-                             f"{pos}. Give X with that shape, or build the feature map for X")
-        return features
-    if kind == "tabular":
-        if features is None:
-            return FeatureMap.tabular(shape[0], names)
-        if isinstance(features, dict):
-            return FeatureMap.groups(features, names or shape[0])
-        raise FeatureMapError(f"for tabular inputs features= must be a dict of groups or a "
-                              f"FeatureMap, got {features!r}")
-    if kind == "tokens":
-        return FeatureMap.tokens(shape[0])
-    if len(shape) > 3:
-        raise InputError(f"X rows have shape {shape} ({len(shape) + 1}-D inputs): give tabular "
-                         "(n, p), images (n, C, H, W), (n, H, W, C) or (n, H, W), or token ids "
-                         "(n, L); for other inputs pass features= a FeatureMap of that shape")
-    cax, hw = image_layout(shape)
-    if features is None:
-        features = "pixels" if method == "rise" else "slic"
-    if isinstance(features, int):
-        return FeatureMap.patches(hw, features, channel_axis=cax)
-    if isinstance(features, tuple) and features and features[0] == "patches":
-        return FeatureMap.patches(hw, features[1], channel_axis=cax)
-    if features == "pixels":
-        return FeatureMap.patches(hw, 1, channel_axis=cax)
-    if isinstance(features, str):
-        arr = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
-        return FeatureMap.superpixels(arr, features, channel_axis=cax)
-    raise FeatureMapError(f"features= {features!r} is not understood: give a FeatureMap, "
-                          "'slic' / 'quickshift' / 'felzenszwalb', 'pixels', or a patch size")
 
 
 def _slice_options(options: dict, rows: np.ndarray, n: int, ndim: int) -> dict:
@@ -169,6 +118,37 @@ def _unused_auto_options(options: dict, summary, removal, behaviour) -> list[str
     return sorted(k for k in options if k in for_auto and k not in taken)
 
 
+@dataclass
+class _Call:
+    """The state of one :meth:`Explainer.explain` call (kept off the explainer, so that one
+    explainer may explain from several threads)."""
+
+    options: dict
+    adapter: Any
+    caller_adapter: Any
+    evaluations_before: int
+    X: Any
+    names: list[str] | None
+    table: Any
+    kind: str
+    method: str
+    fmap: FeatureMap
+    merged: dict = field(default_factory=dict)
+    removal: Any = None
+    behaviour: Any = None
+    dataset: bool = False
+    y: Any = None
+    aggregate: str | None = None
+    draws_per_unit: Any = "auto"
+    game_options: dict = field(default_factory=dict)
+    game: Any = None
+    summary_object: Any = None
+    estimator: str | None = None
+    last_removal: Any = None
+    last_behaviour: Any = None
+    ignored: set = field(default_factory=set)
+
+
 class Explainer:
     """Any combination of the three axes, scikit-learn style: options in the constructor,
     work in :meth:`explain`.
@@ -184,7 +164,8 @@ class Explainer:
                  behaviour: str | Behaviour = "prediction",
                  summary: str | Summary = "auto", *, method: str | None = None,
                  dataset: bool | None = None, row_sampling: bool = False,
-                 progress: bool | str = "auto", **options: Any) -> None:
+                 progress: bool | str = "auto", preset: Preset | None = None,
+                 **options: Any) -> None:
         self.removal = removal
         self.behaviour = behaviour
         self.summary = summary
@@ -192,6 +173,7 @@ class Explainer:
         self.dataset = dataset
         self.row_sampling = row_sampling
         self.progress = progress
+        self.preset = preset
         self.options = options
 
     @classmethod
@@ -202,127 +184,148 @@ class Explainer:
             return preset(**options)
         return cls(preset.removal, preset.behaviour, preset.summary, method=preset.name,
                    dataset=preset.dataset, row_sampling=preset.row_sampling,
-                   _preset=preset, **options)
+                   preset=preset, **options)
 
     # ------------------------------------------------------------------------------------
 
     def explain(self, model: Any, X: Any, y: Any = None, *, background: Any = None,
                 features: Any = None, output_kind: str | None = None) -> Explanation:
-        """Explain rows ``X`` of ``model``; returns an :class:`~xai.explanation.Explanation`."""
+        """Explain rows ``X`` of ``model``; returns an :class:`~xai.explanation.Explanation`.
+
+        Every check runs before the first model call; nothing is stored on the explainer, so
+        one explainer may explain from several threads."""
         start = time.perf_counter()
-        options = dict(self.options)
-        preset: Preset | None = options.pop("_preset", None)
-        options = check_options(options)  # types and ranges, before anything runs
+        call = self._prepare(model, X, background, features, output_kind)
+        self._build_axes(call, y)
+        results, target_parts = self._run(call)
+        evaluations = call.adapter.evaluations - call.evaluations_before
+        if call.adapter is not call.caller_adapter:  # the caller's adapter counts them too
+            call.caller_adapter.evaluations += evaluations
+        expl = self._assemble(call, results, target_parts, time.perf_counter() - start,
+                              evaluations)
+        expl.record_removal(call.last_removal)  # kept (and saved) so that metrics rebuild it
+        return expl
+
+    def _prepare(self, model, X, background, features, output_kind) -> _Call:
+        """Options checked, the model wrapped, the inputs checked and encoded, their kind and
+        feature map."""
+        options = check_options(self.options)  # types and ranges, before anything runs
         if background is not None:
             options["background"] = background
         adapter = as_model(model, batch_size=options.get("batch_size"), output_kind=output_kind)
         evaluations_before = adapter.evaluations  # a reused adapter keeps counting
         prepared = prepare_table(adapter, X, options.get("background"), options.get("baseline"))
-        X, names, bg, table = prepared.X, prepared.names, prepared.background, prepared.table
-        if bg is not None:
-            options["background"] = bg
+        X, names, table = prepared.X, prepared.names, prepared.table
+        if prepared.background is not None:
+            options["background"] = prepared.background
         if "baseline" in options:  # a baseline row of a DataFrame, encoded like X
             options["baseline"] = prepared.baseline
         caller_adapter = adapter
         adapter = model_for_table(adapter, table, user_adapter=adapter is model)
-        kind = _kind(tuple(X.shape[1:]), _is_tokens(adapter, X, features))
+        kind = input_kind(tuple(X.shape[1:]), is_tokens(adapter, X, features))
         if kind == "tabular":
-            X = _as_float_table(X)
+            X = as_float_table(X)
         method = self.method or "custom"
-        fmap = _feature_map(features, X, names, kind, method)
-        # preset defaults that depend on the input kind
-        removal_opts, summary_opts, behaviour_opts = {}, {}, {}
-        if preset is not None:
-            for k, v in preset.removal_options.items():
-                removal_opts[k] = v[kind] if isinstance(v, dict) else v
-            summary_opts, behaviour_opts = dict(preset.summary_options), \
-                dict(preset.behaviour_options)
-        merged = {**removal_opts, **behaviour_opts, **summary_opts, **options}
+        fmap = feature_map_for(features, X, names, kind, method)
+        return _Call(options=options, adapter=adapter, caller_adapter=caller_adapter,
+                     evaluations_before=evaluations_before, X=X, names=names, table=table,
+                     kind=kind, method=method, fmap=fmap)
+
+    def _merged_options(self, call: _Call) -> dict:
+        """The preset's defaults for this kind of input, overridden by the user's options."""
+        preset = self.preset
+        if preset is None:
+            return dict(call.options)
+        removal_opts = {k: v[call.kind] if isinstance(v, dict) else v
+                        for k, v in preset.removal_options.items()}
+        return {**removal_opts, **preset.behaviour_options, **preset.summary_options,
+                **call.options}
+
+    def _build_axes(self, call: _Call, y: Any) -> None:
+        """The removal and behaviour, the labels, the seed and the game's options; options no
+        component takes are refused."""
+        merged = self._merged_options(call)
         used: set[str] = set()
-        removal = _build("removal", self.removal, merged, used, Removal)
-        check_removal(removal, table)  # categorical columns take values of rows only
-        behaviour = _build("behaviour", self.behaviour, merged, used, Behaviour)
-        dataset = behaviour.dataset if self.dataset is None else self.dataset
-        if (behaviour.needs_labels or (dataset and getattr(behaviour, "labels", "given") ==
-                                       "given")) and y is None:
-            raise LabelError(f"method {method!r} (behaviour {behaviour.name!r}) needs labels: "
-                             f"pass y= with one label per explained row ({X.shape[0]} rows)")
+        call.removal = _build("removal", self.removal, merged, used, Removal)
+        check_removal(call.removal, call.table)  # categorical columns take values of rows only
+        call.behaviour = behaviour = _build("behaviour", self.behaviour, merged, used,
+                                            Behaviour)
+        call.dataset = behaviour.dataset if self.dataset is None else self.dataset
+        given = call.dataset and getattr(behaviour, "labels", "given") == "given"
+        if (behaviour.needs_labels or given) and y is None:
+            raise LabelError(f"method {call.method!r} (behaviour {behaviour.name!r}) needs "
+                             f"labels: pass y= with one label per explained row "
+                             f"({call.X.shape[0]} rows)")
         if y is not None:
-            y = _map_labels(adapter, behaviour, y)
-            check_labels(y, X.shape[0], behaviour.name)
+            y = _map_labels(call.adapter, behaviour, y)
+            check_labels(y, call.X.shape[0], behaviour.name)
+        call.y = y
         game_opts = {k: merged[k] for k in GAME_OPTIONS if k in merged}
         used.update(game_opts)
-        aggregate = game_opts.pop("aggregate", None) or (preset.aggregate if preset else None)
-        draws_per_unit = game_opts.pop("draws_per_unit", "auto")
-        seed = merged.get("seed")
-        if seed is None:
-            seed = int(np.random.SeedSequence().entropy % 2**63)
-            merged["seed"] = seed
-        used.update({"seed", "background"} & set(merged))
-        summary_spec = self.summary
-        known = self._known_options(removal, behaviour, summary_spec)
-        if "background" in options and "background" not in known:
-            raise InputError(f"method {method!r} uses no background (its removal "
-                             f"{removal.name!r} takes replacement values from elsewhere); drop "
-                             "background=")
-        unknown = set(options) - set(known)
+        call.aggregate = game_opts.pop("aggregate", None) or (
+            self.preset.aggregate if self.preset else None)
+        call.draws_per_unit = game_opts.pop("draws_per_unit", "auto")
+        call.game_options = game_opts
+        if merged.get("seed") is None:
+            merged["seed"] = int(np.random.SeedSequence().entropy % 2**63)
+        known = self._known_options(call.removal, behaviour, self.summary)
+        if "background" in call.options and "background" not in known:
+            raise InputError(f"method {call.method!r} uses no background (its removal "
+                             f"{call.removal.name!r} takes replacement values from elsewhere); "
+                             "drop background=")
+        unknown = set(call.options) - set(known)
         if unknown:
             raise unknown_name("option", min(unknown), known)
-        estimator = None
-        groups = self._groups(fmap)
-        results = []
-        target_parts: list = []
-        total_rows = 0
-        progress = self._progress()
-        game = None
+        call.merged = merged
+
+    def _group_axes(self, call: _Call, rows, n_groups: int) -> tuple[Removal, Behaviour]:
+        """The removal and behaviour of one group of explicands: per-explicand options
+        (baseline rows, targets) follow the group's rows."""
+        if n_groups == 1:
+            return call.removal, call.behaviour
+        merged = _slice_options(call.merged, rows, call.X.shape[0], call.X.ndim)
+        removal = _build("removal", self.removal, merged, set(), Removal)
+        check_removal(removal, call.table)
+        return removal, _build("behaviour", self.behaviour, merged, set(), Behaviour)
+
+    def _run(self, call: _Call) -> tuple[list, list]:
+        """One game and summary per group of explicands with the same number of features."""
+        X, y = call.X, call.y
+        groups = self._groups(call.fmap)
+        results, target_parts = [], []
         unused_auto: set[tuple[str, str]] = set()
+        progress = self._progress()
         for rows, sub_map in groups:
-            if isinstance(rows, slice):
-                Xg = X
-            else:
-                Xg = X[torch.as_tensor(rows)] if isinstance(X, torch.Tensor) else X[rows]
+            Xg = X if isinstance(rows, slice) else (
+                X[torch.as_tensor(rows)] if isinstance(X, torch.Tensor) else X[rows])
             yg = None if y is None else np.asarray(y)[rows]
-            if len(groups) == 1:
-                removal_g, behaviour_g = removal, behaviour
-            else:  # per-explicand options (baseline rows, targets) follow the group's rows
-                merged_g = _slice_options(merged, rows, X.shape[0], X.ndim)
-                removal_g = _build("removal", self.removal, merged_g, set(), Removal)
-                check_removal(removal_g, table)
-                behaviour_g = _build("behaviour", self.behaviour, merged_g, set(), Behaviour)
-            game = Game(adapter, Xg, removal_g, behaviour_g, sub_map, y=yg, aggregate=aggregate,
-                        seed=seed_sequence(seed), kind=kind, progress=progress, **game_opts)
-            if dataset:
+            removal, behaviour = self._group_axes(call, rows, len(groups))
+            game = Game(call.adapter, Xg, removal, behaviour, sub_map, y=yg,
+                        aggregate=call.aggregate, seed=seed_sequence(call.merged["seed"]),
+                        kind=call.kind, progress=progress, **call.game_options)
+            if call.dataset:
                 game = DatasetGame(game, row_sampling=self.row_sampling,
-                                   draws_per_unit=draws_per_unit)
-            summary, estimator = self._summary(summary_spec, game, merged, used)
+                                   draws_per_unit=call.draws_per_unit)
+            summary, estimator = self._summary(self.summary, game, call.merged)
             if estimator is not None:
                 unused_auto.update((k, estimator) for k in _unused_auto_options(
-                    options, summary, removal_g, behaviour_g))
+                    call.options, summary, removal, behaviour))
             summary.check(game)  # budget and enumeration limits, before any model call
             results.append((rows, summary(game), sub_map))
-            targets = getattr(behaviour_g, "targets", None)  # resolved per row (prediction)
-            if targets is not None and not dataset:
+            targets = getattr(behaviour, "targets", None)  # resolved per row (prediction)
+            if targets is not None and not call.dataset:
                 target_parts.append((rows, targets.numpy()))
-            total_rows += game.rows_evaluated
+            call.game, call.summary_object, call.estimator = game, summary, estimator
+            call.last_removal, call.last_behaviour = removal, behaviour
         if progress is not None:
             progress.close()
         for key, chosen in sorted(unused_auto):
-            warnings.warn(f"option {key}={options[key]!r} was ignored: the Shapley auto rule "
-                          f"chose the {chosen!r} estimator, which does not take {key!r} (pass "
-                          f"summary={chosen!r} or another estimator to control it)",
-                          stacklevel=3)
-        recorded = {k: v for k, v in merged.items() if k not in {key for key, _ in unused_auto}}
-        if table is not None and table.categorical:  # what the codes in e.data stand for
-            recorded["categories"] = table.categories()
-        self._target_parts = target_parts
-        evaluations = adapter.evaluations - evaluations_before
-        if adapter is not caller_adapter:  # the caller's own adapter counts the rows too
-            caller_adapter.evaluations += evaluations
-        expl = self._assemble(results, X, fmap, names, adapter, removal_g, behaviour_g, summary,
-                              game, estimator, method, recorded, time.perf_counter() - start,
-                              dataset, kind, evaluations)
-        expl.record_removal(removal_g)  # kept (and saved) so that metrics rebuild it
-        return expl
+            warnings.warn(f"option {key}={call.options[key]!r} was ignored: the Shapley auto "
+                          f"rule chose the {chosen!r} estimator, which does not take {key!r} "
+                          f"(pass summary={chosen!r} or another estimator to control it)",
+                          stacklevel=4)
+        call.ignored = {key for key, _ in unused_auto}
+        return results, target_parts
 
     # ------------------------------------------------------------------------------------
 
@@ -347,12 +350,14 @@ class Explainer:
             out.append((rows, fmap.subset(rows)))
         return out
 
-    def _summary(self, spec, game, options: dict, used: set[str]):
+    @staticmethod
+    def _summary(spec, game, options: dict) -> tuple[Summary, str | None]:
+        """The summary (the Shapley auto rule's choice for ``"auto"``) and the auto rule's
+        estimator name, if it chose."""
         estimator = None
         if isinstance(spec, str) and registry.normalize(spec) == "auto":
-            spec = auto_estimator(game, options.get("budget"))
-            estimator = spec
-        summary = _build("summary", spec, options, used, Summary)
+            spec = estimator = auto_estimator(game, options.get("budget"))
+        summary = _build("summary", spec, options, set(), Summary)
         return summary, estimator or getattr(summary, "name", str(spec))
 
     @staticmethod
@@ -373,13 +378,14 @@ class Explainer:
             known.add("baseline")
         return sorted(known)
 
-    def _assemble(self, results, X, fmap, names, adapter, removal, behaviour, summary, game,
-                  estimator, method, options, seconds, dataset, kind,
+    @staticmethod
+    def _assemble(call: _Call, results: list, target_parts: list, seconds: float,
                   evaluations: int) -> Explanation:
+        """One Explanation from the groups' summary results."""
+        X, fmap, game, dataset = call.X, call.fmap, call.game, call.dataset
         n = 1 if dataset else X.shape[0]
         d = fmap.d
-        first = results[0][1]
-        tail = first.values.shape[2:]
+        tail = results[0][1].values.shape[2:]
         values = np.full((n, d, *tail), np.nan)
         stderr = np.full((n, d, *tail), np.nan)
         base = np.full((n, *tail), np.nan)
@@ -396,32 +402,34 @@ class Explainer:
             for k, v in res.extras.items():
                 if isinstance(v, np.ndarray) and len(results) == 1:
                     extras[k] = v
-        if self._target_parts:
+        if target_parts:
             target = np.zeros(n, np.int64)
-            for rows, t in self._target_parts:
+            for rows, t in target_parts:
                 target[np.arange(n) if isinstance(rows, slice) else rows] = t
             extras["target"] = target  # the output explained for each row
         data = None if dataset else (X.detach().cpu().numpy() if isinstance(X, torch.Tensor)
                                      else np.asarray(X))
         feature_names = fmap.names if fmap.shared else [f"segment{i}" for i in range(d)]
-        opts = {k: v for k, v in options.items() if k != "background"
-                and isinstance(v, int | float | str | bool | type(None))}
-        if "categories" in options:
-            opts["categories"] = options["categories"]
-        opts["estimator"] = estimator
-        opts["kind"] = kind
+        opts = {k: v for k, v in call.merged.items() if k != "background" and
+                k not in call.ignored and isinstance(v, int | float | str | bool | type(None))}
+        if call.table is not None and call.table.categorical:  # what the codes in data mean
+            opts["categories"] = call.table.categories()
+        opts["estimator"] = call.estimator
+        opts["kind"] = call.kind
         opts["aggregate"] = game.local_game.aggregate if dataset else game.aggregate
         if game.sample_rows:
             opts["draws_per_unit"] = game.draws_per_unit or game.local_game.K
+        summary = call.summary_object
         summary_desc = summary.describe() if hasattr(summary, "describe") else {}
         summary_desc.update({k: v for k, v in results[0][1].extras.items()
                              if isinstance(v, int | float | str | list)})
         return Explanation(
             values=values, stderr=stderr, base_values=base, data=data,
             feature_names=list(feature_names),
-            feature_map=None if kind == "tabular" else fmap.index,
-            channel_axis=fmap.channel_axis, method=method, output_names=_output_names(adapter),
-            removal=removal.describe(), behaviour=behaviour.describe(), summary=summary_desc,
+            feature_map=None if call.kind == "tabular" else fmap.index,
+            channel_axis=fmap.channel_axis, method=call.method,
+            output_names=_output_names(call.adapter), removal=call.last_removal.describe(),
+            behaviour=call.last_behaviour.describe(), summary=summary_desc,
             evaluations=int(evaluations), coalitions=coalitions, units=units,
             converged=converged, seconds=float(seconds), options=opts, extras=extras)
 
@@ -446,11 +454,7 @@ def auto_estimator(game, budget: int | None) -> str:
     if (budget is None and d <= 12) or (budget is not None and d <= 20 and
                                         (2**d - 1) * K + 1 <= budget):
         return "exact-shapley"
-    from .summaries.regression import RegressionAdjustedKernelSHAP
-
-    if RegressionAdjustedKernelSHAP().resolve_link(game) == "logit":
-        return "ra-kernelshap"
-    return "kernelshap"
+    return "ra-kernelshap" if game.value_scale == "probability" else "kernelshap"
 
 
 def explain(model: Any, X: Any, method: str = "shap", *, y: Any = None,

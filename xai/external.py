@@ -55,8 +55,7 @@ class ExternalExplainer:
     def explain(self, model: Any, X: Any, y: Any = None, *, background: Any = None,
                 features: Any = None, output_kind: str | None = None) -> Explanation:
         """Explain rows ``X`` of ``model`` (see the class docstring)."""
-        from .explainer import _feature_map, _is_tokens, _kind
-        from .inputs import check_labels, prepare_inputs
+        from .inputs import check_labels, feature_map_for, input_kind, is_tokens, prepare_inputs
 
         start = time.perf_counter()
         adapter = as_model(model, batch_size=self.options.get("batch_size"),
@@ -64,13 +63,13 @@ class ExternalExplainer:
         evaluations_before = adapter.evaluations  # a reused adapter keeps counting
         X, names, background = prepare_inputs(adapter, X, background)
         check_labels(y, X.shape[0], self.name)
-        kind = _kind(tuple(X.shape[1:]), _is_tokens(adapter, X, features))
+        kind = input_kind(tuple(X.shape[1:]), is_tokens(adapter, X, features))
         Xn = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
         if kind == "tabular":
             Xn = Xn.astype(np.float64)
         fmap = None
         if features is not None or not self.per_position or kind == "tabular":
-            fmap = _feature_map(features, Xn, names, kind, self.name)
+            fmap = feature_map_for(features, Xn, names, kind, self.name)
         ctx = ExplainContext(model=model, adapter=adapter, X=Xn, y=y, background=background,
                              fmap=fmap, kind=kind, names=names, options=self.options)
         ctx.targets = ctx.resolve_targets(self.options.get("target"))

@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import InputError, LabelError, OptionError
+from .errors import FeatureMapError, InputError, LabelError, OptionError
+from .features import FeatureMap, image_layout
+from .models import TorchModel
 
 
 @dataclass(frozen=True)
@@ -381,3 +383,69 @@ def check_labels(y: Any, n: int, behaviour: str) -> None:
             f"y has {len(bad)} NaN or infinite labels (first at {tuple(int(i) for i in bad[0])}"
             f"); the {behaviour} behaviour cannot score them: drop those rows or impute "
             "their labels")
+
+
+# ---- the kind of input and its features ---------------------------------------------------
+
+def is_tokens(adapter: Any, X: Any, features: Any) -> bool:
+    """Token ids: integer 2-D inputs of a torch module, or a token feature map. Integer tables
+    of scikit-learn models and callables are tabular (counts, codes)."""
+    if isinstance(features, FeatureMap) and features.kind == "token":
+        return True
+    integer = not (X.dtype.is_floating_point if isinstance(X, torch.Tensor) else
+                   np.issubdtype(X.dtype, np.floating))
+    return integer and X.ndim == 2 and isinstance(adapter, TorchModel)
+
+
+def as_float_table(X: Any) -> Any:
+    """Tabular inputs as float64 (numpy or torch)."""
+    if isinstance(X, torch.Tensor):
+        return X if X.is_floating_point() else X.to(torch.float64)
+    return X.astype(np.float64)
+
+
+def input_kind(shape: tuple[int, ...], tokens: bool) -> str:
+    """``"tokens"``, ``"tabular"`` (rows of one axis) or ``"image"``."""
+    if tokens:
+        return "tokens"
+    return "tabular" if len(shape) == 1 else "image"
+
+
+def feature_map_for(features: Any, X: Any, names: list[str] | None, kind: str,
+                    method: str) -> FeatureMap:
+    """The feature map of inputs ``X`` from ``features=`` (a FeatureMap, a dict of column
+    groups, a superpixel method, ``"pixels"``, a patch size), or the kind's default."""
+    shape = tuple(X.shape[1:])
+    if isinstance(features, FeatureMap):
+        pos = features.pos_shape
+        if pos != shape and (features.channel_axis is None or len(shape) != len(pos) + 1):
+            raise InputError(f"X rows have shape {shape}; the feature map expects rows of shape "
+                             f"{pos}. Give X with that shape, or build the feature map for X")
+        return features
+    if kind == "tabular":
+        if features is None:
+            return FeatureMap.tabular(shape[0], names)
+        if isinstance(features, dict):
+            return FeatureMap.groups(features, names or shape[0])
+        raise FeatureMapError(f"for tabular inputs features= must be a dict of groups or a "
+                              f"FeatureMap, got {features!r}")
+    if kind == "tokens":
+        return FeatureMap.tokens(shape[0])
+    if len(shape) > 3:
+        raise InputError(f"X rows have shape {shape} ({len(shape) + 1}-D inputs): give tabular "
+                         "(n, p), images (n, C, H, W), (n, H, W, C) or (n, H, W), or token ids "
+                         "(n, L); for other inputs pass features= a FeatureMap of that shape")
+    cax, hw = image_layout(shape)
+    if features is None:
+        features = "pixels" if method == "rise" else "slic"
+    if isinstance(features, int):
+        return FeatureMap.patches(hw, features, channel_axis=cax)
+    if isinstance(features, tuple) and features and features[0] == "patches":
+        return FeatureMap.patches(hw, features[1], channel_axis=cax)
+    if features == "pixels":
+        return FeatureMap.patches(hw, 1, channel_axis=cax)
+    if isinstance(features, str):
+        arr = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+        return FeatureMap.superpixels(arr, features, channel_axis=cax)
+    raise FeatureMapError(f"features= {features!r} is not understood: give a FeatureMap, "
+                          "'slic' / 'quickshift' / 'felzenszwalb', 'pixels', or a patch size")
