@@ -6,9 +6,11 @@ columns given the kept ones are ``N(mu_R + A (x_S - mu_S), Sigma_RR - A Sigma_SR
 factor of the conditional covariance (Aas, Jullum & Løland, *Explaining individual
 predictions when features are dependent*, Artificial Intelligence 298, 2021).
 
-:func:`conditional_factors` factors a whole stack of coalitions in one batched Cholesky: with
-the kept columns ordered first, the Cholesky factor of the reordered ``Sigma`` is
-``[[L_SS, 0], [L_RS, L_{R|S}]]``, whose lower-right block is the factor of the conditional
+The noise of the ``K`` draws is computed once per coalition (common random numbers: the same
+``eps`` for every coalition), so a coalition shared by many rows costs one matrix product per
+row for its mean. :func:`conditional_factors` factors a whole stack of coalitions in one batched
+Cholesky: with the kept columns ordered first, the Cholesky factor of the reordered ``Sigma``
+is ``[[L_SS, 0], [L_RS, L_{R|S}]]``, whose lower-right block is the factor of the conditional
 covariance and ``A = L_RS L_SS^{-1}`` (one batched triangular solve). Coalitions of every size
 share one ``(n, p, p)`` stack. :func:`conditional_factors_reference` is the plain definition,
 one coalition at a time; the tests check that the two agree.
@@ -21,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .errors import InputError
+
 JITTER = 1e-12
 """Added to the diagonal of every conditional covariance before its Cholesky factorisation."""
 
@@ -29,11 +33,13 @@ JITTER = 1e-12
 class ConditionalFactors:
     """What a stack of ``n`` coalitions needs to draw the removed columns, in column order.
 
-    ``gain`` ``(n, p, p)``: ``gain[:, R, S] = Sigma_RS Sigma_SS^{-1}``, zero elsewhere.
+    ``transform`` ``(n, p, p)``: ``[R, S]`` holds ``A = Sigma_RS Sigma_SS^{-1}``, ``[R, R]``
+    the lower Cholesky factor ``L_{R|S}`` of the conditional covariance, the rows ``S`` are
+    zero; a removed column is ``mu_R + A (x_S - mu_S) + L_{R|S} eps_R``.
     ``noise`` ``(n, K, p)``: ``L_{R|S} eps_R`` of each of the ``K`` standard-normal draws on
     ``R``, zero on ``S``; None for plug-in means."""
 
-    gain: np.ndarray
+    transform: np.ndarray
     noise: np.ndarray | None
 
 
@@ -49,43 +55,46 @@ def conditional_factors(cov: torch.Tensor, keep: np.ndarray,
     plug-in means)."""
     keep = np.asarray(keep, dtype=bool)
     n, p = keep.shape
-    step = max(1, FACTOR_BLOCK_BYTES // (8 * cov.element_size() * p * p))
+    step = max(1, FACTOR_BLOCK_BYTES // (6 * 8 * p * p))
     if n <= step:
         return _batch_factors(cov, keep, eps)
     parts = [_batch_factors(cov, keep[a:a + step], eps) for a in range(0, n, step)]
-    return ConditionalFactors(np.concatenate([f.gain for f in parts]),
+    return ConditionalFactors(np.concatenate([f.transform for f in parts]),
                               None if eps is None else np.concatenate([f.noise for f in parts]))
 
 
 def _batch_factors(cov: torch.Tensor, keep: np.ndarray,
                    eps: torch.Tensor | None) -> ConditionalFactors:
     """:func:`conditional_factors` of one batch, one batched Cholesky factorisation."""
-    keep_t = torch.as_tensor(keep)
-    n, p = keep_t.shape
-    order = torch.argsort((~keep_t).to(torch.int8), dim=1, stable=True)  # kept first
-    back = torch.argsort(order, dim=1)  # column -> its slot in ``order``
-    removed = torch.arange(p)[None, :] >= keep_t.sum(1, keepdim=True)  # slots of R
-    joint = cov[order[:, :, None], order[:, None, :]]
-    joint.diagonal(dim1=1, dim2=2).add_(removed.to(cov.dtype), alpha=JITTER)
-    chol = torch.linalg.cholesky(joint)  # [[L_SS, 0], [L_RS, L_{R|S}]]
-    both_removed = removed[:, :, None] & removed[:, None, :]
-    eye = torch.eye(p, dtype=cov.dtype).expand(n, p, p)
-    kept_factor = torch.where(both_removed, eye, chol)  # [[L_SS, 0], [L_RS, I]]
+    n, p = keep.shape
+    order = np.argsort(~keep, axis=1, kind="stable")  # kept columns first, each ascending
+    back = np.argsort(order, axis=1)  # column -> its slot in ``order``
+    removed = np.arange(p)[None, :] >= keep.sum(1, keepdims=True)  # slots of R
+    joint = cov.numpy().ravel().take(_pairs(order, p, 0))
+    joint.reshape(n, p * p)[:, ::p + 1] += np.where(removed, JITTER, 0.0)
+    try:
+        chol = np.linalg.cholesky(joint)  # [[L_SS, 0], [L_RS, L_{R|S}]]
+    except np.linalg.LinAlgError:
+        raise InputError("conditional-gaussian removal: the background covariance is not "
+                         "positive definite (constant or linearly dependent columns); use "
+                         "ridge > 0 (default 1e-6) or covariance='ledoit-wolf'") from None
     cross = chol * (removed[:, :, None] & ~removed[:, None, :])  # [[0, 0], [L_RS, 0]]
-    gain = torch.linalg.solve_triangular(kept_factor, cross, upper=False, left=False)
-    gain = _unpermute(_unpermute(gain, back, 1), back, 2)
+    # cross chol^-1 = [[0, 0], [L_RS L_SS^-1, 0]]: its removed columns are exact zeros
+    gain = torch.linalg.solve_triangular(torch.from_numpy(chol), torch.from_numpy(cross),
+                                         upper=False, left=False).numpy()
+    transform = np.where(removed[:, None, :], chol, gain)  # [[0, 0], [A, L_{R|S}]]
+    transform = transform.ravel().take(_pairs(back, p, p * p))
     if eps is None:
-        return ConditionalFactors(gain.numpy(), None)
-    draws = eps.T.to(cov.dtype)[order] * removed[:, :, None]  # (n, p, K): eps_R, zero on S
-    noise = _unpermute(torch.matmul(chol, draws), back, 1).transpose(1, 2)
-    return ConditionalFactors(gain.numpy(), np.ascontiguousarray(noise.numpy()))
+        return ConditionalFactors(transform, None)
+    factor = transform * ~keep[:, None, :]  # L_{R|S} alone: the columns S zeroed
+    return ConditionalFactors(transform, np.matmul(eps.numpy(), factor.transpose(0, 2, 1)))
 
 
-def _unpermute(t: torch.Tensor, back: torch.Tensor, dim: int) -> torch.Tensor:
-    """``t`` with axis ``dim`` (slots in ``order``) put back into column order."""
-    shape = [t.shape[0], 1, 1]
-    shape[dim] = t.shape[dim]
-    return t.gather(dim, back.reshape(shape).expand(t.shape))
+def _pairs(order: np.ndarray, p: int, stride: int) -> np.ndarray:
+    """Flat indices ``(n, p, p)`` of the entries ``(order[i, a], order[i, b])`` of ``n``
+    ``(p, p)`` matrices ``stride`` apart (0: one matrix)."""
+    rows = order * p + stride * np.arange(len(order))[:, None]
+    return rows[:, :, None] + order[:, None, :]
 
 
 def conditional_factors_reference(cov: torch.Tensor, keep: np.ndarray,
@@ -93,15 +102,16 @@ def conditional_factors_reference(cov: torch.Tensor, keep: np.ndarray,
     """:func:`conditional_factors` by its definition, one coalition at a time."""
     keep = np.asarray(keep, dtype=bool)
     n, p = keep.shape
-    gain = np.zeros((n, p, p))
+    transform = np.zeros((n, p, p))
     noise = None if eps is None else np.zeros((n, eps.shape[0], p))
     for i, row in enumerate(keep):
         S, R = np.flatnonzero(row), np.flatnonzero(~row)
         A, L = _conditional(cov, S, R)
-        gain[i][np.ix_(R, S)] = A.numpy()
+        transform[i][np.ix_(R, S)] = A.numpy()
+        transform[i][np.ix_(R, R)] = L.numpy()
         if noise is not None:
             noise[i][:, R] = (eps[:, R] @ L.T).numpy()
-    return ConditionalFactors(gain, noise)
+    return ConditionalFactors(transform, noise)
 
 
 def _conditional(cov: torch.Tensor, S: np.ndarray, R: np.ndarray):
@@ -127,12 +137,13 @@ def conditional_draws(x: np.ndarray, keep: np.ndarray, mu: np.ndarray,
     for the noise draws ``draws``, or ``(c, 1, p)`` conditional means when ``factors`` has no
     noise. Kept columns are ``x``."""
     c, p = x.shape
-    centred = (x - mu)[:, :, None]
+    centred = np.where(keep, x - mu, 0.0)[:, :, None]  # x_S - mu_S, zero on R
     mean = np.empty((c, p))
     step = max(1, FACTOR_BLOCK_BYTES // (8 * p * p))
-    for a in range(0, c, step):  # one block unless p is large: each row takes a (p, p) gain
+    for a in range(0, c, step):  # one block unless p is large: each row takes a (p, p) matrix
         b = min(c, a + step)
-        mean[a:b] = np.matmul(factors.gain.take(which[a:b], axis=0), centred[a:b])[:, :, 0]
+        mean[a:b] = np.matmul(factors.transform.take(which[a:b], axis=0),
+                              centred[a:b])[:, :, 0]
     base = np.where(keep, x, mean + mu)[:, None, :]
     if factors.noise is None:
         return base
@@ -188,17 +199,17 @@ class FactorCache:
     def _add(self, keys: np.ndarray, made: ConditionalFactors) -> np.ndarray:
         """Store ``made`` under ``keys`` (new keys); their slots."""
         n0, n1 = len(self.keys), len(self.keys) + len(keys)
-        if self.store is None or len(self.store.gain) < n1:  # grow by doubling
+        if self.store is None or len(self.store.transform) < n1:  # grow by doubling
             cap = max(n1, min(2 * n0, self.max_bytes // self.key_bytes))
-            grown = ConditionalFactors(np.empty((cap, *made.gain.shape[1:])), None if
+            grown = ConditionalFactors(np.empty((cap, *made.transform.shape[1:])), None if
                                        made.noise is None else
                                        np.empty((cap, *made.noise.shape[1:])))
             if n0:
-                grown.gain[:n0] = self.store.gain[:n0]
+                grown.transform[:n0] = self.store.transform[:n0]
                 if grown.noise is not None:
                     grown.noise[:n0] = self.store.noise[:n0]
             self.store = grown
-        self.store.gain[n0:n1] = made.gain
+        self.store.transform[n0:n1] = made.transform
         if made.noise is not None:
             self.store.noise[n0:n1] = made.noise
         self.keys = np.concatenate([self.keys, keys]) if n0 else keys
