@@ -10,6 +10,7 @@ from sklearn.datasets import load_breast_cancer
 
 from xai import gaussian
 from xai.behaviours import Prediction
+from xai.errors import InputError
 from xai.features import FeatureMap
 from xai.game import Game
 from xai.gaussian import (
@@ -193,3 +194,12 @@ def test_values_equal_the_reference_removal(summary):
     fast = values(ConditionalGaussian(B, n_samples=8))
     plain = values(ReferenceConditionalGaussian(B, n_samples=8))
     np.testing.assert_allclose(fast, plain, rtol=0, atol=TOL)
+
+
+def test_a_singular_background_covariance_is_refused_by_name():
+    B = collinear_columns(4)
+    B[:, 2] = 1.0  # a constant column: zero variance, and no ridge to lift it
+    game = Game(as_model(lambda A: A.sum(1)), B[:3], ConditionalGaussian(B, ridge=0.0),
+                Prediction(), FeatureMap.tabular(4), seed=0)
+    with pytest.raises(InputError, match="not positive definite.*ridge"):
+        ExactShapley()(game)
