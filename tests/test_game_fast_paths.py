@@ -154,7 +154,7 @@ def test_replacements_near_the_dtype_limit_select_instead_of_interpolating():
     game._prepare()
     masks = np.random.default_rng(1).random((4, 6)) < 0.5
     rows = np.array([2, 0, 1])
-    assert not game._lerp_safe(game.removal.replacement(game.X, torch.arange(3), None, 0, 1))
+    assert not game.inputs.lerp_safe(game.removal.replacement(game.X, torch.arange(3), None, 0, 1))
     grid = game._averaged(rows, masks, raw=True, shared=True)
     assert torch.equal(grid, naive_raw(game, rows, masks, True))
     pairs = game._averaged(rows, masks[:3], raw=True)

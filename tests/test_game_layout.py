@@ -126,7 +126,7 @@ def test_auto_picks_channels_last_for_a_cnn_and_probes_once_per_adapter():
                       memory_format=fmt) for i in (0, 2)]
         for g in games:
             g(np.random.default_rng(0).random((2, 3, g.d)) < 0.5)
-        assert all((g._perm is not None) == (fmt == "auto") for g in games)
+        assert all((g.inputs.perm is not None) == (fmt == "auto") for g in games)
         assert model.inputs[-1].is_contiguous(memory_format=torch.channels_last) == (
             fmt == "auto")
         rows[fmt] = adapter.evaluations
@@ -162,7 +162,7 @@ def test_auto_keeps_the_contiguous_layout_where_it_cannot_or_need_not(case):
     vals = game(masks)
     plain = Game(model, X, removal, Prediction(target=0), fmap, seed=0,
                  memory_format="contiguous")
-    assert game._perm is None and torch.equal(vals, plain(masks))
+    assert game.inputs.perm is None and torch.equal(vals, plain(masks))
     assert game.rows_evaluated == plain.rows_evaluated  # no probe row
 
 

@@ -112,7 +112,7 @@ def test_game_lookup_gives_the_blend_paths_inputs(removal, per_explicand, batch,
         game._clear_cache()
         own = game(masks)  # per-explicand masks
         seen.append((torch.cat(model.inputs), shared, own))
-        plans.append({m: p is not None for m, p in game._plans.items()})
+        plans.append({m: p is not None for m, p in game.inputs.plans.items()})
     assert any(plans[0].values()) and not plans[1]  # the lookup ran, then never
     assert torch.equal(seen[0][0], seen[1][0])
     assert torch.equal(seen[0][1], seen[1][1]) and torch.equal(seen[0][2], seen[1][2])

@@ -20,10 +20,9 @@ from .behaviours import Behaviour
 from .config import config, parse_size
 from .errors import InputError, MaskError
 from .features import FeatureMap
-from .models import MEMORY_FORMATS, Model, channels_last_layout
+from .models import MEMORY_FORMATS, Model
 from .removals import GameContext, Removal, check_finite, check_fractional
-from .selection import SelectionPlan, select, selection_plan, selection_table
-from .synthesis import blend, choose_strategy, under_half_max
+from .synthesis import SyntheticInputs
 
 CACHE_MAX_ENTRIES = 2**20
 #: rows of at least this many elements build grid blocks by table lookup (xai.selection)
@@ -136,10 +135,6 @@ class Game:
         idx = feature_map.full_index(self.input_shape)
         idx = np.where(idx < 0, self.d, idx)
         self.index = torch.as_tensor(idx, device=model.device)
-        self._set_layout(feature_map)
-        self._perm: torch.Tensor | None = None  # channels-last element order (_prepare)
-        self._plans: dict[int, SelectionPlan | None] = {}  # table lookup per map (_prepare)
-        self._select = choose_strategy(self.X, self._lerp_safe)  # how inputs are built
         ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         self.seed = ss
         self.ctx = GameContext(self.X, self.index, self.d, self.input_shape,
@@ -157,6 +152,8 @@ class Game:
         w = removal.weights
         self.weights = (torch.full((self.K,), 1.0 / self.K, dtype=torch.float64) if w is None
                         else torch.as_tensor(w, dtype=torch.float64))
+        self.inputs = SyntheticInputs(self.X, self.input_shape, self.index, feature_map,
+                                      self.d, removal, self.K, self.memory_cap, model.device)
         self.use_cache = cache
         self._clear_cache()
         self.rows_evaluated = 0
@@ -182,62 +179,13 @@ class Game:
         self.k = self.full_outputs.shape[1]
         self._v_full = self.behaviour(self.behaviour.on_scale(self.full_outputs),
                                       torch.arange(self.n))
-        self._choose_memory_format()
+        self.inputs.choose_memory_format(
+            self.memory_format, self.model,
+            lambda z: self._model(z, chunk=-1, rows=np.arange(1)), self.full_outputs[:1])
         self._prepared = True
 
-    def _choose_memory_format(self) -> None:
-        """Switch the synthetic inputs to channels-last (:attr:`memory_format`): the rows are
-        then built in ``(H, W, C)`` element order (``_perm``: the original flat index of each
-        element in that order; explicands ``_X_model``, one mask value per element) and passed
-        as a channels-last view ``(n, C, H, W)``. The auto rule's probe (one counted row) is
-        remembered by the model adapter per input shape and dtype."""
-        self._perm = None
-        shape = self.input_shape
-        # auto: one replacement draw per coalition (a baseline, blur), whose row is permuted
-        # once per explicand; K > 1 draws (background rows) would each be permuted per block
-        if self.memory_format == "contiguous" or (
-                self.memory_format == "auto" and (len(shape) != 3 or shape[0] == 1 or self.K > 1
-                                                  or not self.X.is_floating_point())):
-            return
-        if self.memory_format == "auto":  # the probe's verdict, once per adapter and shape
-            memo = self.model.__dict__.setdefault("_channels_last_memo", {})
-            key = (shape, self.X.dtype)
-            if key not in memo:
-                with self.model.session():
-                    memo[key] = channels_last_layout(
-                        "auto", getattr(self.model, "module", None),
-                        lambda z: self._model(z, chunk=-1, rows=np.arange(1)),
-                        self.X[:1].reshape(1, *shape), self.full_outputs[:1])
-            if not memo[key]:
-                return
-        C, H, W = shape
-        D = C * H * W
-        perm = torch.arange(D).reshape(C, H, W).permute(1, 2, 0).reshape(-1)
-        pix = np.asarray(self.index.cpu())[:, perm.numpy()]
-        self._perm = perm.to(self.X.device)
-        self._X_model = self.X.index_select(1, self._perm)
-        self._layout = (1, 1, D)
-        self._pix = torch.as_tensor(np.ascontiguousarray(pix), device=self.model.device)
 
-    def _model_input(self, flat: torch.Tensor) -> torch.Tensor:
-        """Model input rows ``(n, *input_shape)`` from flat synthetic rows in the layout's
-        element order (a channels-last view when ``_perm`` is set)."""
-        if self._perm is None:
-            return flat.reshape(-1, *self.input_shape)
-        C, H, W = self.input_shape
-        return flat.reshape(-1, H, W, C).permute(0, 3, 1, 2)
 
-    def _explicands(self, r: torch.Tensor, copy: bool = True) -> tuple[torch.Tensor,
-                                                                        torch.Tensor]:
-        """Rows ``r`` of the explicands: in the input's element order (what the removal reads)
-        and in the synthetic rows' order (the same tensor unless channels-last). Copies, or
-        with ``copy=False`` views where ``r`` is one row (nothing will write over them)."""
-        if not copy and r.shape[0] == 1:
-            i = int(r[0])
-            x = self.X[i:i + 1]
-            return x, (x if self._perm is None else self._X_model[i:i + 1])
-        x = self.X[r]
-        return x, (x if self._perm is None else self._X_model[r])
 
     @property
     def v_full(self) -> torch.Tensor:
@@ -347,46 +295,14 @@ class Game:
         vals = self._evaluate_pairs(flat_rows, flat_masks)
         return vals.reshape(nr, m, *self.value_shape)
 
+
     def inert_features(self, rows: np.ndarray) -> np.ndarray | None:
-        """``(len(rows), d)`` bool: the features of each explicand whose every input element
-        equals its replacement in every draw, bit for bit, so that keeping or removing them
-        gives the same synthetic inputs (e.g. black pixels under a black baseline). None when
-        the removal's replacements depend on the coalition (not ``mask_free``)."""
-        if not self.removal.mask_free:
-            return None
+        """``(len(rows), d)`` bool: the features of each explicand whose input elements equal
+        their replacements in every draw, bit for bit
+        (:meth:`~xai.synthesis.SyntheticInputs.inert_features`); None when the removal's
+        replacements depend on the coalition."""
         self._prepare()
-        A, C, B = self._layout
-        rows = np.asarray(rows, dtype=np.int64)
-        D = A * C * B
-        bits = {8: torch.int64, 4: torch.int32, 2: torch.int16, 1: torch.int8}
-        as_bits = bits[self.X.element_size()] if self.X.is_floating_point() else None
-        differs = torch.zeros((len(rows), A * B), dtype=torch.bool, device=self.X.device)
-        kb = max(1, min(self.K, self.memory_cap // max(1, 8 * D)))
-        rb = max(1, self.memory_cap // max(1, 8 * kb * D))
-        for i0 in range(0, len(rows), rb):
-            r = torch.as_tensor(rows[i0:i0 + rb], device=self.X.device)
-            x, xs = self._explicands(r)
-            none = torch.zeros((len(r), self.d), dtype=torch.bool, device=x.device)
-            x6 = xs.reshape(len(r), 1, 1, A, C, B)
-            if as_bits is not None:  # bit patterns: -0.0 and 0.0 are different inputs
-                x6 = x6.view(as_bits)
-            for s in range(0, self.K, kb):
-                e = min(self.K, s + kb)
-                repl = self._replacement(x, r, none, False, s, e).to(x.dtype)
-                r6 = repl.reshape(*repl.shape[:3], A, C, B)
-                if as_bits is not None:
-                    r6 = r6.view(as_bits)
-                ne = (x6 != r6).any(dim=4).any(dim=2).any(dim=1)  # (rr, A, B)
-                differs[i0:i0 + len(r)] |= ne.reshape(len(r), A * B)
-                if bool(differs[i0:i0 + len(r)].all()):
-                    break  # no position left to check in this block (the common case)
-        if self._pix is None:
-            return ~differs.cpu().numpy()
-        pix = self._pix[0].expand(len(rows), -1) if self._pix.shape[0] == 1 else \
-            self._pix[torch.as_tensor(rows, device=self._pix.device)]
-        count = torch.zeros((len(rows), self.d + 1), device=differs.device)
-        count.scatter_add_(1, pix, differs.to(count.dtype))
-        return (count[:, :self.d] == 0).cpu().numpy()
+        return self.inputs.inert_features(rows)
 
     @property
     def can_redraw(self) -> bool:
@@ -500,8 +416,7 @@ class Game:
         ``(n, columns, ...)`` that grows by doubling, within the memory cap."""
         self._cache: dict[bytes, int] = {}
         self._cache_table: torch.Tensor | None = None
-        self._repl_memo: tuple = (None, None)  # the last permuted replacement (_replacement)
-        self._table_memo: tuple = (None, None)  # the last lookup table (_selected)
+        self.inputs.clear()
 
     def _lookup(self, keys: list[bytes], todo: np.ndarray, rows: np.ndarray,
                 out: torch.Tensor) -> None:
@@ -604,55 +519,7 @@ class Game:
         """
         return self._averaged(rows, masks, shared=shared)
 
-    def _set_layout(self, feature_map: FeatureMap) -> None:
-        """How a coalition reaches the input elements. An input row is viewed as ``(A, C, B)``
-        and a mask value is gathered once per map position (``_pix``: ``(n_maps, A*B)``, values
-        ``0..d``, ``d`` = always kept) and broadcast over ``C``: the channels of an image map,
-        else ``C = 1``. ``_pix`` is None when the positions are the features (identity map)."""
-        shape = self.input_shape
-        D = math.prod(shape)
-        n_maps = feature_map.index.shape[0]
-        layout = (1, 1, D)
-        pos = feature_map.index.reshape(n_maps, -1)
-        if tuple(feature_map.pos_shape) != shape:  # one map broadcast over a channel axis
-            ax = feature_map.channel_axis % len(shape)
-            inner = math.prod(shape[ax + 1:])
-            if inner >= 16:  # contiguous runs long enough for a broadcast to pay
-                layout = (math.prod(shape[:ax]), shape[ax], inner)
-            else:  # e.g. channels last: one mask value per element
-                pos = feature_map.full_index(shape)
-        pix = np.where(pos < 0, self.d, pos)
-        identity = pix.shape == (1, self.d) and np.array_equal(pix[0], np.arange(self.d))
-        self._layout = layout
-        self._pix = None if identity else torch.as_tensor(pix, device=self.model.device)
 
-    def _positions(self, masks: torch.Tensor, rows: torch.Tensor, grid: bool,
-                   removed: bool = False) -> torch.Tensor:
-        """Mask value of every map position, in the explicands' dtype (0/1 for boolean masks;
-        ``-1``/0, a bit mask, for integer inputs). ``grid``: masks ``(mm, d)`` for each of
-        ``rows``, returns ``(1 or len(rows), mm, P)``; else one mask per row, returns
-        ``(c, 1, P)``. The ``(mm, d + 1)`` table (the last column: always kept) is converted
-        before it is gathered (a float gather is ~4x faster than a boolean one).
-        ``removed=True`` (boolean masks): 1 where a position is removed, 0 where kept."""
-        X = self.X
-        if removed:
-            masks = ~masks
-        ext = masks
-        if self._pix is not None:
-            ext = torch.cat([masks, torch.full((masks.shape[0], 1), not removed,
-                                               dtype=masks.dtype, device=masks.device)], 1)
-        ext = self._select.encode(ext, X.dtype)
-        if self._pix is None:
-            m = ext
-        elif self._pix.shape[0] == 1:
-            m = ext.index_select(1, self._pix[0])
-        elif grid:
-            if rows.shape[0] == 1:
-                return ext.index_select(1, self._pix[rows[0]])[None]
-            return ext[:, self._pix[rows]].transpose(0, 1)
-        else:
-            m = torch.gather(ext, 1, self._pix[rows])
-        return m[None] if grid else m[:, None]
 
     def _blocks(self, nr: int, mu: int, cb: int, shared: bool):
         """Blocks of at most ``cb`` pairs, as ``(i0, i1, j0, j1)``: explicands ``rows[i0:i1]``
@@ -672,115 +539,11 @@ class Game:
             for i in range(0, nr, rr):
                 yield i, min(nr, i + rr), 0, mu
 
-    def _synthetic(self, x: torch.Tensor, mpos: torch.Tensor, repl: torch.Tensor,
-                   boolean: bool, in_place: bool = False,
-                   spend_mask: bool = False) -> torch.Tensor:
-        """Synthetic inputs ``(rr, mm, kb, D)`` of explicands ``x`` ``(rr, D)``, mask values
-        per position ``mpos`` ``(1 or rr, mm, P)`` (in ``x``'s dtype when floating) and
-        replacements ``repl`` ``(1 or rr, 1 or mm, kb, D)``, broadcast in one pass: ``x``
-        where kept, else the replacement.
 
-        Boolean masks select by the game's strategy (:mod:`xai.synthesis`: bit for bit
-        ``torch.where(keep, x, r)``); fractional masks blend, ``m*x + (1-m)*r``.
 
-        ``in_place=True`` (one mask and one draw per row of ``x``, ``x`` a private copy,
-        ``mpos`` marking the removed positions): written over ``x`` (no second array of the
-        inputs' size). ``spend_mask=True`` (``mpos`` a temporary not needed afterwards): a
-        selection whose output has ``mpos``'s shape may be written over ``mpos``."""
-        A, C, B = self._layout
-        x6 = x.reshape(x.shape[0], 1, 1, A, C, B)
-        m6 = mpos.reshape(mpos.shape[0], mpos.shape[1], 1, A, 1, B)
-        r6 = repl.to(x.dtype).reshape(*repl.shape[:3], A, C, B)
-        if in_place:
-            synth = self._select.replace_in_place(x6, m6, r6)
-        elif not boolean:
-            synth = blend(x6, m6, r6)
-        else:
-            synth = self._select.select(x6, m6, r6, over_mask=spend_mask)
-        return synth.reshape(*synth.shape[:3], -1)
 
-    def _selection_plan(self, r: torch.Tensor) -> SelectionPlan | None:
-        """The table-lookup plan (:mod:`xai.selection`) of the feature map of explicands ``r``
-        (one map for all of them, else None), made once per map."""
-        maps = self.index.shape[0]
-        if maps == 1:
-            m = 0
-        elif r.shape[0] == 1:
-            m = int(r[0])
-        else:
-            return None
-        if m not in self._plans:
-            feats = (self._pix[m] if self._perm is not None else self.index[m]).cpu().numpy()
-            self._plans[m] = selection_plan(feats, self.d, device=self.X.device)
-        return self._plans[m]
 
-    def _selected(self, plan: SelectionPlan, xs: torch.Tensor, r: torch.Tensor,
-                  repl: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        """Synthetic inputs ``(rr, mm, 1, D)`` of explicands ``xs`` with every mask by table
-        lookup; the table of the last explicands is kept (like their replacements, it does not
-        change between blocks)."""
-        key = (tuple(r.tolist()), id(plan))
-        if self._table_memo[0] != key:
-            table = selection_table(plan, xs, repl.reshape(-1, repl.shape[-1]))
-            self._table_memo = (key, table)
-        bits = torch.ones((masks.shape[0], self.d + 1), dtype=plan.weights.dtype,
-                          device=masks.device)
-        bits[:, :self.d] = masks.view(torch.uint8) if masks.dtype == torch.bool else masks
-        out = select(plan, self._table_memo[1], bits)
-        return out.reshape(out.shape[0], out.shape[1], 1, -1)
 
-    def _replacement(self, x: torch.Tensor, r: torch.Tensor, mask_t: torch.Tensor, grid: bool,
-                     s: int, e: int) -> torch.Tensor:
-        """The removal's replacements for draws ``s:e`` as ``(1 or rr, 1 or mm, kb, D)``."""
-        rr, D = x.shape
-        mm = mask_t.shape[0] if grid else 1
-        # a mask-free removal's replacements of an explicand and draws do not change between
-        # blocks (the coalition cache relies on it too): the last permuted one is reused
-        memo = (tuple(r.tolist()), s, e) if (
-            self._perm is not None and grid and self.removal.mask_free) else None
-        if memo is not None and self._repl_memo[0] == memo:
-            return self._repl_memo[1]
-        if grid and not self.removal.mask_free:  # one call on the expanded pairs
-            repl = self.removal.replacement(x.repeat_interleave(mm, 0), r.repeat_interleave(mm),
-                                            mask_t.repeat(rr, 1), s, e)
-        else:  # pairs, or a mask-free removal: once per explicand
-            masks = mask_t[:1].expand(rr, -1) if grid else mask_t
-            repl = self.removal.replacement(x, r, masks, s, e)
-            mm = 1
-        repl = repl.reshape((1,) * max(0, 3 - repl.ndim) + tuple(repl.shape))
-        if repl.shape[-1] != D:
-            repl = repl.expand(*repl.shape[:-1], D)
-        elif self._perm is not None:  # into the synthetic rows' element order
-            repl = repl.index_select(repl.ndim - 1, self._perm)
-        repl = repl[:, None] if repl.shape[0] == 1 else repl.reshape(rr, mm, repl.shape[1], D)
-        if memo is not None:
-            self._repl_memo = (memo, repl)
-        return repl
-
-    def _lerp_safe(self, r: torch.Tensor) -> bool:
-        """:func:`~xai.synthesis.under_half_max` of replacements ``r``, remembered for the last
-        tensor view checked. A removal whose replacements are all rows of one tensor (its
-        ``replacement_source``, e.g. a baseline's rows) has that tensor checked instead, in
-        ``r``'s dtype: once per game, not once per block of gathered rows."""
-        dtype = r.dtype
-        src = getattr(self.removal, "replacement_source", None)
-        if isinstance(src, torch.Tensor):
-            r = src
-        key = (r.data_ptr(), r.storage_offset(), tuple(r.shape), r.stride(), r._version,
-               r.dtype, dtype)
-        if getattr(self, "_lerp_key", None) != key:
-            self._lerp_key, self._lerp_ok = key, under_half_max(r.to(dtype))
-        return self._lerp_ok
-
-    def _subset_replacement(self, x: torch.Tensor, r: torch.Tensor, mask_t: torch.Tensor,
-                            idx: np.ndarray) -> torch.Tensor:
-        """Replacements of per-pair draw subsets ``idx`` ``(c, kb)`` as ``(c, 1, kb, D)``."""
-        repl = self._replacement(x, r, mask_t, False, 0, self.K)  # (1 or c, 1, K, D)
-        it = torch.as_tensor(idx, device=repl.device)
-        if repl.shape[0] == 1:
-            return repl[0, 0][it][:, None]
-        D = repl.shape[-1]
-        return repl[:, 0].gather(1, it[..., None].expand(-1, -1, D))[:, None]
 
     def _averaged(self, rows: np.ndarray, masks: np.ndarray, raw: bool = False,
                   shared: bool = False, draws: np.ndarray | None = None) -> torch.Tensor:
@@ -806,11 +569,11 @@ class Game:
         single = draws is None and K == 1 and float(self.weights[0]) == 1.0  # one draw, weight 1
         # one boolean mask and one draw per pair: the synthetic inputs are built over the
         # explicands' copy (x_lerp: lerp-safe explicands, floating by construction)
-        fill_x = boolean and K == 1 and draws is None and self._select.in_place
+        fill_x = boolean and K == 1 and draws is None and self.inputs.strategy.in_place
         # many coalitions of an explicand with one replacement each, one mask value per input
         # element (no channel broadcast, e.g. channels-last): by table lookup
         lookup = boolean and K == 1 and draws is None and self.removal.mask_free and \
-            self._layout[1] == 1 and self.X.shape[1] >= SELECTION_MIN_ELEMENTS
+            self.inputs.lookup_layout and self.X.shape[1] >= SELECTION_MIN_ELEMENTS
         chunk_id = 0
         with self.model.session():
             for i0, i1, j0, j1 in self._blocks(nr, mu, cb, shared):
@@ -821,27 +584,27 @@ class Game:
                 c = (i1 - i0) * mm  # pairs in this block
                 rows_np = np.repeat(rows[i0:i1], mm) if grid else rows[i0:i1]
                 in_place = not grid and fill_x  # one pair per row: built over a copy of xs
-                x, xs = self._explicands(r, copy=in_place)
-                plan = self._selection_plan(r) if lookup and grid else None
+                x, xs = self.inputs.explicands(r, copy=in_place)
+                plan = self.inputs.selection_plan(r) if lookup and grid else None
                 mpos = None if plan is not None else \
-                    self._positions(mask_t, r, grid, removed=in_place)
+                    self.inputs.positions(mask_t, r, grid, removed=in_place)
                 acc = None
                 sq = None
                 for s in range(0, K, kb):
                     e = min(K, s + kb)
                     if draws is None:
-                        repl = self._replacement(x, r, mask_t, grid, s, e)
+                        repl = self.inputs.replacement(x, r, mask_t, grid, s, e)
                         w = self.weights[s:e]
                     else:
-                        repl = self._subset_replacement(x, r, mask_t, draws[i0:i1, s:e])
+                        repl = self.inputs.subset_replacement(x, r, mask_t, draws[i0:i1, s:e])
                         w = torch.full((e - s,), 1.0 / K, dtype=torch.float64)
                     if plan is not None:
-                        synth = self._selected(plan, xs, r, repl, mask_t)
+                        synth = self.inputs.selected(plan, xs, r, repl, mask_t)
                     else:  # boolean masks: mpos is a fresh conversion, free to spend last
-                        synth = self._synthetic(xs, mpos, repl, boolean, in_place,
+                        synth = self.inputs.synthetic(xs, mpos, repl, boolean, in_place,
                                                 spend_mask=boolean and kb >= K)
                     del repl
-                    synth = self._model_input(synth)
+                    synth = self.inputs.model_input(synth)
                     out = self._model(synth, chunk=chunk_id, rows=rows_np)
                     del synth  # before the next chunk's inputs are built
                     chunk_id += 1
