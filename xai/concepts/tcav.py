@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -340,6 +341,94 @@ def _score(grads: np.ndarray, cav: CAV) -> tuple[float, np.ndarray]:
     return float(np.mean(d > 0)), d
 
 
+def _cav_seed(seed: int, i: int, j: int) -> int:
+    """Seed of the CAV of concept ``i`` against random set ``j`` (independent streams)."""
+    return int(np.random.SeedSequence([seed, i, j]).generate_state(1)[0])
+
+
+class _RandomRuns(NamedTuple):
+    """One concept against every random set: its CAV and TCAV score per set."""
+
+    scores: np.ndarray  # (n_random,), NaN where the CAV was discarded
+    accuracies: np.ndarray  # (n_random,)
+    cavs: np.ndarray  # (n_random, D)
+    positive: np.ndarray  # (n_random, n_test): directional derivative > 0 (NaN if discarded)
+    derivatives: np.ndarray  # (n_random, n_test)
+
+
+def _check_tcav_options(test: str, classifier: str, correction: str | None,
+                        n_random: int) -> None:
+    if test not in TESTS:
+        raise InputError(f"unknown test {test!r}; use one of {', '.join(TESTS)}")
+    if classifier not in CLASSIFIERS:
+        raise InputError(f"unknown CAV classifier {classifier!r}; use one of "
+                         f"{', '.join(CLASSIFIERS)}")
+    if correction not in (None, "none", "bonferroni"):
+        raise InputError(f"unknown correction {correction!r}; use None or 'bonferroni'")
+    if n_random < 2:
+        raise InputError(f"the t-test needs n_random ≥ 2 (got {n_random})")
+
+
+def _flat_gradients(gradients: np.ndarray, activation_sets: Sequence[np.ndarray]) -> np.ndarray:
+    """Gradients as ``(n_test, D)`` float64, checked against the dimension of every set."""
+    grads = np.asarray(gradients, dtype=np.float64)
+    grads = grads.reshape(len(grads), -1)
+    if len(grads) < 1:
+        raise InputError("TCAV needs at least one test input")
+    D = grads.shape[1]
+    for i, c in enumerate(activation_sets):
+        if np.asarray(c).reshape(len(c), -1).shape[1] != D:
+            raise InputError(f"activation set {i} has a different dimension than the "
+                             f"gradients ({D})")
+    return grads
+
+
+def _against_random_sets(grads: np.ndarray, concept: np.ndarray | None,
+                         random_sets: Sequence[np.ndarray], index: int, *, classifier: str,
+                         seed: int, min_cav_accuracy: float) -> _RandomRuns:
+    """CAVs of ``concept`` against each random set and their TCAV scores (Kim et al. 2018).
+
+    ``concept=None`` is the null concept: random set ``j`` against set ``j + 1`` (cyclically).
+    A CAV with hold-out accuracy below ``min_cav_accuracy`` is discarded (NaN)."""
+    n_random = len(random_sets)
+    n_test, D = grads.shape
+    sc = np.full(n_random, np.nan)
+    acc = np.full(n_random, np.nan)
+    vecs = np.zeros((n_random, D), dtype=np.float32)
+    pos = np.zeros((n_random, n_test))
+    der = np.zeros((n_random, n_test))
+    for j, rand in enumerate(random_sets):
+        if concept is None:
+            rand, conc = random_sets[(j + 1) % n_random], rand
+        else:
+            conc = concept
+        cav = train_cav(conc, rand, classifier=classifier, seed=_cav_seed(seed, index, j))
+        acc[j] = cav.accuracy
+        if cav.accuracy < min_cav_accuracy:
+            pos[j], der[j] = np.nan, np.nan
+            continue
+        sc[j], d = _score(grads, cav)
+        vecs[j], pos[j], der[j] = cav.vector, d > 0, d
+    return _RandomRuns(sc, acc, vecs, pos, der)
+
+
+def _random_concept_means(grads: np.ndarray, random_sets: Sequence[np.ndarray], r: int, *,
+                          classifier: str, seed: int, min_cav_accuracy: float) -> list[float]:
+    """Mean TCAV of each random set scored as a concept against all the other random sets:
+    samples of the null distribution of a concept's mean score."""
+    means = []
+    for j, rand in enumerate(random_sets):
+        others = [s_ for k, s_ in enumerate(random_sets) if k != j]
+        sc = np.full(len(others), np.nan)
+        for k, other in enumerate(others):
+            cav = train_cav(rand, other, classifier=classifier,
+                            seed=_cav_seed(seed, r + 1 + j, k))
+            if cav.accuracy >= min_cav_accuracy:
+                sc[k] = _score(grads, cav)[0]
+        means.append(np.nanmean(sc) if np.isfinite(sc).any() else np.nan)
+    return means
+
+
 def tcav(gradients: np.ndarray, concepts: Sequence[np.ndarray],
          random_sets: Sequence[np.ndarray], null: np.ndarray | None = None, *,
          classifier: str = "sgd", seed: int = 0, test: str = "paired", alpha: float = 0.01,
@@ -359,46 +448,11 @@ def tcav(gradients: np.ndarray, concepts: Sequence[np.ndarray],
     means of every random set scored as a concept against the others; calibrated, costs
     ``n_random·(n_random − 1)`` more CAVs).
     """
-    if test not in TESTS:
-        raise InputError(f"unknown test {test!r}; use one of {', '.join(TESTS)}")
-    if classifier not in CLASSIFIERS:
-        raise InputError(f"unknown CAV classifier {classifier!r}; use one of "
-                         f"{', '.join(CLASSIFIERS)}")
-    if correction not in (None, "none", "bonferroni"):
-        raise InputError(f"unknown correction {correction!r}; use None or 'bonferroni'")
     n_random = len(random_sets)
-    if n_random < 2:
-        raise InputError(f"the t-test needs n_random ≥ 2 (got {n_random})")
-    grads = np.asarray(gradients, dtype=np.float64)
-    grads = grads.reshape(len(grads), -1)
-    r, n_test, D = len(concepts), len(grads), grads.shape[1]
-    if n_test < 1:
-        raise InputError("TCAV needs at least one test input")
-    for i, c in enumerate(list(concepts) + list(random_sets)):
-        if np.asarray(c).reshape(len(c), -1).shape[1] != D:
-            raise InputError(f"activation set {i} has a different dimension than the "
-                             f"gradients ({D})")
-
-    def run(concept: np.ndarray, i: int):
-        sc = np.full(n_random, np.nan)
-        acc = np.full(n_random, np.nan)
-        vecs = np.zeros((n_random, D), dtype=np.float32)
-        pos = np.zeros((n_random, n_test))
-        der = np.zeros((n_random, n_test))
-        for j, rand in enumerate(random_sets):
-            if concept is None:
-                rand, conc = random_sets[(j + 1) % n_random], rand
-            else:
-                conc = concept
-            cav = train_cav(conc, rand, classifier=classifier,
-                            seed=int(np.random.SeedSequence([seed, i, j]).generate_state(1)[0]))
-            acc[j] = cav.accuracy
-            if cav.accuracy < min_cav_accuracy:
-                pos[j], der[j] = np.nan, np.nan
-                continue
-            sc[j], d = _score(grads, cav)
-            vecs[j], pos[j], der[j] = cav.vector, d > 0, d
-        return sc, acc, vecs, pos, der
+    _check_tcav_options(test, classifier, correction, n_random)
+    grads = _flat_gradients(gradients, list(concepts) + list(random_sets))
+    r, (n_test, D) = len(concepts), grads.shape
+    cav_options = {"classifier": classifier, "seed": seed, "min_cav_accuracy": min_cav_accuracy}
 
     scores = np.full((r, n_random), np.nan)
     accs = np.full((r, n_random), np.nan)
@@ -408,26 +462,19 @@ def tcav(gradients: np.ndarray, concepts: Sequence[np.ndarray],
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of all-NaN columns
         for i, concept in enumerate(concepts):
-            sc, acc, vecs, pos, der = run(concept, i)
-            scores[i], accs[i], cavs[i] = sc, acc, vecs
-            per_input[:, i] = np.nanmean(pos, axis=0)
-            derivatives[:, i] = np.nanmean(der, axis=0)
-        null_scores, null_acc, _, _, _ = run(null, r)
+            runs = _against_random_sets(grads, concept, random_sets, i, **cav_options)
+            scores[i], accs[i], cavs[i] = runs.scores, runs.accuracies, runs.cavs
+            per_input[:, i] = np.nanmean(runs.positive, axis=0)
+            derivatives[:, i] = np.nanmean(runs.derivatives, axis=0)
+        null_runs = _against_random_sets(grads, null, random_sets, r, **cav_options)
+        null_scores, null_acc = null_runs.scores, null_runs.accuracies
         mean = np.nanmean(scores, axis=1) if r else np.zeros(0)
         std = np.nanstd(scores, axis=1, ddof=1) if r else np.zeros(0)
         null_mean = float(np.nanmean(null_scores))
+
     null_concept_means = None
     if test == "null-distribution":
-        means = []
-        for j, rand in enumerate(random_sets):
-            others = [s_ for k, s_ in enumerate(random_sets) if k != j]
-            sc = np.full(len(others), np.nan)
-            for k, other in enumerate(others):
-                cav = train_cav(rand, other, classifier=classifier, seed=int(
-                    np.random.SeedSequence([seed, r + 1 + j, k]).generate_state(1)[0]))
-                if cav.accuracy >= min_cav_accuracy:
-                    sc[k] = _score(grads, cav)[0]
-            means.append(np.nanmean(sc) if np.isfinite(sc).any() else np.nan)
+        means = _random_concept_means(grads, random_sets, r, **cav_options)
         if null is not None:
             means.append(null_mean)
         null_concept_means = np.asarray(means, float)
