@@ -174,19 +174,56 @@ def _figures(out: Path, rows: list[dict], table) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
 
     figdir = out / "figures"
     figdir.mkdir(exist_ok=True)
-    written: list[Path] = []
     ok = [r for r in rows if r.get("status") == "ok"]
+    data_sides = _data_sides(out / "data")
+    return (_curve_figures(figdir, ok)
+            + _map_figures(figdir, _json_files(out / "explanations"), data_sides)
+            + _suppressor_figures(figdir, table, data_sides))
 
-    # curves per method, one panel per curve metric
+
+def _json_files(folder: Path) -> list[dict]:
+    """The readable JSON files of ``folder`` in name order (none when it does not exist)."""
+    sides = []
+    for p in sorted(folder.glob("*.json")) if folder.exists() else []:
+        try:
+            sides.append(json.loads(p.read_text()))
+        except ValueError:
+            continue
+    return sides
+
+
+def _data_sides(folder: Path) -> dict[str, list[dict]]:
+    """The data sets' side files (ground truth, reference values) by data set name."""
+    data_sides: dict[str, list[dict]] = {}
+    for d in _json_files(folder):
+        try:
+            data_sides.setdefault(d["dataset"], []).append(d)
+        except KeyError:
+            continue
+    return data_sides
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _curve_figures(figdir: Path, ok: list[dict]) -> list[Path]:
+    """Per (data set, model): one panel per curve metric, each method's mean curve."""
+    import matplotlib.pyplot as plt
+
     groups: dict = {}
     for r in ok:
         if r.get("curve"):
             groups.setdefault((r["dataset"], r["model"]), {}).setdefault(
                 r["metric"], {}).setdefault(r["method"], []).append(r["curve"])
+    written = []
     for (dataset, model), per_metric in groups.items():
         names = sorted(per_metric)
         fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
@@ -201,32 +238,21 @@ def _figures(out: Path, rows: list[dict], table) -> list[Path]:
         axes[0][-1].legend(fontsize=7)
         fig.suptitle(f"{dataset} / {model}")
         fig.tight_layout()
-        path = figdir / f"curves-{_safe(dataset)}-{_safe(model)}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(fig, figdir / f"curves-{_safe(dataset)}-{_safe(model)}.png"))
+    return written
 
-    # ground truth beside each method's mean |a|
-    sides = []
-    for p in sorted((out / "explanations").glob("*.json")) if (out / "explanations").exists() \
-            else []:
-        try:
-            sides.append(json.loads(p.read_text()))
-        except ValueError:
-            continue
-    data_sides = {}
-    for p in sorted((out / "data").glob("*.json")) if (out / "data").exists() else []:
-        try:
-            d = json.loads(p.read_text())
-            data_sides.setdefault(d["dataset"], []).append(d)
-        except (ValueError, KeyError):
-            continue
+
+def _map_figures(figdir: Path, sides: list[dict], data_sides: dict) -> list[Path]:
+    """Per (data set, model): the ground truth beside each method's mean |attribution|."""
+    import matplotlib.pyplot as plt
+
     maps: dict = {}
     for s in sides:
         if s.get("mean_abs") is None:
             continue
         maps.setdefault((s["dataset"], s["model"]), {}).setdefault(s["method"], []).append(
             np.asarray(s["mean_abs"], float))
+    written = []
     for (dataset, model), per_method in maps.items():
         gts = [np.asarray(d["ground_truth_mean"], float) for d in data_sides.get(dataset, [])
                if d.get("ground_truth_mean") is not None]
@@ -245,16 +271,20 @@ def _figures(out: Path, rows: list[dict], table) -> list[Path]:
             ax.set_yticks([])
         fig.suptitle(f"{dataset} / {model}: mean |attribution|", fontsize=9)
         fig.tight_layout()
-        path = figdir / f"maps-{_safe(dataset)}-{_safe(model)}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(fig, figdir / f"maps-{_safe(dataset)}-{_safe(model)}.png"))
+    return written
 
-    # suppressor-ratio bars with reference values
+
+def _suppressor_figures(figdir: Path, table, data_sides: dict) -> list[Path]:
+    """Per (data set, model): suppressor-ratio bars with the data set's closed-form reference
+    values as lines."""
+    import matplotlib.pyplot as plt
+
     sup = table
     if not table.empty:
         sup = table[table.metric.astype(str).str.contains("suppressor-ratio")
                     & (table.n_ok > 0)]
+    written = []
     for (dataset, model), g in (sup.groupby(["dataset", "model"], sort=False)
                                 if not sup.empty else []):
         fig, ax = plt.subplots(figsize=(1.2 * len(g) + 2.5, 3.2))
@@ -266,26 +296,29 @@ def _figures(out: Path, rows: list[dict], table) -> list[Path]:
         for d in data_sides.get(dataset, []):
             for name, value in _flat_numbers(d.get("reference") or {}).items():
                 refs.setdefault(name, value)
-        labelled = False
-        for xi, method in zip(x, g["method"]):
-            ref = _reference_for(method, refs)
-            if ref is None:
-                continue
-            ax.hlines(abs(ref[1]), xi - 0.45, xi + 0.45, colors="tab:red", lw=2,
-                      label=None if labelled else "closed form")
-            ax.annotate(ref[0], (xi, abs(ref[1])), textcoords="offset points", xytext=(0, 3),
-                        ha="center", fontsize=6, color="tab:red")
-            labelled = True
-        if labelled:
+        if _reference_lines(ax, x, g["method"], refs):
             ax.legend(fontsize=7, loc="best")
         ax.set_ylabel("suppressor / signal")
         ax.set_title(f"{dataset} / {model}", fontsize=9)
         fig.tight_layout()
-        path = figdir / f"suppressor-ratio-{_safe(dataset)}-{_safe(model)}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(fig, figdir /
+                             f"suppressor-ratio-{_safe(dataset)}-{_safe(model)}.png"))
     return written
+
+
+def _reference_lines(ax, x, methods, refs: dict[str, float]) -> bool:
+    """Draw each method's reference value over its bar; whether any was drawn."""
+    labelled = False
+    for xi, method in zip(x, methods):
+        ref = _reference_for(method, refs)
+        if ref is None:
+            continue
+        ax.hlines(abs(ref[1]), xi - 0.45, xi + 0.45, colors="tab:red", lw=2,
+                  label=None if labelled else "closed form")
+        ax.annotate(ref[0], (xi, abs(ref[1])), textcoords="offset points", xytext=(0, 3),
+                    ha="center", fontsize=6, color="tab:red")
+        labelled = True
+    return labelled
 
 
 def _reference_for(method: str, refs: dict[str, float]) -> tuple[str, float] | None:
