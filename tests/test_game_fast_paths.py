@@ -371,10 +371,10 @@ def test_coalition_cache_stops_at_its_limit_and_keeps_values_right():
                     FeatureMap.tabular(10))
     g = make()
     per_column = g.n * 8
-    g.memory_cap = 20 * per_column  # room for 20 coalitions
+    g.cache.memory_cap = 20 * per_column  # room for 20 coalitions
     masks = rng.random((50, 10)) < 0.5
     first = g(masks)
-    assert len(g._cache) == 20 and g._cache_table.shape[1] <= 20
+    assert len(g.cache) == 20 and g.cache.table.shape[1] <= 20
     again = g(masks[::-1])
     np.testing.assert_array_equal(again.numpy()[:, ::-1], first.numpy())
     np.testing.assert_allclose(first, make()(masks), rtol=1e-12)  # other blocks: ulps

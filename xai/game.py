@@ -17,6 +17,7 @@ import torch
 
 from . import planner
 from .behaviours import Behaviour
+from .cache import CoalitionCache
 from .config import config, parse_size
 from .errors import InputError, MaskError
 from .features import FeatureMap
@@ -24,7 +25,6 @@ from .models import MEMORY_FORMATS, Model
 from .removals import GameContext, Removal, check_finite, check_fractional
 from .synthesis import SyntheticInputs
 
-CACHE_MAX_ENTRIES = 2**20
 #: rows of at least this many elements build grid blocks by table lookup (xai.selection)
 SELECTION_MIN_ELEMENTS = 1024
 #: background rows per unit of a row-sampled dataset game (SAGE) with squared-error loss.
@@ -155,6 +155,7 @@ class Game:
         self.inputs = SyntheticInputs(self.X, self.input_shape, self.index, feature_map,
                                       self.d, removal, self.K, self.memory_cap, model.device)
         self.use_cache = cache
+        self.cache = CoalitionCache(self.n, self.memory_cap)
         self._clear_cache()
         self.rows_evaluated = 0
         self._y = y
@@ -384,7 +385,7 @@ class Game:
                 if packed is None:
                     packed = np.packbits(uniq, axis=1)
                 keys = [k.tobytes() for k in packed]
-                self._lookup(keys, todo, rows, out)
+                self.cache.lookup(keys, todo, rows, out)
             if empty.any() and todo[empty].any() and self._empty_shared:
                 # x-independent empty coalition: evaluate once, for explicand 0's draws
                 j = int(np.flatnonzero(empty)[0])
@@ -408,72 +409,13 @@ class Game:
             else:
                 out[:, torch.as_tensor(idx)] = vals
             if keys is not None:
-                self._store(keys, idx, rows, vals)
+                self.cache.store(keys, idx, rows, vals, self.value_shape)
         return out
 
     def _clear_cache(self) -> None:
-        """Empty the coalition cache: a key -> column index, and one value table
-        ``(n, columns, ...)`` that grows by doubling, within the memory cap."""
-        self._cache: dict[bytes, int] = {}
-        self._cache_table: torch.Tensor | None = None
+        """Forget cached coalition values and the synthetic inputs' memos."""
+        self.cache.clear()
         self.inputs.clear()
-
-    def _lookup(self, keys: list[bytes], todo: np.ndarray, rows: np.ndarray,
-                out: torch.Tensor) -> None:
-        """Fill ``out[:, j]`` from the cache for coalitions ``j`` still to do whose values are
-        known for every row of ``rows``; clear them in ``todo``."""
-        if not self._cache:
-            return
-        idx = np.flatnonzero(todo)
-        cols = np.array([self._cache.get(keys[j], -1) for j in idx], dtype=np.int64)
-        hit = cols >= 0
-        if not hit.any():
-            return
-        idx, cols = idx[hit], cols[hit]
-        vals = self._cache_table.index_select(1, torch.as_tensor(cols))
-        if not self._all_rows(rows):
-            vals = vals[torch.as_tensor(rows)]
-        known = ~torch.isnan(vals.reshape(len(rows), len(cols), -1)).any(dim=2).any(dim=0)
-        known = known.numpy()
-        if known.any():
-            out[:, torch.as_tensor(idx[known])] = vals[:, torch.as_tensor(known)]
-            todo[idx[known]] = False
-
-    def _store(self, keys, idx, rows, vals) -> None:
-        """Remember the values ``vals`` (rows x coalitions ``idx``) of coalitions ``keys``."""
-        per_column = self.n * max(1, math.prod(self.value_shape)) * 8
-        limit = min(CACHE_MAX_ENTRIES, self.memory_cap // per_column)
-        get = self._cache.get  # keys of one call are distinct (unique coalitions)
-        cols = np.fromiter((get(keys[j], -1) for j in idx), dtype=np.int64, count=len(idx)) \
-            if self._cache else np.full(len(idx), -1, dtype=np.int64)
-        new = np.flatnonzero(cols < 0)
-        room = max(0, limit - len(self._cache))
-        if len(new) > room:  # full: keep the calls' columns up to the first that has no room
-            cols, new = cols[:new[room]], new[:room]
-        start = len(self._cache)
-        cols[new] = np.arange(start, start + len(new))
-        self._cache.update(zip([keys[j] for j in idx[new]], range(start, start + len(new))))
-        if not len(cols):
-            return
-        need = int(cols.max()) + 1
-        table = self._cache_table
-        if table is None or table.shape[1] < need:
-            size = min(limit, max(need, 2 * (0 if table is None else table.shape[1]), 64))
-            grown = torch.full((self.n, size, *self.value_shape), float("nan"),
-                               dtype=torch.float64)
-            if table is not None:
-                grown[:, :table.shape[1]] = table
-            self._cache_table = table = grown
-        c = torch.as_tensor(cols)
-        if self._all_rows(rows):  # a column copy, not an element-wise scatter
-            table.index_copy_(1, c, vals[:, :len(cols)].contiguous())
-        else:
-            table[torch.as_tensor(rows)[:, None], c[None, :]] = vals[:, :len(cols)]
-
-    def _all_rows(self, rows: np.ndarray) -> bool:
-        """True when ``rows`` is every explicand in order."""
-        return len(rows) == self.n and (self.n < 2 or (rows[0] == 0 and
-                                                       bool((np.diff(rows) == 1).all())))
 
     def _behaviour_on_draws(self, F: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """E-beh for x-independent outputs ``F`` of shape (1, K, k) shared by ``rows``."""
