@@ -203,3 +203,20 @@ def test_a_singular_background_covariance_is_refused_by_name():
                 Prediction(), FeatureMap.tabular(4), seed=0)
     with pytest.raises(InputError, match="not positive definite.*ridge"):
         ExactShapley()(game)
+
+
+@pytest.mark.parametrize("p", [8, 64, 70])
+def test_cache_tells_coalitions_apart_at_any_width(p):
+    rng = np.random.default_rng(6)
+    cov = covariance(rng.normal(size=(3 * p, p)))
+    eps = torch.as_tensor(rng.standard_normal((2, p)))
+    keep = coalitions(12, p)
+    keep[2:4] = keep[1]
+    keep[3, -1] = False  # differs from row 1 in the last column only
+    cache = FactorCache(cov, eps)
+    cache.lookup(keep[6:])
+    store, which = cache.lookup(keep)
+    assert len(set(which.tolist())) == len(np.unique(keep, axis=0))
+    assert which[2] == which[1] != which[3]
+    plain = conditional_factors_reference(cov, keep, eps)
+    np.testing.assert_allclose(store.noise[which], plain.noise, rtol=0, atol=1e-10)

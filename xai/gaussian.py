@@ -173,9 +173,7 @@ class FactorCache:
     def lookup(self, keep: np.ndarray) -> tuple[ConditionalFactors, np.ndarray]:
         """The store and the slot of each row of ``keep`` ``(c, p)`` in it; coalitions not
         seen before are factored together in one batch."""
-        packed = np.packbits(keep, axis=1)
-        keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
-        uniq, first, inv = np.unique(keys, return_index=True, return_inverse=True)
+        uniq, first, inv = np.unique(_keys(keep), return_index=True, return_inverse=True)
         slots = self._find(uniq)
         missing = np.flatnonzero(slots < 0)
         if (len(self.keys) + len(missing)) * self.key_bytes > self.max_bytes:
@@ -216,6 +214,17 @@ class FactorCache:
         self.slot_of = np.argsort(self.keys, kind="stable")
         self.ordered = self.keys[self.slot_of]
         return np.arange(n0, n1)
+
+
+def _keys(keep: np.ndarray) -> np.ndarray:
+    """One sortable key per row of ``keep`` ``(c, p)``: the packed bits as one unsigned 64-bit
+    integer when ``p <= 64``, else as raw bytes."""
+    packed = np.packbits(keep, axis=1)
+    if packed.shape[1] <= 8:
+        wide = np.zeros((len(packed), 8), dtype=np.uint8)
+        wide[:, :packed.shape[1]] = packed
+        return wide.view(np.uint64).ravel()
+    return np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
 
 
 def conditional_replacement_reference(x: torch.Tensor, keep: np.ndarray, mu: torch.Tensor,
