@@ -27,14 +27,15 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from xai.errors import InputError, TargetError, XaiError
 from xai.explanation import Explanation
 
-from .tcav import _get_layer, layer_activations, layer_gradients, tcav
+from .segments import bbox, patch, slic_segments, thumbnail
+from .tcav import TCAVResult, _get_layer, layer_activations, layer_gradients, tcav
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -43,6 +44,28 @@ __all__ = ["ACE", "plot_gallery", "plot_importance"]
 
 PATCH_MODES = ("resize", "in_place")
 FILL = 117 / 255
+
+
+class _Patches(NamedTuple):
+    """The segments of the discovery images as patches, embedded at the layer."""
+
+    image_idx: np.ndarray  # (p,) image of each patch
+    masks: list[np.ndarray]  # p segment masks (H, W)
+    pooled: np.ndarray  # (p, channels): spatially averaged activations, what k-means sees
+    flat: np.ndarray  # (p, D): flattened activations, what the CAVs see
+
+
+class _Clusters(NamedTuple):
+    """k-means of the patches and the clusters kept as concepts."""
+
+    kmeans: Any
+    labels: np.ndarray  # (p,) cluster of each patch
+    dist: np.ndarray  # (p,) distance of each patch to its cluster centre
+    kept: list[int]  # cluster numbers of the concepts
+    sizes: list[int]  # patches per kept cluster
+    n_images: list[int]  # images per kept cluster
+    members: list[np.ndarray]  # per kept cluster, its patches nearest the centre first
+    all_sizes: list[int]  # patches per cluster, kept or not
 
 
 class ACE:
@@ -58,6 +81,7 @@ class ACE:
     ``min_cluster_size=20``, ``max_members=40``, ``n_random=20``, ``random_set_size=50``,
     SGD hinge CAVs, paired t-test at ``alpha=0.01``, no correction.
     """
+
 
     def __init__(self, model, layer: str, *, random_pool=None, n_clusters: int = 25,
                  resolutions: tuple[int, ...] = (15, 50, 80),
@@ -144,7 +168,7 @@ class ACE:
             raise InputError(f"the t-test needs n_random ≥ 2 (got {self.n_random})")
         if int(self.n_random) < 10:
             warnings.warn(f"n_random={self.n_random} random sets; ≥ 10 advised for the t-test",
-                          stacklevel=3)
+                          stacklevel=4)  # the caller of fit
         if not self.resolutions:
             raise InputError("resolutions must name at least one SLIC n_segments")
 
@@ -166,36 +190,45 @@ class ACE:
             raise InputError(f"{what} contain NaN or inf")
         return x
 
-    # ------------------------------------------------------------------ segmentation
+    def _fit_inputs(self, images, target, random_images, test_images):
+        """The checked ``(x, pool, test, target)`` of :meth:`fit`: discovery images, random
+        pool, test images (a held-out third of ``images`` when none are given) and target; the
+        model runs once on one image so that a bad model or target fails before the work."""
+        self._check_options()
+        _get_layer(self.model, self.layer)
+        x = self._check_images(images, "images")
+        n, C, H, W = x.shape
+        if n < self.min_images:
+            raise InputError(f"ACE needs ≥ {self.min_images} discovery images (got {n}); "
+                             "40 advised")
+        if n < 30:  # stacklevel 3: the caller of fit
+            warnings.warn(f"{n} discovery images; ≥ 30 advised (40 by default in the paper)",
+                          stacklevel=3)
+        pool = random_images if random_images is not None else self.random_pool
+        if pool is None:
+            raise InputError("ACE needs random counterparts: pass random_images= to fit (or "
+                             "random_pool= to ACE), inputs of other classes")
+        pool = self._check_images(pool, "random images", like=(C, H, W))
+        n_random, set_size = int(self.n_random), int(self.random_set_size)
+        if len(pool) < set_size:
+            raise InputError(f"random_pool of {len(pool)} inputs cannot give {n_random} sets "
+                             f"of {set_size}; add inputs or lower random_set_size")
+        if test_images is None:
+            warnings.warn("no test_images given; a third of the discovery images is held out "
+                          "for the TCAV scores", stacklevel=3)
+            n_test = max(1, n // 3)
+            test, x = x[n - n_test:], x[:n - n_test]
+        else:
+            test = self._check_images(test_images, "test images", like=(C, H, W))
+        if not isinstance(target, (int, np.integer)) or isinstance(target, bool):
+            raise TargetError(f"target must be an output index (int); got {target!r}")
+        target = int(target)
+        _, logits = layer_activations(self.model, self.layer, x[:1], return_logits=True)
+        if not 0 <= target < logits.shape[1]:
+            raise TargetError(f"target {target} out of range for {logits.shape[1]} outputs")
+        return x, pool, test, target
 
-    def _segments(self, unit_img: np.ndarray) -> list[np.ndarray]:
-        """Kept segment masks ``(H, W)`` of one ``[0,1]`` image ``(C, H, W)``."""
-        from skimage.segmentation import slic
-
-        C, H, W = unit_img.shape
-        img = np.moveaxis(unit_img, 0, -1).astype(np.float64)
-        multi = C > 1
-        if not multi:
-            img = img[..., 0]
-        res = tuple(self.resolutions)
-        comp = _per_resolution(self.compactness, len(res), "compactness")
-        sig = _per_resolution(self.sigma, len(res), "sigma")
-        kept: list[np.ndarray] = []
-        for n_seg, c, s in sorted(zip(res, comp, sig), key=lambda t: t[0]):  # coarse first
-            if self.scale_segments:
-                n_seg = max(4, round(n_seg * H * W / 299 ** 2))
-            labels = slic(img, n_segments=int(n_seg), compactness=float(c), sigma=float(s),
-                          start_label=0, channel_axis=-1 if multi else None)
-            for lab in np.unique(labels):
-                mask = labels == lab
-                size = int(mask.sum())
-                if size / (H * W) <= self.min_area_fraction or size < self.min_segment_pixels:
-                    continue
-                if any(np.logical_and(mask, k).sum() / np.logical_or(mask, k).sum()
-                       > self.max_jaccard for k in kept):
-                    continue
-                kept.append(mask)
-        return kept
+    # ------------------------------------------------------------------------ patches
 
     def _fill_value(self, C: int) -> np.ndarray:
         if isinstance(self.fill, str):
@@ -205,29 +238,18 @@ class ACE:
             return self._mean_colour
         return np.broadcast_to(np.asarray(self.fill, np.float32), (C,)).astype(np.float32)
 
-    def _patch(self, unit_img: np.ndarray, mask: np.ndarray, fill: np.ndarray) -> np.ndarray:
-        """Patch of one segment in ``[0,1]`` space, ``(C, H, W)``."""
-        filled = unit_img * mask + fill[:, None, None] * (1 - mask)
-        if self.patch_mode == "in_place":
-            return filled.astype(np.float32)
-        y0, y1, x0, x1 = _bbox(mask)
-        return _resize(filled[:, y0:y1 + 1, x0:x1 + 1], unit_img.shape[1:], order=3)
-
-    def _thumbnail(self, unit_img: np.ndarray, mask: np.ndarray, fill: np.ndarray) -> np.ndarray:
-        filled = unit_img * mask + fill[:, None, None] * (1 - mask)
-        y0, y1, x0, x1 = _bbox(mask)
-        t = int(min(self.thumbnail_size, max(unit_img.shape[1:])))
-        thumb = _resize(filled[:, y0:y1 + 1, x0:x1 + 1], (t, t), order=1)
-        return (np.clip(np.moveaxis(thumb, 0, -1), 0, 1) * 255).round().astype(np.uint8)
-
     def _patches_of(self, unit: np.ndarray, fill: np.ndarray, warn: bool = True):
         """Segment every image; return the patch records and kept masks."""
         image_idx, masks = [], []
         for i, img in enumerate(unit):
-            segs = self._segments(img)
-            if not segs and warn:
+            segs = slic_segments(img, self.resolutions, compactness=self.compactness,
+                                 sigma=self.sigma, scale_segments=self.scale_segments,
+                                 min_area_fraction=self.min_area_fraction,
+                                 min_segment_pixels=self.min_segment_pixels,
+                                 max_jaccard=self.max_jaccard)
+            if not segs and warn:  # stacklevel 4: the caller of fit
                 warnings.warn(f"no segment of image {i} has ≥ {self.min_segment_pixels} pixels",
-                              stacklevel=3)
+                              stacklevel=4)
             image_idx += [i] * len(segs)
             masks += segs
         return np.asarray(image_idx, dtype=np.int64), masks
@@ -237,7 +259,7 @@ class ACE:
         chunks = []
         bs = max(1, int(self.batch_size))
         for start in range(0, len(masks), bs):
-            batch = np.stack([self._patch(unit[i], m, fill) for i, m in
+            batch = np.stack([patch(unit[i], m, fill, self.patch_mode) for i, m in
                               zip(image_idx[start:start + bs], masks[start:start + bs])])
             chunks.append(layer_activations(self.model, self.layer, self._model_space(batch),
                                             batch_size=bs))
@@ -253,49 +275,37 @@ class ACE:
         images not used for discovery; without them the discovery images are split (a third
         for testing) with a warning. Returns the concept :class:`Explanation`.
         """
-        from sklearn.cluster import KMeans
-
         t0 = time.perf_counter()
-        self._check_options()
-        _get_layer(self.model, self.layer)
-        x = self._check_images(images, "images")
-        n, C, H, W = x.shape
-        if n < self.min_images:
-            raise InputError(f"ACE needs ≥ {self.min_images} discovery images (got {n}); "
-                             "40 advised")
-        if n < 30:
-            warnings.warn(f"{n} discovery images; ≥ 30 advised (40 by default in the paper)",
-                          stacklevel=2)
-        pool = random_images if random_images is not None else self.random_pool
-        if pool is None:
-            raise InputError("ACE needs random counterparts: pass random_images= to fit (or "
-                             "random_pool= to ACE), inputs of other classes")
-        pool = self._check_images(pool, "random images", like=(C, H, W))
-        n_random, set_size = int(self.n_random), int(self.random_set_size)
-        if len(pool) < set_size:
-            raise InputError(f"random_pool of {len(pool)} inputs cannot give {n_random} sets "
-                             f"of {set_size}; add inputs or lower random_set_size")
-        if test_images is None:
-            warnings.warn("no test_images given; a third of the discovery images is held out "
-                          "for the TCAV scores", stacklevel=2)
-            n_test = max(1, n // 3)
-            test, x = x[n - n_test:], x[:n - n_test]
-            n = len(x)
-        else:
-            test = self._check_images(test_images, "test images", like=(C, H, W))
-        if not isinstance(target, (int, np.integer)) or isinstance(target, bool):
-            raise TargetError(f"target must be an output index (int); got {target!r}")
-        target = int(target)
-        # probe: the model runs on the images and the target exists (before expensive steps)
-        _, logits = layer_activations(self.model, self.layer, x[:1], return_logits=True)
-        if not 0 <= target < logits.shape[1]:
-            raise TargetError(f"target {target} out of range for {logits.shape[1]} outputs")
-
+        x, pool, test, target = self._fit_inputs(images, target, random_images, test_images)
         unit = np.clip(self._unit(x), 0.0, 1.0)
         self._mean_colour = unit.mean(axis=(0, 2, 3)).astype(np.float32)
-        fill = self._fill_value(C)
+        fill = self._fill_value(x.shape[1])
 
-        # segments and patches
+        patches = self._discovery_patches(unit, fill)
+        clusters = _cluster(patches, n_images=len(x), k=int(self.n_clusters), seed=self.seed,
+                            min_cluster_size=self.min_cluster_size,
+                            max_members=self.max_members)
+        random_sets, n_used = self._random_activation_sets(pool)
+        _, grads = layer_gradients(self.model, self.layer, test, target,
+                                   batch_size=self.batch_size)
+        res = tcav(grads, [patches.flat[mem] for mem in clusters.members],
+                   random_sets[:-1], random_sets[-1], classifier=self.classifier,
+                   seed=self.seed, test=self.test, alpha=self.alpha,
+                   correction=self.correction, min_cav_accuracy=self.min_cav_accuracy)
+        self._keep_fitted_state(patches, clusters, res)
+
+        gallery = _gallery(clusters.members, patches.image_idx, patches.masks, unit, fill,
+                           max_members=self.max_members, n_thumbnails=self.n_thumbnails,
+                           thumbnail_size=self.thumbnail_size)
+        self.explanation_ = self._fit_explanation(
+            res, clusters, gallery, target=target, n_discovery=len(x),
+            n_patches=len(patches.masks), n_test=len(test),
+            evaluations=len(patches.masks) + n_used + len(test), t0=t0)
+        return self.explanation_
+
+    def _discovery_patches(self, unit: np.ndarray, fill: np.ndarray) -> _Patches:
+        """Segments of the discovery images as patches and their activations at the layer
+        (Ghorbani et al. 2019: the segments are the candidate concept examples)."""
         image_idx, masks = self._patches_of(unit, fill)
         if not masks:
             raise InputError(f"no image keeps a segment of ≥ {self.min_segment_pixels} pixels; "
@@ -305,142 +315,73 @@ class ACE:
             raise InputError(f"{len(masks)} patches for {k} clusters; lower n_clusters or add "
                              "images")
         acts = self._patch_activations(unit, image_idx, masks, fill)
-        pooled = acts.reshape(acts.shape[0], acts.shape[1], -1).mean(axis=2) \
-            if acts.ndim > 2 else acts
         flat = acts.reshape(len(acts), -1)
         if np.all(flat == flat[:1]):
             raise XaiError(f"activations at {self.layer!r} are constant over all patches; pick "
                            "another layer or check the images")
+        return _Patches(image_idx, masks, _spatial_mean(acts), flat)
 
-        # clustering and filters
-        km = KMeans(n_clusters=k, n_init=10, random_state=self.seed).fit(pooled)
-        labels = km.labels_
-        dist = np.linalg.norm(pooled - km.cluster_centers_[labels], axis=1)
-        kept, sizes, n_imgs, members = [], [], [], []
-        all_sizes = []
-        for c in range(k):
-            idx = np.flatnonzero(labels == c)
-            s, m = len(idx), len(np.unique(image_idx[idx]))
-            all_sizes.append(s)
-            ok = s >= self.min_cluster_size and (
-                m > 0.5 * s or (m > 0.25 * s and m > 0.25 * n) or (m > 0.1 * s and m > 0.5 * n))
-            if ok:
-                kept.append(c)
-                sizes.append(s)
-                n_imgs.append(m)
-                members.append(idx[np.argsort(dist[idx], kind="stable")][:self.max_members])
-        if not kept:
-            raise XaiError(f"no cluster passed the filters (sizes {sorted(all_sizes)}); lower "
-                           "min_cluster_size or add images")
-        r = len(kept)
-
-        # random sets, gradients, TCAV
-        rng = np.random.default_rng(self.seed)
-        order = rng.permutation(len(pool))
-        if len(pool) >= (n_random + 1) * set_size:
-            sets = [order[j * set_size:(j + 1) * set_size] for j in range(n_random + 1)]
-        else:
-            warnings.warn(f"random_pool of {len(pool)} inputs cannot give {n_random + 1} "
-                          f"disjoint sets of {set_size}; the random sets overlap", stacklevel=2)
-            sets = [np.sort(rng.choice(len(pool), set_size, replace=False))
-                    for _ in range(n_random + 1)]
+    def _random_activation_sets(self, pool: np.ndarray) -> tuple[list[np.ndarray], int]:
+        """Activations of ``n_random`` random sets plus the null set (the last), and how many
+        pool inputs they use."""
+        sets = _random_set_indices(len(pool), int(self.n_random) + 1,
+                                   int(self.random_set_size), self.seed)
         used = np.unique(np.concatenate(sets))
         pool_acts = layer_activations(self.model, self.layer, pool[used],
                                       batch_size=self.batch_size)
         pool_acts = pool_acts.reshape(len(used), -1)
         where = {int(u): i for i, u in enumerate(used)}
-        random_sets = [pool_acts[[where[int(u)] for u in s]] for s in sets]
-        _, grads = layer_gradients(self.model, self.layer, test, target,
-                                   batch_size=self.batch_size)
-        res = tcav(grads, [flat[mem] for mem in members], random_sets[:n_random],
-                   random_sets[n_random], classifier=self.classifier, seed=self.seed,
-                   test=self.test, alpha=self.alpha, correction=self.correction,
-                   min_cav_accuracy=self.min_cav_accuracy)
+        return [pool_acts[[where[int(u)] for u in s]] for s in sets], len(used)
 
-        # fitted state (for attribution_maps)
-        self.kmeans_ = km
+    def _keep_fitted_state(self, patches: _Patches, clusters: _Clusters,
+                           res: TCAVResult) -> None:
+        """The fitted attributes that :meth:`attribution_maps` and the gallery read."""
+        kept, labels, dist = clusters.kept, clusters.labels, clusters.dist
+        self.kmeans_ = clusters.kmeans
         self.concept_ids_ = np.asarray(kept)
-        self.centres_ = km.cluster_centers_[kept]
+        self.centres_ = clusters.kmeans.cluster_centers_[kept]
         self.radii_ = np.array([dist[labels == c].max() for c in kept])
-        self.patch_images_ = image_idx
-        self.patch_masks_ = masks
+        self.patch_images_ = patches.image_idx
+        self.patch_masks_ = patches.masks
         self.patch_labels_ = labels
-        self.members_ = members
+        self.members_ = clusters.members
         self.tcav_ = res
 
-        # prototypes and thumbnails
-        m_max = int(self.max_members)
-        proto = np.full((r, m_max), -1, dtype=np.int64)
-        proto_img = np.full((r, m_max), -1, dtype=np.int64)
-        boxes = np.full((r, m_max, 4), -1, dtype=np.int64)
-        t = int(min(self.thumbnail_size, max(H, W)))
-        n_thumb = int(self.n_thumbnails)
-        thumbs = np.zeros((r, n_thumb, t, t, C), dtype=np.uint8)
-        n_thumbs = np.zeros(r, dtype=np.int64)
-        for i, mem in enumerate(members):
-            proto[i, :len(mem)] = mem
-            proto_img[i, :len(mem)] = image_idx[mem]
-            for j, p in enumerate(mem):
-                boxes[i, j] = _bbox(masks[p])
-            for j, p in enumerate(mem[:n_thumb]):
-                thumbs[i, j] = self._thumbnail(unit[image_idx[p]], masks[p], fill)
-            n_thumbs[i] = min(len(mem), n_thumb)
-
-        significant_first = np.lexsort((-res.mean, ~(res.significant & (res.direction > 0))))
-        names = [f"concept {c}" for c in kept]
-        stderr_imp = res.std / np.sqrt(np.sum(np.isfinite(res.scores), axis=1).clip(1))
-        per_se = np.sqrt(res.per_input * (1 - res.per_input) / n_random)
-        extras: dict[str, Any] = {
-            "importance": res.mean,
-            "importance_stderr": stderr_imp,
-            "concept_ids": np.asarray(kept, dtype=np.int64),
-            "rank": significant_first.astype(np.int64),
-            "tcav_scores": res.scores,
-            "tcav_std": res.std,
-            "tcav_null": res.null_scores,
-            "tcav_null_mean": np.asarray(res.null_mean),
-            "p_values": res.p_values,
-            "significant": res.significant,
-            "direction": res.direction,
-            "cav_accuracies": res.accuracies,
-            "null_cav_accuracies": res.null_accuracies,
-            "directional_derivatives": res.derivatives,
-            "cluster_sizes": np.asarray(sizes, dtype=np.int64),
-            "cluster_images": np.asarray(n_imgs, dtype=np.int64),
-            "all_cluster_sizes": np.asarray(all_sizes, dtype=np.int64),
-            "bank": self.centres_.T.copy(),
-            "prototypes": proto,
-            "prototype_images": proto_img,
-            "prototype_boxes": boxes,
-            "thumbnails": thumbs,
-            "n_thumbnails": n_thumbs,
-        }
+    def _fit_explanation(self, res: TCAVResult, clusters: _Clusters, gallery: dict, *,
+                         target: int, n_discovery: int, n_patches: int, n_test: int,
+                         evaluations: int, t0: float) -> Explanation:
+        """The concept :class:`Explanation` of :meth:`fit`: per test image, the fraction of a
+        concept's CAVs with a positive directional derivative (Kim et al. 2018)."""
+        n_random = int(self.n_random)
+        names = [f"concept {c}" for c in clusters.kept]
+        extras = _tcav_extras(res, clusters, n_random)
+        extras["bank"] = self.centres_.T.copy()
+        extras.update(gallery)
         options = {
             "feature_kind": "concept", "layer": self.layer, "target": target,
-            "concept_names": names, "n_clusters": k, "resolutions": list(self.resolutions),
-            "patch_mode": self.patch_mode, "n_random": n_random,
-            "random_set_size": set_size, "classifier": self.classifier, "test": self.test,
-            "alpha": float(self.alpha), "correction": self.correction,
-            "min_cluster_size": int(self.min_cluster_size),
-            "max_members": m_max, "seed": int(self.seed), "n_patches": len(masks),
-            "n_discovery": n,
+            "concept_names": names, "n_clusters": int(self.n_clusters),
+            "resolutions": list(self.resolutions), "patch_mode": self.patch_mode,
+            "n_random": n_random, "random_set_size": int(self.random_set_size),
+            "classifier": self.classifier, "test": self.test, "alpha": float(self.alpha),
+            "correction": self.correction, "min_cluster_size": int(self.min_cluster_size),
+            "max_members": int(self.max_members), "seed": int(self.seed),
+            "n_patches": n_patches, "n_discovery": n_discovery,
         }
-        self.explanation_ = Explanation(
+        return Explanation(
             values=np.nan_to_num(res.per_input, nan=0.0),
-            stderr=per_se,
-            base_values=np.zeros(len(test)),
+            stderr=np.sqrt(res.per_input * (1 - res.per_input) / n_random),
+            base_values=np.zeros(n_test),
             feature_names=names,
             method="ace",
             removal={"name": "tcav"},
             behaviour={"name": "logit", "target": target},
             summary={"name": "tcav", "n_random": n_random, "test": self.test,
                      "alpha": float(self.alpha)},
-            evaluations=int(len(masks) + len(used) + len(test)),
+            evaluations=int(evaluations),
             seconds=time.perf_counter() - t0,
             options=options,
             extras=extras,
         )
-        return self.explanation_
 
     # -------------------------------------------------------------------- after fit
 
@@ -461,9 +402,7 @@ class ACE:
         image_idx, masks = self._patches_of(unit, fill, warn=False)
         if not masks:
             return x, unit, fill, image_idx, masks, np.zeros(0, dtype=np.int64)
-        acts = self._patch_activations(unit, image_idx, masks, fill)
-        pooled = acts.reshape(acts.shape[0], acts.shape[1], -1).mean(axis=2) \
-            if acts.ndim > 2 else acts
+        pooled = _spatial_mean(self._patch_activations(unit, image_idx, masks, fill))
         d = np.linalg.norm(pooled[:, None, :] - self.centres_[None], axis=2)
         near = d.argmin(axis=1)
         inside = d[np.arange(len(d)), near] <= self.radii_[near]
@@ -506,10 +445,6 @@ class ACE:
         image: a dummy feature), ``extras["importance"]`` = mean over images and
         ``extras["importance_stderr"]`` = SD/√n, ``extras["present"] (n, r)``,
         ``extras["segmentation"] (n, H, W)`` (the pixels each concept removes, ``-1`` = none)."""
-        from ..explainer import Explainer
-        from ..features import FeatureMap
-        from ..removals import Baseline
-
         self._fitted()
         t0 = time.perf_counter()
         target = int(self.explanation_.options["target"] if target is None else target)
@@ -517,30 +452,18 @@ class ACE:
         x = self._check_images(images[None] if getattr(images, "ndim", 0) == 3 else images,
                                "images")
         n, r = len(x), len(self.concept_ids_)
-        present = np.zeros((n, r), dtype=bool)
-        for i in range(n):
-            present[i, np.unique(seg[i][seg[i] >= 0])] = True
+        present = _present_concepts(seg, r)
         values = np.zeros((n, r))
         stderr = np.zeros((n, r))
         base = np.full(n, np.nan)
         rows = np.flatnonzero(present.any(1))
-        fill_img = self._model_space(np.broadcast_to(
-            self._fill_value(x.shape[1])[None, :, None, None], (1,) + x.shape[1:]).copy())[0]
         key = summary.lower().replace("_", "-") if isinstance(summary, str) else None
         spec = {"shapley": "auto", "occlusion": "remove-individual"}.get(key, summary)
         evaluations = 0
         if len(rows):
-            # local feature numbers 0..m_i-1 per image; -1 = pixels of no concept (kept)
             order = [np.flatnonzero(present[i]) for i in rows]
-            index = np.full((len(rows),) + x.shape[2:], -1, dtype=np.int64)
-            for k, i in enumerate(rows):
-                lookup = np.full(r + 1, -1, dtype=np.int64)
-                lookup[order[k]] = np.arange(len(order[k]))
-                index[k] = lookup[seg[i]]  # seg == -1 indexes lookup[-1] = -1
-            fmap = FeatureMap(index, kind="concept", channel_axis=0, per_explicand=True)
-            explainer = Explainer(Baseline(fill_img), "prediction", spec, method="ace-game",
-                                  target=target, output="raw", **options)
-            res = explainer.explain(self.model, x[rows], features=fmap, output_kind="raw")
+            res = self._concept_game(x[rows], _local_concept_index(seg[rows], order, r), spec,
+                                     target, options)
             v = np.asarray(res.values, dtype=np.float64).reshape(len(rows), -1)
             se = np.asarray(res.stderr, dtype=np.float64).reshape(len(rows), -1) \
                 if res.stderr is not None else np.full_like(v, np.nan)
@@ -564,6 +487,22 @@ class ACE:
             extras={"importance": imp, "importance_stderr": imp_se, "present": present,
                     "segmentation": seg})
 
+    def _concept_game(self, x: np.ndarray, index: np.ndarray, spec, target: int,
+                      options: dict) -> Explanation:
+        """The core explainer on the concept game of images ``x``: features = the concepts of
+        each image (``index``, per explicand), removal = the fill value over their segments,
+        behaviour = the raw ``target`` output."""
+        from ..explainer import Explainer
+        from ..features import FeatureMap
+        from ..removals import Baseline
+
+        fill_img = self._model_space(np.broadcast_to(
+            self._fill_value(x.shape[1])[None, :, None, None], (1,) + x.shape[1:]).copy())[0]
+        fmap = FeatureMap(index, kind="concept", channel_axis=0, per_explicand=True)
+        explainer = Explainer(Baseline(fill_img), "prediction", spec, method="ace-game",
+                              target=target, output="raw", **options)
+        return explainer.explain(self.model, x, features=fmap, output_kind="raw")
+
     def plot_importance(self, ax=None) -> Figure:
         """Mean TCAV per concept with ±1.96·SE bars, the null mean and significance marks."""
         self._fitted()
@@ -575,31 +514,135 @@ class ACE:
         return plot_gallery(self.explanation_, top_k=top_k)
 
 
+
 # ----------------------------------------------------------------------------- helpers
 
 
-def _per_resolution(value, n: int, name: str) -> tuple:
-    vals = tuple(np.atleast_1d(value).tolist())
-    if len(vals) == 1:
-        return vals * n
-    if len(vals) != n:
-        raise InputError(f"{name} has {len(vals)} values for {n} resolutions")
-    return vals
+def _spatial_mean(acts: np.ndarray) -> np.ndarray:
+    """``(n, channels)`` activations averaged over any spatial axes."""
+    return acts.reshape(acts.shape[0], acts.shape[1], -1).mean(axis=2) \
+        if acts.ndim > 2 else acts
 
 
-def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """Inclusive bounding box ``(y0, y1, x0, x1)`` of a non-empty mask."""
-    ys, xs = np.nonzero(mask)
-    return int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
+def _is_diverse(size: int, n_imgs: int, n: int) -> bool:
+    """ACE's cluster filter (Ghorbani et al. 2019): a cluster of ``size`` patches from
+    ``n_imgs`` of the ``n`` discovery images is kept when its patches come from many images,
+    or from fewer but then from a large share of all images."""
+    return (n_imgs > 0.5 * size or (n_imgs > 0.25 * size and n_imgs > 0.25 * n)
+            or (n_imgs > 0.1 * size and n_imgs > 0.5 * n))
 
 
-def _resize(img: np.ndarray, size: tuple[int, int], order: int) -> np.ndarray:
-    """Resize ``(C, h, w)`` to ``(C, *size)`` with scikit-image (bicubic for ``order=3``)."""
-    from skimage.transform import resize
+def _cluster(patches: _Patches, *, n_images: int, k: int, seed: int, min_cluster_size: int,
+             max_members: int) -> _Clusters:
+    """k-means of the pooled patch activations; the clusters of at least ``min_cluster_size``
+    patches that pass :func:`_is_diverse` become concepts, each with its ``max_members``
+    patches nearest the centre."""
+    from sklearn.cluster import KMeans
 
-    out = resize(np.moveaxis(img, 0, -1), tuple(size) + (img.shape[0],), order=order,
-                 mode="edge", anti_aliasing=False, preserve_range=True)
-    return np.moveaxis(out, -1, 0).astype(np.float32)
+    km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(patches.pooled)
+    labels = km.labels_
+    dist = np.linalg.norm(patches.pooled - km.cluster_centers_[labels], axis=1)
+    kept, sizes, n_imgs, members = [], [], [], []
+    all_sizes = []
+    for c in range(k):
+        idx = np.flatnonzero(labels == c)
+        s, m = len(idx), len(np.unique(patches.image_idx[idx]))
+        all_sizes.append(s)
+        if s >= min_cluster_size and _is_diverse(s, m, n_images):
+            kept.append(c)
+            sizes.append(s)
+            n_imgs.append(m)
+            members.append(idx[np.argsort(dist[idx], kind="stable")][:max_members])
+    if not kept:
+        raise XaiError(f"no cluster passed the filters (sizes {sorted(all_sizes)}); lower "
+                       "min_cluster_size or add images")
+    return _Clusters(km, labels, dist, kept, sizes, n_imgs, members, all_sizes)
+
+
+def _random_set_indices(n_pool: int, n_sets: int, set_size: int,
+                        seed: int) -> list[np.ndarray]:
+    """``n_sets`` random sets of ``set_size`` pool indices: disjoint when the pool is large
+    enough, otherwise drawn independently (they overlap, with a warning)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n_pool)
+    if n_pool >= n_sets * set_size:
+        return [order[j * set_size:(j + 1) * set_size] for j in range(n_sets)]
+    # stacklevel 4: the caller of ACE.fit
+    warnings.warn(f"random_pool of {n_pool} inputs cannot give {n_sets} disjoint sets of "
+                  f"{set_size}; the random sets overlap", stacklevel=4)
+    return [np.sort(rng.choice(n_pool, set_size, replace=False)) for _ in range(n_sets)]
+
+
+def _tcav_extras(res: TCAVResult, clusters: _Clusters, n_random: int) -> dict[str, Any]:
+    """The TCAV table and the clusters' sizes, as the explanation's extras."""
+    significant_first = np.lexsort((-res.mean, ~(res.significant & (res.direction > 0))))
+    return {
+        "importance": res.mean,
+        "importance_stderr": res.std / np.sqrt(np.sum(np.isfinite(res.scores),
+                                                      axis=1).clip(1)),
+        "concept_ids": np.asarray(clusters.kept, dtype=np.int64),
+        "rank": significant_first.astype(np.int64),
+        "tcav_scores": res.scores,
+        "tcav_std": res.std,
+        "tcav_null": res.null_scores,
+        "tcav_null_mean": np.asarray(res.null_mean),
+        "p_values": res.p_values,
+        "significant": res.significant,
+        "direction": res.direction,
+        "cav_accuracies": res.accuracies,
+        "null_cav_accuracies": res.null_accuracies,
+        "directional_derivatives": res.derivatives,
+        "cluster_sizes": np.asarray(clusters.sizes, dtype=np.int64),
+        "cluster_images": np.asarray(clusters.n_images, dtype=np.int64),
+        "all_cluster_sizes": np.asarray(clusters.all_sizes, dtype=np.int64),
+    }
+
+
+def _gallery(members: list[np.ndarray], image_idx: np.ndarray, masks: list[np.ndarray],
+             unit: np.ndarray, fill: np.ndarray, *, max_members: int, n_thumbnails: int,
+             thumbnail_size: int) -> dict[str, np.ndarray]:
+    """Each concept's prototypes (its members: patch, image, bounding box; ``-1`` pads) and
+    thumbnails of its first ``n_thumbnails`` members."""
+    r, m_max = len(members), int(max_members)
+    C, H, W = unit.shape[1:]
+    proto = np.full((r, m_max), -1, dtype=np.int64)
+    proto_img = np.full((r, m_max), -1, dtype=np.int64)
+    boxes = np.full((r, m_max, 4), -1, dtype=np.int64)
+    t = int(min(thumbnail_size, max(H, W)))
+    n_thumb = int(n_thumbnails)
+    thumbs = np.zeros((r, n_thumb, t, t, C), dtype=np.uint8)
+    n_thumbs = np.zeros(r, dtype=np.int64)
+    for i, mem in enumerate(members):
+        proto[i, :len(mem)] = mem
+        proto_img[i, :len(mem)] = image_idx[mem]
+        for j, p in enumerate(mem):
+            boxes[i, j] = bbox(masks[p])
+        for j, p in enumerate(mem[:n_thumb]):
+            thumbs[i, j] = thumbnail(unit[image_idx[p]], masks[p], fill, thumbnail_size)
+        n_thumbs[i] = min(len(mem), n_thumb)
+    return {"prototypes": proto, "prototype_images": proto_img, "prototype_boxes": boxes,
+            "thumbnails": thumbs, "n_thumbnails": n_thumbs}
+
+
+def _present_concepts(seg: np.ndarray, r: int) -> np.ndarray:
+    """``(n, r)`` whether each of the ``r`` concepts owns a pixel of each image's
+    segmentation ``seg (n, H, W)``."""
+    present = np.zeros((len(seg), r), dtype=bool)
+    for i in range(len(seg)):
+        present[i, np.unique(seg[i][seg[i] >= 0])] = True
+    return present
+
+
+def _local_concept_index(seg: np.ndarray, order: list[np.ndarray], r: int) -> np.ndarray:
+    """Per image, the concept segmentation renumbered to local feature numbers
+    ``0..m_i-1`` (the concepts ``order[i]`` present in it); ``-1`` = pixels of no concept
+    (kept)."""
+    index = np.full(seg.shape, -1, dtype=np.int64)
+    for k in range(len(seg)):
+        lookup = np.full(r + 1, -1, dtype=np.int64)
+        lookup[order[k]] = np.arange(len(order[k]))
+        index[k] = lookup[seg[k]]  # seg == -1 indexes lookup[-1] = -1
+    return index
 
 
 def _concept_table(expl: Explanation) -> dict:
