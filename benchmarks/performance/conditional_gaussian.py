@@ -7,7 +7,8 @@ permutation Shapley, budget 20,000). Each repeat times one explanation and then 
 bare forward pass over the rows the explanation evaluated, :func:`.common.fastest_floor`), so
 both see the same machine load; the ratio is the median over repeats.
 
-``python -m benchmarks.performance.conditional_gaussian --out DIR [--quick] [--before JSON]``
+``python -m benchmarks.performance.conditional_gaussian --out DIR [--quick] [--repeats N]
+[--before JSON]``
 writes ``conditional_gaussian.{json,md}`` under ``DIR``; ``--before`` adds the columns of an
 earlier run (e.g. of the previous implementation) to the table.
 """
@@ -27,24 +28,32 @@ from .problem import load_problem
 from .report import _env_line, write
 
 FLOOR_BATCHES = (4096, 16_384)
-#: (name, summary, n_samples, budget in model rows per explained row) on problem 2's MLP
+#: (name, summary, draws per coalition K, budget in model rows per explained row) on problem
+#: 2's MLP
 P2_CASES = (("permutation-shapley, K=32", "permutation", 32, 4096),
             ("kernelshap, K=32", "kernelshap", 32, 4096),
             ("permutation-shapley, K=8", "permutation", 8, 1024))
+#: the same games under marginal removal with K background rows: what the game costs with K
+#: draws per coalition and no conditional draws to compute (a yardstick, not a contender)
+MARGINAL_CASES = (("marginal yardstick, permutation-shapley, K=32", "permutation", 32, 4096),
+                  ("marginal yardstick, permutation-shapley, K=8", "permutation", 8, 1024))
 
 
-def _p2_case(problem, X, summary: str, n_samples: int, budget: int):
-    """One explanation of problem 2's rows ``X``; returns the rows the model saw."""
+def _p2_case(problem, X, summary: str, n_samples: int, budget: int, marginal: bool = False):
+    """One explanation of problem 2's rows ``X`` under conditional-gaussian removal (or
+    ``marginal`` removal with ``n_samples`` background rows); returns the rows the model
+    saw."""
     from xai.behaviours import Prediction
     from xai.features import FeatureMap
     from xai.game import Game
     from xai.models import as_model
-    from xai.removals import ConditionalGaussian
+    from xai.removals import ConditionalGaussian, Marginal
     from xai.summaries import KernelSHAP, PermutationShapley
 
     problem.counter.reset()
-    game = Game(as_model(problem.counter, output_kind="logits"), X,
-                ConditionalGaussian(problem.X_train, n_samples=n_samples),
+    removal = Marginal(problem.X_train[:n_samples]) if marginal else \
+        ConditionalGaussian(problem.X_train, n_samples=n_samples)
+    game = Game(as_model(problem.counter, output_kind="logits"), X, removal,
                 Prediction(target=1, output="probability"), FeatureMap.tabular(problem.d),
                 seed=0)
     cls = PermutationShapley if summary == "permutation" else KernelSHAP
@@ -103,16 +112,20 @@ def _measure(name: str, explain, floor_module, floor_rows, repeats: int, log) ->
 
 
 def run_conditional_gaussian(*, n_rows: int = 200, repeats: int = 5, cases=P2_CASES,
-                             readme: bool = True, cache_dir=None, log=print) -> dict:
+                             yardsticks=MARGINAL_CASES, readme: bool = True, cache_dir=None,
+                             log=print) -> dict:
     """Every case's median seconds, floor and ratio (see the module docstring)."""
     problem = load_problem(16, cache_dir=cache_dir)
     X = np.resize(problem.X_test, (n_rows, 16))
     rows = []
-    for name, summary, k, budget in cases:
-        rows.append(_measure(f"problem 2 MLP, {n_rows} rows, {name}, budget {budget}",
-                             lambda s=summary, k=k, b=budget: _p2_case(problem, X, s, k, b),
-                             problem.module, X, repeats, log))
-        rows[-1].update(summary=summary, n_samples=k, budget=budget, n_rows=n_rows)
+    for marginal, group in ((False, cases), (True, yardsticks)):
+        for name, summary, k, budget in group:
+            rows.append(_measure(f"problem 2 MLP, {n_rows} rows, {name}, budget {budget}",
+                                 lambda s=summary, k=k, b=budget, m=marginal:
+                                 _p2_case(problem, X, s, k, b, m),
+                                 problem.module, X, repeats, log))
+            rows[-1].update(summary=summary, n_samples=k, budget=budget, n_rows=n_rows,
+                            removal="marginal" if marginal else "conditional-gaussian")
     if readme:
         explain, bare, floor_rows = _readme_example()
         rows.append(_measure("README tabular example (sklearn MLP, 3 rows, loss)", explain,
@@ -156,11 +169,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true", help="20 rows, 2 repeats, no README case")
     p.add_argument("--before", help="conditional_gaussian.json of an earlier run to compare")
     p.add_argument("--label", default="", help="what this run measures (kept in the JSON)")
+    p.add_argument("--repeats", type=int, default=5, help="timed explanations per case")
     args = p.parse_args(argv)
     out = Path(args.out)
     with pinned_threads(1):
         env = environment()
-        sizes = {"n_rows": 20, "repeats": 2, "readme": False} if args.quick else {}
+        sizes = {"n_rows": 20, "repeats": 2, "readme": False} if args.quick else \
+            {"repeats": args.repeats}
         res = run_conditional_gaussian(cache_dir=out / "models", **sizes)
     res["label"] = args.label
     if args.before:
