@@ -22,6 +22,7 @@ from xai.planner import (
     CPU_MAX_ROWS,
     CPU_MIN_ROWS,
     DEFAULT_MAX_BATCH,
+    pair_blocks,
 )
 from xai.removals import (
     Baseline,
@@ -162,11 +163,9 @@ def test_replacements_near_the_dtype_limit_select_instead_of_interpolating():
 
 
 def test_grid_blocks_cover_every_pair_once():
-    game = Game(fingerprint_model(4), np.ones((5, 4)), Baseline(0.0),
-                Prediction(target=0, output="raw"), FeatureMap.tabular(4))
     for nr, mu, cb in [(5, 7, 3), (5, 7, 7), (5, 7, 20), (1, 1, 1), (3, 100, 33), (9, 2, 5)]:
         seen = np.zeros((nr, mu), dtype=int)
-        for i0, i1, j0, j1 in game._blocks(nr, mu, cb, True):
+        for i0, i1, j0, j1 in pair_blocks(nr, mu, cb, True):
             assert (i1 - i0) * (j1 - j0) <= cb or (i1 - i0 == 1 and j1 - j0 <= cb)
             seen[i0:i1, j0:j1] += 1
         assert (seen == 1).all()

@@ -67,6 +67,74 @@ def first_and_inverse(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, inv.ravel()
 
 
+def check_masks(masks, d: int, nrows: int, removal: Removal) -> np.ndarray:
+    """Coalitions ``(m, d)`` or ``(nrows, m, d)`` as booleans, or as fractions in ``[0, 1]``
+    where ``removal`` accepts them; ``MaskError`` otherwise."""
+    masks = masks.cpu().numpy() if isinstance(masks, torch.Tensor) else np.asarray(masks)
+    if masks.ndim not in (2, 3) or masks.shape[-1] != d:
+        raise MaskError(f"masks must have shape (m, {d}) or (rows, m, {d}) for "
+                        f"{d} features; got {masks.shape}")
+    if masks.ndim == 3 and masks.shape[0] != nrows:
+        raise MaskError(f"per-explicand masks have {masks.shape[0]} rows for {nrows} "
+                        "explicands")
+    if masks.dtype != bool:
+        if not np.issubdtype(masks.dtype, np.number):
+            raise MaskError(f"masks must be boolean or numeric, got {masks.dtype}")
+        if np.isnan(masks).any() or masks.min() < 0 or masks.max() > 1:
+            bad = masks[np.isnan(masks) | (masks < 0) | (masks > 1)].ravel()[0]
+            raise MaskError(
+                f"mask value {bad} is outside [0, 1] (removal {removal.name!r}); masks "
+                "are booleans (True = feature kept) or, for removals that accept fractions "
+                "(baseline, blur), values in [0, 1]")
+        if np.all((masks == 0) | (masks == 1)):
+            masks = masks.astype(bool)
+        else:
+            check_fractional(removal, True)
+            masks = masks.astype(np.float64)
+    return masks
+
+
+def flat_explicands(X: torch.Tensor, model: Model, kind: str,
+                    memory_format: str) -> torch.Tensor:
+    """Explicands ``(n, D)`` on the model's device, floating ones in its dtype (token ids keep
+    theirs), checked: a batch axis, finite values, images for ``"channels_last"``."""
+    if X.ndim < 2:
+        raise InputError(f"explicands must have a batch axis: got shape {tuple(X.shape)}")
+    check_finite(X, "X")
+    if memory_format == "channels_last" and X.ndim != 4:
+        raise InputError(f"memory_format='channels_last' needs images (n, C, H, W); got "
+                         f"inputs of shape {tuple(X.shape)} (use 'auto' or 'contiguous')")
+    if not X.is_floating_point() and kind != "tokens":
+        X = X.to(model.dtype)
+    return X.reshape(X.shape[0], -1).to(device=model.device,
+                                        dtype=model.dtype if X.is_floating_point() else None)
+
+
+def position_features(feature_map: FeatureMap, n: int,
+                      input_shape: tuple[int, ...]) -> np.ndarray:
+    """The feature of every input element ``(1 or n, D)``, ``d`` where always kept; the map
+    must have one row per explicand (or one shared) and one feature count."""
+    if not feature_map.shared and feature_map.index.shape[0] != n:
+        raise InputError(f"the feature map has {feature_map.index.shape[0]} per-explicand "
+                         f"maps for {n} explicands")
+    if not feature_map.shared and len(np.unique(feature_map.d_per_map)) > 1:
+        raise InputError("explicands in one game must have the same number of features; "
+                         "group them by feature count (xai.explain does this)")
+    idx = feature_map.full_index(input_shape)
+    return np.where(idx < 0, feature_map.d, idx)
+
+
+def behaviour_on_draws(behaviour: Behaviour, weights: torch.Tensor, F: torch.Tensor,
+                       rows: torch.Tensor) -> torch.Tensor:
+    """E-beh for x-independent outputs ``F`` of shape (1, K, k) shared by ``rows``."""
+    K = F.shape[1]
+    vals = behaviour(behaviour.on_scale(F[0]).repeat(len(rows), 1),
+                          rows.repeat_interleave(K))
+    vals = vals.reshape(len(rows), K, *vals.shape[1:])
+    w = weights.reshape(1, K, *([1] * (vals.ndim - 2)))
+    return (vals * w).sum(1)
+
+
 class Game:
     """Cooperative game of ``n`` explicands over ``d`` features.
 
@@ -86,11 +154,9 @@ class Game:
     seed : seed of the removal's random draws.
     kind : ``"tabular"``, ``"image"`` or ``"tokens"`` (guessed from the input rank).
     memory_format : layout of the synthetic images ``(n, C, H, W)`` passed to the model:
-        ``"auto"`` (default) builds them channels-last for a torch module on a CPU with an
-        ``nn.Conv2d`` over their channels, when the removal draws one replacement per
-        coalition (a baseline, blur) and a one-row probe gives the same output (the
-        convolutions then skip their reorders: ~8% less model time for a small CNN);
-        ``"channels_last"`` always, ``"contiguous"`` never. Same values in every layout.
+        ``"auto"`` (default): channels-last where a torch CNN on a CPU gives the same output
+        (:meth:`~xai.synthesis.SyntheticInputs.choose_memory_format`); ``"channels_last"``
+        always, ``"contiguous"`` never. Same values in every layout.
     """
 
     def __init__(self, model: Model, X, removal: Removal, behaviour: Behaviour,
@@ -111,29 +177,12 @@ class Game:
         self.batch_size = batch_size
         self.progress = progress
         X = torch.as_tensor(X) if not isinstance(X, torch.Tensor) else X
-        if X.ndim < 2:
-            raise InputError(f"explicands must have a batch axis: got shape {tuple(X.shape)}")
-        check_finite(X, "X")
-        self.n = X.shape[0]
-        self.input_shape = tuple(X.shape[1:])
-        if memory_format == "channels_last" and len(self.input_shape) != 3:
-            raise InputError(f"memory_format='channels_last' needs images (n, C, H, W); got "
-                             f"inputs of shape {tuple(X.shape)} (use 'auto' or 'contiguous')")
+        self.n, self.input_shape = X.shape[0], tuple(X.shape[1:])
         self.kind = kind or {1: "tabular", 2: "image", 3: "image"}.get(len(self.input_shape),
                                                                           "tensor")
-        if not X.is_floating_point() and self.kind != "tokens":
-            X = X.to(model.dtype)
-        self.X = X.reshape(self.n, -1).to(device=model.device,
-                                          dtype=model.dtype if X.is_floating_point() else None)
-        if not feature_map.shared and feature_map.index.shape[0] != self.n:
-            raise InputError(f"the feature map has {feature_map.index.shape[0]} per-explicand "
-                             f"maps for {self.n} explicands")
+        self.X = flat_explicands(X, model, self.kind, memory_format)
         self.d = feature_map.d
-        if not feature_map.shared and len(np.unique(feature_map.d_per_map)) > 1:
-            raise InputError("explicands in one game must have the same number of features; "
-                             "group them by feature count (xai.explain does this)")
-        idx = feature_map.full_index(self.input_shape)
-        idx = np.where(idx < 0, self.d, idx)
+        idx = position_features(feature_map, self.n, self.input_shape)
         self.index = torch.as_tensor(idx, device=model.device)
         ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         self.seed = ss
@@ -257,7 +306,7 @@ class Game:
         (E-pred with uniform draw weights only; no cache).
         """
         rows = np.arange(self.n) if rows is None else np.asarray(rows, dtype=np.int64)
-        masks = self._check_masks(masks, len(rows))
+        masks = check_masks(masks, self.d, len(rows), self.removal)
         self._prepare()
         per_row = masks.ndim == 3
         nr = len(rows)
@@ -291,9 +340,9 @@ class Game:
                                    packed.reshape(nr * m, -1)], 1)
             first, inv = first_and_inverse(keys)
             if len(first) < len(flat_rows):
-                vals = self._evaluate_pairs(flat_rows[first], flat_masks[first])
+                vals = self._averaged(flat_rows[first], flat_masks[first])
                 return vals[torch.as_tensor(inv)].reshape(nr, m, *self.value_shape)
-        vals = self._evaluate_pairs(flat_rows, flat_masks)
+        vals = self._averaged(flat_rows, flat_masks)
         return vals.reshape(nr, m, *self.value_shape)
 
 
@@ -339,30 +388,6 @@ class Game:
                              "loss='squared-error'")
         return draws
 
-    def _check_masks(self, masks, nrows: int) -> np.ndarray:
-        masks = masks.cpu().numpy() if isinstance(masks, torch.Tensor) else np.asarray(masks)
-        if masks.ndim not in (2, 3) or masks.shape[-1] != self.d:
-            raise MaskError(f"masks must have shape (m, {self.d}) or (rows, m, {self.d}) for "
-                            f"{self.d} features; got {masks.shape}")
-        if masks.ndim == 3 and masks.shape[0] != nrows:
-            raise MaskError(f"per-explicand masks have {masks.shape[0]} rows for {nrows} "
-                            "explicands")
-        if masks.dtype != bool:
-            if not np.issubdtype(masks.dtype, np.number):
-                raise MaskError(f"masks must be boolean or numeric, got {masks.dtype}")
-            if np.isnan(masks).any() or masks.min() < 0 or masks.max() > 1:
-                bad = masks[np.isnan(masks) | (masks < 0) | (masks > 1)].ravel()[0]
-                raise MaskError(
-                    f"mask value {bad} is outside [0, 1] (removal {self.removal.name!r}); masks "
-                    "are booleans (True = feature kept) or, for removals that accept fractions "
-                    "(baseline, blur), values in [0, 1]")
-            if np.all((masks == 0) | (masks == 1)):
-                masks = masks.astype(bool)
-            else:
-                check_fractional(self.removal, True)
-                masks = masks.astype(np.float64)
-        return masks
-
     def _values_shared(self, uniq: np.ndarray, rows: np.ndarray,
                        packed: np.ndarray | None = None) -> torch.Tensor:
         """Values ``(len(rows), len(uniq), ...)`` of shared unique coalitions (``packed``: their
@@ -395,14 +420,14 @@ class Game:
                     Fbar = (self.behaviour.on_scale(F) * self.weights[None, :, None]).sum(1)
                     self._v_empty = self.behaviour(Fbar.expand(self.n, -1), all_rows)
                 else:
-                    self._v_empty = self._behaviour_on_draws(F, all_rows)
+                    self._v_empty = behaviour_on_draws(self.behaviour, self.weights, F, all_rows)
                 out[:, empty] = self._v_empty[torch.as_tensor(rows)][:, None]
                 todo &= ~empty
         else:
             keys = None
         idx = np.flatnonzero(todo)
         if idx.size:
-            vals = self._evaluate_pairs(rows, uniq[idx], shared=True).reshape(
+            vals = self._averaged(rows, uniq[idx], shared=True).reshape(
                 nr, idx.size, *self.value_shape)
             if idx.size == mu:  # every coalition evaluated: the values are the result
                 out = vals
@@ -416,15 +441,6 @@ class Game:
         """Forget cached coalition values and the synthetic inputs' memos."""
         self.cache.clear()
         self.inputs.clear()
-
-    def _behaviour_on_draws(self, F: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """E-beh for x-independent outputs ``F`` of shape (1, K, k) shared by ``rows``."""
-        K = F.shape[1]
-        vals = self.behaviour(self.behaviour.on_scale(F[0]).repeat(len(rows), 1),
-                              rows.repeat_interleave(K))
-        vals = vals.reshape(len(rows), K, *vals.shape[1:])
-        w = self.weights.reshape(1, K, *([1] * (vals.ndim - 2)))
-        return (vals * w).sum(1)
 
     def _rows_per_call(self, fractional: bool = False) -> int:
         """Rows of synthetic inputs built at a time (a block), so that the block's arrays
@@ -451,48 +467,14 @@ class Game:
         return planner.call_rows(self.model, self.X.shape[1] * self.X.element_size(),
                                  self.batch_size)
 
-    def _evaluate_pairs(self, rows: np.ndarray, masks: np.ndarray,
-                        shared: bool = False) -> torch.Tensor:
-        """Values of ``(explicand, coalition)`` pairs: ``(P, ...)``.
-
-        ``shared=False``: pair ``p`` is ``(rows[p], masks[p])``. ``shared=True``: the pairs are
-        every row with every mask, row-major (``P = len(rows) * len(masks)``), and are formed
-        chunk by chunk, never all at once.
-        """
-        return self._averaged(rows, masks, shared=shared)
-
-
-
-    def _blocks(self, nr: int, mu: int, cb: int, shared: bool):
-        """Blocks of at most ``cb`` pairs, as ``(i0, i1, j0, j1)``: explicands ``rows[i0:i1]``
-        with masks ``j0:j1`` (``shared``, every row with every mask; a block spans whole mask
-        lists or one row's even share of them), else pairs ``i0:i1`` (``j0 = j1 = -1``)."""
-        if not shared:
-            for a in range(0, nr, cb):
-                yield a, min(nr, a + cb), -1, -1
-        elif mu >= cb:
-            size = -(-mu // -(-mu // cb))
-            for i in range(nr):
-                for j in range(0, mu, size):
-                    yield i, i + 1, j, min(mu, j + size)
-        else:
-            rr = max(1, cb // mu)
-            rr = -(-nr // -(-nr // rr))
-            for i in range(0, nr, rr):
-                yield i, min(nr, i + rr), 0, mu
-
-
-
-
-
-
-
     def _averaged(self, rows: np.ndarray, masks: np.ndarray, raw: bool = False,
                   shared: bool = False, draws: np.ndarray | None = None) -> torch.Tensor:
-        """Behaviour values of pairs ``(P, ...)``: the removal average of the outputs, then the
-        behaviour (E-pred), or the average of the behaviour over draws (E-beh). ``raw=True``
-        returns the per-draw raw outputs ``(P, K, k)`` instead. ``draws`` ``(P, K')``: each
-        pair averages over its own subset of draws, corrected to be unbiased (E-pred)."""
+        """Behaviour values of ``(explicand, coalition)`` pairs ``(P, ...)``: pair ``p`` is
+        ``(rows[p], masks[p])``, or with ``shared`` every row with every mask, row-major
+        (``P = len(rows) * len(masks)``, formed block by block, never all at once). The value
+        is the removal average of the outputs, then the behaviour (E-pred), or the average of
+        the behaviour over draws (E-beh); ``raw=True``: the per-draw raw outputs ``(P, K, k)``.
+        ``draws`` ``(P, K')``: each pair averages its own draws, corrected to be unbiased."""
         nr, mu = len(rows), len(masks)
         P = nr * mu if shared else nr
         K, k = (self.K if draws is None else draws.shape[1]), self.k
@@ -509,8 +491,7 @@ class Game:
         masks_all = torch.as_tensor(masks, device=dev)
         rows_all = torch.as_tensor(rows, device=dev)
         single = draws is None and K == 1 and float(self.weights[0]) == 1.0  # one draw, weight 1
-        # one boolean mask and one draw per pair: the synthetic inputs are built over the
-        # explicands' copy (x_lerp: lerp-safe explicands, floating by construction)
+        # one boolean mask and one draw per pair: inputs built over the explicands' copy
         fill_x = boolean and K == 1 and draws is None and self.inputs.strategy.in_place
         # many coalitions of an explicand with one replacement each, one mask value per input
         # element (no channel broadcast, e.g. channels-last): by table lookup
@@ -518,7 +499,7 @@ class Game:
             self.inputs.lookup_layout and self.X.shape[1] >= SELECTION_MIN_ELEMENTS
         chunk_id = 0
         with self.model.session():
-            for i0, i1, j0, j1 in self._blocks(nr, mu, cb, shared):
+            for i0, i1, j0, j1 in planner.pair_blocks(nr, mu, cb, shared):
                 grid = j0 >= 0
                 r = rows_all[i0:i1]
                 mask_t = masks_all[j0:j1] if grid else masks_all[i0:i1]

@@ -16,6 +16,8 @@ same seed must give the same values on every run.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
 DEFAULT_MAX_BATCH = 16_384
@@ -98,3 +100,22 @@ def metric_batch(model, X) -> int | None:
             cache_bound(model):
         return IMAGE_CPU_BATCH
     return None
+
+
+def pair_blocks(nr: int, mu: int, cb: int, shared: bool) -> Iterator[tuple[int, int, int, int]]:
+    """Blocks of at most ``cb`` pairs, as ``(i0, i1, j0, j1)``: explicands ``rows[i0:i1]``
+    with masks ``j0:j1`` (``shared``, every row with every mask; a block spans whole mask
+    lists or one row's even share of them), else pairs ``i0:i1`` (``j0 = j1 = -1``)."""
+    if not shared:
+        for a in range(0, nr, cb):
+            yield a, min(nr, a + cb), -1, -1
+    elif mu >= cb:
+        size = -(-mu // -(-mu // cb))
+        for i in range(nr):
+            for j in range(0, mu, size):
+                yield i, i + 1, j, min(mu, j + size)
+    else:
+        rr = max(1, cb // mu)
+        rr = -(-nr // -(-nr // rr))
+        for i in range(0, nr, rr):
+            yield i, min(nr, i + rr), 0, mu
