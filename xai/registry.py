@@ -147,7 +147,7 @@ def constructor_options(cls: type) -> frozenset[str]:
 
 @functools.lru_cache(maxsize=512)
 def _init_params(init: Callable[..., Any]) -> frozenset[str]:
-    sig = inspect.signature(init).parameters.values()  # ~40 µs: once per constructor
+    sig = inspect.signature(init).parameters.values()  # once per constructor
     return frozenset(p.name for p in sig if p.name != "self" and p.kind not in
                      (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD))
 

@@ -258,7 +258,7 @@ class SyntheticInputs:
         ``-1``/0, a bit mask, for integer inputs). ``grid``: masks ``(mm, d)`` for each of
         ``rows``, returns ``(1 or len(rows), mm, P)``; else one mask per row, returns
         ``(c, 1, P)``. The ``(mm, d + 1)`` table (the last column: always kept) is converted
-        before it is gathered (a float gather is ~4x faster than a boolean one).
+        before it is gathered (a float gather is cheaper than a boolean one).
         ``removed=True`` (boolean masks): 1 where a position is removed, 0 where kept."""
         X = self.X
         if removed:

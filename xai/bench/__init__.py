@@ -1,4 +1,4 @@
-"""``xai bench``: benchmark suites, the resumable runner and its summary (SPEC-evaluation §6).
+"""``xai bench``: benchmark suites, the resumable runner and its summary.
 
 ``xai.bench.run(suite="suppressor", out="results/suppressor")`` runs (or resumes) a suite and
 returns its rows as a pandas DataFrame; ``xai.bench.summarise(out)`` writes the tables and

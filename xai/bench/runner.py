@@ -1,4 +1,4 @@
-"""The benchmark runner (SPEC-evaluation §6): ``xai.bench.run`` and ``xai bench``.
+"""The benchmark runner: ``xai.bench.run`` and ``xai bench``.
 
 A **cell** is (data set, data seed, model, method, seed, metric). Cells are grouped so that
 every data set is generated, every model trained and every explanation computed once per

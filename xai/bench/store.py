@@ -1,5 +1,5 @@
 """The results file of a benchmark run, its checksummed cache files and the lock that keeps
-a folder to one writer (SPEC-evaluation §6).
+a folder to one writer.
 
 ``results.jsonl`` holds one JSON object per finished cell, appended, flushed and fsynced as soon
 as the cell finishes. A run killed while writing leaves at most one torn last line, which

@@ -1,4 +1,4 @@
-"""Benchmark suites (SPEC-evaluation §6): registered components of kind ``"suite"`` that list
+"""Benchmark suites: registered components of kind ``"suite"`` that list
 data sets × models × default methods × metrics.
 
 A :class:`Suite` holds :class:`DataSpec` entries. Each names a data set (with its parameters), a
@@ -8,11 +8,11 @@ skip inapplicable metrics without building anything) and its models, each a func
 
 * ``faithfulness`` — scikit-learn digits (8×8) with a small torch CNN, and scikit-learn
   breast-cancer with a torch MLP; both trained here in seconds and cached in the output folder.
-  Default methods shap, lime, occlusion, captum IG, captum saliency; the §1 metrics.
+  Default methods shap, lime, occlusion, captum IG, captum saliency; the faithfulness metrics.
 * ``suppressor`` — ``gauss2d-suppressor`` with its exact Bayes model, ``linear8x8`` with a
   linear model, ``xaitris8`` LIN/MULT/RIGID/XOR × WHITE/CORR × LLR/MLP/CNN (models from
-  :func:`xai.datasets.training.train_model`); default methods as above plus pattern; the §5
-  metrics.
+  :func:`xai.datasets.training.train_model`); default methods as above plus pattern; the
+  ground-truth metrics.
 * ``xaitris64`` (opt-in, larger) — ``xaitris64`` × WHITE/CORR/NATURAL × LLR/MLP/CNN.
 
 Data sets and metrics are looked up by registry name when the suite runs; a suite never
@@ -370,21 +370,21 @@ def _suppressor_specs() -> list[DataSpec]:
 
 FAITHFULNESS = Suite(
     name="faithfulness",
-    description="sklearn digits (CNN) and breast-cancer (MLP), §1 faithfulness metrics",
+    description="sklearn digits (CNN) and breast-cancer (MLP), faithfulness metrics",
     datasets=_faithfulness_specs, methods=list(BASE_METHODS), metrics=FAITHFULNESS_METRICS,
     method_options=METHOD_OPTIONS, n_explain=32)
 
 SUPPRESSOR = Suite(
     name="suppressor",
     description="gauss2d-suppressor (Bayes model), linear8x8, xaitris8 4 scenarios × "
-                "WHITE/CORR × LLR/MLP/CNN; §5 ground-truth metrics",
+                "WHITE/CORR × LLR/MLP/CNN; ground-truth metrics",
     datasets=_suppressor_specs, methods=[*BASE_METHODS, "pattern"],
     metrics=GROUND_TRUTH_METRICS, method_options=METHOD_OPTIONS, n_explain=64)
 
 XAITRIS64 = Suite(
     name="xaitris64",
     description="larger: xaitris64 4 scenarios × WHITE/CORR/NATURAL × LLR/MLP/CNN; "
-                "§5 ground-truth metrics",
+                "ground-truth metrics",
     datasets=lambda: _xaitris_specs("xaitris64", ("white", "corr", "natural")),
     methods=[*BASE_METHODS, "pattern"], metrics=GROUND_TRUTH_METRICS,
     method_options={"shap": {"budget": 4096, "features": 8}, "lime": {"budget": 2048,

@@ -1,4 +1,4 @@
-"""The synthetic concept benchmark (SPEC-concepts §5): ``concept-primitives`` × the §5 CNN ×
+"""The synthetic concept benchmark: ``concept-primitives`` × a small CNN trained on it ×
 CRAFT / ACE, scored by :mod:`xai.concepts.scoring`.
 
 :func:`run_concept_benchmark` generates the data, trains (or loads) the model, checks the model
@@ -15,7 +15,7 @@ failed) and, for each causal output ``j`` (stripes, checker, dots):
   is its majority pixel label, a cluster's purity the share of its kept members with the
   cluster's majority label, and a cluster's importance goes to that label (one-hot "mass").
   A concept's importance for the ranking is, by default (``ace_importance="game"``), its
-  game-based importance of SPEC-concepts §3.5 (:meth:`~xai.concepts.ace.ACE.importance`:
+  game-based importance of the concept game (Fel et al. 2023) (:meth:`~xai.concepts.ace.ACE.importance`:
   exact / auto Shapley values of the target logit over the concepts present in each TCAV
   test image, concepts removed by filling their segments; mean over images), spread over
   labels by what each concept removed (:func:`removed_mass`). TCAV is
@@ -64,7 +64,7 @@ __all__ = ["ACE_DEFAULTS", "CONCEPTS", "CRAFT_DEFAULTS", "SCORES", "concept_grou
 
 #: CRAFT options of the benchmark (calibrated on seeds 0–4 at 16 epochs, see the tests).
 CRAFT_DEFAULTS: dict[str, Any] = {"n_concepts": 8, "patch_size": 10, "resize_crops": False}
-#: ACE options of the benchmark (``in_place`` patches: the CNN is fixed-scale, §5).
+#: ACE options of the benchmark (``in_place`` patches: the CNN is fixed-scale).
 ACE_DEFAULTS: dict[str, Any] = {"patch_mode": "in_place", "resolutions": (15, 50, 80),
                                 "n_clusters": 15, "min_cluster_size": 10, "max_members": 30,
                                 "n_random": 20, "random_set_size": 20, "min_images": 10}
@@ -77,7 +77,7 @@ BENCH_DEFAULTS: dict[str, Any] = {"n_images": 60, "ace_images": 40, "ace_test_im
 SCORES = ("purity", "top1_purity", "coverage", "top1_ok", "margin", "primitive_ratio",
           "background_share", "specificity", "spearman", "iou", "tcav_margin", "tcav_top1_ok",
           "seconds")
-#: Training epochs of the §5 model (8 left seeds 1 and 3 without the dots output learnt).
+#: Training epochs of the benchmark's model (8 left seeds 1 and 3 without the dots output learnt).
 EPOCHS = 16
 _DIRECTION = {"background_share": "lower", "seconds": "lower", "spearman": "diagnostic"}
 
@@ -237,7 +237,7 @@ def run_concept_benchmark(seed: int = 0, methods: Sequence[str] = ("craft", "ace
                           craft_options: dict | None = None, ace_options: dict | None = None,
                           bench_options: dict | None = None, outputs: Sequence[int] | None = None,
                           _prepared: dict | None = None) -> dict:
-    """Run the §5 benchmark for one seed; returns ``{"seed", "valid", "truth", "model_info",
+    """Run the concept benchmark for one seed; returns ``{"seed", "valid", "truth", "model_info",
     "settings", "table"}`` where ``table`` is a list of dicts, one per (method, output) with
     the scores of the module docstring. An invalid model (``model_valid`` false) gives
     ``valid: False`` and an empty table: the explainers are not run."""
@@ -343,7 +343,7 @@ def _score_group(prep: dict, seed: int, method: str, j: int, settings: dict) -> 
 
 CONCEPTS = Suite(
     name="concepts",
-    description="concept-primitives (SPEC-concepts §5 CNN, split at 'g') × CRAFT / ACE; "
+    description="concept-primitives (a small CNN, split at 'g') × CRAFT / ACE; "
                 "purity, coverage, IoU, top-1, margin, primitive ratio, background share, "
                 "specificity, time (one row per seed × method × output × score)",
     datasets=[], methods=["craft", "ace"],
