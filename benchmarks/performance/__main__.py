@@ -1,6 +1,6 @@
 """``python -m benchmarks.performance --out results/performance [--quick] [--problems 1,2,...]``
 
-The problems of issue 8; every contender in this process, one counting model wrapper, torch
+The performance problems (benchmarks/README.md); every contender in this process, one counting model wrapper, torch
 and BLAS pinned to one thread, a warm-up call and the median of repeats. Writes
 ``problem<N>.{json,md}`` (and figures) and ``environment.json`` under ``--out``; trained models
 are cached in ``<out>/models``.
@@ -28,7 +28,8 @@ QUICK = {"p1": {"d": 16, "n_points": 4, "budgets": (256, 1024), "seeds": range(2
 TINY = {"p1": {"d": 6, "n_points": 2, "budgets": (48,), "seeds": range(2)},  # for the tests
         "p2": {"d": 6, "n_rows": 3, "budget": 48, "repeats": 1, "max_seconds": 0.5}}
 #: problem number -> module of this package implementing it (problems 3 and up)
-MODULES = {3: "images", 4: "gradients", 5: "metrics", 6: "global_importance", 7: "scaling"}
+MODULES = {3: "images", 4: "gradients", 5: "metrics", 6: "global_importance", 7: "scaling",
+           8: "estimator_calls"}
 ALL = (1, 2, *MODULES)
 
 
