@@ -18,12 +18,11 @@ import torch.nn.functional as F
 from ..errors import InputError, TargetError, XaiError
 from ..explanation import Explanation
 from .bank import ConceptBank
+from .crops import crop_boxes, crop_images, default_patch_size, prototypes
 from .removal import concept_game
 from .split import check_split, eval_session, split_model
 
 __all__ = ["CRAFT", "ConceptExplanation"]
-
-CROP_MODES = ("grid", "random")
 
 
 class ConceptExplanation(Explanation):
@@ -116,17 +115,6 @@ class ConceptExplanation(Explanation):
         """Decompose ``concept`` at an earlier layer (CRAFT's recursion); see
         :meth:`CRAFT.refine`."""
         return self._fitted().refine(concept, layer, **kwargs)
-
-
-def _default_patch(H: int, W: int) -> int:
-    return max(8, round(min(H, W) * 64 / 224))
-
-
-def _starts(size: int, patch: int, stride: int) -> list[int]:
-    s = list(range(0, size - patch + 1, stride))
-    if s[-1] != size - patch:
-        s.append(size - patch)
-    return s
 
 
 class CRAFT:
@@ -230,19 +218,11 @@ class CRAFT:
         amin = float(A.min()) if A.numel() else 0.0
         if amin < -1e-6 * amax:
             name = self.layer or "g"
-            hint = self._next_relu()
+            hint = _next_relu(self.model, self.layer)
             raise InputError(f"activations at {name!r} are negative (min {amin:.3g}); NMF needs "
                              "non-negative activations: split after a ReLU" +
                              (f", e.g. {hint!r}" if hint else ""))
         return A.clamp_min(0)
-
-    def _next_relu(self) -> str | None:
-        if self.model is None or self.layer is None:
-            return None
-        names = [n for n, _ in self.model.named_modules()]
-        after = names[names.index(self.layer) + 1:] if self.layer in names else []
-        mods = dict(self.model.named_modules())
-        return next((n for n in after if isinstance(mods[n], torch.nn.ReLU)), None)
 
     def _h(self, a: torch.Tensor) -> torch.Tensor:
         g, h = self._split()
@@ -257,42 +237,18 @@ class CRAFT:
 
     def _crops(self, x: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
         n, _, H, W = x.shape
-        ps = self.patch_size if self.patch_size is not None else _default_patch(H, W)
-        if ps > min(H, W):
-            raise InputError(f"patch_size {ps} exceeds image size {min(H, W)}")
-        if ps < 1:
-            raise InputError(f"patch_size must be ≥ 1 (got {ps})")
-        if self.crop_mode == "grid":
-            stride = max(1, round(0.8 * ps))
-            ys, xs = _starts(H, ps, stride), _starts(W, ps, stride)
-            boxes = [(i, y, x0, y + ps, x0 + ps) for i in range(n) for y in ys for x0 in xs]
-        elif self.crop_mode == "random":
-            rng = np.random.default_rng(self.seed)
-            boxes = []
-            for i in range(n):
-                for _ in range(self.crops_per_image):
-                    y, x0 = int(rng.integers(0, H - ps + 1)), int(rng.integers(0, W - ps + 1))
-                    boxes.append((i, y, x0, y + ps, x0 + ps))
-        else:
-            from ..errors import unknown_name
-
-            raise unknown_name("crop_mode", self.crop_mode, CROP_MODES)
-        boxes_arr = np.asarray(boxes, dtype=np.int64)
+        ps = self.patch_size if self.patch_size is not None else default_patch_size(H, W)
+        boxes = crop_boxes(n, H, W, ps, self.crop_mode, crops_per_image=self.crops_per_image,
+                           seed=self.seed)
         self.patch_size_ = ps
-        return x, boxes_arr
-
-    def _crop_batch(self, x: torch.Tensor, boxes: np.ndarray) -> torch.Tensor:
-        H, W = x.shape[2:]
-        crops = torch.stack([x[i, :, y0:y1, x0:x1] for i, y0, x0, y1, x1 in boxes])
-        if self.resize_crops and crops.shape[2:] != (H, W):
-            crops = F.interpolate(crops, size=(H, W), mode="bilinear", align_corners=False)
-        return crops
+        return x, boxes
 
     def _crop_activations(self, x: torch.Tensor, boxes: np.ndarray) -> torch.Tensor:
+        """Pooled activations at the split of the crops ``boxes`` of ``x``, in batches."""
         step = max(1, self.batch_size)
         parts = []
         for a in range(0, len(boxes), step):
-            act = self._g(self._crop_batch(x, boxes[a:a + step]), what="crops")
+            act = self._g(crop_images(x, boxes[a:a + step], self.resize_crops), what="crops")
             parts.append(act.mean(dim=(2, 3)) if act.ndim == 4 else act)
         return torch.cat(parts)
 
@@ -340,52 +296,11 @@ class CRAFT:
         self.result_ = result
         return result
 
-    def _prototypes(self) -> np.ndarray:
-        U = self.bank_.U
-        proto = np.full((U.shape[1], self.top_k), -1, dtype=np.int64)
-        for c in range(U.shape[1]):
-            order = np.argsort(-U[:, c], kind="stable")
-            per_img: dict[int, int] = {}
-            j = 0
-            for i in order:
-                if j >= self.top_k or U[i, c] <= 0:
-                    break
-                img = int(self.crop_boxes_[i, 0])
-                if per_img.get(img, 0) >= self.max_per_image:
-                    continue
-                per_img[img] = per_img.get(img, 0) + 1
-                proto[c, j] = i
-                j += 1
-        return proto
-
     # ------------------------------------------------------------------ importance
 
     def _check_fitted(self) -> None:
         if getattr(self, "bank_", None) is None:
             raise XaiError("this CRAFT is not fitted; call fit(images) first")
-
-    def _summary(self, summary, budget, tol, seed):
-        from .. import registry
-        from ..summaries import ExactShapley, PermutationShapley, RemoveIndividual, SobolTotal
-
-        seed = self.seed if seed is None else seed
-        if not isinstance(summary, str):
-            return summary
-        key = summary.lower().replace("_", "-")
-        if key in ("sobol", "sobol-total"):
-            return SobolTotal(n_rows=self.nb_design, replicates=self.n_replicates, seed=seed,
-                              budget=budget, tol=tol, design="continuous")
-        if key == "shapley":
-            if self.bank_.r <= 12:
-                return ExactShapley(budget=budget)
-            return PermutationShapley(budget=budget, tol=tol, seed=seed)
-        if key == "occlusion":
-            return RemoveIndividual()
-        cls = registry.get("summary", key)
-        params = inspect.signature(cls).parameters
-        kw = {k: v for k, v in (("budget", budget), ("tol", tol), ("seed", seed))
-              if k in params and v is not None}
-        return cls(**kw)
 
     def importance(self, images, summary="sobol", *, target: int | None = None,
                    budget: int | None = None, tol: float | None = None,
@@ -418,7 +333,9 @@ class CRAFT:
         game = concept_game(h, W, u, activations=acts, residual=residual, baseline=baseline,
                             mean=mean, target=target, seed=seed if seed is not None
                             else self.seed, names=names)
-        summ = self._summary(summary, budget, tol, seed)
+        summ = _concept_summary(summary, self.bank_.r, nb_design=self.nb_design,
+                                n_replicates=self.n_replicates, budget=budget, tol=tol,
+                                seed=self.seed if seed is None else seed)
         with eval_session(g, h, self.model):
             res = summ(game)
             v_empty = game.v_empty().numpy()
@@ -440,7 +357,8 @@ class CRAFT:
         if self.bank_.U is not None:
             extras["crop_coefficients"] = self.bank_.U
             extras["crop_boxes"] = self.crop_boxes_
-            extras["prototypes"] = self._prototypes()
+            extras["prototypes"] = prototypes(self.bank_.U, self.crop_boxes_[:, 0],
+                                              self.top_k, self.max_per_image)
         summ_desc = summ.describe()
         result = ConceptExplanation(
             values=values, stderr=se, base_values=v_empty, feature_names=names,
@@ -476,29 +394,6 @@ class CRAFT:
 
     # ------------------------------------------------------------------ recursion
 
-    def _earlier_split(self, layer) -> tuple[str | None, Callable, Callable]:
-        """``(name, g', h')`` for ``layer`` = a module name before the fitted layer or a
-        ``(g', h')`` pair."""
-        if isinstance(layer, tuple | list) and len(layer) == 2 and all(map(callable, layer)):
-            return None, layer[0], layer[1]
-        if not isinstance(layer, str):
-            raise InputError("refine needs an earlier layer: layer='<module name>' or "
-                             f"layer=(g', h'); got {layer!r}")
-        if self.model is None:
-            raise InputError(f"refine at layer {layer!r} needs the model (CRAFT(model, layer)); "
-                             "or pass layer=(g', h')")
-        g2, h2 = split_model(self.model, layer)  # unknown names raise here, listing the layers
-        names = [n for n, _ in self.model.named_modules()]
-        if self.layer is not None and self.layer in names:
-            def end(name: str) -> int:  # position of the module's output in module order
-                return max(i for i, n in enumerate(names)
-                           if n == name or n.startswith(name + "."))
-
-            if end(layer) >= end(self.layer):
-                raise InputError(f"{layer!r} is not before {self.layer!r}; refine decomposes a "
-                                 "concept at an earlier layer")
-        return layer, g2, h2
-
     def refine(self, concept: int, layer=None, *, n_concepts: int | None = None,
                quantile: float = 0.9, images=None, summary="sobol", target: int | None = None,
                budget: int | None = None, tol: float | None = None,
@@ -522,16 +417,36 @@ class CRAFT:
         ``images``: the images the parent was fitted on (needed only after :meth:`from_result`).
         """
         t0 = time.perf_counter()
+        c, r2 = self._refine_arguments(concept, quantile, n_concepts)
+        name, g2, h2 = _earlier_split(self.model, self.layer, layer)
+        x, acts = self._fit_images(images)
+        sel = self._parent_crops(c, quantile, r2)
+        child = self._sub_bank(c, r2, name, g2, h2, x, sel)
+        keep = self._strong_images(c, x, acts)
+        if target is None:
+            parent = getattr(self, "result_", None)
+            target = parent.options.get("target") if parent is not None else self.target
+        idx = torch.as_tensor(keep, device=x.device)
+        result = child.importance(x[idx], summary=summary, target=target, budget=budget,
+                                  tol=tol, seed=seed, residual="keep",
+                                  _acts=child._images_acts[1][torch.as_tensor(keep)])
+        result.options.update(parent_concept=c, parent_layer=self.layer,
+                              quantile=float(quantile), parent_h_hash=_param_hash(self._gh[1]))
+        result.extras["parent_crops"] = sel.astype(np.int64)
+        result.extras["refined_images"] = keep.astype(np.int64)
+        result.seconds = time.perf_counter() - t0
+        child.result_ = result
+        return result
+
+    def _refine_arguments(self, concept, quantile, n_concepts) -> tuple[int, int]:
+        """The checked parent concept and sub-bank rank of :meth:`refine`."""
         self._check_fitted()
         r = self.bank_.r
         if isinstance(concept, bool) or not isinstance(concept, int | np.integer) \
                 or not 0 <= int(concept) < r:
             raise InputError(f"unknown concept {concept!r}; the fitted bank has concepts "
                              f"0..{r - 1}")
-        c = int(concept)
-        U = self.bank_.U
-        boxes = getattr(self, "crop_boxes_", None)
-        if U is None or boxes is None:
+        if self.bank_.U is None or getattr(self, "crop_boxes_", None) is None:
             raise XaiError("refine needs the crop coefficients of the fit; fit(images) first "
                            "or rebuild from a result that has them (from_result)")
         if not isinstance(quantile, int | float | np.floating) or not 0 <= quantile <= 1:
@@ -539,35 +454,43 @@ class CRAFT:
         r2 = min(5, r) if n_concepts is None else n_concepts
         if isinstance(r2, bool) or not isinstance(r2, int | np.integer) or r2 < 1:
             raise InputError(f"n_concepts must be a positive int (got {n_concepts!r})")
-        r2 = int(r2)
-        name, g2, h2 = self._earlier_split(layer)
+        return int(concept), int(r2)
 
-        # the images of the fit, and the parent's activations of them
-        stored = getattr(self, "_images_acts", None)
+    def _fit_images(self, images) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The images of the fit and the parent's activations of them (``None`` when the images
+        are given again: they are computed when needed)."""
         if images is None:
+            stored = getattr(self, "_images_acts", None)
             if stored is None:
                 raise XaiError("refine after loading needs the images the concepts were fitted "
                                "on: result.refine(concept, layer, images=...)")
-            x, acts = stored
-        else:
-            x = self._check_images(images)
-            acts = None
-            if int(boxes[:, 0].max()) >= x.shape[0]:
-                raise InputError(f"the crops come from {int(boxes[:, 0].max()) + 1} images but "
-                                 f"{x.shape[0]} were given; pass the images of the fit")
+            return stored
+        x = self._check_images(images)
+        n_fit = int(self.crop_boxes_[:, 0].max()) + 1
+        if n_fit > x.shape[0]:
+            raise InputError(f"the crops come from {n_fit} images but {x.shape[0]} were given; "
+                             "pass the images of the fit")
+        return x, None
 
-        # 1. the crops of the parent concept
+    def _parent_crops(self, c: int, quantile: float, r2: int) -> np.ndarray:
+        """Indices of the crops of concept ``c``: its coefficient at or above its ``quantile``
+        and ``c`` their strongest concept."""
+        U = self.bank_.U
         col = U[:, c]
         thr = float(np.quantile(col, quantile))
         sel = np.flatnonzero((col >= thr) & (U.argmax(1) == c) & (col > 0))
         if len(sel) < r2:
             raise InputError(f"only {len(sel)} crops select concept {c} at quantile {quantile}; "
                              f"lower quantile or n_concepts={r2}, or add images")
-        if len(sel) < 10 * r2:
+        if len(sel) < 10 * r2:  # stacklevel 3: the caller of refine
             warnings.warn(f"{len(sel)} crops for {r2} sub-concepts; sub-concepts will be "
-                          "unstable (≥ 10 per concept advised)", stacklevel=2)
+                          "unstable (≥ 10 per concept advised)", stacklevel=3)
+        return sel
 
-        # 2. the sub-bank at the earlier layer
+    def _sub_bank(self, c: int, r2: int, name: str | None, g2: Callable, h2: Callable,
+                  x: torch.Tensor, sel: np.ndarray) -> CRAFT:
+        """A CRAFT at the earlier split ``(g2, h2)`` fitted on the parent concept's crops
+        ``sel``: its NMF bank of rank ``r2`` holds the sub-concepts."""
         child = CRAFT(self.model, layer=name, g=None if name else g2, h=None if name else h2,
                       n_concepts=r2, patch_size=self.patch_size, crop_mode=self.crop_mode,
                       crops_per_image=self.crops_per_image, resize_crops=self.resize_crops,
@@ -581,7 +504,7 @@ class CRAFT:
         child.patch_size_ = getattr(self, "patch_size_", self.patch_size)
         if name is None and self.model is not None:
             check_split(g2, h2, self.model, x[:self.batch_size])
-        sub_boxes = boxes[sel]
+        sub_boxes = self.crop_boxes_[sel]
         A2 = child._crop_activations(x, sub_boxes)
         if not bool(A2.any()):
             raise InputError(f"activations at {name or 'g'!r} are all zero on the crops of "
@@ -593,8 +516,11 @@ class CRAFT:
         acts2 = child._g(x)
         child.spatial_ = acts2.ndim == 4
         child._images_acts = (x, acts2)
+        return child
 
-        # 3. importance on the images where the parent concept is strong
+    def _strong_images(self, c: int, x: torch.Tensor, acts: torch.Tensor | None) -> np.ndarray:
+        """Indices of the images whose coefficient of concept ``c`` exceeds its median (at or
+        above it when none exceeds it)."""
         if acts is None:
             acts = self._g(x)
         pooled = acts.mean(dim=(2, 3)) if acts.ndim == 4 else acts
@@ -606,20 +532,7 @@ class CRAFT:
         keep = np.flatnonzero(pc > med)
         if len(keep) == 0:
             keep = np.flatnonzero(pc >= med)
-        if target is None:
-            parent = getattr(self, "result_", None)
-            target = parent.options.get("target") if parent is not None else self.target
-        idx = torch.as_tensor(keep, device=x.device)
-        result = child.importance(x[idx], summary=summary, target=target, budget=budget,
-                                  tol=tol, seed=seed, residual="keep",
-                                  _acts=acts2[torch.as_tensor(keep)])
-        result.options.update(parent_concept=c, parent_layer=self.layer,
-                              quantile=float(quantile), parent_h_hash=_param_hash(self._gh[1]))
-        result.extras["parent_crops"] = sel.astype(np.int64)
-        result.extras["refined_images"] = keep.astype(np.int64)
-        result.seconds = time.perf_counter() - t0
-        child.result_ = result
-        return result
+        return keep
 
     # ------------------------------------------------------------------ maps
 
@@ -643,6 +556,69 @@ class CRAFT:
         maps = F.interpolate(u[:, concepts], size=tuple(x.shape[2:]), mode="bilinear",
                              align_corners=False)
         return maps.clamp_min(0).numpy()
+
+
+def _next_relu(model, layer: str | None) -> str | None:
+    """The first ReLU module after ``layer`` (a split point with non-negative activations)."""
+    if model is None or layer is None:
+        return None
+    names = [n for n, _ in model.named_modules()]
+    after = names[names.index(layer) + 1:] if layer in names else []
+    mods = dict(model.named_modules())
+    return next((n for n in after if isinstance(mods[n], torch.nn.ReLU)), None)
+
+
+def _concept_summary(summary, r: int, *, nb_design: int, n_replicates: int, budget, tol,
+                     seed: int):
+    """The summary object for ``summary``: ``"sobol"`` = CRAFT's Sobol total indices
+    (Fel et al. 2021) on ``nb_design`` rows × ``n_replicates`` scrambles, ``"shapley"`` =
+    exact up to 12 concepts and permutation sampling above, ``"occlusion"`` = remove each
+    concept alone, another name = the registered summary; an object is used as it is."""
+    from .. import registry
+    from ..summaries import ExactShapley, PermutationShapley, RemoveIndividual, SobolTotal
+
+    if not isinstance(summary, str):
+        return summary
+    key = summary.lower().replace("_", "-")
+    if key in ("sobol", "sobol-total"):
+        return SobolTotal(n_rows=nb_design, replicates=n_replicates, seed=seed,
+                          budget=budget, tol=tol, design="continuous")
+    if key == "shapley":
+        if r <= 12:
+            return ExactShapley(budget=budget)
+        return PermutationShapley(budget=budget, tol=tol, seed=seed)
+    if key == "occlusion":
+        return RemoveIndividual()
+    cls = registry.get("summary", key)
+    params = inspect.signature(cls).parameters
+    kw = {k: v for k, v in (("budget", budget), ("tol", tol), ("seed", seed))
+          if k in params and v is not None}
+    return cls(**kw)
+
+
+def _earlier_split(model, fitted_layer: str | None,
+                   layer) -> tuple[str | None, Callable, Callable]:
+    """``(name, g', h')`` for ``layer`` = a module name before ``fitted_layer`` or a
+    ``(g', h')`` pair."""
+    if isinstance(layer, tuple | list) and len(layer) == 2 and all(map(callable, layer)):
+        return None, layer[0], layer[1]
+    if not isinstance(layer, str):
+        raise InputError("refine needs an earlier layer: layer='<module name>' or "
+                         f"layer=(g', h'); got {layer!r}")
+    if model is None:
+        raise InputError(f"refine at layer {layer!r} needs the model (CRAFT(model, layer)); "
+                         "or pass layer=(g', h')")
+    g2, h2 = split_model(model, layer)  # unknown names raise here, listing the layers
+    names = [n for n, _ in model.named_modules()]
+    if fitted_layer is not None and fitted_layer in names:
+        def end(name: str) -> int:  # position of the module's output in module order
+            return max(i for i, n in enumerate(names)
+                       if n == name or n.startswith(name + "."))
+
+        if end(layer) >= end(fitted_layer):
+            raise InputError(f"{layer!r} is not before {fitted_layer!r}; refine decomposes a "
+                             "concept at an earlier layer")
+    return layer, g2, h2
 
 
 def _param_hash(h) -> str | None:
