@@ -118,3 +118,13 @@ def test_xai_bench_suite_performance_forwards_to_the_benchmark(monkeypatch, tmp_
                      "--problems", "1,2", "--methods", "xai KernelSHAP"]) == 0
     assert seen == [["--out", str(tmp_path), "--quick", "--only", "xai KernelSHAP",
                      "--problems", "1,2"]]
+
+
+def test_the_estimator_problem_times_ours_the_bare_model_and_shap_on_the_same_rows(tmp_path):
+    res = run(tmp_path, sizes=TINY, problems=(8,), log=lambda *a: None)[8]
+    # one explained row: the full coalition, then 64 coalitions x 10 background rows at most
+    assert 0 < res["evaluations"] <= 1 + 64 * 10
+    assert res["ratio"] == res["ours_seconds"] / res["bare_seconds"]
+    assert res["shap"] is not None and res["shap"]["ratio"] > 0
+    text = (tmp_path / "problem8.md").read_text()
+    assert "bare predict_proba" in text and "shap KernelExplainer" in text
