@@ -220,3 +220,17 @@ def test_cache_tells_coalitions_apart_at_any_width(p):
     assert which[2] == which[1] != which[3]
     plain = conditional_factors_reference(cov, keep, eps)
     np.testing.assert_allclose(store.noise[which], plain.noise, rtol=0, atol=1e-10)
+
+
+def test_draws_in_several_blocks_equal_one_block(monkeypatch):
+    B = collinear_columns(9)
+    cov, mu = covariance(B), B.mean(0)
+    keep = coalitions(30, 9)
+    x = B[:30] + 0.2
+    eps = torch.as_tensor(np.random.default_rng(1).standard_normal((4, 9)))
+    store, which = FactorCache(cov, eps).lookup(keep)
+    whole = conditional_draws(x, keep, mu, store, which, slice(1, 3))
+    monkeypatch.setattr(gaussian, "FACTOR_BLOCK_BYTES", 8 * 9 * 9 * 4)  # 4 rows per block
+    np.testing.assert_array_equal(conditional_draws(x, keep, mu, store, which, slice(1, 3)),
+                                  whole)
+    assert whole.shape == (30, 2, 9)

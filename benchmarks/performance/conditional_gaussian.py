@@ -87,7 +87,7 @@ def _readme_example(n_rows: int = 3):
 
     def bare(rows: torch.Tensor):  # predict_proba on a frame of the same columns
         return model.predict_proba(pd.DataFrame(rows.numpy(), columns=X.columns))
-    return explain, bare, X_train.to_numpy()
+    return explain, bare, X_train.to_numpy(copy=True)
 
 
 def _measure(name: str, explain, floor_module, floor_rows, repeats: int, log) -> dict:
