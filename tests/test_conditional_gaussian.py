@@ -15,6 +15,7 @@ from xai.features import FeatureMap
 from xai.game import Game
 from xai.gaussian import (
     FactorCache,
+    cached_draws,
     conditional_draws,
     conditional_factors,
     conditional_factors_reference,
@@ -234,3 +235,17 @@ def test_draws_in_several_blocks_equal_one_block(monkeypatch):
     np.testing.assert_array_equal(conditional_draws(x, keep, mu, store, which, slice(1, 3)),
                                   whole)
     assert whole.shape == (30, 2, 9)
+
+
+def test_rows_whose_factors_overflow_the_cache_are_drawn_in_blocks():
+    B = collinear_columns(9)
+    cov, mu = covariance(B), B.mean(0)
+    keep = coalitions(40, 9)
+    x = B[:40] - 0.1
+    eps = torch.as_tensor(np.random.default_rng(1).standard_normal((4, 9)))
+    small = FactorCache(cov, eps, max_bytes=6 * 8 * 9 * (9 + 4))  # six coalitions
+    got = cached_draws(small, x, keep, mu, slice(0, 4))
+    want = conditional_replacement_reference(torch.as_tensor(x), keep, torch.as_tensor(mu), cov,
+                                             eps, False).numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=TOL)
+    assert small.store.transform.shape[0] <= 6

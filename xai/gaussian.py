@@ -216,6 +216,19 @@ class FactorCache:
         return np.arange(n0, n1)
 
 
+def cached_draws(cache: FactorCache, x: np.ndarray, keep: np.ndarray, mu: np.ndarray,
+                 draws: slice = slice(None)) -> np.ndarray:
+    """:func:`conditional_draws` of rows ``x`` with the factors of ``cache``; rows in blocks
+    whose new factors fit the cache (one block unless the columns are many)."""
+    step = max(1, cache.max_bytes // cache.key_bytes)
+    parts = []
+    for a in range(0, len(x), step):
+        store, which = cache.lookup(keep[a:a + step])
+        parts.append(conditional_draws(x[a:a + step], keep[a:a + step], mu, store, which,
+                                       draws))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 def _keys(keep: np.ndarray) -> np.ndarray:
     """One sortable key per row of ``keep`` ``(c, p)``: the packed bits as one unsigned 64-bit
     integer when ``p <= 64``, else as raw bytes."""

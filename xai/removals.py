@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .errors import InputError, MaskError, OptionError
-from .gaussian import FactorCache, conditional_draws, conditional_replacement_reference
+from .gaussian import FactorCache, cached_draws, conditional_replacement_reference
 from .registry import define_kind, register
 
 
@@ -453,9 +453,8 @@ class ConditionalGaussian(Removal):
 
     def replacement(self, x, rows, masks, start, stop):
         keep = self._kept_columns(rows, masks).numpy()
-        factors, which = self._factors.lookup(keep)
-        out = conditional_draws(x.detach().cpu().double().numpy(), keep, self._mu, factors,
-                                which, slice(start, stop))
+        out = cached_draws(self._factors, x.detach().cpu().double().numpy(), keep, self._mu,
+                           slice(start, stop))
         return torch.from_numpy(out).to(device=x.device, dtype=x.dtype)
 
     def replacement_reference(self, x, rows, masks, start, stop):
