@@ -8,12 +8,11 @@ predictions when features are dependent*, Artificial Intelligence 298, 2021).
 
 The noise of the ``K`` draws is computed once per coalition (common random numbers: the same
 ``eps`` for every coalition), so a coalition shared by many rows costs one matrix product per
-row for its mean. :func:`conditional_factors` factors a whole stack of coalitions in one batched
-Cholesky: with the kept columns ordered first, the Cholesky factor of the reordered ``Sigma``
-is ``[[L_SS, 0], [L_RS, L_{R|S}]]``, whose lower-right block is the factor of the conditional
-covariance and ``A = L_RS L_SS^{-1}`` (one batched triangular solve). Coalitions of every size
-share one ``(n, p, p)`` stack. :func:`conditional_factors_reference` is the plain definition,
-one coalition at a time; the tests check that the two agree.
+row for its mean. :func:`conditional_factors` factors a whole stack of coalitions at once: the
+coalitions of each size ``|S|`` are one batch of Cholesky factorisations and solves (at most
+``p + 1`` batches), the results laid out as one ``(p, p)`` matrix per coalition in column order.
+:func:`conditional_factors_reference` is the plain definition, one coalition at a time; the
+tests check that the two agree.
 """
 
 from __future__ import annotations
@@ -65,36 +64,44 @@ def conditional_factors(cov: torch.Tensor, keep: np.ndarray,
 
 def _batch_factors(cov: torch.Tensor, keep: np.ndarray,
                    eps: torch.Tensor | None) -> ConditionalFactors:
-    """:func:`conditional_factors` of one batch, one batched Cholesky factorisation."""
+    """:func:`conditional_factors` of one batch: the coalitions of each size in one stack."""
     n, p = keep.shape
+    transform = np.zeros((n, p, p))
+    sizes = keep.sum(1)
     order = np.argsort(~keep, axis=1, kind="stable")  # kept columns first, each ascending
-    back = np.argsort(order, axis=1)  # column -> its slot in ``order``
-    removed = np.arange(p)[None, :] >= keep.sum(1, keepdims=True)  # slots of R
-    joint = cov.numpy().ravel().take(_pairs(order, p, 0))
-    joint.reshape(n, p * p)[:, ::p + 1] += np.where(removed, JITTER, 0.0)
-    try:
-        chol = np.linalg.cholesky(joint)  # [[L_SS, 0], [L_RS, L_{R|S}]]
-    except np.linalg.LinAlgError:
-        raise InputError("conditional-gaussian removal: the background covariance is not "
-                         "positive definite (constant or linearly dependent columns); use "
-                         "ridge > 0 (default 1e-6) or covariance='ledoit-wolf'") from None
-    cross = chol * (removed[:, :, None] & ~removed[:, None, :])  # [[0, 0], [L_RS, 0]]
-    # cross chol^-1 = [[0, 0], [L_RS L_SS^-1, 0]]: its removed columns are exact zeros
-    gain = torch.linalg.solve_triangular(torch.from_numpy(chol), torch.from_numpy(cross),
-                                         upper=False, left=False).numpy()
-    transform = np.where(removed[:, None, :], chol, gain)  # [[0, 0], [A, L_{R|S}]]
-    transform = transform.ravel().take(_pairs(back, p, p * p))
+    for s in np.unique(sizes):  # at most p + 1 sizes
+        rows = np.flatnonzero(sizes == s)
+        S, R = order[rows, :s], order[rows, s:]
+        A, L = _conditional_stack(cov, S, R)
+        at = rows[:, None, None], R[:, :, None]
+        transform[(*at, S[:, None, :])] = A
+        transform[(*at, R[:, None, :])] = L
     if eps is None:
         return ConditionalFactors(transform, None)
     factor = transform * ~keep[:, None, :]  # L_{R|S} alone: the columns S zeroed
     return ConditionalFactors(transform, np.matmul(eps.numpy(), factor.transpose(0, 2, 1)))
 
 
-def _pairs(order: np.ndarray, p: int, stride: int) -> np.ndarray:
-    """Flat indices ``(n, p, p)`` of the entries ``(order[i, a], order[i, b])`` of ``n``
-    ``(p, p)`` matrices ``stride`` apart (0: one matrix)."""
-    rows = order * p + stride * np.arange(len(order))[:, None]
-    return rows[:, :, None] + order[:, None, :]
+def _conditional_stack(cov: torch.Tensor, S: np.ndarray, R: np.ndarray):
+    """:func:`_conditional` of ``m`` coalitions of one size at once: kept columns ``S``
+    ``(m, s)``, removed ``R`` ``(m, r)``; ``A`` ``(m, r, s)`` and ``L`` ``(m, r, r)``."""
+    c = cov.numpy()
+    m, s, r = len(S), S.shape[1], R.shape[1]
+    cond = torch.from_numpy(c[R[:, :, None], R[:, None, :]])
+    A = torch.zeros(m, r, s, dtype=cov.dtype)
+    try:
+        if s:
+            Lss = torch.linalg.cholesky(torch.from_numpy(c[S[:, :, None], S[:, None, :]]))
+            cross = torch.from_numpy(c[S[:, :, None], R[:, None, :]])
+            A = torch.cholesky_solve(cross, Lss).transpose(1, 2)
+            cond = cond - A @ cross
+        L = torch.linalg.cholesky(cond + JITTER * torch.eye(r, dtype=cov.dtype)) if r else \
+            torch.zeros(m, 0, 0, dtype=cov.dtype)
+    except torch.linalg.LinAlgError:
+        raise InputError("conditional-gaussian removal: the background covariance is not "
+                         "positive definite (constant or linearly dependent columns); use "
+                         "ridge > 0 (default 1e-6) or covariance='ledoit-wolf'") from None
+    return A.numpy(), L.numpy()
 
 
 def conditional_factors_reference(cov: torch.Tensor, keep: np.ndarray,
@@ -154,10 +161,12 @@ def conditional_draws(x: np.ndarray, keep: np.ndarray, mu: np.ndarray,
 
 class FactorCache:
     """:func:`conditional_factors` of the coalitions seen so far, looked up by their packed
-    masks in one vectorised search; at most ``max_bytes`` of factors (emptied when full)."""
+    masks in one vectorised search. At most ``max_bytes`` of factors: once full, it keeps the
+    coalitions it holds (games revisit the same coalitions for every explicand, in the same
+    order) and factors the others on every call."""
 
     def __init__(self, cov: torch.Tensor, eps: torch.Tensor | None,
-                 max_bytes: int = 64 * 2**20) -> None:
+                 max_bytes: int = 256 * 2**20) -> None:
         self.cov, self.eps, self.max_bytes = cov, eps, max_bytes
         p = cov.shape[0]
         self.key_bytes = 8 * p * (p + (0 if eps is None else eps.shape[0]))  # one coalition
@@ -176,13 +185,26 @@ class FactorCache:
         uniq, first, inv = np.unique(_keys(keep), return_index=True, return_inverse=True)
         slots = self._find(uniq)
         missing = np.flatnonzero(slots < 0)
-        if (len(self.keys) + len(missing)) * self.key_bytes > self.max_bytes:
-            self.clear()  # full: start again with this block's coalitions
-            slots[:], missing = -1, np.arange(len(uniq))
-        if len(missing):
-            made = conditional_factors(self.cov, keep[first[missing]], self.eps)
+        if len(missing) == 0:
+            return self.store, slots[inv.ravel()]
+        made = conditional_factors(self.cov, keep[first[missing]], self.eps)
+        room = max(0, self.max_bytes // self.key_bytes - len(self.keys))
+        if room >= len(missing):
             slots[missing] = self._add(uniq[missing], made)
-        return self.store, slots[inv.ravel()]
+            return self.store, slots[inv.ravel()]
+        # full: this call's coalitions in a stack of their own, the first new ones kept
+        stack = _stack(made, len(uniq))
+        stack.transform[missing] = made.transform
+        hit = np.flatnonzero(slots >= 0)
+        if made.noise is not None:
+            stack.noise[missing] = made.noise
+        if len(hit):
+            stack.transform[hit] = self.store.transform[slots[hit]]
+            if made.noise is not None:
+                stack.noise[hit] = self.store.noise[slots[hit]]
+        if room:
+            self._add(uniq[missing[:room]], _take(made, slice(0, room)))
+        return stack, inv.ravel()
 
     def _find(self, uniq: np.ndarray) -> np.ndarray:
         """Slot of each key of ``uniq``, -1 where not cached."""
@@ -198,10 +220,7 @@ class FactorCache:
         """Store ``made`` under ``keys`` (new keys); their slots."""
         n0, n1 = len(self.keys), len(self.keys) + len(keys)
         if self.store is None or len(self.store.transform) < n1:  # grow by doubling
-            cap = max(n1, min(2 * n0, self.max_bytes // self.key_bytes))
-            grown = ConditionalFactors(np.empty((cap, *made.transform.shape[1:])), None if
-                                       made.noise is None else
-                                       np.empty((cap, *made.noise.shape[1:])))
+            grown = _stack(made, max(n1, min(2 * n0, self.max_bytes // self.key_bytes)))
             if n0:
                 grown.transform[:n0] = self.store.transform[:n0]
                 if grown.noise is not None:
@@ -216,11 +235,24 @@ class FactorCache:
         return np.arange(n0, n1)
 
 
+def _stack(like: ConditionalFactors, n: int) -> ConditionalFactors:
+    """Empty factors of ``n`` coalitions shaped like ``like``'s."""
+    return ConditionalFactors(np.empty((n, *like.transform.shape[1:])), None if
+                              like.noise is None else np.empty((n, *like.noise.shape[1:])))
+
+
+def _take(factors: ConditionalFactors, which) -> ConditionalFactors:
+    """The factors of coalitions ``which``."""
+    return ConditionalFactors(factors.transform[which],
+                              None if factors.noise is None else factors.noise[which])
+
+
 def cached_draws(cache: FactorCache, x: np.ndarray, keep: np.ndarray, mu: np.ndarray,
                  draws: slice = slice(None)) -> np.ndarray:
-    """:func:`conditional_draws` of rows ``x`` with the factors of ``cache``; rows in blocks
-    whose new factors fit the cache (one block unless the columns are many)."""
-    step = max(1, cache.max_bytes // cache.key_bytes)
+    """:func:`conditional_draws` of rows ``x`` with the factors of ``cache``, in blocks of rows
+    whose new factors take at most :data:`FACTOR_BLOCK_BYTES` (one block unless the columns
+    are many)."""
+    step = max(1, FACTOR_BLOCK_BYTES // cache.key_bytes)
     parts = []
     for a in range(0, len(x), step):
         store, which = cache.lookup(keep[a:a + step])
