@@ -362,3 +362,14 @@ def test_killed_run_leaves_a_folder_the_next_run_can_lock(tmp_path, reference, l
     _assert_complete_once(tmp_path, reference)
     with RunLock(tmp_path) as lock:
         assert lock.held
+
+
+@pytest.mark.parametrize("options", [
+    {"seeds": [-1]}, {"seeds": "a,b"}, {"seeds": []}, {"seeds": [None]}, {"n_explain": 0},
+    {"budget": "many"}, {"timeout": -1.0}, {"timeout": float("nan")}])
+def test_bad_run_options_are_refused_before_any_work(tmp_path, options):
+    from xai.errors import OptionError
+
+    with pytest.raises(OptionError, match=r"seed|n_explain|budget|timeout"):
+        bench.run("faithfulness", out=tmp_path / "run", **options)
+    assert not (tmp_path / "run").exists()

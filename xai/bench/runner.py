@@ -28,6 +28,7 @@ import dataclasses
 import datetime as _dt
 import importlib
 import json
+import numbers
 import os
 import pkgutil
 import platform
@@ -44,7 +45,13 @@ from typing import Any
 import numpy as np
 
 from .. import registry
-from ..errors import BenchEnvironmentError, MissingGroundTruth, XaiError, unknown_name
+from ..errors import (
+    BenchEnvironmentError,
+    MissingGroundTruth,
+    OptionError,
+    XaiError,
+    unknown_name,
+)
 from ..registry import normalize
 from .store import (
     RESULTS,
@@ -745,6 +752,7 @@ def run(suite: str | Suite, methods: str | Sequence[str] | None = None,
     """
     import pandas as pd
 
+    seeds, n_explain, budget, timeout = _checked_run_options(seeds, n_explain, budget, timeout)
     load_components()
     suite_obj = _resolve_suite(suite)
     if suite_obj.groups is not None:  # cells scored together (the concepts suite)
@@ -773,6 +781,28 @@ def run(suite: str | Suite, methods: str | Sequence[str] | None = None,
 
         summarise(out, echo=progress)
     return frame
+
+
+def _checked_run_options(seeds, n_explain, budget, timeout):
+    """The run's options checked by the core rules before any work (``OptionError``)."""
+    from ..inputs import Integer, Real, check_option
+
+    if isinstance(seeds, str):
+        seeds = _csv(seeds)
+    if isinstance(seeds, numbers.Integral):
+        seeds = [seeds]
+    try:
+        seeds = [check_option("seed", s if not isinstance(s, str) else int(s)) for s in seeds]
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, OptionError):
+            raise
+        raise OptionError(f"seeds={seeds!r} is not a list of seeds: pass non-negative ints, "
+                          "e.g. seeds=[0, 1, 2] or '0,1,2'") from exc
+    if not seeds or any(s is None for s in seeds):
+        raise OptionError(f"seeds={seeds!r}: pass at least one non-negative int seed, e.g. "
+                          "seeds=[0]")
+    return (seeds, Integer(1, example=64)("n_explain", n_explain), check_option("budget", budget),
+            Real(0.0, low_open=True)("timeout", timeout))
 
 
 def _cells_to_run(cells: list[Cell], existing: dict[str, dict], force: bool,
