@@ -253,3 +253,12 @@ def test_rows_drawn_in_blocks_past_a_full_cache_equal_the_definition(monkeypatch
                                              eps, False).numpy()
     np.testing.assert_allclose(got, want, rtol=0, atol=TOL)
     assert small.store.transform.shape[0] == len(small.keys) == 6
+
+
+@pytest.mark.parametrize("eps_rows", [None, 5])
+def test_no_rows_give_no_draws(eps_rows):
+    cov = covariance(collinear_columns(6))
+    eps = None if eps_rows is None else torch.zeros(eps_rows, 6, dtype=torch.float64)
+    got = cached_draws(FactorCache(cov, eps), np.empty((0, 6)), np.empty((0, 6), dtype=bool),
+                       np.zeros(6), slice(1, 4))
+    assert got.shape == ((0, 1, 6) if eps is None else (0, 3, 6))

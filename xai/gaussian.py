@@ -252,6 +252,9 @@ def cached_draws(cache: FactorCache, x: np.ndarray, keep: np.ndarray, mu: np.nda
     """:func:`conditional_draws` of rows ``x`` with the factors of ``cache``, in blocks of rows
     whose new factors take at most :data:`FACTOR_BLOCK_BYTES` (one block unless the columns
     are many)."""
+    if len(x) == 0:
+        draws_of = 1 if cache.eps is None else len(range(cache.eps.shape[0])[draws])
+        return np.empty((0, draws_of, x.shape[1]))
     step = max(1, FACTOR_BLOCK_BYTES // cache.key_bytes)
     parts = []
     for a in range(0, len(x), step):
