@@ -177,7 +177,7 @@ class FactorCache:
         self.keys = np.empty(0, dtype=np.void(1))  # packed masks in slot order
         self.ordered = self.keys  # the keys sorted
         self.slot_of = np.empty(0, dtype=np.intp)  # slot of each key of ``ordered``
-        self.store: ConditionalFactors | None = None  # capacity >= len(self.keys)
+        self.store: ConditionalFactors | None = None  # room for max_bytes of factors
 
     def lookup(self, keep: np.ndarray) -> tuple[ConditionalFactors, np.ndarray]:
         """The store and the slot of each row of ``keep`` ``(c, p)`` in it; coalitions not
@@ -219,13 +219,8 @@ class FactorCache:
     def _add(self, keys: np.ndarray, made: ConditionalFactors) -> np.ndarray:
         """Store ``made`` under ``keys`` (new keys); their slots."""
         n0, n1 = len(self.keys), len(self.keys) + len(keys)
-        if self.store is None or len(self.store.transform) < n1:  # grow by doubling
-            grown = _stack(made, max(n1, min(2 * n0, self.max_bytes // self.key_bytes)))
-            if n0:
-                grown.transform[:n0] = self.store.transform[:n0]
-                if grown.noise is not None:
-                    grown.noise[:n0] = self.store.noise[:n0]
-            self.store = grown
+        if self.store is None:  # untouched pages of an empty array take no memory yet
+            self.store = _stack(made, max(n1, self.max_bytes // self.key_bytes))
         self.store.transform[n0:n1] = made.transform
         if made.noise is not None:
             self.store.noise[n0:n1] = made.noise

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .config import config
 from .errors import InputError, MaskError, OptionError
 from .gaussian import FactorCache, cached_draws, conditional_replacement_reference
 from .registry import define_kind, register
@@ -448,8 +449,10 @@ class ConditionalGaussian(Removal):
         k = max(self.n_samples, 1)
         self.eps = torch.as_tensor(rng.standard_normal((k, p)), dtype=torch.float64)
         self.n_draws = k
-        # factors of each distinct coalition (they do not depend on x), batched and cached
-        self._factors = FactorCache(self.cov, self.eps if self.n_samples else None)
+        # factors of each distinct coalition (they do not depend on x), batched and cached;
+        # at most the process-wide memory cap (xai.config.memory_cap) of them
+        self._factors = FactorCache(self.cov, self.eps if self.n_samples else None,
+                                    max_bytes=config.memory_cap)
 
     def replacement(self, x, rows, masks, start, stop):
         keep = self._kept_columns(rows, masks).numpy()

@@ -1,9 +1,9 @@
 """Conditional-gaussian removal against the bare forward pass over the same model rows.
 
-Two settings: problem 2's MLP and rows (``d = 16``, 200 rows, the training split as the
-background) explained by permutation Shapley and KernelSHAP, and the README's tabular example
+Three settings: problem 2's MLP and rows (``d = 16``, 200 rows, the training split as the
+background) explained by permutation Shapley and KernelSHAP, the README's tabular example
 (scikit-learn MLP pipeline on the 30 breast-cancer columns, 3 rows, per-example loss,
-permutation Shapley, budget 20,000). Each repeat times one explanation and then the floor (a
+permutation Shapley, budget 20,000), and 300 correlated columns (at most 2 repeats). Each repeat times one explanation and then the floor (a
 bare forward pass over the rows the explanation evaluated, :func:`.common.fastest_floor`), so
 both see the same machine load; the ratio is the median over repeats.
 
@@ -90,6 +90,39 @@ def _readme_example(n_rows: int = 3):
     return explain, bare, X_train.to_numpy(copy=True)
 
 
+def _wide_case(p: int = 300, n_rows: int = 4):
+    """Many columns: ``p`` correlated Gaussian columns, a tanh of a linear score, ``n_rows``
+    rows, permutation Shapley at ``4 p`` coalitions per row (32 draws each): every explicand
+    meets the same coalitions, more than the factor cache holds. (explain() -> model rows,
+    floor module, its rows)."""
+    import torch
+
+    from xai.behaviours import Prediction
+    from xai.features import FeatureMap
+    from xai.game import Game
+    from xai.models import as_model
+    from xai.removals import ConditionalGaussian
+    from xai.summaries import PermutationShapley
+
+    rng = np.random.default_rng(0)
+    B = rng.normal(size=(3 * p, p)) @ rng.normal(size=(p, p)) / np.sqrt(p)
+    w = torch.as_tensor(rng.normal(size=p))
+
+    seen = [0]  # rows the model received
+
+    def bare(rows):
+        seen[0] += len(rows)
+        return torch.tanh(torch.as_tensor(rows) @ w)[:, None]
+
+    def explain() -> int:
+        seen[0] = 0
+        game = Game(as_model(bare, output_kind="raw"), B[:n_rows], ConditionalGaussian(B),
+                    Prediction(), FeatureMap.tabular(p), seed=0)
+        PermutationShapley(budget=32 * 4 * p, seed=0)(game)
+        return seen[0]
+    return explain, bare, B
+
+
 def _measure(name: str, explain, floor_module, floor_rows, repeats: int, log) -> dict:
     """Warm-up, then ``repeats`` times: one explanation, then the floor on its rows."""
     explain()
@@ -112,8 +145,8 @@ def _measure(name: str, explain, floor_module, floor_rows, repeats: int, log) ->
 
 
 def run_conditional_gaussian(*, n_rows: int = 200, repeats: int = 5, cases=P2_CASES,
-                             yardsticks=MARGINAL_CASES, readme: bool = True, cache_dir=None,
-                             log=print) -> dict:
+                             yardsticks=MARGINAL_CASES, readme: bool = True,
+                             wide: bool = True, cache_dir=None, log=print) -> dict:
     """Every case's median seconds, floor and ratio (see the module docstring)."""
     problem = load_problem(16, cache_dir=cache_dir)
     X = np.resize(problem.X_test, (n_rows, 16))
@@ -130,6 +163,11 @@ def run_conditional_gaussian(*, n_rows: int = 200, repeats: int = 5, cases=P2_CA
         explain, bare, floor_rows = _readme_example()
         rows.append(_measure("README tabular example (sklearn MLP, 3 rows, loss)", explain,
                              bare, floor_rows, repeats, log))
+    if wide:
+        explain, bare, floor_rows = _wide_case()
+        rows.append(_measure("300 columns, 4 rows, permutation-shapley, K=32, 1,200 "
+                             "coalitions per row", explain, bare, floor_rows,
+                             min(repeats, 2), log))
     return {"rows": rows, "repeats": repeats}
 
 
@@ -174,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     with pinned_threads(1):
         env = environment()
-        sizes = {"n_rows": 20, "repeats": 2, "readme": False} if args.quick else \
+        sizes = {"n_rows": 20, "repeats": 2, "readme": False, "wide": False} if args.quick else \
             {"repeats": args.repeats}
         res = run_conditional_gaussian(cache_dir=out / "models", **sizes)
     res["label"] = args.label
