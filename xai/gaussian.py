@@ -180,8 +180,9 @@ class FactorCache:
         self.store: ConditionalFactors | None = None  # room for max_bytes of factors
 
     def lookup(self, keep: np.ndarray) -> tuple[ConditionalFactors, np.ndarray]:
-        """The store and the slot of each row of ``keep`` ``(c, p)`` in it; coalitions not
-        seen before are factored together in one batch."""
+        """Factors and the index of each row of ``keep`` ``(c, p)`` in them: the cache's
+        store, or once it is full a stack of this call's coalitions. Coalitions not seen
+        before are factored together in one batch."""
         uniq, first, inv = np.unique(_keys(keep), return_index=True, return_inverse=True)
         slots = self._find(uniq)
         missing = np.flatnonzero(slots < 0)
