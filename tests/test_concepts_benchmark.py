@@ -70,6 +70,7 @@ def _check_ranking(table, margin_min, key="primitive_importance", margin="margin
         assert row[margin] > margin_min, (row["method"], row["output"], row[margin])
 
 
+@pytest.mark.slow  # multi-seed robustness: a CNN trained per seed
 @pytest.mark.parametrize("seed", SEEDS)
 def test_craft_ranks_and_aligns(seed, cache):
     res = B.run_concept_benchmark(seed, ["craft"], N, EPOCHS, _prepared=_prep(seed, cache),
@@ -81,6 +82,7 @@ def test_craft_ranks_and_aligns(seed, cache):
         assert row["coverage"] == 1.0
 
 
+@pytest.mark.slow  # multi-seed robustness: a CNN trained per seed
 @pytest.mark.parametrize("seed", SEEDS)
 def test_ace_ranks(seed, cache):
     res = B.run_concept_benchmark(seed, ["ace"], N, EPOCHS, _prepared=_prep(seed, cache))
