@@ -1,9 +1,9 @@
-"""The ``faithfulness`` benchmark (SPEC-evaluation §1, §6) with its full settings.
+"""The ``faithfulness`` benchmark with its full settings.
 
     python benchmarks/faithfulness.py --out results/faithfulness
 
 scikit-learn digits (8×8, small CNN) and breast-cancer (MLP), methods shap, lime, occlusion,
-captum integrated gradients and saliency, every §1 metric that applies, 5 seeds. Re-running
+captum integrated gradients and saliency, every faithfulness metric that applies, 5 seeds. Re-running
 the command resumes an interrupted run; see benchmarks/README.md.
 """
 

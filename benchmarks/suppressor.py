@@ -1,10 +1,10 @@
-"""The ``suppressor`` benchmark (SPEC-evaluation §3–§6) with its full settings.
+"""The ``suppressor`` benchmark with its full settings.
 
     python benchmarks/suppressor.py --out results/suppressor
 
 gauss2d-suppressor with its exact Bayes model, linear8x8 with a linear model, and XAI-TRIS 8×8
 (LIN / MULT / RIGID / XOR × WHITE / CORR × LLR / MLP / CNN); methods shap, lime, occlusion,
-captum integrated gradients and saliency, pattern; every §5 ground-truth metric; 5 seeds (each
+captum integrated gradients and saliency, pattern; every ground-truth metric; 5 seeds (each
 regenerates the data and retrains the models). Re-running the command resumes an interrupted
 run; see benchmarks/README.md.
 """

@@ -1,4 +1,4 @@
-"""Performance benchmark (issue 8): xai and its peers side by side, same process, same row counter.
+"""Performance benchmark: xai and its peers side by side, same process, same row counter.
 
 Problems 1-7: Shapley accuracy per model evaluation, throughput, image explanations,
 integrated gradients, metrics against Quantus, global importance against sage-importance, and

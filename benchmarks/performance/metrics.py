@@ -187,7 +187,7 @@ def _quantus(name: str, model, X, A, y, sz: dict, r: float, noise=0.01):
             return np.asarray(m(explain_func=q_explain, **kw), dtype=np.float64)
         if name == "road":
             m = quantus.ROAD(percentages=list(sz["percentages"]), noise=noise, **QKW)
-            # batch_size = n: Quantus scores only its first batch (SPEC-evaluation §2)
+            # batch_size = n: Quantus scores only its first batch
             out = m(batch_size=len(X), softmax=True, **kw)
             return np.asarray([out[p] for p in sz["percentages"]], dtype=np.float64)
     raise KeyError(name)
