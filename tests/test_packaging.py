@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
+
+import pytest
+
+tomllib = pytest.importorskip("tomllib")  # the standard library's from Python 3.11
 
 ROOT = Path(__file__).resolve().parents[1]
 
