@@ -164,6 +164,13 @@ class SamplingSummary(Summary):
         if need > game.memory_cap:
             fits = self.fixed_cost(game) + max(0, game.memory_cap // (8 * d)) // \
                 self.unit_cost(d) * worst
+            least = self.fixed_cost(game) + self.minimum_units(d) * worst
+            if fits < least:
+                raise BudgetError(
+                    f"{self.name} with d={d} features needs at least {least} rows of budget, "
+                    f"whose designs ({8 * d * (least // K) / 2**20:.0f} MiB) exceed memory_cap "
+                    f"({game.memory_cap / 2**20:.0f} MiB): raise memory_cap or group "
+                    "features.")
             raise BudgetError(
                 f"budget {budget} rows asks {self.name} for up to {coalitions} coalitions of "
                 f"d={d} features ({need / 2**20:.0f} MiB of designs), more than memory_cap "
