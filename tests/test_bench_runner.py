@@ -112,11 +112,15 @@ class TinyFlaky(Metric):
         return {"per_sample": np.ones(inp.n)}
 
 
+SLOW_FINISHED: list = []  # compute calls of tiny-slow that ran to their end
+
+
 class TinySlow(Metric):
     name = "tiny-slow"
 
     def compute(self, inp):
         time.sleep(3)
+        SLOW_FINISHED.append(True)
         return {"per_sample": np.ones(inp.n)}
 
 
@@ -263,10 +267,10 @@ def test_cell_seed_independent_of_other_cells(reference):
     assert set(other.key) <= set(frame.key)
 
 
-def test_timeout_recorded(tmp_path):
-    t0 = time.perf_counter()
+def test_timeout_interrupts_the_cell_and_is_recorded(tmp_path):
+    SLOW_FINISHED.clear()
     frame = _run(tmp_path, metrics="tiny-slow", methods="occlusion", seeds=(0,), timeout=0.3)
-    assert time.perf_counter() - t0 < 2.5
+    assert SLOW_FINISHED == []  # the metric was stopped, not waited for
     assert frame.iloc[0]["status"] == "error"
     assert frame.iloc[0]["error"]["type"] == "Timeout"
 
