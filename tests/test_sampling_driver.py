@@ -1,4 +1,4 @@
-"""Rounds of the sampling driver: without a stopping rule LIME and
+"""The sampling driver of the summaries (rounds and budgets): without a stopping rule LIME and
 KernelSHAP draw what the budget affords as one round, evaluated in one game call (KernelSHAP's
 ∅ and enumerated strata included), within the nominal budget also when coalitions repeat; with
 ``tol`` rounds still double. And LIME's Cholesky ridge inverse against the pseudo-inverse."""
