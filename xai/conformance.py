@@ -137,13 +137,10 @@ def _explainer_of(kind: str, name: str) -> Callable[..., Any]:
 
     if kind == "explainer":
         return lambda model, X, **kw: explain(model, X, method=name, progress=False, **kw)
-    axes = {"removal": ("baseline", "prediction", "exact-shapley"),
-            "behaviour": ("interventional", "prediction", "exact-shapley"),
-            "summary": ("baseline", "prediction", "exact-shapley")}[kind]
-    removal, behaviour, summary = axes
-    removal, behaviour, summary = {
-        "removal": (name, behaviour, summary), "behaviour": (removal, name, summary),
-        "summary": (removal, behaviour, name)}[kind]
+    # the component under test on its axis; the others fixed (a behaviour gets marginal removal)
+    axes = {"removal": "baseline" if kind != "behaviour" else "interventional",
+            "behaviour": "prediction", "summary": "exact-shapley", kind: name}
+    removal, behaviour, summary = axes["removal"], axes["behaviour"], axes["summary"]
 
     def run(model, X, y=None, background=None, output_kind=None, **kw):
         return Explainer(removal, behaviour, summary, progress=False, **kw).explain(

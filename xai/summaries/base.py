@@ -133,23 +133,22 @@ class SamplingSummary(Summary):
         if self.one_round and not self.stops_early:  # the whole budget is one round
             self.check_memory(game, budget)
 
-    def exact_rows(self, game) -> int | None:
-        """Model rows of every coalition of a deterministic game (``2^d`` of them): the most a
-        budget can buy, as repeats are free; None for row-sampled (stochastic) games or
-        ``d > 62``."""
+    def rows_bought(self, game, budget: int) -> int:
+        """The model rows ``budget`` can buy: at most those of every coalition of a
+        deterministic game (``2^d`` of them), as repeats are free; all of it for row-sampled
+        (stochastic) games or ``d > 62``."""
         d = game.d
         if game.sample_rows is not None or d > 62:
-            return None
-        return self.fixed_cost(game) + (2**d - self.fixed_coalitions) * game.rows_per_coalition
+            return budget
+        every = self.fixed_cost(game) + (2**d - self.fixed_coalitions) * game.rows_per_coalition
+        return min(budget, every)
 
     def unit_cap(self, game, budget: int, charged: int) -> int:
         """Most units one call may draw, ``charged`` rows spent: the budget's worth when every
         coalition is new, and up to 8 times that while repeats (free) leave room, counted
         within the coalitions that exist."""
         worst = self.unit_cost(game.d) * game.rows_per_coalition
-        exact = self.exact_rows(game)
-        buys = budget if exact is None else min(budget, exact)
-        return 8 * max(1, (buys - charged) // worst)
+        return 8 * max(1, (self.rows_bought(game, budget) - charged) // worst)
 
     def check_memory(self, game, budget: int) -> None:
         """``BudgetError`` when the coalitions the budget affords in one round (one float64
@@ -157,9 +156,7 @@ class SamplingSummary(Summary):
         fits."""
         d, K = game.d, game.rows_per_coalition
         worst = self.unit_cost(d) * K
-        exact = self.exact_rows(game)
-        buys = budget if exact is None else min(budget, exact)
-        coalitions = (buys - self.fixed_cost(game)) // K
+        coalitions = (self.rows_bought(game, budget) - self.fixed_cost(game)) // K
         need = 8 * d * coalitions
         if need > game.memory_cap:
             fits = self.fixed_cost(game) + max(0, game.memory_cap // (8 * d)) // \
