@@ -214,9 +214,9 @@ def _is_frame(X: Any) -> bool:
 def _refuse_categorical(frame: Any, what: str) -> None:
     """Refuse a DataFrame with text or categorical columns, by name, for callers that cannot
     decode category codes (the external backends)."""
-    from .tabular import is_categorical
+    from .tabular import categorical_columns
 
-    bad = [str(c) for c, t in frame.dtypes.items() if is_categorical(t)]
+    bad = categorical_columns(frame)
     if bad:
         raise InputError(
             f"{what} has non-numeric columns {bad[:10]}: this method needs numbers. Explain "

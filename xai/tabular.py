@@ -36,6 +36,11 @@ def is_categorical(dtype: Any) -> bool:
     return pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype)
 
 
+def categorical_columns(frame: Any) -> list[str]:
+    """The names of a DataFrame's categorical columns (:func:`is_categorical`)."""
+    return [str(c) for c, t in frame.dtypes.items() if is_categorical(t)]
+
+
 def _sorted(values: list) -> list:
     """``values`` sorted when they can be compared, else in their order of appearance."""
     try:

@@ -109,9 +109,9 @@ def refuse_categorical_frame(x: Any) -> None:
     features by writing numbers and give the model numeric rows."""
     if not (hasattr(x, "columns") and hasattr(x, "dtypes")):
         return
-    from ..tabular import is_categorical
+    from ..tabular import categorical_columns
 
-    bad = [str(c) for c, t in x.dtypes.items() if is_categorical(t)]
+    bad = categorical_columns(x)
     if bad:
         raise InputError(f"x has categorical columns {bad[:10]} (text, category or boolean): "
                          "metrics remove features by writing numbers and give the model "
