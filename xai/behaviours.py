@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .errors import BehaviourError, LabelError, TargetError, unknown_name
+from .inputs import check_labels
 from .registry import define_kind, register
 
 OUTPUT_SCALES = ("auto", "raw", "probability", "log-odds")
@@ -76,15 +77,13 @@ class Behaviour:
         self.output_kind = output_kind
 
     def validate(self, y, n: int, output_kind: str, is_classifier: bool) -> None:
-        """Checks that need no model call: labels present and of the right length, and a
-        probability scale where the behaviour needs one."""
-        if self.needs_labels:
-            if y is None:
-                raise LabelError(f"the {self.name} behaviour needs labels: pass y= with one "
-                                 f"label per explained row ({n} rows)")
-            if np.shape(y)[0] != n:
-                raise LabelError(f"y has {np.shape(y)[0]} labels but {n} rows are explained; "
-                                 f"the {self.name} behaviour needs one label per row")
+        """Checks that need no model call: labels present where needed, one per row and finite
+        (:func:`xai.inputs.check_labels`), and a probability scale where the behaviour needs
+        one."""
+        if self.needs_labels and y is None:
+            raise LabelError(f"the {self.name} behaviour needs labels: pass y= with one "
+                             f"label per explained row ({n} rows)")
+        check_labels(y, n, self.name)
 
     def on_scale(self, out: torch.Tensor) -> torch.Tensor:
         """Raw model outputs converted to the averaging scale."""
@@ -359,6 +358,7 @@ class KL(Behaviour):
     scale = "probability"
 
     def validate(self, y, n, output_kind, is_classifier):
+        super().validate(y, n, output_kind, is_classifier)
         if output_kind == "raw":
             raise BehaviourError(
                 "the kl behaviour compares predictive distributions and needs probabilities, but "

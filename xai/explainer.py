@@ -19,7 +19,6 @@ from .features import FeatureMap
 from .game import DatasetGame, Game
 from .inputs import (
     as_float_table,
-    check_labels,
     check_options,
     feature_map_for,
     input_kind,
@@ -257,8 +256,7 @@ class Explainer:
                              f"labels: pass y= with one label per explained row "
                              f"({call.X.shape[0]} rows)")
         if y is not None:
-            y = _map_labels(call.adapter, behaviour, y)
-            check_labels(y, call.X.shape[0], behaviour.name)
+            y = _map_labels(call.adapter, behaviour, y)  # checked by the game's behaviour
         call.y = y
         game_opts = {k: merged[k] for k in GAME_OPTIONS if k in merged}
         used.update(game_opts)
