@@ -19,7 +19,7 @@ import torch
 
 from .errors import FeatureMapError, InputError, LabelError, OptionError
 from .features import FeatureMap, image_layout
-from .models import TorchModel
+from .models import SklearnModel, TorchModel
 
 
 @dataclass(frozen=True)
@@ -314,7 +314,6 @@ def prepare_table(model: Any, X: Any, background: Any, baseline: Any = None) -> 
     (categorical columns as category codes), which also encodes a DataFrame, Series, mapping
     or array ``baseline`` (rows of original values) and aligns a DataFrame background by
     column name."""
-    from .models import SklearnModel
     from .removals import check_finite
 
     if _is_frame(X):
