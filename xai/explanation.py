@@ -46,10 +46,9 @@ from xai.errors import FileFormatError, InputError, ProvenanceError, XaiError
 from xai.safe_npz import MAX_ITEMSIZE, MAX_MEMBER_BYTES, MAX_TOTAL_BYTES, NUMERIC_KINDS, read_npz
 
 if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
+    from xai.plots import ExplanationPlots
 
-__all__ = ["FORMAT", "READABLE_FORMATS", "Explanation", "ExplanationPlots"]
+__all__ = ["FORMAT", "READABLE_FORMATS", "Explanation"]
 
 FORMAT = "xai.explanation/2"
 """Identifier of the file format written by :meth:`Explanation.save`."""
@@ -434,7 +433,10 @@ class Explanation:
 
     @property
     def plot(self) -> ExplanationPlots:
-        """Plot accessor: ``expl.plot.bar()``, ``.waterfall()``, ``.beeswarm()``, ``.image()``."""
+        """Plot accessor (:class:`xai.plots.ExplanationPlots`): ``expl.plot.bar()``,
+        ``.waterfall()``, ``.beeswarm()``, ``.image()``."""
+        from xai.plots import ExplanationPlots
+
         return ExplanationPlots(self)
 
 
@@ -811,55 +813,3 @@ def _check_removal_arrays(path: Path, arrays: dict[str, np.ndarray], record: dic
         if arrays[name].ndim < 1 or arrays[name].shape[0] != n:
             raise _fail(path, _REMOVAL_PREFIX + name, f"has shape {arrays[name].shape}, not "
                                                       f"one row per explicand ({n})")
-
-
-class ExplanationPlots:
-    """Plot accessor of an :class:`Explanation`; each method returns a matplotlib Figure.
-
-    The methods call the functions of :mod:`xai.plots` with the explanation as first argument.
-    """
-
-    def __init__(self, explanation: Explanation) -> None:
-        """Bind the accessor to ``explanation``."""
-        self._expl = explanation
-
-    def bar(
-        self, max_display: int = 20, ax: Axes | None = None, output: int | None = None
-    ) -> Figure:
-        """Mean absolute attribution per feature; see :func:`xai.plots.bar`."""
-        from xai import plots
-
-        return plots.bar(self._expl, max_display=max_display, ax=ax, output=output)
-
-    def waterfall(
-        self,
-        row: int = 0,
-        max_display: int = 10,
-        ax: Axes | None = None,
-        output: int | None = None,
-    ) -> Figure:
-        """From the base value to f(x) for one row; see :func:`xai.plots.waterfall`."""
-        from xai import plots
-
-        return plots.waterfall(self._expl, row=row, max_display=max_display, ax=ax, output=output)
-
-    def beeswarm(
-        self, max_display: int = 20, ax: Axes | None = None, output: int | None = None
-    ) -> Figure:
-        """Attributions of many rows per feature; see :func:`xai.plots.beeswarm`."""
-        from xai import plots
-
-        return plots.beeswarm(self._expl, max_display=max_display, ax=ax, output=output)
-
-    def image(
-        self,
-        row: int = 0,
-        ax: Axes | Any | None = None,
-        output: int | None = None,
-        alpha: float = 0.5,
-        cmap: str = "bwr",
-    ) -> Figure:
-        """Image and attribution overlay for one row; see :func:`xai.plots.image`."""
-        from xai import plots
-
-        return plots.image(self._expl, row=row, ax=ax, output=output, alpha=alpha, cmap=cmap)

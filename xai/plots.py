@@ -24,7 +24,9 @@ from xai.errors import FeatureMapError, InputError, TargetError
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
-__all__ = ["bar", "beeswarm", "image", "waterfall"]
+    from xai.explanation import Explanation
+
+__all__ = ["ExplanationPlots", "bar", "beeswarm", "image", "waterfall"]
 
 _POSITIVE = "#d62728"
 _NEGATIVE = "#1f77b4"
@@ -425,3 +427,47 @@ def image(
     ax_over.axis("off")
     fig.colorbar(shown, ax=ax_over, fraction=0.046, pad=0.04, label="attribution")
     return fig
+
+
+class ExplanationPlots:
+    """Plot accessor of an :class:`Explanation`; each method returns a matplotlib Figure.
+
+    The methods call the functions of this module with the explanation as first argument.
+    """
+
+    def __init__(self, explanation: Explanation) -> None:
+        """Bind the accessor to ``explanation``."""
+        self._expl = explanation
+
+    def bar(
+        self, max_display: int = 20, ax: Axes | None = None, output: int | None = None
+    ) -> Figure:
+        """Mean absolute attribution per feature; see :func:`xai.plots.bar`."""
+        return bar(self._expl, max_display=max_display, ax=ax, output=output)
+
+    def waterfall(
+        self,
+        row: int = 0,
+        max_display: int = 10,
+        ax: Axes | None = None,
+        output: int | None = None,
+    ) -> Figure:
+        """From the base value to f(x) for one row; see :func:`xai.plots.waterfall`."""
+        return waterfall(self._expl, row=row, max_display=max_display, ax=ax, output=output)
+
+    def beeswarm(
+        self, max_display: int = 20, ax: Axes | None = None, output: int | None = None
+    ) -> Figure:
+        """Attributions of many rows per feature; see :func:`xai.plots.beeswarm`."""
+        return beeswarm(self._expl, max_display=max_display, ax=ax, output=output)
+
+    def image(
+        self,
+        row: int = 0,
+        ax: Axes | Any | None = None,
+        output: int | None = None,
+        alpha: float = 0.5,
+        cmap: str = "bwr",
+    ) -> Figure:
+        """Image and attribution overlay for one row; see :func:`xai.plots.image`."""
+        return image(self._expl, row=row, ax=ax, output=output, alpha=alpha, cmap=cmap)
