@@ -81,8 +81,9 @@ def test_factors_in_several_batches_equal_one_batch(monkeypatch):
     whole = conditional_factors(cov, keep, eps)
     monkeypatch.setattr(gaussian, "FACTOR_BLOCK_BYTES", 6 * 8 * 9 * 9 * 7)  # 7 per batch
     parts = conditional_factors(cov, keep, eps)
-    np.testing.assert_array_equal(parts.transform, whole.transform)
-    np.testing.assert_array_equal(parts.noise, whole.noise)
+    # batched LAPACK may take another code path for another batch size: equal to rounding
+    np.testing.assert_allclose(parts.transform, whole.transform, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(parts.noise, whole.noise, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("plug_in", [False, True])
