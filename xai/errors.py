@@ -114,3 +114,19 @@ class BenchEnvironmentError(XaiError):
 class ModelTypeError(InputError, TypeError):
     """The model is not of the kind a component needs (e.g. randomisation re-initialises the
     parameters of a ``torch.nn.Module`` and cannot change a plain function)."""
+
+
+class MissingDependencyError(XaiError, ImportError):
+    """An optional package that a feature needs is not installed; the message names the
+    ``pip install`` command (an ``ImportError`` too, so ``except ImportError`` still works)."""
+
+
+class IndexingError(InputError, IndexError):
+    """An index of an explanation is out of range or of a kind the axis does not take."""
+
+
+class UnknownLabelError(IndexingError, KeyError):
+    """A feature or output name given as an index of an explanation does not exist."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""

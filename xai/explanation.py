@@ -34,7 +34,7 @@ import math
 import numbers
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -252,37 +252,19 @@ class Explanation:
             return list(self.output_names)
         return _default_names("output", k)
 
-    def __getitem__(self, rows: int | slice | np.ndarray | list) -> Explanation:
-        """Return a new Explanation for some rows; an int keeps the row axis (``n == 1``).
+    def __getitem__(self, key: Any) -> Explanation:
+        """A new Explanation of the rows, features and outputs that ``key`` picks.
 
-        Per-row arrays are sliced; a per-explicand ``feature_map`` (``n_maps == n > 1``) too,
-        while a shared one is kept; so is ``extras["target"]``, the output each row explains.
-        Other ``extras`` are kept as they are, since their row axis is not known in general.
+        ``expl[rows]``, ``expl[rows, features]``, ``expl[rows, features, outputs]`` take ints,
+        slices, lists, boolean masks and ``...`` as numpy does, and feature and output names
+        (``expl[:, "age"]``, ``expl[..., "malignant"]``). Rows and features keep their axis
+        (an int gives ``n == 1`` or ``d == 1``); one output drops the output axis and is
+        recorded in ``extras["target"]``. Unknown names raise
+        :class:`~xai.errors.UnknownLabelError`. See :mod:`xai.indexing`.
         """
-        n = len(self)
-        if isinstance(rows, (numbers.Integral, np.integer)):
-            if not -n <= int(rows) < n:
-                raise IndexError(f"row {rows} is out of range for an explanation of {n} rows")
-            idx = np.array([int(rows) % n])
-        else:
-            idx = np.arange(n)[rows]
-            idx = np.atleast_1d(idx)
-        changes: dict[str, Any] = {}
-        for name in _ROW_ARRAYS:
-            arr = getattr(self, name)
-            if arr is not None:
-                changes[name] = arr[idx].copy()
-        fmap = self.feature_map
-        if fmap is not None:
-            changes["feature_map"] = fmap[idx].copy() if fmap.shape[0] == n > 1 else fmap.copy()
-        changes["extras"] = dict(self.extras)
-        target = self.extras.get("target")
-        if isinstance(target, np.ndarray) and target.shape == (n,):  # the output of each row
-            changes["extras"]["target"] = target[idx].copy()
-        changes["removal_arrays"] = self._removal_arrays_of(idx)
-        changes["feature_names"] = list(self.feature_names)
-        changes["output_names"] = None if self.output_names is None else list(self.output_names)
-        return replace(self, **changes)
+        from xai.indexing import select
+
+        return select(self, key)
 
     def __repr__(self) -> str:
         """Short summary: method, shape, evaluations and seconds."""
@@ -323,6 +305,30 @@ class Explanation:
         if self.stderr is None:
             raise XaiError(f"this explanation ({self.method}) has no standard errors.")
         return self._frame(self.stderr)
+
+    def to_shap(self) -> Any:
+        """This explanation as a ``shap.Explanation`` (needs shap), for shap's plots.
+
+        Values, base values, tabular data, feature and output names, standard errors
+        (``error_std``) and seconds (``compute_time``) are copied; see
+        :func:`xai.shap_interop.to_shap`.
+        """
+        from xai.shap_interop import to_shap
+
+        return to_shap(self)
+
+    @classmethod
+    def from_shap(cls, shap_explanation: Any, *, feature_names: list[str] | None = None,
+                  output_names: list[str] | None = None, method: str = "shap") -> Explanation:
+        """An Explanation from a ``shap.Explanation``: one row, ``(n, d)`` or ``(n, d, k)``.
+
+        ``feature_names=``, ``output_names=`` and ``method=`` override what the shap object
+        says; see :func:`xai.shap_interop.from_shap`.
+        """
+        from xai.shap_interop import from_shap
+
+        return from_shap(shap_explanation, feature_names=feature_names,
+                         output_names=output_names, method=method)
 
     # ---------------------------------------------------------------- removal record
 
