@@ -7,7 +7,9 @@
   from, the plugins that failed to load or were refused a core name (and why), and name
   conflicts between plugins.
 - ``xai bench --suite NAME [--methods ...] [--out DIR] ...``: run or resume a benchmark suite
-  (:func:`xai.bench.run`); ``xai bench summarise DIR`` writes its tables and figures.
+  (:func:`xai.bench.run`); ``xai bench summarise DIR`` writes its tables and figures, ``xai bench
+  report DIR [--out FILE]`` summarises and writes them with the run's record into one
+  self-contained HTML page (:mod:`xai.report`).
 
 Exit status: 0 on success, 2 on a usage error or an :class:`xai.XaiError` (printed as
 ``error: ...`` on stderr), 1 when ``xai bench`` stopped because its environment failed (a
@@ -99,6 +101,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if getattr(args, "bench_command", None) in ("summarise", "summarize"):
         bench.summarise(args.dir, figures=not args.no_figures)
         return 0
+    if getattr(args, "bench_command", None) == "report":
+        return _bench_report(args)
     if args.list:
         from xai import registry
 
@@ -125,6 +129,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     except BenchEnvironmentError as exc:  # not a usage error: rerun once the cause is fixed
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _bench_report(args: argparse.Namespace) -> int:
+    """``xai bench report DIR``: summarise DIR, then write its HTML report."""
+    from xai import bench
+    from xai.report import bench_html, write_page
+
+    bench.summarise(args.dir, echo=False)
+    path = write_page(bench_html(args.dir), args.page or f"{args.dir}/report.html")
+    print(f"wrote {path}")
     return 0
 
 
@@ -203,11 +218,17 @@ def _parser() -> argparse.ArgumentParser:
                        "(default: all); --methods then filters contenders by name")
     bench.add_argument("--quiet", action="store_true",
                        help="no progress bar and no summary table on the terminal")
-    bench_sub = bench.add_subparsers(dest="bench_command", metavar="summarise")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="summarise|report")
     summ = bench_sub.add_parser("summarise", aliases=["summarize"],
                                 help="write results.md/.csv/.json and figures for DIR")
     summ.add_argument("dir", metavar="DIR", help="a benchmark output folder")
     summ.add_argument("--no-figures", action="store_true", help="tables only")
+    report = bench_sub.add_parser(
+        "report", help="summarise DIR and write one self-contained HTML page (tables, figures, "
+                       "machine, versions, seeds, git commit)")
+    report.add_argument("dir", metavar="DIR", help="a benchmark output folder")
+    report.add_argument("--out", dest="page", metavar="FILE",
+                        help="the page (default: DIR/report.html)")
     bench.set_defaults(func=_cmd_bench)
     return parser
 

@@ -445,6 +445,17 @@ class Explanation:
 
         return ExplanationPlots(self)
 
+    def to_html(self, path: str | os.PathLike | None = None) -> str:
+        """A self-contained HTML report of this explanation (how it was made, values ±
+        standard error, figures), written to ``path`` when given; see
+        :func:`xai.report.explanation_html`."""
+        from xai.report import explanation_html, write_page
+
+        text = explanation_html(self)
+        if path is not None:
+            write_page(text, path)
+        return text
+
 
 def _storable(arr: np.ndarray, name: str) -> np.ndarray:
     """Return ``arr`` if :meth:`Explanation.load` can read it back, else raise

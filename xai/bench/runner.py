@@ -124,12 +124,34 @@ def _metric_meta(name: str) -> dict:
 
 
 def _versions() -> dict:
+    """The software and machine every row records: package versions, the platform, the CPU
+    count and the git commit of a source checkout (None for an installed package)."""
+    import sklearn
     import torch
 
     import xai
 
     return {"xai": xai.__version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
+            "sklearn": sklearn.__version__, "python": platform.python_version(),
+            "platform": platform.platform(), "cpus": os.cpu_count(), "commit": _git_commit()}
+
+
+def _git_commit() -> str | None:
+    """The commit checked out where xai is imported from, when that is a git checkout (an
+    editable install); None otherwise or when git is missing."""
+    import subprocess
+
+    import xai
+
+    root = Path(xai.__file__).resolve().parents[1]
+    if not (root / ".git").exists():  # an installed package: do not report an outer repository
+        return None
+    try:
+        done = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
 
 
 # ---------------------------------------------------------------- time limit
