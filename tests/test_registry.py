@@ -3,6 +3,9 @@ shadow and that also answer to ``xai.<name>``; namespaces; lookups from several 
 
 from __future__ import annotations
 
+import importlib
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -46,7 +49,8 @@ def _plugin(**hooks):
     ("removal", UserSummary, "must be a subclass of xai.removals.Removal"),
     ("summary", UserSummary(), "must be a subclass of xai.summaries.base.Summary"),
     ("metric", UserSummary, "must be a subclass of xai.metrics.base.Metric"),
-    ("explainer", "shap", "must be a Preset or a class with an explain"),
+    ("explainer", 3.5, "must be a Preset or a class with an explain"),
+    ("explainer", "shap", "a lazy explainer is named 'package.module:attribute'"),
     ("suite", object(), "must be an xai.bench.Suite"),
 ])
 def test_register_refuses_objects_of_the_wrong_type(kind, obj, message):
@@ -129,7 +133,7 @@ def test_lookups_run_the_installed_loaders_first(monkeypatch):
 
 
 def test_plugin_discovery_is_an_installed_loader():
-    assert registry._LOADERS and all(callable(f) for f in registry._LOADERS)
+    assert registry._LOADERS and all(callable(f) for f, _ in registry._LOADERS)
     plugins.unload_plugins()
     assert "captum.saliency" in registry.names("explainer")  # a lookup loaded them again
 
@@ -285,3 +289,68 @@ def test_concurrent_registrations_of_one_name_admit_exactly_one():
     finally:
         for name in ["raced-name", *(f"raced-{cls.__name__}" for cls in classes)]:
             registry.unregister("summary", name)
+
+
+# -- lazy registration ----------------------------------------------------------------------
+
+def test_lazy_component_is_imported_on_first_lookup(tmp_path, monkeypatch):
+    (tmp_path / "lazy_user_summary.py").write_text(
+        "from xai.summaries.base import Summary\n"
+        "class Late(Summary):\n    '''A summary imported late. More text.'''\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry.register("summary", "late-summary", "lazy_user_summary:Late", source="user-pkg")
+    try:
+        assert "late-summary" in registry.names("summary")
+        assert "lazy_user_summary" not in sys.modules  # listing imports nothing
+        assert registry.description("summary", "late-summary") == "A summary imported late."
+        late = registry.get("summary", "late-summary")
+        assert late.__name__ == "Late" and "lazy_user_summary" in sys.modules
+        assert registry.peek("summary", "late-summary") is late  # resolved once, kept
+    finally:
+        registry.unregister("summary", "late-summary")
+
+
+@pytest.mark.parametrize("module_text, target, message", [
+    ("", "no_such_module_xyz:Thing", "cannot be imported: ModuleNotFoundError"),
+    ("class Thing: pass\n", "lazy_wrong_kind:Thing", "must be a subclass of xai.removals"),
+    ("", "lazy_wrong_kind:Missing", "cannot be imported: AttributeError"),
+])
+def test_lazy_component_that_cannot_be_used_is_a_named_error_at_lookup(
+        tmp_path, monkeypatch, module_text, target, message):
+    (tmp_path / "lazy_wrong_kind.py").write_text(module_text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "lazy_wrong_kind", raising=False)
+    registry.register("removal", "late-removal", registry.Lazy(target), source="user-pkg")
+    try:
+        with pytest.raises(xai.RegistrationError, match=message) as info:
+            registry.get("removal", "late-removal")
+        assert "user-pkg" in str(info.value) and target in str(info.value)
+    finally:
+        registry.unregister("removal", "late-removal")
+
+
+def test_listing_methods_imports_no_explainer_module():
+    code = ("import sys, xai; names = xai.methods(); "
+            "from xai import registry; [registry.description('explainer', n) for n in names]; "
+            "heavy = [m for m in ('torch', 'xai.explainer', 'xai_shap._explainers', "
+            "'xai_captum._explainers', 'xai_lime._explainers', 'shap', 'captum') "
+            "if m in sys.modules]; "
+            "assert 'captum.saliency' in names and 'pattern' in names, names; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_import_xai_imports_no_torch_and_names_load_on_first_use():
+    code = ("import sys, xai; assert 'torch' not in sys.modules; "
+            "assert callable(xai.explain) and xai.Explanation.__name__ == 'Explanation'; "
+            "assert 'torch' in sys.modules; "
+            "assert 'deletion' in xai.registry.names('metric'); "
+            "assert xai.metrics.get('deletion').name == 'deletion'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("plugin", ["xai_shap", "xai_lime", "xai_captum"])
+def test_backend_descriptions_are_their_explainers_first_sentence(plugin):
+    module = importlib.import_module(plugin)
+    for name, lazy in module.xai_explainers().items():
+        assert lazy.description == registry.first_sentence(lazy.resolve().__doc__), name

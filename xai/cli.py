@@ -32,17 +32,16 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 
     presets = {p.name: p for p in PRESETS}
     rows = []
-    for name in xai.methods():
-        obj = registry.get("explainer", name)
+    for name in xai.methods():  # lists names without importing the whole explainers
+        entry = registry.peek("explainer", name)
         if name in presets:
             p = presets[name]
             rows.append((name, f"{p.removal} x {p.behaviour} x {p.summary}", p.description))
-        elif isinstance(obj, Preset):
-            rows.append((name, f"alias of {obj.name}", obj.description))
-        else:  # a whole explainer registered by a plugin
-            doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
+        elif isinstance(entry, Preset):
+            rows.append((name, f"alias of {entry.name}", entry.description))
+        else:  # a whole explainer (a plugin's, or one of xai's reference explainers)
             rows.append((name, f"explainer from {registry.source('explainer', name)}",
-                         doc[0] if doc else ""))
+                         registry.description("explainer", name)))
     w1 = max(len(r[0]) for r in rows)
     w2 = max(len(r[1]) for r in rows)
     print(f"{'method':<{w1}}  {'removal x behaviour x summary':<{w2}}  description")

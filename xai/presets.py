@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .registry import define_kind, register
+from .registry import Lazy, define_kind, register
 
 
 @dataclass(frozen=True)
@@ -69,3 +69,8 @@ PRESETS = [
 for _p in PRESETS:
     register("explainer", _p.name, _p, aliases=("feature-ablation",) if _p.name == "occlusion"
              else ())
+
+# whole explainers defined in modules that need torch: imported on their first lookup
+register("explainer", "pattern", Lazy(
+    "xai.datasets.gauss2d:Pattern",
+    "The activation pattern (Haufe et al. 2014) as a reference explainer for any model."))

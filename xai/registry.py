@@ -18,8 +18,13 @@ Who owns a name:
   looking the plain name up raises an error naming both sources and their namespaced names,
   which always work.
 
-Registration is validated (the object's type for the kind, non-empty string names) and
-atomic: when the name or any alias cannot be registered, none is. The tables are guarded by
+A component may be registered lazily, as a :class:`Lazy` reference (or a plain
+``"package.module:attribute"`` string): its module is imported on the first lookup of that
+name, so listing names (``xai methods``) imports no component. xai declares its own whole
+explainers and backends this way, and plugins may too.
+
+Registration is validated (the object's type for the kind, non-empty string names; a lazy
+component's type when it is imported) and atomic: when the name or any alias cannot be registered, none is. The tables are guarded by
 one lock, held only briefly and never while importing, so registrations and lookups from
 several threads are safe.
 """
@@ -27,7 +32,9 @@ several threads are safe.
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
+import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -52,6 +59,27 @@ class Source:
 
 
 CORE = Source("xai", "xai", "")
+
+
+@dataclass(frozen=True)
+class Lazy:
+    """A component imported on its first lookup: ``target`` is ``"package.module:attribute"``
+    (the attribute may be dotted); ``description`` is what listings show without importing
+    it (by convention the first line of the component's docstring)."""
+
+    target: str
+    description: str = ""
+
+    def resolve(self) -> Any:
+        """Import the module and return the attribute."""
+        module, _, attr = self.target.partition(":")
+        obj = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+
+_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 _REGISTRY: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
 _SOURCES: dict[tuple[str, str], Source] = {}
@@ -130,10 +158,15 @@ def name_problem(name: Any) -> str | None:
 
 
 def check_component(kind: str, name: Any, obj: Any) -> str | None:
-    """Why ``obj`` cannot be component ``name`` of ``kind`` (None when it can)."""
+    """Why ``obj`` cannot be component ``name`` of ``kind`` (None when it can); a
+    :class:`Lazy` reference is checked for its form here and for its type when imported."""
     problem = name_problem(name)
     if problem:
         return problem
+    if isinstance(obj, Lazy):
+        if not isinstance(obj.target, str) or not _TARGET.match(obj.target):
+            return (f"a lazy {kind} is named 'package.module:attribute', got {obj.target!r}")
+        return None
     if not any(accepts(obj) for accepts in _ACCEPTS[kind]):
         return f"{kind} {name!r} must be {_EXPECTED[kind]}, got {obj!r}"
     return None
@@ -186,7 +219,8 @@ def register(kind: str, name: str, obj: Any = None, *, source: Source | str | No
         class MySummary(xai.summaries.Summary): ...
 
     ``obj`` must fit the kind (a subclass of its base class, a Preset or explainer class, a
-    Suite), names and aliases must be non-empty strings; otherwise a ``RegistrationError``
+    Suite), or be a :class:`Lazy` reference or ``"package.module:attribute"`` string to such an
+    object (imported on first lookup); names and aliases must be non-empty strings; otherwise a ``RegistrationError``
     says why and nothing is registered. A different object under a name another source holds
     raises a ``RegistrationError`` naming both (``strict=True``), or is recorded and reported
     at lookup (``strict=False``, used for plugins). In-process registration (``source=None``)
@@ -197,6 +231,8 @@ def register(kind: str, name: str, obj: Any = None, *, source: Source | str | No
     keys = _checked_keys(name, aliases)  # fails at the decorator line, before the class
 
     def add(target: Any) -> Any:
+        if isinstance(target, str):
+            target = Lazy(target)
         problem = check_component(kind, name, target)
         if problem:
             raise RegistrationError(f"cannot register {kind} {name!r}: {problem}. Register a "
@@ -294,32 +330,68 @@ def unregister_source(source: Source) -> None:
 
 # -- lookup ----------------------------------------------------------------------------------
 
-_LOADERS: list[Callable[[], Any]] = []
+_LOADERS: list[tuple[Callable[[], Any], tuple[str, ...]]] = []
 
 
-def add_loader(loader: Callable[[], Any]) -> None:
-    """Call ``loader()`` before every lookup (:func:`get`, :func:`names`); :mod:`xai.plugins`
-    installs its entry-point loader this way, so the registry never imports plugin discovery.
-    A loader must be cheap once it has run."""
-    if loader not in _LOADERS:
-        _LOADERS.append(loader)
+def add_loader(loader: Callable[[], Any], kinds: Iterable[str] | None = None) -> None:
+    """Call ``loader()`` before every lookup (:func:`get`, :func:`names`, :func:`source`) of
+    the ``kinds`` given (every kind when None). xai imports its own component modules this
+    way and :mod:`xai.plugins` installs its entry-point loader, so the registry never imports
+    the modules that register into it. A loader must be cheap once it has run."""
+    kinds = KINDS if kinds is None else tuple(kinds)
+    for kind in kinds:
+        _check_kind(kind)
+    with _LOCK:
+        for i, (known, had) in enumerate(_LOADERS):
+            if known is loader:
+                _LOADERS[i] = (loader, had + tuple(k for k in kinds if k not in had))
+                return
+        _LOADERS.append((loader, kinds))
 
 
-def _load() -> None:
-    for loader in tuple(_LOADERS):  # a loader may add one
-        loader()
+def _load(kind: str) -> None:
+    i = 0
+    while i < len(_LOADERS):  # a loader may add one, which runs in the same lookup
+        loader, kinds = _LOADERS[i]
+        if kind in kinds:
+            loader()
+        i += 1
+
+
+def _resolve(kind: str, key: str, lazy: Lazy) -> Any:
+    """Import a lazily registered component and put it in place of every key that held the
+    reference; RegistrationError naming the source when the import fails or the object does
+    not fit the kind."""
+    holder = _SOURCES.get((kind, key), CORE)
+    try:
+        obj = lazy.resolve()
+    except Exception as exc:  # reported with the name and where it came from
+        raise RegistrationError(
+            f"{kind} {key!r} from {holder} is registered as {lazy.target!r}, which cannot be "
+            f"imported: {type(exc).__name__}: {exc}. Install what it needs, or unregister it."
+        ) from exc
+    problem = check_component(kind, key, obj)
+    if problem:
+        raise RegistrationError(f"{kind} {key!r} from {holder}, imported from {lazy.target!r}: "
+                                f"{problem}.")
+    with _LOCK:
+        table = _REGISTRY[kind]
+        for name, value in list(table.items()):
+            if value is lazy:
+                table[name] = obj
+    return obj
 
 
 def get(kind: str, name: str) -> Any:
     """Look up a registered component (loading plugins first), raising ``UnknownNameError``
     with the known names, or an error naming the sources of an ambiguous plain name."""
     _check_kind(kind)
-    _load()
+    _load(kind)
     key = normalize(name)
     with _LOCK:
         if key.startswith(CORE_PREFIX):
-            return _REGISTRY[kind][_core_key(kind, name)]
-        if (kind, key) in _CONFLICTS:
+            key = _core_key(kind, name)
+        elif (kind, key) in _CONFLICTS:
             sources = _CONFLICTS[(kind, key)]
             alts = [f"{s.plugin}.{key}" for s in sources]
             raise XaiError(
@@ -328,7 +400,41 @@ def get(kind: str, name: str) -> Any:
                 f"({', '.join(repr(a) for a in alts)}) or uninstall one of the plugins.")
         if key not in _REGISTRY[kind]:
             raise unknown_name(kind, name, _REGISTRY[kind])
-        return _REGISTRY[kind][key]
+        value = _REGISTRY[kind][key]
+    return _resolve(kind, key, value) if isinstance(value, Lazy) else value
+
+
+def peek(kind: str, name: str) -> Any:
+    """The entry registered under ``name``, without importing it: a lazily registered
+    component is returned as its :class:`Lazy` reference (None when nothing is registered)."""
+    _check_kind(kind)
+    _load(kind)
+    key = normalize(name)
+    with _LOCK:
+        if key.startswith(CORE_PREFIX):
+            key = _core_key(kind, name)
+        return _REGISTRY[kind].get(key)
+
+
+def description(kind: str, name: str) -> str:
+    """One line saying what component ``name`` is: a :class:`Lazy` reference's own
+    description (nothing imported), else the ``description`` attribute or the first line of
+    the docstring."""
+    value = peek(kind, name)
+    if isinstance(value, Lazy) and value.description:
+        return value.description
+    obj = get(kind, name)
+    text = getattr(obj, "description", None)
+    if isinstance(text, str) and text:
+        return text
+    return first_sentence(getattr(obj, "__doc__", None) or "")
+
+
+def first_sentence(doc: str) -> str:
+    """The first sentence of a docstring's first paragraph, on one line."""
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    end = re.search(r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)\.(\s+[A-Z`]|$)", paragraph)
+    return paragraph[:end.start() + 1] if end else paragraph
 
 
 def _core_key(kind: str, name: str) -> str:
@@ -344,7 +450,7 @@ def names(kind: str) -> list[str]:
     """Sorted registered names of ``kind`` (plain names; core ones also answer to
     ``xai.<name>``)."""
     _check_kind(kind)
-    _load()
+    _load(kind)
     with _LOCK:
         return sorted(_REGISTRY[kind])
 
@@ -353,6 +459,7 @@ def source(kind: str, name: str) -> Source:
     """Where component ``name`` of ``kind`` came from (the first source of an ambiguous
     name)."""
     _check_kind(kind)
+    _load(kind)
     key = normalize(name)
     with _LOCK:
         if key.startswith(CORE_PREFIX):

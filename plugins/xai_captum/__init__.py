@@ -23,11 +23,40 @@ imported only when an explainer runs (``pip install 'xai[peers]'``). See
 from __future__ import annotations
 
 from xai.plugins import hookimpl
+from xai.registry import Lazy
+
+# name: (class in xai_captum._explainers, what `xai methods` shows without importing it)
+_EXPLAINERS = {
+    "captum.integrated-gradients": ("IntegratedGradients",
+        ("Integrated gradients (Sundararajan et al. 2017), captum "
+        "``IntegratedGradients``.")),
+    "captum.saliency": ("Saliency",
+        ("Saliency (Simonyan et al. 2014): the gradient of the target output, "
+        "captum ``Saliency``.")),
+    "captum.input-x-gradient": ("InputXGradient",
+        "Input x gradient, captum ``InputXGradient``."),
+    "captum.smoothgrad": ("SmoothGrad",
+        ("SmoothGrad (Smilkov et al. 2017): captum ``NoiseTunnel`` over "
+        "``Saliency`` or ``IntegratedGradients``.")),
+    "captum.gradient-shap": ("GradientShap",
+        ("GradientSHAP (Lundberg & Lee 2017), captum ``GradientShap``: expected "
+        "gradients with baselines drawn from the ``background=`` rows.")),
+    "captum.deeplift": ("DeepLift",
+        "DeepLIFT (Shrikumar et al. 2017, rescale rule), captum ``DeepLift``."),
+    "captum.gradcam": ("GradCam",
+        ("Grad-CAM (Selvaraju et al. 2017), captum ``LayerGradCam`` on the layer"
+        " ``layer`` (a module name of ``dict(model.named_modules())``, e.g. "
+        "``\"features.3\"``; default: the last ``nn.Conv2d``), upsampled to the "
+        "input's spatial size with ``LayerAttribution.interpolate``.")),
+    "captum.occlusion": ("Occlusion",
+        ("Occlusion (Zeiler & Fergus 2014), captum ``Occlusion``: slide a window"
+        " of ``baselines`` over the input and attribute the output drop to the "
+        "window's positions (averaged where windows overlap).")),
+}
 
 
 @hookimpl
 def xai_explainers() -> dict:
-    """The captum explainers, by name (namespaced as ``captum.<name>``)."""
-    from ._explainers import EXPLAINERS
-
-    return dict(EXPLAINERS)
+    """The captum explainers, by name (namespaced as ``captum.<name>``), imported on first use."""
+    return {name: Lazy(f"xai_captum._explainers:{cls}", description)
+            for name, (cls, description) in _EXPLAINERS.items()}

@@ -1,37 +1,4 @@
-"""xai backend for shap: registered through the entry-point group ``xai`` as ``shap``.
-
-Whole explainers that run shap's own estimators and return an :class:`xai.Explanation`:
-
-==================== ============================================================ =============
-name                 shap estimator                                               options
-==================== ============================================================ =============
-``shap.exact``       ``shap.ExactExplainer``, ``maskers.Independent(B, len(B))``  max_samples
-``shap.permutation`` ``shap.PermutationExplainer`` (same masker)                   max_evals,
-                                                                                  max_samples
-``shap.kernel``      ``shap.KernelExplainer(f, B)``                               nsamples, l1_reg
-``shap.partition``   ``shap.PartitionExplainer``: images ``maskers.Image``,       max_evals, mask,
-                     tabular ``maskers.Partition`` with a clustering              clustering,
-                                                                                  max_samples
-``shap.tree``        ``shap.TreeExplainer(model)``                                model_output,
-                                                                                  feature_perturbation
-``shap.linear``      ``shap.LinearExplainer(model, masker)``                      feature_perturbation
-==================== ============================================================ =============
-
-Every explainer also takes ``target`` (default ``"predicted"``), ``seed``, ``batch_size``.
-The model-agnostic ones (exact, permutation, kernel, partition) call the model through xai's
-counting adapter (``ExplainContext.predict``), wrapped to return the explained output only,
-so ``Explanation.evaluations`` counts every row shap evaluated; tree and linear read the
-fitted model object itself (scikit-learn tree ensembles and linear models) and evaluate no
-rows beyond the ones that resolve the default target.
-
-Attributions come per input position (a column; for ``shap.partition`` on images a pixel of
-one channel, the positions ``shap.maskers.Image`` attributes), so these explainers have
-``per_position = True``: with ``features=`` (tabular groups, or an image feature map) the
-values are summed over each feature's positions. Summing column Shapley values over a group is
-*not* the Shapley value of the game whose players are the groups (use xai's native methods
-with ``features=`` for that); for images, sums keep shap's efficiency (``sum(values) +
-base_values = f(x)``).
-"""
+"""The shap explainers registered by :mod:`xai_shap` (imported on their first lookup)."""
 
 from __future__ import annotations
 
@@ -41,7 +8,6 @@ import numpy as np
 
 from xai.errors import InputError, XaiError, unknown_name
 from xai.external import ExternalExplainer
-from xai.plugins import hookimpl
 
 PEERS = "pip install 'xai[peers]'"
 
@@ -389,8 +355,3 @@ class ShapLinear(_ShapBase):
 EXPLAINERS = {cls.name: cls for cls in (ShapExact, ShapPermutation, ShapKernel, ShapPartition,
                                         ShapTree, ShapLinear)}
 
-
-@hookimpl
-def xai_explainers() -> dict:
-    """The shap explainers, by name (namespaced as ``shap.<name>``)."""
-    return dict(EXPLAINERS)

@@ -236,7 +236,6 @@ def bayes_model(data: GroundTruthData, output: str = "logits") -> BayesLinear:
     return BayesLinear(data.extras["beta"], output)
 
 
-@register("explainer", "pattern")
 class Pattern(ExternalExplainer):
     """The activation pattern (Haufe et al. 2014) as a reference explainer for any model.
 
