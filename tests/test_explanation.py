@@ -203,15 +203,17 @@ def test_repr_and_validation():
 @pytest.mark.parametrize("make", [tabular, multi_output, image_expl])
 @pytest.mark.parametrize("kind", ["bar", "waterfall", "beeswarm"])
 def test_plots_return_figures(make, kind):
-    fig = getattr(make().plot, kind)()
+    kwargs = {"output": 1} if make is multi_output else {}
+    fig = getattr(make().plot, kind)(**kwargs)
     assert isinstance(fig, Figure) and len(fig.axes) >= 1
     fig.canvas.draw()
 
 
 def test_plot_output_choice_and_title():
     expl = multi_output()
-    fig = plots.bar(expl)
-    assert "default" in fig.axes[0].get_title()
+    with pytest.raises(TargetError, match="output="):  # never one of several, silently
+        plots.bar(expl)
+    assert "(b)" in plots.bar(expl, output="b").axes[0].get_title()
     fig = plots.waterfall(expl, row=1, output=2, max_display=2)
     assert "c" in fig.axes[0].get_title()
     assert any("other features" in t.get_text() for t in fig.axes[0].get_yticklabels())

@@ -4,7 +4,8 @@ estimators against exact values, and write figures and a summary.
 ``run_demo(out_dir)`` (or ``xai demo --out DIR`` / ``python -m xai.demo --out DIR``) writes into
 ``out_dir``:
 
-- ``tabular_*.png``: bar / waterfall / beeswarm plots of an MLP on breast_cancer (scikit-learn);
+- ``tabular_*.png``: bar / waterfall / beeswarm / heatmap / decision / scatter plots of an MLP on
+  breast_cancer (scikit-learn);
 - ``digits_*.png``: image overlays of a small torch CNN on scikit-learn's 8x8 digits;
 - ``benchmark.json``, ``benchmark.md``, ``benchmark.png``: KernelSHAP and permutation sampling
   against exact Shapley values, error and standard-error coverage per budget;
@@ -53,7 +54,13 @@ class _Log:
 
 
 def _save_fig(fig: Any, path: Path, files: list[str], out: Path) -> None:
-    fig.savefig(path, dpi=110)
+    """Save ``fig`` and close it, so that the demo's many figures do not accumulate in pyplot."""
+    import matplotlib.pyplot as plt
+
+    try:
+        fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)
     files.append(str(path.relative_to(out)))
 
 
@@ -149,6 +156,10 @@ def _tabular(out: Path, quick: bool, log: _Log, files: list[str]) -> dict:
     _save_fig(shap_e.plot.waterfall(row=0), out / "tabular_shap_waterfall.png", files, out)
     _save_fig(shap_e.plot.beeswarm(max_display=12), out / "tabular_shap_beeswarm.png", files,
               out)
+    _save_fig(shap_e.plot.heatmap(), out / "tabular_shap_heatmap.png", files, out)
+    _save_fig(shap_e.plot.decision(), out / "tabular_shap_decision.png", files, out)
+    top = shap_e.names[int(np.argmax(np.nanmean(np.abs(shap_e.values), axis=0)))]
+    _save_fig(shap_e.plot.scatter(top), out / "tabular_shap_scatter.png", files, out)
     for method in ("lime", "occlusion", "banzhaf", "kernelshap", "sage",
                    "permutation-importance"):
         _save_fig(expls[method].plot.bar(max_display=12), out / f"tabular_{method}_bar.png",
@@ -235,11 +246,11 @@ def _heat(expl: Any, row: int) -> np.ndarray:
 
 def _digits_grid(expls: dict, images: np.ndarray, labels: np.ndarray, preds: np.ndarray):
     """Images (rows) x [image, one heat map per method] (columns), without segment edges."""
-    from matplotlib.figure import Figure
+    import matplotlib.pyplot as plt
 
     n, names = len(images), list(expls)
-    fig = Figure(figsize=(2.2 * (len(names) + 1), 2.2 * n), layout="constrained")
-    axes = fig.subplots(n, len(names) + 1, squeeze=False)
+    fig, axes = plt.subplots(n, len(names) + 1, squeeze=False, layout="constrained",
+                             figsize=(2.2 * (len(names) + 1), 2.2 * n))
     for r in range(n):
         axes[r, 0].imshow(images[r, 0], cmap="gray", vmin=0, vmax=1)
         axes[r, 0].set_title(f"label {labels[r]}, pred {preds[r]}", fontsize=9)
@@ -248,7 +259,7 @@ def _digits_grid(expls: dict, images: np.ndarray, labels: np.ndarray, preds: np.
             if name == "rise":  # RISE scores include the mean value: show the deviations
                 heat = heat - heat.mean()
             lim = float(np.abs(heat).max()) or 1.0
-            axes[r, c].imshow(heat, cmap="bwr", vmin=-lim, vmax=lim, interpolation="nearest")
+            axes[r, c].imshow(heat, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
             axes[r, c].contour(images[r, 0], levels=[0.5], colors="k", linewidths=0.6)
             if r == 0:
                 axes[r, c].set_title(name + (" (minus its mean)" if name == "rise" else ""),
@@ -407,10 +418,9 @@ def _bench_table(cells: list[dict]) -> str:
 
 
 def _bench_plot(cells: list[dict], k_rem: int):
-    from matplotlib.figure import Figure
+    import matplotlib.pyplot as plt
 
-    fig = Figure(figsize=(10.0, 4.2), layout="constrained")
-    ax, ax_cov = fig.subplots(1, 2)
+    fig, (ax, ax_cov) = plt.subplots(1, 2, figsize=(10.0, 4.2), layout="constrained")
     for method, marker in zip(BENCH_METHODS, "os"):
         ok = [c for c in cells if c["method"] == method and c["status"] == "ok"]
         if not ok:
