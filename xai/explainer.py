@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +10,7 @@ import numpy as np
 import torch
 
 from . import registry
+from ._warn import warn
 from .behaviours import Behaviour
 from .errors import InputError, LabelError, unknown_name
 from .explanation import Explanation
@@ -27,6 +26,7 @@ from .inputs import (
 )
 from .models import SklearnModel, as_model
 from .presets import Preset
+from .progress import Progress
 from .registry import constructor_options as _params
 from .removals import Removal
 from .summaries.base import Summary, seed_sequence
@@ -287,12 +287,17 @@ class Explainer:
         return removal, _build("behaviour", self.behaviour, merged, set(), Behaviour)
 
     def _run(self, call: _Call) -> tuple[list, list]:
-        """One game and summary per group of explicands with the same number of features."""
+        """One game and summary per group of explicands with the same number of features,
+        under one progress bar."""
+        with Progress(f"xai {call.method}", enabled=self.progress,
+                      explained=call.X.shape[0]) as progress:
+            return self._run_groups(call, progress)
+
+    def _run_groups(self, call: _Call, progress: Progress) -> tuple[list, list]:
         X, y = call.X, call.y
         groups = self._groups(call.fmap)
         results, target_parts = [], []
         unused_auto: set[tuple[str, str]] = set()
-        progress = self._progress()
         for rows, sub_map in groups:
             Xg = X if isinstance(rows, slice) else (
                 X[torch.as_tensor(rows)] if isinstance(X, torch.Tensor) else X[rows])
@@ -309,33 +314,22 @@ class Explainer:
                 unused_auto.update((k, estimator) for k in _unused_auto_options(
                     call.options, summary, removal, behaviour))
             summary.check(game)  # budget and enumeration limits, before any model call
+            progress.plan(summary.planned_rows(game), at_most=summary.stops_early)
             results.append((rows, summary(game), sub_map))
+            progress.explained(len(Xg))
             targets = getattr(behaviour, "targets", None)  # resolved per row (prediction)
             if targets is not None and not call.dataset:
                 target_parts.append((rows, targets.numpy()))
             call.game, call.summary_object, call.estimator = game, summary, estimator
             call.last_removal, call.last_behaviour = removal, behaviour
-        if progress is not None:
-            progress.close()
         for key, chosen in sorted(unused_auto):
-            warnings.warn(f"option {key}={call.options[key]!r} was ignored: the Shapley auto "
-                          f"rule chose the {chosen!r} estimator, which does not take {key!r} "
-                          f"(pass summary={chosen!r} or another estimator to control it)",
-                          stacklevel=4)
+            warn(f"option {key}={call.options[key]!r} was ignored: the Shapley auto rule chose "
+                 f"the {chosen!r} estimator, which does not take {key!r} (pass "
+                 f"summary={chosen!r} or another estimator to control it)")
         call.ignored = {key for key, _ in unused_auto}
         return results, target_parts
 
     # ------------------------------------------------------------------------------------
-
-    def _progress(self):
-        if self.progress is False:
-            return None
-        from tqdm.auto import tqdm
-
-        disable = None if self.progress == "auto" else not self.progress
-        if disable is None and not sys.stderr.isatty():
-            return None
-        return tqdm(unit="rows", desc="xai", disable=disable, leave=False)
 
     @staticmethod
     def _groups(fmap: FeatureMap):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._warn import warn
 from .errors import FeatureMapError, InputError, unknown_name
 
 SUPERPIXEL_METHODS = ("slic", "quickshift", "felzenszwalb")
@@ -239,11 +240,9 @@ class FeatureMap:
         index = np.stack(maps)
         few = [i for i, m in enumerate(maps) if m.max() < 1]
         if few:
-            import warnings
-
-            warnings.warn(f"{method} found a single segment in images {few[:10]} (flat or noise "
-                          "images?); every explanation of them has one feature. Pass other "
-                          "options (e.g. n_segments, compactness) or use patches.", stacklevel=2)
+            warn(f"{method} found a single segment in images {few[:10]} (flat or noise "
+                 "images?); every explanation of them has one feature. Pass other "
+                 "options (e.g. n_segments, compactness) or use patches.")
         return cls(index, kind="segment", per_explicand=True,
                    channel_axis=None if images.ndim == 3 else channel_axis)
 

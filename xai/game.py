@@ -10,12 +10,12 @@ validates everything, and counts the rows it evaluates.
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import torch
 
 from . import planner
+from ._warn import warn
 from .behaviours import Behaviour
 from .cache import CoalitionCache
 from .config import config, parse_size
@@ -257,6 +257,13 @@ class Game:
         """Whether the removal takes fractional masks in ``[0, 1]``."""
         return bool(self.removal.accepts_fractional)
 
+    def planned_rows(self, coalitions: int) -> int:
+        """Model rows that ``D``, ``∅`` and ``coalitions`` other distinct coalitions of every
+        explicand cost: one row per explicand for ``D``, ``K_rem`` for ``∅`` (once when every
+        explicand shares it) and ``K_rem`` per other coalition and explicand."""
+        empty = self.K if self._empty_shared else self.n * self.K
+        return self.n + empty + int(coalitions) * self.n * self.K
+
     def require_fractional(self) -> None:
         """Raise the removal's named error unless it accepts fractional masks."""
         check_fractional(self.removal, True)
@@ -454,9 +461,8 @@ class Game:
         arrays = 7 if fractional else 4
         bytes_per_row = D * (arrays * item + 1) + 8 * self.k * 2
         if self.memory_cap < bytes_per_row and not getattr(self, "_warned_cap", False):
-            warnings.warn(f"one model input row ({bytes_per_row} bytes) exceeds the memory cap "
-                          f"({self.memory_cap} bytes); evaluating one row per call",
-                          stacklevel=3)
+            warn(f"one model input row ({bytes_per_row} bytes) exceeds the memory cap "
+                 f"({self.memory_cap} bytes); evaluating one row per call")
             self._warned_cap = True
         return planner.block_rows(self.model, D * item, bytes_per_row, self.memory_cap,
                                   self.batch_size)
@@ -647,6 +653,11 @@ class DatasetGame:
     @property
     def accepts_fractional(self) -> bool:
         return self.local_game.accepts_fractional
+
+    def planned_rows(self, coalitions: int) -> int:
+        """Model rows of ``D``, ``∅`` and ``coalitions`` other coalitions (each one data row's
+        draws when sampling rows, else every row's)."""
+        return self.local_game.planned_rows(0) + int(coalitions) * self.rows_per_coalition
 
     def require_fractional(self) -> None:
         self.local_game.require_fractional()

@@ -173,6 +173,11 @@ def _unwrap(out: Any) -> Any:
     return out
 
 
+def _writable(array: np.ndarray) -> np.ndarray:
+    """``array``, copied only when it is read-only: torch cannot share a read-only buffer."""
+    return array if array.flags.writeable else array.copy()
+
+
 def _as_2d(out: Any, rows: int, chunk, explicands, inputs) -> torch.Tensor:
     """A model's output as ``(rows, k)`` on the CPU: float64, or as it is when it is already a
     2-D floating CPU tensor (the caller converts while it stores it)."""
@@ -183,7 +188,8 @@ def _as_2d(out: Any, rows: int, chunk, explicands, inputs) -> torch.Tensor:
     original = type(out).__name__ + (f" of dtype {out.dtype}" if hasattr(out, "dtype") else "")
     try:
         out = _unwrap(out)
-        out = torch.as_tensor(np.asarray(out) if not isinstance(out, torch.Tensor) else out)
+        out = torch.as_tensor(_writable(np.asarray(out)) if not isinstance(out, torch.Tensor)
+                              else out)
         if out.dtype == torch.bool:
             out = out.to(torch.float64)
         if out.is_complex():

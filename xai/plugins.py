@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import threading
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +35,7 @@ from typing import Any
 import pluggy
 
 from . import registry
+from ._warn import warn
 from .errors import RegistrationError
 from .registry import Source
 
@@ -219,8 +219,8 @@ def _note_refusals(record: PluginRecord) -> None:
 
 def _fail(record: PluginRecord, message: str) -> PluginRecord:
     record.error = message if record.error is None else f"{record.error}; {message}"
-    warnings.warn(f"xai plugin {record.name!r} from {record.source.package}: {message}; "
-                  "skipped", stacklevel=3)
+    warn(f"xai plugin {record.name!r} from {record.source.package}: {message}; "
+         "skipped")
     return record
 
 

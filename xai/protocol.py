@@ -58,6 +58,10 @@ class SummaryGame(Protocol):
     def can_redraw(self) -> bool:
         """Whether the removal can draw fresh random replacements (:meth:`redraw`)."""
 
+    def planned_rows(self, coalitions: int) -> int:
+        """Model rows that ``D``, ``∅`` and ``coalitions`` other distinct coalitions of every
+        explicand cost (the total of a progress bar)."""
+
     def v_empty(self, rows: np.ndarray | None = None) -> torch.Tensor:
         """``v(∅)`` of explicands ``rows``."""
 

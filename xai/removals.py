@@ -9,12 +9,12 @@ one input row (``D`` = number of input elements).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ._warn import warn
 from .config import config
 from .errors import InputError, MaskError, OptionError
 from .gaussian import FactorCache, cached_draws, conditional_replacement_reference
@@ -316,10 +316,9 @@ def _background(background, ctx: GameContext, max_background: int | None, summar
             centres = torch.as_tensor(km.cluster_centers_, dtype=bg.dtype, device=bg.device)
             return centres, torch.as_tensor(w / w.sum(), dtype=torch.float64)
         keep = np.sort(rng.choice(n_bg, size=max_background, replace=False))
-        warnings.warn(
-            f"background has {n_bg} rows; using a random subsample of {max_background} "
-            "(pass max_background=None to use all rows, or background_summary='kmeans' for "
-            "weighted k-means centres)", stacklevel=4)
+        warn(f"background has {n_bg} rows; using a random subsample of {max_background} "
+             "(pass max_background=None to use all rows, or background_summary='kmeans' for "
+             "weighted k-means centres)")
         bg = bg[torch.as_tensor(keep, device=bg.device)]
     return bg, None
 

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from .. import registry
+from .._warn import warn
 from ..errors import (
     BenchEnvironmentError,
     MissingGroundTruth,
@@ -52,6 +53,7 @@ from ..errors import (
     XaiError,
     unknown_name,
 )
+from ..progress import Progress
 from ..registry import normalize
 from .store import (
     RESULTS,
@@ -99,18 +101,18 @@ def load_components() -> None:
         try:
             importlib.import_module(module)
         except Exception as exc:  # noqa: BLE001
-            warnings.warn(f"could not import {module}: {exc}", stacklevel=2)
+            warn(f"could not import {module}: {exc}")
     for package in ("xai.metrics", "xai.datasets"):
         try:
             pkg = importlib.import_module(package)
         except Exception as exc:  # noqa: BLE001
-            warnings.warn(f"could not import {package}: {exc}", stacklevel=2)
+            warn(f"could not import {package}: {exc}")
             continue
         for info in pkgutil.iter_modules(getattr(pkg, "__path__", [])):
             try:
                 importlib.import_module(f"{package}.{info.name}")
             except Exception as exc:  # noqa: BLE001
-                warnings.warn(f"could not import {package}.{info.name}: {exc}", stacklevel=2)
+                warn(f"could not import {package}.{info.name}: {exc}")
 
 
 def _metric_meta(name: str) -> dict:
@@ -294,8 +296,8 @@ def _select(kind: str, given: list[str] | None, defaults: Sequence[str], known: 
             if normalize(name) in table:
                 chosen.append(normalize(name))
             else:
-                warnings.warn(f"suite default {kind} {name!r} is not registered; left out of "
-                              "the grid", stacklevel=3)
+                warn(f"suite default {kind} {name!r} is not registered; left out of "
+                     "the grid")
         return chosen
     for name in given:
         if normalize(name) not in table:
@@ -839,8 +841,8 @@ def _cells_to_run(cells: list[Cell], existing: dict[str, dict], force: bool,
     version = _versions()["xai"]
     old = {(existing[c.key].get("versions") or {}).get("xai") for c in reused} - {version}
     if old:
-        warnings.warn(f"reusing {len(reused)} rows, some written by xai "
-                      f"{', '.join(sorted(map(str, old)))} (this is {version})", stacklevel=3)
+        warn(f"reusing {len(reused)} rows, some written by xai "
+             f"{', '.join(sorted(map(str, old)))} (this is {version})")
     return [c for c in cells if not done(c)]
 
 
@@ -923,10 +925,8 @@ def _run_grid(suite: Suite, cells: list[Cell], todo: list[Cell], out: Path, *, f
 
     Returns the new rows by key, the environment failures (cells left without a row) and how
     many cells were not started because an ``OSError`` stopped the run."""
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(cells), initial=len(cells) - len(todo), unit="cell",
-               desc=f"bench {suite.name}", disable=not progress, dynamic_ncols=True)
+    bar = Progress(f"bench {suite.name}", total=len(cells), initial=len(cells) - len(todo),
+                   unit="cells", enabled=progress, leave=True)
     runner = _Runner(suite, out, force=force, timeout=timeout, verbose=verbose, bar=bar)
     fresh: dict[str, dict] = {}
     failures: list[dict] = []
@@ -959,7 +959,7 @@ def _run_grid(suite: Suite, cells: list[Cell], todo: list[Cell], out: Path, *, f
                 if failure["fatal"]:
                     return fresh, failures, len(todo) - number - 1
     finally:
-        bar.close()
+        bar.close(complete=False)  # cells left by a fatal failure stay counted as left
     return fresh, failures, 0
 
 

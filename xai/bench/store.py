@@ -21,13 +21,13 @@ import hashlib
 import json
 import math
 import os
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._warn import warn
 from ..errors import BenchLockedError
 
 if TYPE_CHECKING:
@@ -80,8 +80,8 @@ def read_rows(path: str | os.PathLike, repair: bool = False) -> list[dict]:
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):
         cut = data.rfind(b"\n") + 1
-        warnings.warn(f"{path}: dropped a torn last line ({len(data) - cut} bytes) left by an "
-                      "interrupted run", stacklevel=2)
+        warn(f"{path}: dropped a torn last line ({len(data) - cut} bytes) left by an "
+             "interrupted run")
         if repair:
             with open(path, "r+b") as fh:
                 fh.truncate(cut)
@@ -95,7 +95,7 @@ def read_rows(path: str | os.PathLike, repair: bool = False) -> list[dict]:
         try:
             row = json.loads(line)
         except ValueError:
-            warnings.warn(f"{path}: line {number} is not valid JSON; skipped", stacklevel=2)
+            warn(f"{path}: line {number} is not valid JSON; skipped")
             continue
         if isinstance(row, dict) and "key" in row:
             rows.append(row)

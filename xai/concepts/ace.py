@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -34,6 +33,7 @@ import numpy as np
 from xai.errors import InputError, TargetError, XaiError
 from xai.explanation import Explanation
 
+from .._warn import warn
 from .segments import bbox, patch, slic_segments, thumbnail
 from .tcav import TCAVResult, _get_layer, layer_activations, layer_gradients, tcav
 
@@ -167,8 +167,7 @@ class ACE:
         if int(self.n_random) < 2:
             raise InputError(f"the t-test needs n_random ≥ 2 (got {self.n_random})")
         if int(self.n_random) < 10:
-            warnings.warn(f"n_random={self.n_random} random sets; ≥ 10 advised for the t-test",
-                          stacklevel=4)  # the caller of fit
+            warn(f"n_random={self.n_random} random sets; ≥ 10 advised for the t-test")
         if not self.resolutions:
             raise InputError("resolutions must name at least one SLIC n_segments")
 
@@ -201,9 +200,8 @@ class ACE:
         if n < self.min_images:
             raise InputError(f"ACE needs ≥ {self.min_images} discovery images (got {n}); "
                              "40 advised")
-        if n < 30:  # stacklevel 3: the caller of fit
-            warnings.warn(f"{n} discovery images; ≥ 30 advised (40 by default in the paper)",
-                          stacklevel=3)
+        if n < 30:
+            warn(f"{n} discovery images; ≥ 30 advised (40 by default in the paper)")
         pool = random_images if random_images is not None else self.random_pool
         if pool is None:
             raise InputError("ACE needs random counterparts: pass random_images= to fit (or "
@@ -214,8 +212,8 @@ class ACE:
             raise InputError(f"random_pool of {len(pool)} inputs cannot give {n_random} sets "
                              f"of {set_size}; add inputs or lower random_set_size")
         if test_images is None:
-            warnings.warn("no test_images given; a third of the discovery images is held out "
-                          "for the TCAV scores", stacklevel=3)
+            warn("no test_images given; a third of the discovery images is held out "
+                 "for the TCAV scores")
             n_test = max(1, n // 3)
             test, x = x[n - n_test:], x[:n - n_test]
         else:
@@ -238,7 +236,7 @@ class ACE:
             return self._mean_colour
         return np.broadcast_to(np.asarray(self.fill, np.float32), (C,)).astype(np.float32)
 
-    def _patches_of(self, unit: np.ndarray, fill: np.ndarray, warn: bool = True):
+    def _patches_of(self, unit: np.ndarray, fill: np.ndarray, warn_empty: bool = True):
         """Segment every image; return the patch records and kept masks."""
         image_idx, masks = [], []
         for i, img in enumerate(unit):
@@ -247,9 +245,8 @@ class ACE:
                                  min_area_fraction=self.min_area_fraction,
                                  min_segment_pixels=self.min_segment_pixels,
                                  max_jaccard=self.max_jaccard)
-            if not segs and warn:  # stacklevel 4: the caller of fit
-                warnings.warn(f"no segment of image {i} has ≥ {self.min_segment_pixels} pixels",
-                              stacklevel=4)
+            if not segs and warn_empty:
+                warn(f"no segment of image {i} has ≥ {self.min_segment_pixels} pixels")
             image_idx += [i] * len(segs)
             masks += segs
         return np.asarray(image_idx, dtype=np.int64), masks
@@ -399,7 +396,7 @@ class ACE:
         x = self._check_images(images, "images")
         unit = np.clip(self._unit(x), 0.0, 1.0)
         fill = self._fill_value(x.shape[1])
-        image_idx, masks = self._patches_of(unit, fill, warn=False)
+        image_idx, masks = self._patches_of(unit, fill, warn_empty=False)
         if not masks:
             return x, unit, fill, image_idx, masks, np.zeros(0, dtype=np.int64)
         pooled = _spatial_mean(self._patch_activations(unit, image_idx, masks, fill))
@@ -567,9 +564,8 @@ def _random_set_indices(n_pool: int, n_sets: int, set_size: int,
     order = rng.permutation(n_pool)
     if n_pool >= n_sets * set_size:
         return [order[j * set_size:(j + 1) * set_size] for j in range(n_sets)]
-    # stacklevel 4: the caller of ACE.fit
-    warnings.warn(f"random_pool of {n_pool} inputs cannot give {n_sets} disjoint sets of "
-                  f"{set_size}; the random sets overlap", stacklevel=4)
+    warn(f"random_pool of {n_pool} inputs cannot give {n_sets} disjoint sets of "
+         f"{set_size}; the random sets overlap")
     return [np.sort(rng.choice(n_pool, set_size, replace=False)) for _ in range(n_sets)]
 
 

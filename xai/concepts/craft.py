@@ -8,13 +8,13 @@ from __future__ import annotations
 import inspect
 import math
 import time
-import warnings
 from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._warn import warn
 from ..errors import InputError, TargetError, XaiError
 from ..explanation import Explanation
 from .bank import ConceptBank
@@ -278,8 +278,8 @@ class CRAFT:
             raise InputError(f"n_concepts={r} needs ≥ {r} crops (got {len(boxes)}) and ≤ p={p} "
                              "channels; add images or lower the rank")
         if len(boxes) < 10 * r:
-            warnings.warn(f"{len(boxes)} crops for {r} concepts; concepts will be unstable "
-                          "(≥ 10 per concept advised)", stacklevel=2)
+            warn(f"{len(boxes)} crops for {r} concepts; concepts will be unstable "
+                 "(≥ 10 per concept advised)")
         A = self._crop_activations(x, boxes)
         if not bool(A.any()):
             raise InputError(f"activations at {self.layer or 'g'!r} are all zero; pick another "
@@ -385,8 +385,7 @@ class CRAFT:
             self.crop_boxes_ = np.asarray(result.extras["crop_boxes"])
         saved = result.options.get("h_hash")
         if saved is not None and saved != _param_hash(self._gh[1]):
-            warnings.warn("the parameters of h differ from those the result was made with",
-                          stacklevel=2)
+            warn("the parameters of h differ from those the result was made with")
         if isinstance(result, ConceptExplanation):
             result._craft = self
         self.result_ = result
@@ -482,9 +481,9 @@ class CRAFT:
         if len(sel) < r2:
             raise InputError(f"only {len(sel)} crops select concept {c} at quantile {quantile}; "
                              f"lower quantile or n_concepts={r2}, or add images")
-        if len(sel) < 10 * r2:  # stacklevel 3: the caller of refine
-            warnings.warn(f"{len(sel)} crops for {r2} sub-concepts; sub-concepts will be "
-                          "unstable (≥ 10 per concept advised)", stacklevel=3)
+        if len(sel) < 10 * r2:
+            warn(f"{len(sel)} crops for {r2} sub-concepts; sub-concepts will be "
+                 "unstable (≥ 10 per concept advised)")
         return sel
 
     def _sub_bank(self, c: int, r2: int, name: str | None, g2: Callable, h2: Callable,

@@ -15,7 +15,6 @@ never hard-coded), under the keys listed in :data:`REFERENCE_KEYS`.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,6 +23,7 @@ from scipy import integrate
 from scipy.special import expit
 from scipy.stats import norm
 
+from .._warn import warn
 from ..external import ExplainContext, ExternalExplainer
 from ..registry import register
 from .base import Dataset, GroundTruthData, stratified_split
@@ -289,8 +289,8 @@ class Pattern(ExternalExplainer):
             values[rows] = np.outer(dev, p)
             stderr[rows] = np.outer(np.abs(dev), se)
         if constant:
-            warnings.warn(f"pattern: output(s) {constant} are constant on the background; "
-                          "their rows get zero attributions", stacklevel=3)
+            warn(f"pattern: output(s) {constant} are constant on the background; "
+                 "their rows get zero attributions")
         shape = (n_rows, *ctx.X.shape[1:])
         return {"values": values.reshape(shape), "stderr": stderr.reshape(shape),
                 "base_values": fB.mean(0)[ctx.targets],

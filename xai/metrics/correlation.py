@@ -9,12 +9,12 @@ in either argument is NaN for that row (counted in ``n_nan`` and warned), never 
 from __future__ import annotations
 
 import math
-import warnings
 from typing import ClassVar
 
 import numpy as np
 from scipy.stats import rankdata
 
+from .._warn import warn
 from ..errors import InputError, OptionError
 from ..inputs import Integer, Real
 from ..registry import register
@@ -49,8 +49,8 @@ def warn_nan(name: str, bad: np.ndarray, what: str) -> None:
     """One warning naming how many rows became NaN and why."""
     if bad.any():
         rows = np.flatnonzero(bad)
-        warnings.warn(f"{name}: {len(rows)} row(s) ({rows[:10].tolist()}) have {what}; their "
-                      "score is NaN (counted in n_nan), never 0", RuntimeWarning, stacklevel=4)
+        warn(f"{name}: {len(rows)} row(s) ({rows[:10].tolist()}) have {what}; their "
+             "score is NaN (counted in n_nan), never 0", RuntimeWarning)
 
 
 def _v_full(inp: MetricInputs) -> np.ndarray:

@@ -26,7 +26,6 @@ at most ``sqrt(2) (b - 1)`` pixels. The block size used per row is in
 from __future__ import annotations
 
 import math
-import warnings
 from typing import ClassVar
 
 import numpy as np
@@ -34,6 +33,7 @@ from scipy import sparse
 from scipy.optimize import linprog
 from scipy.stats import rankdata
 
+from .._warn import warn
 from ..errors import MissingGroundTruth, ShapeError, XaiError
 from ..features import image_layout
 from ..inputs import Flag, Integer, Real
@@ -160,9 +160,9 @@ def _masks(metric: Metric, inp: MetricInputs, spatial: tuple[int, ...]) -> np.nd
 def _warn_zero(name: str, zero: np.ndarray) -> None:
     if zero.any():
         rows = np.flatnonzero(zero)
-        warnings.warn(f"{int(zero.sum())} rows have all-zero attributions (rows "
-                      f"{rows[:10].tolist()}{'...' if rows.size > 10 else ''}); {name} is "
-                      "undefined for them and they are NaN", stacklevel=4)
+        warn(f"{int(zero.sum())} rows have all-zero attributions (rows "
+             f"{rows[:10].tolist()}{'...' if rows.size > 10 else ''}); {name} is "
+             "undefined for them and they are NaN")
 
 
 # ---------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from .._warn import warn
 from ..errors import InputError, ShapeError
 from ..explanation import Explanation
 from ..inputs import Flag, Integer, Real
@@ -454,14 +455,14 @@ class _RelativeSensitivity(_Sensitivity):
             zero = norm == 0
             if zero.any():
                 rows = np.flatnonzero(zero)
-                warnings.warn(f"attributions of rows {rows[:10].tolist()} are all zero; "
-                              f"relative {self.name} is undefined there (NaN)", stacklevel=4)
+                warn(f"attributions of rows {rows[:10].tolist()} are all zero; "
+                     f"relative {self.name} is undefined there (NaN)")
             dist = dist / np.where(zero, np.nan, norm)[:, None]
         dist = np.where(valid, dist, np.nan)
         none_left = ~valid.any(1)
         if none_left.any():
-            warnings.warn(f"{int(none_left.sum())} rows have no perturbed draw with the same "
-                          "prediction (same_prediction=True); their score is NaN", stacklevel=4)
+            warn(f"{int(none_left.sum())} rows have no perturbed draw with the same "
+                 "prediction (same_prediction=True); their score is NaN")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows stay NaN
             per = self.reducer(dist, axis=1)

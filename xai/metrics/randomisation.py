@@ -14,12 +14,12 @@ correlation with the explanation of the unrandomised copy is computed for ``a`` 
 from __future__ import annotations
 
 import copy
-import warnings
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from .._warn import warn
 from ..errors import InputError, ModelTypeError, OptionError
 from ..registry import register
 from .base import Metric, MetricInputs
@@ -150,8 +150,8 @@ class Randomisation(Metric):
         ref, _ = _as_attr_array(call_explainer(inp.explainer, base, inp.X), n)
         sp, sp_abs = [np.ones(n)], [np.ones(n)]
         if np.ptp(ref, axis=1).min() == 0:
-            warnings.warn("some rows have constant attributions on the unrandomised model; "
-                          "their Spearman correlations are NaN", stacklevel=3)
+            warn("some rows have constant attributions on the unrandomised model; "
+                 "their Spearman correlations are NaN")
         current = base if order == "independent" else copy.deepcopy(base)
         for name, _ in top_down:
             if order == "independent":

@@ -43,12 +43,19 @@ class Summary:
     needs_fractional = False
     efficient = False
     needs_local = False  # True when the summary cannot run on dataset games
+    stops_early = False  # a stopping rule may end it before its planned rows
 
     def __call__(self, game: SummaryGame, rows: np.ndarray | None = None) -> SummaryResult:
         raise NotImplementedError
 
     def check(self, game: SummaryGame) -> None:
         """Checks that need no model call (budget, size limits); raise ``BudgetError``."""
+
+    def planned_rows(self, game: SummaryGame) -> int | None:
+        """Model rows this summary plans to evaluate on ``game`` (a progress bar's total;
+        None: unknown). A plan, not a promise: stopping rules and repeated coalitions may
+        spend fewer."""
+        return None
 
     def describe(self) -> dict:
         """Options that identify this summary in an Explanation."""
@@ -142,6 +149,10 @@ class SamplingSummary(Summary):
             return budget
         every = self.fixed_cost(game) + (2**d - self.fixed_coalitions) * game.rows_per_coalition
         return min(budget, every)
+
+    def planned_rows(self, game) -> int:
+        """What the budget buys for every explicand (row-sampled games: in all)."""
+        return self.rows_bought(game, self.resolve_budget(game)) * game.n
 
     def unit_cap(self, game, budget: int, charged: int) -> int:
         """Most units one call may draw, ``charged`` rows spent: the budget's worth when every

@@ -79,6 +79,10 @@ class _Enumeration(Summary):
         return SummaryResult(values, np.zeros_like(values), as_numpy(game.v_empty(rows)),
                              n_, np.ones(n, bool), n_)
 
+    def planned_rows(self, game) -> int:
+        """Every coalition but ``∅`` and ``D`` (which the game prices apart), once."""
+        return game.planned_rows(2**game.d - 2)
+
     def describe(self):
         return {"name": self.name, "max_exact_features": self.max_exact_features}
 

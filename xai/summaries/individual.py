@@ -44,6 +44,10 @@ class RemoveIndividual(Summary):
         return SummaryResult(values, stderr, as_numpy(game.v_full)[rows], np.full(n, repeats),
                              np.ones(n, bool), np.full(n, game.d + 1), extras)
 
+    def planned_rows(self, game) -> int:
+        """``d`` coalitions per repeat (priced with ``∅``, which it skips: an upper bound)."""
+        return game.planned_rows(game.d * (self.n_repeats if game.can_redraw else 1))
+
     def describe(self):
         return {"name": self.name, "n_repeats": self.n_repeats}
 
@@ -61,3 +65,7 @@ class IncludeIndividual(Summary):
         n = len(rows)
         return SummaryResult(values, np.zeros_like(values), empty, np.ones(n, np.int64),
                              np.ones(n, bool), np.full(n, game.d + 1))
+
+    def planned_rows(self, game) -> int:
+        """``∅``, ``D`` and the ``d`` singletons."""
+        return game.planned_rows(game.d)

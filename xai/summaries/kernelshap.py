@@ -9,12 +9,12 @@ feature truncation, and a sandwich standard error with the complement pair as th
 from __future__ import annotations
 
 import math
-import warnings
 from itertools import combinations
 
 import numpy as np
 import torch
 
+from .._warn import warn
 from ..registry import register
 from .base import SamplingSummary, as_numpy
 
@@ -226,13 +226,25 @@ class KernelSHAP(SamplingSummary):
             reps.append(self._solve(sub, active)[0])
         return torch.stack(reps).std(0)
 
+    def enumerates(self, game) -> bool:
+        """Whether the budget covers every coalition, so that the values are exact Shapley
+        values by enumeration (SE = 0)."""
+        d = game.d
+        return bool(self.enumerate_strata and d <= 20 and (2**d - 2) <= 2 * self.max_units(
+            game, self.resolve_budget(game)))
+
+    def planned_rows(self, game) -> int:
+        if self.enumerates(game):
+            from .exact import ExactShapley
+
+            return ExactShapley().planned_rows(game)
+        return super().planned_rows(game)
+
     def __call__(self, game, rows=None):
         rows_ = np.arange(game.n) if rows is None else np.asarray(rows)
         budget = self.resolve_budget(game)
-        max_units = self.max_units(game, budget)
         d = game.d
-        if self.enumerate_strata and (2**d - 2) <= 2 * max_units and d <= 20:
-            # the budget covers every coalition: exact Shapley by enumeration, SE = 0
+        if self.enumerates(game):
             from .exact import ExactShapley
 
             res = ExactShapley()(game, rows_)
@@ -462,8 +474,7 @@ def _inverse_checked(A: torch.Tensor) -> tuple[torch.Tensor, bool]:
 
 
 def _pinv_warned(A: torch.Tensor) -> torch.Tensor:
-    warnings.warn("the KernelSHAP design matrix is rank-deficient (too few distinct "
-                  "coalitions: some features were always kept or removed together); using a "
-                  "pseudo-inverse, so those features share their credit. Raise the budget.",
-                  stacklevel=5)
+    warn("the KernelSHAP design matrix is rank-deficient (too few distinct "
+         "coalitions: some features were always kept or removed together); using a "
+         "pseudo-inverse, so those features share their credit. Raise the budget.")
     return torch.linalg.pinv(A, hermitian=True)

@@ -3,12 +3,11 @@ design for removals that accept fractional masks and a binary design otherwise."
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
 from scipy.stats import qmc
 
+from .._warn import warn
 from ..registry import register
 from .base import SamplingSummary, as_numpy
 
@@ -102,8 +101,8 @@ class SobolTotal(SamplingSummary):
                 var = vA.var(1, correction=1)
                 num = ((vA[:, None] - vC) ** 2).mean(2) / 4
             if bool((var == 0).any()):
-                warnings.warn("the game has zero variance over the Sobol design; its indices "
-                              "are set to 0", stacklevel=5)
+                warn("the game has zero variance over the Sobol design; its indices "
+                     "are set to 0")
             st = torch.where(var[:, None] > 0, num / var[:, None].clamp_min(1e-300),
                              torch.zeros_like(num))
             full = torch.full((state["n"], d, *state["vs"]), float("nan"), dtype=torch.float64)
