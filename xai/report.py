@@ -38,19 +38,22 @@ ARROWS = {"higher": "↑", "lower": "↓"}
 
 _STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em auto;
-       max-width: 1100px; padding: 0 1em; color: #1d1d1f; background: #ffffff; }
+       max-width: 1300px; padding: 0 1em; color: #1d1d1f; background: #ffffff; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; }
 h2 { font-size: 1.25em; margin-top: 1.6em; border-bottom: 1px solid #d0d0d0; }
 h3 { font-size: 1.05em; margin-top: 1.2em; }
 p.note { color: #555; font-size: 0.9em; }
 table.xai-table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.88em; }
 table.xai-table caption { text-align: left; font-weight: 600; padding: 0.3em 0; }
-table.xai-table th, table.xai-table td { border: 1px solid #d0d0d0; padding: 0.25em 0.6em;
+table.xai-table th, table.xai-table td { border: 1px solid #d0d0d0; padding: 0.25em 0.5em;
        text-align: right; vertical-align: top; }
+table.xai-table td { white-space: nowrap; }
 table.xai-table th { background: #f0f3f7; }
 table.xai-table tbody th, table.xai-meta th, table.xai-meta td { text-align: left; }
 table.xai-table tbody tr:nth-child(even) { background: #fafafa; }
+table.xai-meta thead { display: none; }
 .scroll { overflow-x: auto; }
+.meta { display: inline-block; vertical-align: top; margin-right: 2em; }
 figure { display: inline-block; margin: 0.5em 1em 0.5em 0; vertical-align: top; }
 figure img { max-width: 100%; height: auto; border: 1px solid #e4e4e4; }
 figcaption { font-size: 0.85em; color: #555; }
@@ -110,7 +113,8 @@ def _table(df: pd.DataFrame, caption: str | None = None, *, index: bool = True,
 def _key_values(pairs: Iterable[tuple[str, Any]], caption: str | None = None) -> str:
     """A two-column table of labelled values."""
     frame = pd.DataFrame([(k, _text(v)) for k, v in pairs], columns=["field", "value"])
-    return _table(frame, caption, index=False, classes="xai-table xai-meta")
+    text = table_html(frame, caption=caption, index=False, classes="xai-table xai-meta")
+    return f'<div class="meta">{text}</div>'
 
 
 def _text(value: Any) -> str:
