@@ -273,6 +273,13 @@ class Explanation:
             f"evaluations={self.evaluations}, seconds={self.seconds:.3g})"
         )
 
+    def _repr_html_(self) -> str:
+        """Notebook display: header, top features per row and the default figure (see
+        :mod:`xai.display`); never raises."""
+        from xai.display import repr_html
+
+        return repr_html(self)
+
     # ------------------------------------------------------------ conversions
 
     def to_numpy(self) -> np.ndarray:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from xai.display import feature_columns, shown_data
 from xai.errors import InputError, MissingDependencyError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,29 +58,6 @@ def _shap_output_names(expl: Explanation) -> list[str] | str | None:
     return names[out]
 
 
-def _aligned_data(expl: Explanation) -> np.ndarray | None:
-    """The explained inputs when they have one column per feature (plain tabular data);
-    shap's plots colour and label features by ``data``, so misaligned inputs (images,
-    grouped columns) are left out."""
-    data = expl.data
-    if data is None or expl.feature_map is not None:
-        return None
-    if data.ndim != 2 or data.shape[1] != expl.values.shape[1]:
-        return None
-    return data
-
-
-def _display_data(expl: Explanation, data: np.ndarray | None) -> np.ndarray | None:
-    """Category codes shown as their values, as shap's ``display_data``; None when no column
-    is categorical."""
-    categories = expl.options.get("categories")
-    if data is None or not isinstance(categories, dict) or not categories:
-        return None
-    from xai.tabular import display_data
-
-    return display_data(data, expl.names, categories)
-
-
 def to_shap(expl: Explanation) -> Any:
     """``expl`` as a ``shap.Explanation`` with the same values, in shap's layout.
 
@@ -92,12 +70,13 @@ def to_shap(expl: Explanation) -> Any:
     ``compute_time``.
     """
     shap = _shap()
-    data = _aligned_data(expl)
+    data = feature_columns(expl)  # shap's plots colour and label features by data
+    shown = shown_data(expl, data)
     return shap.Explanation(
         values=expl.values.copy(),
         base_values=expl.base_values.copy(),
         data=None if data is None else data.copy(),
-        display_data=_display_data(expl, data),
+        display_data=None if shown is data else shown,
         feature_names=expl.names,
         output_names=_shap_output_names(expl),
         error_std=None if expl.stderr is None else expl.stderr.copy(),
