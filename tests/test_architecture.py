@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "xai.behaviours", "xai.gaussian", "xai.protocol", "xai.synthesis", "xai.cache",
               "xai.planner", "xai.game",
               "xai.summaries", "xai.summaries.*", "xai.explanation", "xai.plots",
-              "xai.plots.*")),
+              "xai.plots.*", "xai.html", "xai.report")),
     ("methods", ("xai.presets", "xai.explainer", "xai.external")),
     ("extensions", ("xai.plugins", "xai_*", "xai.concepts", "xai.concepts.*")),
     ("evaluation", ("xai.metrics", "xai.metrics.*", "xai.datasets", "xai.datasets.*",
