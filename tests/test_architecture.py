@@ -19,17 +19,19 @@ ROOT = Path(__file__).resolve().parents[1]
 #: module is in the layer of its exact name, else of the longest pattern that matches it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("xai.errors", "xai.config", "xai.registry", "xai.safe_npz",
-                    "xai.subsets", "xai.selection")),
+                    "xai.subsets", "xai.selection", "xai.devices")),
     ("core", ("xai.models", "xai.tabular", "xai.features", "xai.inputs", "xai.removals",
               "xai.behaviours", "xai.gaussian", "xai.protocol", "xai.synthesis", "xai.cache",
               "xai.planner", "xai.game",
               "xai.summaries", "xai.summaries.*", "xai.explanation", "xai.plots",
-              "xai.plots.*", "xai.html", "xai.report")),
+              "xai.plots.*", "xai.html", "xai.report", "xai.indexing",
+              "xai.display", "xai.shap_interop")),
     ("methods", ("xai.presets", "xai.explainer", "xai.external")),
     ("extensions", ("xai.plugins", "xai_*", "xai.concepts", "xai.concepts.*")),
     ("evaluation", ("xai.metrics", "xai.metrics.*", "xai.datasets", "xai.datasets.*",
                     "xai.concepts.primitives", "xai.concepts.scoring")),
     ("front ends", ("xai.bench", "xai.bench.*", "xai.cli", "xai.demo", "xai.conformance",
+                    "xai.explain_files", "xai.model_files", "xai.data_files",
                     "xai.concepts.benchmark", "xai")),
 ]
 

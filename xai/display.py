@@ -9,15 +9,12 @@ the first ``max_rows`` rows get a table, so a large explanation displays as fast
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from xai.html import escape, figure_data_uri, table_html
-
-if TYPE_CHECKING:  # pragma: no cover
-    from xai.explanation import Explanation
 
 __all__ = ["explanation_html", "feature_columns", "shown_data", "top_features"]
 
@@ -29,7 +26,7 @@ MAX_OUTPUTS = 4
 """Outputs of ``(n, d, k)`` values with a column in the tables."""
 
 
-def feature_columns(expl: Explanation) -> np.ndarray | None:
+def feature_columns(expl: Any) -> np.ndarray | None:
     """The explained inputs when they have one column per feature (plain tabular data), else
     None (images, tokens, grouped columns)."""
     data = expl.data
@@ -40,7 +37,7 @@ def feature_columns(expl: Explanation) -> np.ndarray | None:
     return data
 
 
-def shown_data(expl: Explanation, data: np.ndarray | None = None) -> np.ndarray | None:
+def shown_data(expl: Any, data: np.ndarray | None = None) -> np.ndarray | None:
     """:func:`feature_columns` with category codes replaced by their values (an object array),
     as people read them; ``data`` (rows of those columns) when given instead of all rows."""
     data = feature_columns(expl) if data is None else data
@@ -52,12 +49,12 @@ def shown_data(expl: Explanation, data: np.ndarray | None = None) -> np.ndarray 
     return display_data(data, expl.names, categories)
 
 
-def _output_columns(expl: Explanation) -> list[int]:
+def _output_columns(expl: Any) -> list[int]:
     """Outputs that get columns: every output of ``(n, d, k)`` values up to MAX_OUTPUTS."""
     return list(range(min(expl.values.shape[2], MAX_OUTPUTS))) if expl.values.ndim == 3 else []
 
 
-def top_features(expl: Explanation, row: int, max_features: int = MAX_FEATURES,
+def top_features(expl: Any, row: int, max_features: int = MAX_FEATURES,
                  data_row: np.ndarray | None = None, *, stderr: bool = True) -> pd.DataFrame:
     """The ``max_features`` features of ``row`` with the largest ``|value|``, largest first.
 
@@ -89,7 +86,7 @@ def top_features(expl: Explanation, row: int, max_features: int = MAX_FEATURES,
     return frame
 
 
-def _base_text(expl: Explanation) -> str:
+def _base_text(expl: Any) -> str:
     """The base value: one number when every row shares it, else its range over rows."""
     base = expl.base_values.reshape(len(expl), -1)
     outputs = expl.outputs if expl.values.ndim == 3 else [""]
@@ -107,7 +104,7 @@ def _base_text(expl: Explanation) -> str:
     return "; ".join(parts)
 
 
-def _row_caption(expl: Explanation, row: int) -> str:
+def _row_caption(expl: Any, row: int) -> str:
     """``row i``, with f(x) (base + sum of attributions) and the output it explains."""
     caption = f"row {row}"
     target = expl.extras.get("target")
@@ -122,13 +119,13 @@ def _row_caption(expl: Explanation, row: int) -> str:
     return caption
 
 
-def _figure_output(expl: Explanation) -> Any:
+def _figure_output(expl: Any) -> Any:
     """The output the figure shows: the last of ``(n, d, k)`` values (a binary classifier's
     positive class), else None."""
     return expl.outputs[-1] if expl.values.ndim == 3 else None
 
 
-def _default_figure(expl: Explanation) -> tuple[Any, str]:
+def _default_figure(expl: Any) -> tuple[Any, str]:
     """The default figure and what it shows: the image overlay of row 0 for images, a
     waterfall for one row, a bar plot of mean ``|value|`` for many rows (a waterfall of row 0
     when the rows explain different outputs, which a mean would mix)."""
@@ -144,12 +141,12 @@ def _default_figure(expl: Explanation) -> tuple[Any, str]:
     return expl.plot.bar(**kwargs), f"mean |attribution| over {len(expl)} rows{shown}"
 
 
-def _has_errors(expl: Explanation) -> bool:
+def _has_errors(expl: Any) -> bool:
     """Whether some standard error is positive (exact methods report zeros)."""
     return expl.stderr is not None and bool(np.any(expl.stderr > 0))
 
 
-def _header(expl: Explanation) -> str:
+def _header(expl: Any) -> str:
     errors = "shown" if _has_errors(expl) else "none reported" if expl.stderr is None else \
         "all 0 (exact values)"
     items = [("method", expl.method), ("shape", expl.shape),
@@ -161,7 +158,7 @@ def _header(expl: Explanation) -> str:
     return f"<table class='xai-header'>{cells}</table>"
 
 
-def explanation_html(expl: Explanation, *, max_rows: int = MAX_ROWS,
+def explanation_html(expl: Any, *, max_rows: int = MAX_ROWS,
                      max_features: int = MAX_FEATURES, figure: bool = True) -> str:
     """The notebook display of ``expl``: header, top-feature tables of the first ``max_rows``
     rows, and (with ``figure``) the default figure as an inline PNG. May raise; the
@@ -191,7 +188,7 @@ def explanation_html(expl: Explanation, *, max_rows: int = MAX_ROWS,
     return "\n".join(parts)
 
 
-def _figure_html(expl: Explanation) -> str:
+def _figure_html(expl: Any) -> str:
     """The default figure as an ``<img>``, or a note saying why there is none."""
     try:
         fig, what = _default_figure(expl)
@@ -203,7 +200,7 @@ def _figure_html(expl: Explanation) -> str:
             f"style='max-width:640px'/><figcaption>{escape(what)}</figcaption></figure>")
 
 
-def repr_html(expl: Explanation) -> str:
+def repr_html(expl: Any) -> str:
     """:func:`explanation_html`, or the escaped ``repr`` when building it fails: a notebook
     display must never raise."""
     try:

@@ -264,7 +264,7 @@ class Explanation:
         """
         from xai.indexing import select
 
-        return select(self, key)
+        return select(self, key, _ROW_ARRAYS)
 
     def __repr__(self) -> str:
         """Short summary: method, shape, evaluations and seconds."""
@@ -330,12 +330,13 @@ class Explanation:
         """An Explanation from a ``shap.Explanation``: one row, ``(n, d)`` or ``(n, d, k)``.
 
         ``feature_names=``, ``output_names=`` and ``method=`` override what the shap object
-        says; see :func:`xai.shap_interop.from_shap`.
+        says. Missing base values become NaN, missing feature names ``feature_0 ..``; see
+        :func:`xai.shap_interop.fields_from_shap`.
         """
-        from xai.shap_interop import from_shap
+        from xai.shap_interop import fields_from_shap
 
-        return from_shap(shap_explanation, feature_names=feature_names,
-                         output_names=output_names, method=method)
+        return cls(**fields_from_shap(shap_explanation, feature_names=feature_names,
+                                      output_names=output_names, method=method))
 
     # ---------------------------------------------------------------- removal record
 

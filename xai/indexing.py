@@ -15,15 +15,11 @@ from __future__ import annotations
 import difflib
 import numbers
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from xai.errors import IndexingError, UnknownLabelError
-from xai.explanation import _ROW_ARRAYS
-
-if TYPE_CHECKING:  # pragma: no cover
-    from xai.explanation import Explanation
 
 __all__ = ["positions", "select"]
 
@@ -105,8 +101,11 @@ def _full(key: Any) -> bool:
     return isinstance(key, slice) and key == slice(None)
 
 
-def select(expl: Explanation, key: Any) -> Explanation:
+def select(expl: Any, key: Any, row_fields: tuple[str, ...]) -> Any:
     """A new explanation of the rows, features and outputs that ``key`` picks.
+
+    ``expl`` is an :class:`~xai.explanation.Explanation` and ``row_fields`` names its array
+    fields whose first axis is the explicand axis.
 
     See the module docstring for the forms of ``key``. Every array field follows its axes:
     per-row arrays, ``extras["target"]`` and the per-explicand removal arrays follow the rows;
@@ -119,7 +118,7 @@ def select(expl: Explanation, key: Any) -> Explanation:
     if _is_name(rows_key):
         raise IndexingError(f"rows are selected by position, not by name ({rows_key!r}); to "
                             f"select a feature use expl[:, {rows_key!r}].")
-    out = _rows(expl, rows_key) if not _full(rows_key) else _rows(expl, slice(None))
+    out = _rows(expl, rows_key, row_fields)
     if not _full(feature_key):
         out = _features(out, positions(feature_key, out.names, "feature"))
     if not _full(output_key):
@@ -127,13 +126,13 @@ def select(expl: Explanation, key: Any) -> Explanation:
     return out
 
 
-def _rows(expl: Explanation, key: Any) -> Explanation:
+def _rows(expl: Any, key: Any, row_fields: tuple[str, ...]) -> Any:
     """The explicands ``key`` picks; an int keeps the row axis (``n == 1``)."""
     n = len(expl)
     idx = positions(key, [str(i) for i in range(n)], "row") if _is_int(key) else \
         np.atleast_1d(np.arange(n)[key])
     changes: dict[str, Any] = {}
-    for name in _ROW_ARRAYS:
+    for name in row_fields:
         arr = getattr(expl, name)
         if arr is not None:
             changes[name] = arr[idx].copy()
@@ -150,7 +149,7 @@ def _rows(expl: Explanation, key: Any) -> Explanation:
     return replace(expl, **changes)
 
 
-def _features(expl: Explanation, cols: np.ndarray) -> Explanation:
+def _features(expl: Any, cols: np.ndarray) -> Any:
     """The features at positions ``cols``: values, stderr, names, tabular data columns and
     the image feature map follow."""
     d = expl.values.shape[1]
@@ -168,7 +167,7 @@ def _features(expl: Explanation, cols: np.ndarray) -> Explanation:
     return replace(expl, **changes)
 
 
-def _outputs(expl: Explanation, key: Any) -> Explanation:
+def _outputs(expl: Any, key: Any) -> Any:
     """The outputs ``key`` picks; one output (int or name) drops the output axis."""
     labels = expl.outputs
     picked = positions(key, labels, "output")

@@ -2,8 +2,9 @@
 
 Both hold attributions as ``(n, d)`` or ``(n, d, k)`` arrays with base values ``(n,)`` /
 ``(n, k)``, so the values move over unchanged: shap's plots (``shap.plots.waterfall``,
-``beeswarm``, ``bar``, ...) work on :func:`to_shap`'s result, and :func:`from_shap` brings an
-explanation computed by shap into xai's plots, metrics and file format. Standard errors map to
+``beeswarm``, ``bar``, ...) work on :func:`to_shap`'s result, and
+``Explanation.from_shap`` (built from :func:`fields_from_shap`) brings an explanation computed
+by shap into xai's plots, metrics and file format. Standard errors map to
 shap's ``error_std`` and the wall time to ``compute_time``.
 
 shap is imported only when a conversion runs; without it a
@@ -12,17 +13,14 @@ shap is imported only when a conversion runs; without it a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from xai.display import feature_columns, shown_data
 from xai.errors import InputError, MissingDependencyError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from xai.explanation import Explanation
-
-__all__ = ["from_shap", "to_shap"]
+__all__ = ["fields_from_shap", "to_shap"]
 
 
 def _shap() -> Any:
@@ -37,7 +35,7 @@ def _shap() -> Any:
     return shap
 
 
-def _shared_target(expl: Explanation) -> int | None:
+def _shared_target(expl: Any) -> int | None:
     """The output every row of a single-output explanation explains, when they share one."""
     target = expl.extras.get("target")
     if target is None:
@@ -46,7 +44,7 @@ def _shared_target(expl: Explanation) -> int | None:
     return int(target[0]) if target.size == 1 else None
 
 
-def _shap_output_names(expl: Explanation) -> list[str] | str | None:
+def _shap_output_names(expl: Any) -> list[str] | str | None:
     """shap's ``output_names``: one per output of ``(n, d, k)`` values, else the name of the
     output that every row explains (a string, as shap's own output slicing leaves it)."""
     if expl.values.ndim == 3:
@@ -58,7 +56,7 @@ def _shap_output_names(expl: Explanation) -> list[str] | str | None:
     return names[out]
 
 
-def to_shap(expl: Explanation) -> Any:
+def to_shap(expl: Any) -> Any:
     """``expl`` as a ``shap.Explanation`` with the same values, in shap's layout.
 
     ``values`` ``(n, d)`` or ``(n, d, k)`` and ``base_values`` ``(n,)`` / ``(n, k)`` are copied
@@ -119,9 +117,11 @@ def _names(value: Any, count: int, what: str) -> list[str] | None:
     return names
 
 
-def from_shap(shap_explanation: Any, *, feature_names: list[str] | None = None,
-              output_names: list[str] | None = None, method: str = "shap") -> Explanation:
-    """An xai :class:`~xai.explanation.Explanation` from a ``shap.Explanation``.
+def fields_from_shap(shap_explanation: Any, *, feature_names: list[str] | None = None,
+                     output_names: list[str] | None = None,
+                     method: str = "shap") -> dict[str, Any]:
+    """The constructor arguments of an xai :class:`~xai.explanation.Explanation` holding a
+    ``shap.Explanation`` (``Explanation.from_shap`` builds it).
 
     Accepts shap's layouts: one row (``values`` ``(d,)``, or ``(d, k)`` with ``(k,)`` base
     values), ``(n, d)`` and ``(n, d, k)``; a row axis is added where shap dropped it. Missing
@@ -133,8 +133,6 @@ def from_shap(shap_explanation: Any, *, feature_names: list[str] | None = None,
     Values of any other rank (e.g. per-pixel ``(n, H, W, C)`` image attributions) raise
     :class:`~xai.errors.InputError`: reshape them to ``(n, d)`` first.
     """
-    from xai.explanation import Explanation
-
     raw = getattr(shap_explanation, "values", None)
     if raw is None:
         raise InputError(f"from_shap needs a shap.Explanation (an object with .values); got "
@@ -170,7 +168,7 @@ def from_shap(shap_explanation: Any, *, feature_names: list[str] | None = None,
         outputs = _names(outputs, 1, "output")
         extras["target"] = np.zeros(n, np.int64)
     seconds = getattr(shap_explanation, "compute_time", None)
-    return Explanation(
-        values=values, stderr=stderr, base_values=base, data=data,
-        feature_names=names or [], output_names=outputs, method=method,
-        seconds=float(seconds) if isinstance(seconds, int | float) else 0.0, extras=extras)
+    return {"values": values, "stderr": stderr, "base_values": base, "data": data,
+            "feature_names": names or [], "output_names": outputs, "method": method,
+            "seconds": float(seconds) if isinstance(seconds, int | float) else 0.0,
+            "extras": extras}
