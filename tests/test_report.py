@@ -106,6 +106,14 @@ def test_values_without_standard_errors_and_one_table_per_output():
         assert rows[1][2:] == [mean_se(v) for v in expl.values[0, :, o]]
 
 
+def test_figures_are_drawn_for_each_output_up_to_max_outputs():
+    expl = _tabular(k=3, output_names=["a", "b", "c"])
+    text = explanation_html(expl, max_outputs=2)
+    assert len(_Tables(text).images) == 6  # bar, beeswarm, waterfall of outputs a and b
+    assert "mean |attribution| per feature: b" in text
+    assert "figures of the first 2 of 3 outputs" in text and "not drawn" not in text
+
+
 def test_tabular_page_embeds_bar_beeswarm_and_waterfall_as_png_data():
     page = _Tables(explanation_html(_tabular()))
     assert len(page.images) == 3

@@ -142,16 +142,17 @@ def _finite(value: Any) -> bool:
 # ---------------------------------------------------------------- an explanation
 
 def explanation_html(expl: Any, *, max_rows: int = 20, max_features: int = 20,
-                     max_images: int = 4) -> str:
+                     max_images: int = 4, max_outputs: int = 4) -> str:
     """The report page of an :class:`~xai.Explanation` (see the module docstring).
 
     The table shows at most ``max_rows`` rows and ``max_features`` features (those of largest
     mean |attribution| when there are more, in their original order), with a note saying what
-    was left out; images get an overlay for each of the first ``max_images`` rows.
+    was left out; images get an overlay for each of the first ``max_images`` rows, and the
+    figures are drawn for each of the first ``max_outputs`` outputs.
     """
     header = _key_values(_how_made(expl), "how it was made")
     tables = _value_tables(expl, max_rows, max_features)
-    figures = _explanation_figures(expl, max_images)
+    figures = _explanation_figures(expl, max_images, max_outputs)
     return _page(f"xai explanation: {expl.method}", [
         _section("Explanation", [header], "explanation"),
         _section("Values", tables, "values"),
@@ -218,7 +219,9 @@ def _value_tables(expl: Any, max_rows: int, max_features: int) -> list[str]:
     return ([_note("; ".join(notes) + ".")] if notes else []) + tables
 
 
-def _explanation_figures(expl: Any, max_images: int) -> list[str]:
+def _explanation_figures(expl: Any, max_images: int, max_outputs: int) -> list[str]:
+    """The figures of ``expl`` (each output's, for the first ``max_outputs`` outputs); a
+    figure that the explanation cannot have is replaced by a note saying why."""
     images = expl.feature_map is not None and expl.data is not None and expl.data.ndim >= 3
     n = len(expl)
     if images:
@@ -228,14 +231,21 @@ def _explanation_figures(expl: Any, max_images: int) -> list[str]:
         if n > 1:
             plots.append(("attributions of every row", "beeswarm", {}))
         plots.append(("row 0 from the base value to the prediction", "waterfall", {"row": 0}))
-    parts = []
-    for caption, kind, kwargs in plots:
-        try:
-            fig = getattr(expl.plot, kind)(**kwargs)
-        except XaiError as exc:  # a figure this explanation cannot have: say why
-            parts.append(_note(f"{kind} plot not drawn: {exc}"))
-            continue
-        parts.append(_figure(figure_data_uri(fig), caption))
+    k = expl.values.shape[2] if expl.values.ndim == 3 else 1
+    outputs = [None] if expl.values.ndim == 2 else list(range(min(k, max_outputs)))
+    parts = [_note(f"figures of the first {max_outputs} of {k} outputs")] \
+        if len(outputs) < k else []
+    for output in outputs:
+        for caption, kind, kwargs in plots:
+            if output is not None:
+                kwargs = {**kwargs, "output": output}
+                caption = f"{caption}: {expl.outputs[output]}"
+            try:
+                fig = getattr(expl.plot, kind)(**kwargs)
+            except XaiError as exc:  # a figure this explanation cannot have: say why
+                parts.append(_note(f"{kind} plot not drawn: {exc}"))
+                continue
+            parts.append(_figure(figure_data_uri(fig), caption))
     return parts
 
 
