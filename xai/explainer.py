@@ -196,7 +196,8 @@ class Explainer:
         start = time.perf_counter()
         call = self._prepare(model, X, background, features, output_kind)
         self._build_axes(call, y)
-        results, target_parts = self._run(call)
+        with call.adapter.placement():  # device=: the module there for the call, then back
+            results, target_parts = self._run(call)
         evaluations = call.adapter.evaluations - call.evaluations_before
         if call.adapter is not call.caller_adapter:  # the caller's adapter counts them too
             call.caller_adapter.evaluations += evaluations
@@ -211,7 +212,8 @@ class Explainer:
         options = check_options(self.options)  # types and ranges, before anything runs
         if background is not None:
             options["background"] = background
-        adapter = as_model(model, batch_size=options.get("batch_size"), output_kind=output_kind)
+        adapter = as_model(model, batch_size=options.get("batch_size"), output_kind=output_kind,
+                           device=options.get("device"))
         evaluations_before = adapter.evaluations  # a reused adapter keeps counting
         prepared = prepare_table(adapter, X, options.get("background"), options.get("baseline"))
         X, names, table = prepared.X, prepared.names, prepared.table
@@ -355,7 +357,7 @@ class Explainer:
     @staticmethod
     def _known_options(removal, behaviour, summary) -> list[str]:
         """Options that the chosen removal, behaviour and summary (or the game) accept."""
-        known = set(GAME_OPTIONS) | {"seed"}
+        known = set(GAME_OPTIONS) | {"seed", "device"}
         if isinstance(summary, Summary):
             classes = [type(summary)]
         elif isinstance(summary, type):

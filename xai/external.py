@@ -36,7 +36,7 @@ class ExternalExplainer:
     per_position = True  # attributions come per input position (gradients, occlusion)
 
     def __init__(self, **options: Any) -> None:
-        known = set(self.defaults) | {"target", "seed", "batch_size", "progress"}
+        known = set(self.defaults) | {"target", "seed", "batch_size", "progress", "device"}
         for key in options:
             if key not in known:
                 raise unknown_name(f"option of {self.name}", key, known)
@@ -59,7 +59,7 @@ class ExternalExplainer:
 
         start = time.perf_counter()
         adapter = as_model(model, batch_size=self.options.get("batch_size"),
-                           output_kind=output_kind)
+                           output_kind=output_kind, device=self.options.get("device"))
         evaluations_before = adapter.evaluations  # a reused adapter keeps counting
         X, names, background = prepare_inputs(adapter, X, background)
         check_labels(y, X.shape[0], self.name)
@@ -72,8 +72,9 @@ class ExternalExplainer:
             fmap = feature_map_for(features, Xn, names, kind, self.name)
         ctx = ExplainContext(model=model, adapter=adapter, X=Xn, y=y, background=background,
                              fmap=fmap, kind=kind, names=names, options=self.options)
-        ctx.targets = ctx.resolve_targets(self.options.get("target"))
-        out = self.attribute(ctx)
+        with adapter.placement():  # device=: the module there for the call, then back
+            ctx.targets = ctx.resolve_targets(self.options.get("target"))
+            out = self.attribute(ctx)
         values = np.asarray(out["values"], dtype=np.float64)
         stderr = out.get("stderr")
         feature_map = None

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .devices import check_device
 from .errors import FeatureMapError, InputError, LabelError, OptionError
 from .features import FeatureMap, image_layout
 from .models import SklearnModel, TorchModel
@@ -157,6 +158,7 @@ OPTION_RULES: dict[str, Any] = {
     "paired": Flag(),
     "enumerate_strata": Flag(),
     "cache": Flag(),
+    "device": check_device,  # "cpu", "cuda", "cuda:1", "mps" or a torch.device
 }
 
 

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import InputError, ModelError
+from .devices import check_device, placed, refuse_device
+from .errors import InputError, ModelError, OptionError
 
 OUTPUT_KINDS = ("logits", "probability", "raw")
 
@@ -83,6 +84,11 @@ class Model:
     def session(self) -> Iterator[None]:
         """Context in which the model is evaluated (eval mode, no grad); undone on exit."""
         yield
+
+    def placement(self) -> contextlib.AbstractContextManager[None]:
+        """Context around a whole explanation or metric: the model on :attr:`device` (a
+        torch module given ``device=``, moved back on exit); nothing for other models."""
+        return contextlib.nullcontext()
 
     def _forward(self, x: torch.Tensor) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -216,24 +222,38 @@ def _as_2d(out: Any, rows: int, chunk, explicands, inputs) -> torch.Tensor:
 
 class TorchModel(Model):
     """Adapter for a ``torch.nn.Module``: eval mode and no grad while evaluating (restored on
-    exit, also after an error), the module's own device and dtype. ``output_kind`` defaults to
-    ``"logits"``; declare ``"probability"`` for a model ending in a softmax, ``"raw"`` for a
-    regressor."""
+    exit, also after an error), the module's own dtype, and its own device unless ``device``
+    is given (:mod:`xai.devices`: the module is moved there for the length of a call and put
+    back afterwards). ``output_kind`` defaults to ``"logits"``; declare ``"probability"`` for a
+    model ending in a softmax, ``"raw"`` for a regressor."""
 
     def __init__(self, module: torch.nn.Module, *, batch_size: int | None = None,
-                 output_kind: str | None = None) -> None:
+                 output_kind: str | None = None,
+                 device: torch.device | str | None = None) -> None:
         param = next(iter(module.parameters()), None)
         if param is None:
             param = next(iter(module.buffers()), None)
         dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
-        device = param.device if param is not None else torch.device("cpu")
+        chosen = check_device("device", device)
+        self.moves = chosen is not None  # device= given: placed there for each call
+        device = chosen or (param.device if param is not None else torch.device("cpu"))
         super().__init__(batch_size=batch_size, dtype=dtype, device=device)
         self.module = module
         self.output_kind = _check_kind(output_kind or "logits")
         self.is_classifier = self.output_kind in ("logits", "probability")
 
+    def placement(self) -> contextlib.AbstractContextManager[None]:
+        if not self.moves:
+            return contextlib.nullcontext()
+        return placed(self.module, self.device)
+
+    @contextlib.contextmanager
+    def _placed_session(self) -> Iterator[None]:
+        with self.placement(), eval_mode(self.module):
+            yield
+
     def session(self) -> contextlib.AbstractContextManager[None]:
-        return eval_mode(self.module)
+        return self._placed_session() if self.moves else eval_mode(self.module)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_floating_point():
@@ -354,14 +374,19 @@ def _check_kind(kind: str) -> str:
 
 
 def as_model(model: Any, *, batch_size: int | None = None,
-             output_kind: str | None = None) -> Model:
-    """Wrap a torch module, a scikit-learn estimator or a callable as a :class:`Model`."""
+             output_kind: str | None = None, device: torch.device | str | None = None) -> Model:
+    """Wrap a torch module, a scikit-learn estimator or a callable as a :class:`Model`.
+
+    ``device``: where a torch module runs (:class:`TorchModel`); other models run on the CPU,
+    so only ``"cpu"`` is accepted for them."""
     if isinstance(model, Model):
+        _check_adapter_device(model, device)
         if batch_size is not None:
             model.batch_size = batch_size
         return model
     if isinstance(model, torch.nn.Module):
-        return TorchModel(model, batch_size=batch_size, output_kind=output_kind)
+        return TorchModel(model, batch_size=batch_size, output_kind=output_kind, device=device)
+    refuse_device(device, type(model).__name__)
     if any(hasattr(model, m) for m in ("predict_proba", "decision_function", "predict")) and \
             hasattr(model, "fit"):
         sk = SklearnModel(model, batch_size=batch_size)
@@ -374,3 +399,12 @@ def as_model(model: Any, *, batch_size: int | None = None,
         f"cannot explain a {type(model).__name__}: pass a torch.nn.Module, a fitted scikit-learn "
         "estimator, or a function from a numpy array (rows, ...) to outputs (rows,) or (rows, k)."
     )
+
+
+def _check_adapter_device(adapter: Model, device: Any) -> None:
+    """``device=`` with an adapter built by the caller: it must be the adapter's own."""
+    chosen = check_device("device", device)
+    if chosen is not None and torch.device(chosen) != adapter.device:
+        raise OptionError(f"device={device!r} but the model adapter runs on {adapter.device}: "
+                          "drop device=, or build the adapter with it (xai.models.as_model("
+                          "module, device=...))")

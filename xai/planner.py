@@ -5,9 +5,11 @@ Two costs decide it. A torch module on a CPU runs fastest per row on calls whose
 activations stay in the CPU caches, so its calls are cache-sized (:data:`CPU_CHUNK_BYTES` of
 input, within ``[CPU_MIN_ROWS, CPU_MAX_ROWS]`` rows). A scikit-learn estimator or a plain
 function pays a fixed cost per call (input validation, a DataFrame, Python overhead), so its
-calls are as large as the memory cap allows (at most :data:`DEFAULT_MAX_BATCH` rows). On a GPU
-calls are bounded by the memory cap alone. A user's ``batch_size`` always wins, and the memory
-cap over everything.
+calls are as large as the memory cap allows (at most :data:`DEFAULT_MAX_BATCH` rows). A torch
+module on a GPU (``device=``, or its parameters there) pays a fixed cost per call too (kernel
+launches, the outputs' transfer to the CPU), more cheaply per row in larger calls: at most
+:data:`ACCELERATOR_MAX_ROWS` rows. A user's ``batch_size`` always wins, and the memory cap over
+everything.
 
 The sizes follow from the model's kind and the inputs' size only, never from timings taken
 during a run: a model's outputs may depend in their last bits on the rows of a call, and the
@@ -22,6 +24,10 @@ import torch
 
 DEFAULT_MAX_BATCH = 16_384
 """Most rows per model call when ``batch_size=None``."""
+
+ACCELERATOR_MAX_ROWS = 65_536
+"""Most rows per model call of a torch module on a GPU (or another accelerator) when
+``batch_size=None``, within the memory cap."""
 
 CPU_CHUNK_BYTES = 4 * 2**20
 """Input bytes per call of a torch module on a CPU: a call whose inputs and activations stay
@@ -54,6 +60,13 @@ def cache_bound(model) -> bool:
     return isinstance(module, torch.nn.Module) and torch.device(model.device).type == "cpu"
 
 
+def accelerated(model) -> bool:
+    """Whether the model adapter ``model`` runs a torch module on a device other than the
+    CPU."""
+    module = getattr(model, "module", None)
+    return isinstance(module, torch.nn.Module) and torch.device(model.device).type != "cpu"
+
+
 def user_batch(model, batch_size: int | None = None) -> int | None:
     """The user's rows per call: the game's ``batch_size``, else the adapter's."""
     return batch_size or getattr(model, "batch_size", None)
@@ -70,13 +83,13 @@ def call_rows(model, row_bytes: int, batch_size: int | None = None) -> int | Non
 def block_rows(model, row_bytes: int, bytes_per_row: int, memory_cap: int,
                batch_size: int | None = None) -> int:
     """Rows of synthetic inputs built at a time: the user's batch size, or for a cache-bound
-    model at least :data:`CPU_BLOCK_BYTES` of input and one call of :func:`call_rows`, or else
-    :data:`DEFAULT_MAX_BATCH`; always within ``memory_cap`` for blocks whose arrays take
-    ``bytes_per_row`` per row together."""
+    model at least :data:`CPU_BLOCK_BYTES` of input and one call of :func:`call_rows`, for a
+    module on a GPU :data:`ACCELERATOR_MAX_ROWS`, or else :data:`DEFAULT_MAX_BATCH`; always
+    within ``memory_cap`` for blocks whose arrays take ``bytes_per_row`` per row together."""
     cap_rows = max(1, memory_cap // max(1, bytes_per_row))
     limit = user_batch(model, batch_size)
     if not limit:
-        limit = DEFAULT_MAX_BATCH
+        limit = ACCELERATOR_MAX_ROWS if accelerated(model) else DEFAULT_MAX_BATCH
         call = call_rows(model, row_bytes)
         if call is not None:
             limit = min(limit, max(call, CPU_BLOCK_BYTES // max(1, row_bytes)))

@@ -16,6 +16,7 @@ checked on the first call, a prediction of the explained rows.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import zlib
 from collections.abc import Callable
@@ -167,9 +168,11 @@ class Metric:
                                    seed=seed, explainer=explainer, ground_truth=ground_truth,
                                    options=merged)
         self.check_inputs(inp)
-        if self.target_check == "probe" and target is not None and not isinstance(target, str):
-            inp.check_targets()  # "predicted" is always in range
-        out = self.compute(inp)
+        with inp.adapter.placement() if inp.adapter is not None else contextlib.nullcontext():
+            if self.target_check == "probe" and target is not None and \
+                    not isinstance(target, str):
+                inp.check_targets()  # "predicted" is always in range
+            out = self.compute(inp)
         per_sample = np.asarray(out["per_sample"], dtype=np.float64)
         mean, se, n_nan = aggregate_rows(per_sample)
         settings = {**merged, **inp.recorded(), **out.get("settings", {})}
@@ -204,7 +207,7 @@ class Metric:
         raise NotImplementedError
 
 
-COMMON_OPTIONS = ("reduce", "output", "ties", "abs", "features", "batch_size")
+COMMON_OPTIONS = ("reduce", "output", "ties", "abs", "features", "batch_size", "device")
 
 
 def common_rules(default_output: str) -> dict[str, Rule]:
@@ -293,7 +296,8 @@ class MetricInputs:
         per feature, finite), the targets as far as they can be checked without the model's
         number of outputs, and the removal."""
         adapter = as_model(model, output_kind=options.get("output_kind"),
-                           batch_size=options.get("batch_size")) if model is not None else None
+                           batch_size=options.get("batch_size"),
+                           device=options.get("device")) if model is not None else None
         refuse_categorical_frame(x)
         X, _, _ = prepare_inputs(adapter, x, None)
         X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
