@@ -34,6 +34,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["bar", "beeswarm", "heatmap"]
 
+#: above this many rows, "similarity" orders rows along the attributions' first principal
+#: axis instead of clustering them (complete linkage needs memory quadratic in the rows)
+_MAX_CLUSTERED_ROWS = 2000
+
 
 def bar(
     expl: Any, max_display: int = 20, ax: Axes | None = None, output: int | str | None = None
@@ -152,11 +156,16 @@ def _row_order(instance_order: Any, values: np.ndarray, fx: np.ndarray) -> np.nd
         if instance_order == "output":
             return np.argsort(-fx, kind="stable")
         if instance_order == "similarity":
+            table = np.nan_to_num(values)
             if n < 3:
                 return np.arange(n)
+            if n > _MAX_CLUSTERED_ROWS:  # clustering needs n² memory: one principal axis
+                centred = table - table.mean(axis=0)
+                axis = np.linalg.svd(centred, full_matrices=False)[2][0]
+                return np.argsort(centred @ axis, kind="stable")
             from scipy.cluster.hierarchy import leaves_list, linkage
 
-            return leaves_list(linkage(np.nan_to_num(values), method="complete"))
+            return leaves_list(linkage(table, method="complete"))
         raise InputError(
             f"instance_order={instance_order!r} is unknown: use 'similarity' (hierarchical "
             "clustering of the attributions), 'output' (f(x), largest first), 'index', or an "
@@ -185,7 +194,8 @@ def heatmap(
     Features are sorted by mean absolute attribution, largest on top; with more than
     ``max_display`` features, the rest are summed into one "N other features" row. Rows are
     drawn in ``instance_order``: ``"similarity"`` (the leaves of a complete-linkage clustering
-    of the attributions, so rows explained alike sit together), ``"output"`` (``f(x) = base +
+    of the attributions, so rows explained alike sit together; above 2,000 rows, the order
+    along their first principal axis), ``"output"`` (``f(x) = base +
     sum``, largest first), ``"index"``, or an explicit permutation of row indices. Without
     ``ax``, a panel above shows ``f(x)`` of each row in the same order. The colour limits are
     ``±max|shown value|``.
