@@ -156,7 +156,8 @@ class Explainer:
     "auto"`` applies the Shapley auto rule. Other keyword options are routed to the axis whose
     constructor accepts them (e.g. ``background``, ``baseline``, ``target``, ``output``,
     ``budget``, ``tol``, ``seed``, ``n_samples``, ``kernel_width``) or to the game
-    (``memory_cap``, ``batch_size``, ``aggregate``); an unknown option is an error.
+    (``memory_cap``, ``batch_size``, ``aggregate``); ``device`` says where a torch module
+    runs (see :func:`explain`); an unknown option is an error.
     """
 
     def __init__(self, removal: str | Removal = "marginal",
@@ -472,7 +473,15 @@ def explain(model: Any, X: Any, method: str = "shap", *, y: Any = None,
         method name, ``"pixels"`` or a patch size.
     output_kind : what the model returns: ``"logits"``, ``"probability"`` or ``"raw"``.
     options : axis options (``budget``, ``tol``, ``seed``, ``target``, ``output``,
-        ``baseline``, ``max_background``, ``memory_cap``, ``batch_size``, ...).
+        ``baseline``, ``max_background``, ``memory_cap``, ``batch_size``, ...), and
+        ``device``: where a torch module runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``,
+        ``"mps"`` or a ``torch.device``; default: where its parameters are). The module and
+        every synthetic input (masks, backgrounds, blends) are on that device during the
+        call; the module is moved there when the call begins and put back afterwards, also
+        after an error (the same parameter and buffer tensors, on their own devices), and
+        the results are numpy arrays on the CPU. A device this machine lacks is an
+        :class:`~xai.errors.OptionError` before any model call; scikit-learn estimators and
+        functions accept only ``"cpu"``.
     """
     return Explainer.from_preset(method, progress=progress, **options).explain(
         model, X, y, background=background, features=features, output_kind=output_kind)

@@ -6,7 +6,9 @@ and returns a :class:`MetricResult`. ``a`` is an :class:`~xai.Explanation` or a 
 is reduced to one score per feature (``reduce="sum"`` by default) before the metric runs.
 Metrics that remove features do it through a :class:`~xai.game.Game` built from the
 explanation's own removal (or ``removal=``) and a prediction behaviour for the row's target,
-so batching, chunking, counting, caching and NaN checks are the explainers' own.
+so batching, chunking, counting, caching and NaN checks are the explainers' own. ``device=``
+runs a torch module on that device for the call and puts it back afterwards, as in
+:func:`xai.explain`.
 
 Every argument is checked before the first model call (:mod:`xai.metrics.checks`): options,
 the rows ``x`` (and that they are the rows an Explanation explained), the attributions and the
