@@ -87,6 +87,22 @@ def _print_sources(title: str, table: dict) -> None:
             print(f"  {kind} {name!r}: " + "; ".join(str(s) for s in sources))
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    """``xai explain MODEL DATA --out DIR``: :func:`xai.explain_files.explain_files`."""
+    from xai.explain_files import explain_files
+
+    summary = explain_files(
+        args.model, args.data, out=args.out, method=args.method, background=args.background,
+        target=args.target, features=args.features, budget=args.budget, seed=args.seed,
+        chunk_rows=args.chunk_rows, format=args.format, output_kind=args.output_kind,
+        trust=args.trust, trust_pickle=args.trust_pickle, backend=args.backend,
+        overwrite=args.overwrite, figures=not args.no_figures,
+        progress=False if args.quiet else "auto")
+    print(f"explained {summary['rows']} rows with {summary['method']} "
+          f"({summary['evaluations']} model rows, {summary['seconds']:.1f} s): {args.out}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from xai.demo import BENCH_BUDGETS, run_demo
 
@@ -163,6 +179,48 @@ def _performance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain_parser(sub) -> None:
+    """The ``xai explain`` subcommand's options."""
+    p = sub.add_parser(
+        "explain", help="explain a saved model on a CSV or Parquet file (chunked, resumable)",
+        description="Explain MODEL (.skops; .joblib/.pkl with --trust-pickle; TorchScript "
+                    ".pt/.ts; or package.module:name) on every row of DATA (.csv or .parquet), "
+                    "chunk by chunk, into --out: values, stderr and base_values tables (one "
+                    "row per input row, columns named by feature), summary.json/.md and "
+                    "figures. The same command run again resumes where it stopped.")
+    p.add_argument("model", metavar="MODEL", help="model file or package.module:name")
+    p.add_argument("data", metavar="DATA", help="rows to explain (.csv or .parquet)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--method", default="shap", metavar="M",
+                   help="a named method (xai methods; default: shap)")
+    p.add_argument("--background", metavar="FILE", help="background rows (.csv or .parquet; "
+                   "default: 100 rows of DATA, evenly spaced, for methods that need one)")
+    p.add_argument("--target", metavar="T", help="output to explain: an index, a class name, "
+                   "'predicted' or 'all' (default: as xai.explain)")
+    p.add_argument("--features", nargs="+", metavar="COL", help="the columns given to the "
+                   "model (default: its feature_names_in_, else every column)")
+    p.add_argument("--budget", type=int, metavar="N", help="model rows per explained row")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed (default: 0)")
+    p.add_argument("--chunk-rows", type=int, default=1000, metavar="R",
+                   help="rows read, explained and written at a time (default: 1000)")
+    p.add_argument("--format", choices=("parquet", "csv"), default="parquet",
+                   help="output tables (default: parquet)")
+    p.add_argument("--output-kind", choices=("logits", "probability", "raw"),
+                   help="what the model returns (default: guessed)")
+    p.add_argument("--trust", action="append", default=[], metavar="TYPE",
+                   help="a type a .skops file may build beyond skops' defaults (repeat)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="load a .joblib/.pkl pickle, which runs code from the file: only for "
+                        "files you made or trust")
+    p.add_argument("--backend", default="local", metavar="NAME",
+                   help="where chunks run: local (ray is reserved for scale-out)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a run of other options in DIR instead of refusing")
+    p.add_argument("--no-figures", action="store_true", help="tables and summary only")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_explain)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xai", description="Explain trained models by removing features "
@@ -185,6 +243,7 @@ def _parser() -> argparse.ArgumentParser:
     plugins = sub.add_parser("plugins", help="list components by kind with their source "
                                              "package and version, and failed plugins")
     plugins.set_defaults(func=_cmd_plugins)
+    _explain_parser(sub)
     bench = sub.add_parser(
         "bench", help="run (or resume) a benchmark suite; `xai bench summarise DIR`",
         description="Run a benchmark suite (data sets x models x methods x metrics), appending "

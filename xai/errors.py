@@ -82,6 +82,20 @@ class ProvenanceError(XaiError):
     loaded explanation whose background was not saved)."""
 
 
+class InputFileError(InputError):
+    """A model or data file is missing, of an unknown kind, or cannot be read as that kind."""
+
+
+class UntrustedModelError(InputFileError):
+    """Loading a model file would run code or build types that were not trusted explicitly (a
+    pickle without ``trust_pickle``, a skops file with types outside ``trust``)."""
+
+
+class OutputConflictError(XaiError):
+    """An output folder holds a run of other options or inputs, so resuming into it would mix
+    two runs: choose another folder or overwrite it."""
+
+
 def unknown_name(kind: str, name: object, known: Iterable[str]) -> UnknownNameError:
     """Build an :class:`UnknownNameError` listing the known names and the closest match."""
     known = sorted(set(known))

@@ -1,0 +1,610 @@
+"""Explain a saved model on a CSV or Parquet file, chunk by chunk, resumably: ``xai explain``.
+
+:func:`explain_files` reads the rows of ``data`` in chunks of ``chunk_rows``, explains each
+chunk with :func:`xai.explain` and writes its values as a part file as soon as it is done; a
+manifest (``manifest.json``) records the options, the fingerprints of the model, data and
+background files, and the chunks done. Running the same call again skips the chunks done; a
+call with other options or inputs into the same folder is refused
+(:class:`~xai.errors.OutputConflictError`) unless ``overwrite=True``. When every chunk is done
+the parts are joined into the output files and the figures and summary are written.
+
+A row's values do not depend on the chunk it is read in: the summaries draw one design of
+coalitions per round from the seed and share it across the explicands (see
+:mod:`xai.summaries.base`), and the background sample is drawn from the seed alone, so the
+values of any chunking equal those of :func:`xai.explain` on all rows with the same ``seed``.
+
+Output files in ``out`` (``.parquet``, or ``.csv`` with ``format="csv"``):
+
+- ``values``: one row per input row, a ``row`` column (the row's position in ``data``, from
+  0) and one column per feature. With several outputs (``target="all"``) the columns are
+  ``feature[output]`` for each output in turn, outputs named by the model's ``classes_``.
+- ``stderr``: the standard errors, laid out like ``values`` (NaN where a method has none).
+- ``base_values``: ``row`` and ``base_value`` (or ``base_value[output]``), and ``target``,
+  the output each row explains, when the rows explain different outputs (each row's
+  predicted class of a multi-class model).
+- ``summary.json`` / ``summary.md``: method, options, rows, seconds, model evaluations, and
+  the top features by mean ``|value|``; ``bar.png`` and ``beeswarm.png`` (one per output,
+  ``bar-<output>.png``, with several); the beeswarm draws at most
+  :data:`BEESWARM_ROWS` rows, evenly spaced, and the bar uses every row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data_files import TableFile, require_pyarrow
+from .errors import (
+    InputError,
+    OptionError,
+    OutputConflictError,
+    TargetError,
+    unknown_name,
+)
+from .model_files import load_model, model_fingerprint
+
+__all__ = ["BACKENDS", "BEESWARM_ROWS", "FORMATS", "explain_files"]
+
+BACKENDS = ("local", "ray")
+FORMATS = ("parquet", "csv")
+BEESWARM_ROWS = 5000
+MANIFEST = "manifest.json"
+PARTS = "parts"
+TABLES = ("values", "stderr", "base_values")
+ROW = "row"
+MANIFEST_VERSION = 1
+
+
+def explain_files(model: Any, data: str | os.PathLike, *, out: str | os.PathLike,
+                  method: str = "shap", background: str | os.PathLike | None = None,
+                  target: int | str | None = None, features: Sequence[str] | None = None,
+                  budget: int | None = None, seed: int = 0, chunk_rows: int = 1000,
+                  format: str = "parquet", output_kind: str | None = None,
+                  trust: Sequence[str] = (), trust_pickle: bool = False,
+                  background_rows: int = 100, backend: str = "local", overwrite: bool = False,
+                  figures: bool = True, progress: bool | str = "auto") -> dict:
+    """Explain ``model`` on every row of the CSV or Parquet file ``data`` into folder ``out``;
+    returns the summary (also written as ``summary.json``).
+
+    Parameters
+    ----------
+    model : a model file (``.skops``, ``.joblib``/``.pkl`` with ``trust_pickle``, TorchScript
+        ``.pt``/``.ts``), ``"package.module:name"`` (see :mod:`xai.model_files`), or a model
+        object.
+    data : the rows to explain, a ``.csv`` or ``.parquet`` file.
+    out : output folder (see the module docstring for its files).
+    method : a named method (``xai.methods()``) that gives one row of values per input row.
+    background : a CSV or Parquet file of background rows with the columns of ``data``; when
+        the method needs one and none is given, ``background_rows`` rows of ``data``, evenly
+        spaced.
+    target : output to explain: an index, a class name of the model's ``classes_``,
+        ``"predicted"`` or ``"all"``; default as :func:`xai.explain`.
+    features : the columns of ``data`` given to the model (default: the model's
+        ``feature_names_in_`` when it has them, else every column).
+    budget, seed : as in :func:`xai.explain`; the seed keys every chunk alike.
+    chunk_rows : rows read, explained and written at a time.
+    format : ``"parquet"`` or ``"csv"`` output tables.
+    output_kind : what the model returns (``"logits"``, ``"probability"``, ``"raw"``).
+    trust : type names a ``.skops`` file may build beyond skops' defaults.
+    trust_pickle : load a pickle (``.joblib``/``.pkl``), which runs code from the file.
+    backend : ``"local"``; ``"ray"`` is reserved for running chunks on a Ray cluster.
+    overwrite : replace a run of other options in ``out`` instead of refusing.
+    figures : write ``bar.png`` and ``beeswarm.png``.
+    progress : a progress bar over input rows on stderr (``"auto"``: on a terminal).
+    """
+    started = time.perf_counter()
+    _check_options(backend, format, chunk_rows, background_rows, method)
+    table = TableFile(data, "data")
+    model_spec = model if isinstance(model, str | os.PathLike) else None
+    model_obj = load_model(model, trust=trust, trust_pickle=trust_pickle) \
+        if model_spec is not None else model
+    columns = _model_columns(model_obj, table, features)
+    target = _resolve_target(model_obj, target)
+    n = table.n_rows
+    bg_frame, bg_record = _background(background, table, columns, method, background_rows)
+    options = {"method": method, "target": target, "features": columns, "budget": budget,
+               "seed": seed, "chunk_rows": int(chunk_rows), "format": format,
+               "output_kind": output_kind, "background": bg_record}
+    run = {"version": MANIFEST_VERSION, "options": options, "data": table.fingerprint(),
+           "model": model_fingerprint(model_spec) if model_spec is not None else
+           {"object": f"{type(model_obj).__module__}.{type(model_obj).__qualname__}"}}
+    out = Path(out)
+    manifest = _open_run(out, run, overwrite)
+    n_chunks = (n + chunk_rows - 1) // chunk_rows
+    explain_kw = {k: v for k, v in (("budget", budget), ("target", target)) if v is not None}
+    done = set(manifest["chunks_done"])
+    bar = _progress_bar(progress, n, sum(_chunk_len(i, chunk_rows, n) for i in done))
+    with bar, _warnings_above(bar):
+        bar.set_postfix(model_rows=manifest["evaluations"])
+        for i, frame in enumerate(_chunks_to_do(table, chunk_rows, columns, done, n_chunks)):
+            if frame is None:
+                continue
+            expl = _explain_chunk(model_obj, frame, method, bg_frame, seed, output_kind,
+                                  explain_kw)
+            _write_chunk(out, i, i * chunk_rows, expl, format, manifest)
+            bar.update(len(frame))
+            bar.set_postfix(model_rows=manifest["evaluations"])
+    summary = _finish(out, manifest, n, format, figures)
+    summary["wall_seconds"] = round(time.perf_counter() - started, 3)
+    _write_summary(out, summary)
+    return summary
+
+
+# ------------------------------------------------------------------ checks
+
+
+def _check_options(backend: str, format: str, chunk_rows: int, background_rows: int,
+                   method: str) -> None:
+    if backend == "ray":
+        raise OptionError("backend 'ray' is not available yet (scale-out on Ray is planned); "
+                          "use backend 'local' (the default)")
+    if backend not in BACKENDS:
+        raise unknown_name("backend", backend, ("local",))
+    if format not in FORMATS:
+        raise unknown_name("output format", format, FORMATS)
+    if format == "parquet":
+        require_pyarrow()
+    for name, value in (("chunk_rows", chunk_rows), ("background_rows", background_rows)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise OptionError(f"{name} must be a positive integer, got {value!r}")
+    preset = _preset(method)
+    if preset is None:
+        return
+    from . import registry
+
+    if preset.dataset:
+        raise OptionError(f"method {method!r} explains the whole data set with one row of "
+                          "values, and xai explain writes one row per input row: use "
+                          f"xai.explain(model, X, {method!r}, y=...) in Python")
+    if getattr(registry.get("behaviour", preset.behaviour), "needs_labels", False):
+        raise OptionError(f"method {method!r} needs labels, which xai explain does not read "
+                          f"yet: use xai.explain(model, X, {method!r}, y=...) in Python")
+
+
+def _preset(method: str) -> Any:
+    """The preset of a method name (UnknownNameError for an unknown one), None for a whole
+    explainer registered by a plugin."""
+    from . import registry
+    from .presets import Preset
+
+    obj = registry.get("explainer", method)
+    return obj if isinstance(obj, Preset) else None
+
+
+def _needs_background(method: str) -> bool:
+    """Whether the method's removal takes its replacement values from background rows."""
+    from . import registry
+    from .registry import constructor_options
+
+    preset = _preset(method)
+    if preset is None:
+        return False
+    cls = registry.get("removal", preset.removal)
+    if "background" not in constructor_options(cls):
+        return False
+    baseline = preset.removal_options.get("baseline")
+    if isinstance(baseline, dict):
+        baseline = baseline.get("tabular")
+    return "value" not in constructor_options(cls) or baseline in ("mean", "median")
+
+
+def _model_columns(model: Any, table: TableFile, features: Sequence[str] | None) -> list[str]:
+    """The columns of ``table`` given to the model."""
+    wanted = getattr(model, "feature_names_in_", None) if features is None else features
+    if wanted is None:
+        return list(table.columns)
+    wanted = [str(c) for c in wanted]
+    missing = [c for c in wanted if c not in table.columns]
+    if missing:
+        source = "features" if features is not None else "the model's feature_names_in_"
+        raise InputError(f"data file {str(table.path)!r} lacks columns {missing} named by "
+                         f"{source}; its columns are {table.columns}")
+    return wanted
+
+
+def _resolve_target(model: Any, target: int | str | None) -> int | str | None:
+    """An output index for an integer string or a class name of the model's ``classes_``."""
+    if not isinstance(target, str) or target in ("all", "predicted"):
+        return target
+    classes = getattr(model, "classes_", None)
+    names = [] if classes is None else [str(c) for c in np.asarray(classes).tolist()]
+    if target in names:
+        return names.index(target)
+    if re.fullmatch(r"-?\d+", target):
+        return int(target)
+    known = f"the model's classes are {names}" if names else "the model names no classes"
+    raise TargetError(f"target {target!r} is not an output index, 'all', 'predicted' or a "
+                      f"class name ({known})")
+
+
+def _background(path: Any, table: TableFile, columns: list[str], method: str,
+                rows: int) -> tuple[Any, dict | None]:
+    """The background rows (a DataFrame of ``columns``, or None) and what identifies them."""
+    if path is not None:
+        bg = TableFile(path, "background")
+        missing = [c for c in table.columns if c not in bg.columns]
+        extra = [c for c in bg.columns if c not in table.columns]
+        if missing or extra:
+            raise InputError(f"the columns of background {str(bg.path)!r} differ from those "
+                             f"of data {str(table.path)!r}: missing {missing}, extra {extra}; "
+                             "give background rows with the data's columns")
+        return bg.read(columns), {"file": bg.fingerprint()}
+    if not _needs_background(method):
+        return None, None
+    n = table.n_rows
+    index = np.unique(np.linspace(0, n - 1, min(rows, n)).round().astype(np.int64))
+    return table.take(index, columns), {"rows_of_data": len(index)}
+
+
+# ------------------------------------------------------------------ the run folder
+
+
+def _open_run(out: Path, run: dict, overwrite: bool) -> dict:
+    """The manifest of the run in ``out``: a new one, or the one found there when it records
+    the same run; a manifest of another run is refused unless ``overwrite``."""
+    path = out / MANIFEST
+    if path.exists():
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, ValueError):
+            found = {}
+        differ = sorted(k for k in ("version", "options", "data", "model")
+                        if _comparable(found.get(k)) != _comparable(run[k]))
+        if not differ:
+            return found
+        if not overwrite:
+            detail = "; ".join(_difference(found.get(k), run[k], k) for k in differ)
+            raise OutputConflictError(
+                f"{str(out)!r} holds a run with other {', '.join(differ)} ({detail}): use "
+                "another --out, or --overwrite (overwrite=True) to replace it")
+        _clear(out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = {**run, "n_chunks": None, "chunks_done": [], "rows_done": 0, "evaluations": 0,
+                "seconds": 0.0, "layout": None, "complete": False}
+    _save_json(path, manifest)
+    return manifest
+
+
+def _comparable(value: Any) -> Any:
+    """``value`` as JSON would give it back (tuples as lists)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _difference(old: Any, new: Any, key: str) -> str:
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(k for k in set(old) | set(new) if
+                      _comparable(old.get(k)) != _comparable(new.get(k)))
+        return ", ".join(f"{key}.{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys)
+    return f"{key}: {old!r} -> {new!r}"
+
+
+def _clear(out: Path) -> None:
+    """Remove the files of a previous run (only the names this module writes)."""
+    shutil.rmtree(out / PARTS, ignore_errors=True)
+    for name in os.listdir(out):
+        stem = name.split(".")[0]
+        if name == MANIFEST or stem in TABLES or stem == "summary" or (
+                name.endswith(".png") and stem.split("-")[0] in ("bar", "beeswarm")):
+            (out / name).unlink()
+
+
+def _save_json(path: Path, obj: dict) -> None:
+    """Write JSON atomically: a crash leaves the old file or the new one, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def _chunk_len(i: int, rows: int, n: int) -> int:
+    return max(0, min(rows, n - i * rows))
+
+
+def _chunks_to_do(table: TableFile, rows: int, columns: list[str], done: set[int],
+                  n_chunks: int) -> Iterator[Any]:
+    """The chunks in order, None for those done (read all the same: CSV has no row offsets)."""
+    if len(done) >= n_chunks:
+        return
+    for i, frame in enumerate(table.chunks(rows, columns)):
+        yield None if i in done else frame
+
+
+# ------------------------------------------------------------------ one chunk
+
+
+def _explain_chunk(model: Any, frame: Any, method: str, background: Any, seed: int,
+                   output_kind: str | None, options: dict) -> Any:
+    """The explanation of one chunk's rows."""
+    from .explainer import explain
+
+    frame = frame.reset_index(drop=True)
+    return explain(model, frame, method, background=background, output_kind=output_kind,
+                   progress=False, seed=seed, **options)
+
+
+def _layout(expl: Any) -> dict:
+    """Column names of the output tables for an explanation's shape."""
+    names = expl.names
+    if expl.values.ndim == 2:
+        return {"features": names, "values": names, "base": ["base_value"], "outputs": None}
+    outputs = expl.outputs
+    return {"features": names, "values": [f"{f}[{o}]" for o in outputs for f in names],
+            "base": [f"base_value[{o}]" for o in outputs], "outputs": outputs}
+
+
+def _frames(expl: Any, start: int, layout: dict) -> dict:
+    """The chunk's values, stderr and base values as DataFrames with a global row column."""
+    import pandas as pd
+
+    n = len(expl)
+    rows = np.arange(start, start + n, dtype=np.int64)
+
+    def flat(arr: np.ndarray) -> np.ndarray:
+        return arr if arr.ndim == 2 else arr.transpose(0, 2, 1).reshape(n, -1)
+
+    stderr = np.full(expl.values.shape, np.nan) if expl.stderr is None else expl.stderr
+    out = {}
+    for name, arr, cols in (("values", flat(expl.values), layout["values"]),
+                            ("stderr", flat(stderr), layout["values"]),
+                            ("base_values", np.asarray(expl.base_values).reshape(n, -1),
+                             layout["base"])):
+        frame = pd.DataFrame(arr, columns=cols)
+        frame.insert(0, ROW, rows)
+        out[name] = frame
+    target = expl.extras.get("target")
+    if target is not None and expl.values.ndim == 2:  # the output each row explains
+        outputs = expl.output_names
+        out["base_values"]["target"] = [outputs[t] if outputs and t < len(outputs) else str(t)
+                                        for t in np.asarray(target).tolist()]
+    return out
+
+
+def _write_chunk(out: Path, i: int, start: int, expl: Any, format: str, manifest: dict) -> None:
+    """Write chunk ``i``'s part files, then record it in the manifest."""
+    layout = _layout(expl)
+    if manifest["layout"] is None:
+        manifest["layout"] = layout
+    elif manifest["layout"] != layout:
+        raise InputError(f"chunk {i} has outputs {layout['outputs']} where the first chunks had "
+                         f"{manifest['layout']['outputs']}: give target= so that every chunk "
+                         "explains the same outputs")
+    parts = out / PARTS
+    parts.mkdir(exist_ok=True)
+    for name, frame in _frames(expl, start, layout).items():
+        path = parts / f"{name}-{i:06d}.{format}"
+        tmp = path.with_name(path.name + ".tmp")
+        _write_table(frame, tmp, format)
+        os.replace(tmp, path)
+    manifest["chunks_done"] = sorted({*manifest["chunks_done"], i})
+    manifest["rows_done"] += len(expl)
+    manifest["evaluations"] += int(expl.evaluations)
+    manifest["seconds"] += float(expl.seconds)
+    manifest.setdefault("estimator", expl.options.get("estimator"))
+    _save_json(out / MANIFEST, manifest)
+
+
+def _write_table(frame: Any, path: Path, format: str) -> None:
+    if format == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False, engine="pyarrow")
+
+
+def _read_table(path: Path, format: str) -> Any:
+    import pandas as pd
+
+    return pd.read_csv(path) if format == "csv" else pd.read_parquet(path, engine="pyarrow")
+
+
+# ------------------------------------------------------------------ progress
+
+
+def _progress_bar(progress: bool | str, total: int, initial: int) -> Any:
+    """A bar over input rows (ETA from the rows done in this run), or a silent stand-in."""
+    from tqdm import tqdm
+
+    disable = not sys.stderr.isatty() if progress == "auto" else not progress
+    return tqdm(total=total, initial=initial, unit="rows", desc="xai explain",
+                disable=disable, dynamic_ncols=True)
+
+
+@contextlib.contextmanager
+def _warnings_above(bar: Any) -> Iterator[None]:
+    """Warnings written above the progress bar instead of through it."""
+    if bar.disable:
+        yield
+        return
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        bar.write(warnings.formatwarning(message, category, filename, lineno, line).rstrip(),
+                  file=sys.stderr)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
+
+
+# ------------------------------------------------------------------ the end of a run
+
+
+def _finish(out: Path, manifest: dict, n: int, format: str, figures: bool) -> dict:
+    """Join the parts into the output tables (once), write the figures; the summary."""
+    if not manifest["complete"]:
+        if manifest["layout"] is None:  # no rows: nothing was explained
+            raise InputError(f"data file {manifest['data']['path']!r} has no rows to explain")
+        chunks = manifest["chunks_done"]
+        for name in TABLES:
+            _join([out / PARTS / f"{name}-{i:06d}.{format}" for i in chunks],
+                  out / f"{name}.{format}", format)
+        manifest["complete"] = True
+        _save_json(out / MANIFEST, manifest)
+        shutil.rmtree(out / PARTS, ignore_errors=True)
+        if figures:
+            _figures(out, manifest, format)
+    return _summary(out, manifest, n, format)
+
+
+def _join(parts: list[Path], path: Path, format: str) -> None:
+    """Concatenate part tables into ``path`` one part at a time (atomically replaced)."""
+    tmp = path.with_name(path.name + ".tmp")
+    if format == "csv":
+        with open(tmp, "wb") as dst:
+            for k, part in enumerate(parts):
+                with open(part, "rb") as src:
+                    if k:
+                        src.readline()  # the header, written once
+                    shutil.copyfileobj(src, dst)
+    else:
+        pq = require_pyarrow()
+        writer = None
+        try:
+            for part in parts:
+                table = pq.read_table(part)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table.cast(writer.schema))
+        finally:
+            if writer is not None:
+                writer.close()
+    os.replace(tmp, path)
+
+
+def _load_explanation(out: Path, manifest: dict, format: str) -> Any:
+    """The whole run as an :class:`~xai.explanation.Explanation` (values, stderr, base)."""
+    from .explanation import Explanation
+
+    layout = manifest["layout"]
+    values = _read_table(out / f"values.{format}", format)
+    stderr = _read_table(out / f"stderr.{format}", format)
+    base = _read_table(out / f"base_values.{format}", format)
+    n, outputs = len(values), layout["outputs"]
+
+    def shaped(frame: Any) -> np.ndarray:
+        arr = frame[layout["values"]].to_numpy(float)
+        return arr if outputs is None else arr.reshape(n, len(outputs), -1).transpose(0, 2, 1)
+
+    extras = {}
+    if "target" in base.columns:
+        codes, names = _codes(base["target"].astype(str).tolist())
+        extras["target"] = codes
+        outputs_for_rows = names
+    else:
+        outputs_for_rows = outputs
+    method = manifest["options"]["method"]
+    return Explanation(values=shaped(values), stderr=shaped(stderr),
+                       base_values=base[layout["base"]].to_numpy(float).reshape(
+                           (n,) if outputs is None else (n, len(outputs))),
+                       feature_names=layout["features"],
+                       output_names=outputs_for_rows, method=method,
+                       evaluations=int(manifest["evaluations"]),
+                       seconds=float(manifest["seconds"]), extras=extras)
+
+
+def _codes(labels: list[str]) -> tuple[np.ndarray, list[str]]:
+    names = sorted(set(labels))
+    index = {name: k for k, name in enumerate(names)}
+    return np.array([index[s] for s in labels], dtype=np.int64), names
+
+
+def _figures(out: Path, manifest: dict, format: str) -> None:
+    """``bar.png`` over every row and ``beeswarm.png`` over at most BEESWARM_ROWS rows, per
+    output (``-<output>`` in the name) when there are several or rows explain different
+    outputs."""
+    import matplotlib.pyplot as plt
+
+    expl = _load_explanation(out, manifest, format)
+    data_file = TableFile(manifest["data"]["path"], "data")
+    views = _output_views(expl)
+    for suffix, output, rows in views:
+        sub = expl if rows is None else expl[rows]
+        n = len(sub)
+        pick = np.unique(np.linspace(0, n - 1, min(BEESWARM_ROWS, n)).round().astype(np.int64))
+        swarm = sub[pick]
+        global_rows = pick if rows is None else np.flatnonzero(rows)[pick]
+        frame = data_file.take(np.sort(global_rows), manifest["options"]["features"])
+        swarm.data = _numeric_or_none(frame)
+        for name, fig in (("bar", sub.plot.bar(output=output)),
+                          ("beeswarm", swarm.plot.beeswarm(output=output))):
+            fig.savefig(out / f"{name}{suffix}.png", dpi=120)
+            plt.close(fig)
+
+
+def _numeric_or_none(frame: Any) -> np.ndarray | None:
+    """A DataFrame's values as floats for colouring, None when a column is not numeric."""
+    try:
+        return frame.to_numpy(float)
+    except (TypeError, ValueError):
+        return None
+
+
+def _output_views(expl: Any) -> list[tuple[str, int | None, np.ndarray | None]]:
+    """(file suffix, output index, row mask) of each figure pair."""
+    target = expl.extras.get("target")
+    if expl.values.ndim == 3:
+        return [(f"-{_safe(o)}", j, None) for j, o in enumerate(expl.outputs)]
+    if target is not None and len(np.unique(target)) > 1:
+        return [(f"-{_safe(expl.output_names[t])}", None, target == t)
+                for t in np.unique(target)]
+    return [("", None, None)]
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", str(name))
+
+
+def _summary(out: Path, manifest: dict, n: int, format: str, top: int = 10) -> dict:
+    """Method, options, rows, seconds, evaluations and the top features by mean |value|."""
+    values = _read_table(out / f"values.{format}", format)
+    mean_abs = values.drop(columns=[ROW]).abs().mean()
+    layout = manifest["layout"]
+    tops: dict[str, list] = {}
+    groups = {"": layout["values"]} if layout["outputs"] is None else {
+        o: [c for c in layout["values"] if c.endswith(f"[{o}]")] for o in layout["outputs"]}
+    for output, cols in groups.items():
+        ranked = mean_abs[cols].sort_values(ascending=False, kind="stable").head(top)
+        tops[output] = [{"feature": c[: -len(f"[{output}]")] if output else c,
+                         "mean_abs": float(v)} for c, v in ranked.items()]
+    from . import __version__
+
+    return {"method": manifest["options"]["method"], "estimator": manifest.get("estimator"),
+            "options": manifest["options"], "rows": int(n), "chunks": len(
+                manifest["chunks_done"]), "seconds": round(float(manifest["seconds"]), 3),
+            "evaluations": int(manifest["evaluations"]),
+            "top_features": tops.get("", tops), "outputs": layout["outputs"],
+            "files": sorted(p.name for p in out.iterdir() if p.is_file()),
+            "data": manifest["data"], "model": manifest["model"], "xai_version": __version__}
+
+
+def _write_summary(out: Path, summary: dict) -> None:
+    """``summary.json`` and a readable ``summary.md``."""
+    _save_json(out / "summary.json", summary)
+    o, model = summary["options"], summary["model"]
+    source = model.get("path") or model.get("import") or model.get("object")
+    lines = [f"# xai explain: {summary['method']}", "",
+             (f"- data: `{summary['data']['path']}` ({summary['rows']} rows, "
+              f"{summary['chunks']} chunks of {o['chunk_rows']})"),
+             f"- model: `{source}`",
+             (f"- estimator: {summary['estimator']}, seed {o['seed']}, budget {o['budget']}, "
+              f"target {o['target']}"),
+             (f"- model rows evaluated: {summary['evaluations']}; seconds explaining: "
+              f"{summary['seconds']}"), ""]
+    tops = summary["top_features"]
+    for output, rows in ([("", tops)] if isinstance(tops, list) else tops.items()):
+        lines += [f"## top features by mean |value|{f' ({output})' if output else ''}", "",
+                  "| feature | mean abs value |", "| --- | --- |"]
+        lines += [f"| {r['feature']} | {r['mean_abs']:.4g} |" for r in rows]
+        lines.append("")
+    (out / "summary.md").write_text("\n".join(lines))
