@@ -156,6 +156,18 @@ def test_scatter_points_are_feature_values_and_attributions(exact):
     np.testing.assert_allclose(by_index.get_offsets(), points.get_offsets())
 
 
+def test_scatter_places_categories_at_their_codes_in_their_own_order():
+    codes = np.array([[2, 0.5], [0, 1.5], [1, 2.5], [2, 3.5]])
+    expl = Explanation(values=np.array([[1.0, 0.1], [-1.0, 0.2], [0.0, 0.3], [1.2, 0.4]]),
+                       stderr=None, base_values=np.zeros(4), data=codes,
+                       feature_names=["size", "weight"],
+                       options={"categories": {"size": ["S", "M", "L"]}})
+    ax = plots.scatter(expl, "size", color="size").axes[0]
+    np.testing.assert_allclose(ax.collections[0].get_offsets(),
+                               np.column_stack([codes[:, 0], expl.values[:, 0]]))
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["S", "M", "L"]
+
+
 def test_decision_lines_go_from_base_to_model_output(diabetes, exact):
     model, X, _ = diabetes
     fig = plots.decision(exact, max_display=5)

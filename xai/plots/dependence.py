@@ -27,9 +27,17 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["scatter"]
 
 
-def _positions(column: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
-    """Numeric x positions of a data column and, for a non-numeric one (categories), the tick
-    labels: each distinct value at its rank in sorted order."""
+def _positions(expl: Any, data: np.ndarray, j: int, name: str
+               ) -> tuple[np.ndarray, list[str] | None]:
+    """Numeric positions of data column ``j`` and, for a non-numeric one, the tick labels: a
+    categorical column's categories at their codes (the categories' own order), other values
+    at their rank in sorted order."""
+    categories = getattr(expl, "options", {}).get("categories")
+    if isinstance(categories, dict) and name in categories:
+        codes = numeric(np.asarray(expl.data)[:, j])
+        if codes is not None:
+            return codes, [str(c) for c in categories[name]]
+    column = data[:, j]
     values = numeric(column)
     if values is not None:
         return values, None
@@ -50,9 +58,10 @@ def scatter(
 
     ``feature`` and ``color`` are feature names or indices; with ``color`` each point is
     coloured by that other feature's value (5th to 95th percentile of the colour scale), which
-    shows interactions. Category columns are placed at the ranks of their sorted values. Rows
-    whose attribution is NaN are dropped. Needs the explained tabular data in ``expl.data``
-    (:class:`InputError` otherwise).
+    shows interactions. A categorical column's categories are placed at their codes, other
+    non-numeric values at the ranks of their sorted values. Rows whose attribution is NaN are
+    dropped. Needs the explained tabular data in ``expl.data`` (:class:`InputError`
+    otherwise).
     """
     one_target(expl, "scatter")
     sel = select(expl, output)
@@ -67,14 +76,14 @@ def scatter(
             "(n, d) array; xai.explain keeps them in expl.data) or set expl.data."
         )
     names = feature_names(expl, d)
-    x, ticks = _positions(data[:, j])
+    x, ticks = _positions(expl, data, j, names[j])
     y = sel.values[:, j]
     keep = ~np.isnan(y) & ~np.isnan(x)
     fig, ax = figure(ax, (5.6, 4.2))
     if c is None:
         ax.scatter(x[keep], y[keep], s=14, color="#1f77b4", alpha=0.8, linewidths=0)
     else:
-        shade, shade_ticks = _positions(data[:, c])
+        shade, shade_ticks = _positions(expl, data, c, names[c])
         with np.errstate(all="ignore"):
             lo, hi = (np.nanpercentile(shade, [5, 95]) if np.isfinite(shade).any()
                       else (0.0, 1.0))
