@@ -119,13 +119,15 @@ def test_tables_show_the_top_features_of_each_row_with_their_values():
 
 
 def test_many_rows_show_a_bar_plot_and_one_row_a_waterfall():
+    open_before = plt.get_fignums()
     many = Page(tabular()._repr_html_())
     assert png_of(many.images[0]).startswith(PNG_MAGIC)
     assert "mean |attribution| over 7 rows" in many.images[0]["alt"]
     one = Page(tabular()[3]._repr_html_())
     assert one.images[0]["alt"] == "waterfall of row 0"
     assert one.row_tables()[0]["caption"].startswith("row 0, base + sum = ")
-    assert plt.get_fignums() == []  # the figures were closed, so a notebook shows each once
+    # the figures were closed, so a notebook shows each once
+    assert plt.get_fignums() == open_before
 
 
 def test_outputs_get_columns_and_the_figure_names_its_output():
@@ -209,9 +211,18 @@ def test_table_html_escapes_cells_and_formats_floats():
 
 
 def test_figure_data_uri_embeds_a_png_and_closes_the_figure():
+    open_before = plt.get_fignums()
     fig, ax = plt.subplots()
     ax.plot([0, 1])
     uri = figure_data_uri(fig)
     assert base64.b64decode(uri.split(",", 1)[1]).startswith(PNG_MAGIC)
-    assert plt.get_fignums() == []
+    assert plt.get_fignums() == open_before
     assert escape("<a href='x'>") == "&lt;a href=&#x27;x&#x27;&gt;"
+
+
+def test_dataset_explanations_are_not_called_a_row():
+    e = Explanation(values=np.array([[0.2, 0.1]]), stderr=None, base_values=np.zeros(1),
+                    behaviour={"name": "dataset-loss"}, method="sage")
+    page = Page(e._repr_html_())
+    assert page.row_tables()[0]["caption"].startswith("importance over the data set")
+    assert page.images[0]["alt"] == "waterfall"

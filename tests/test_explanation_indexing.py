@@ -6,6 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -141,7 +142,8 @@ def test_feature_slices_of_images_renumber_the_feature_map():
     expected = np.where(fmap == 3, 0, np.where(fmap == 1, 1, -1))
     np.testing.assert_array_equal(part.feature_map, expected)
     fig = part.plot.image(row=1)
-    assert fig is not None
+    assert fig.axes
+    plt.close(fig)
 
 
 # ------------------------------------------------------------- outputs named by classes_
@@ -182,3 +184,13 @@ def test_torch_model_outputs_keep_positional_names():
                     progress=False)
     assert e.output_names is None and e.outputs == ["output_0", "output_1"]
     np.testing.assert_array_equal(e[..., "output_1"].values, e.values[:, :, 1])
+
+
+def test_selections_save_and_load(tmp_path):
+    for part in (tabular(k=3)[1:3, ["age", "score"], "eel"], images()[:, [2]]):
+        loaded = Explanation.load(part.save(tmp_path / "part.npz"))
+        np.testing.assert_array_equal(loaded.values, part.values)
+        np.testing.assert_array_equal(loaded.extras.get("target"), part.extras.get("target"))
+        assert loaded.feature_names == part.feature_names
+        if part.feature_map is not None:
+            np.testing.assert_array_equal(loaded.feature_map, part.feature_map)

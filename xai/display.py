@@ -105,8 +105,11 @@ def _base_text(expl: Any) -> str:
 
 
 def _row_caption(expl: Any, row: int) -> str:
-    """``row i``, with f(x) (base + sum of attributions) and the output it explains."""
-    caption = f"row {row}"
+    """``row i``, with f(x) (base + sum of attributions) and the output it explains; a
+    dataset-level explanation (SAGE, permutation importance) says so instead of a row."""
+    from xai.plots._common import is_global
+
+    caption = "importance over the data set" if is_global(expl) else f"row {row}"
     target = expl.extras.get("target")
     if expl.values.ndim == 2:
         total = expl.base_values[row] + np.nansum(expl.values[row])
@@ -137,7 +140,10 @@ def _default_figure(expl: Any) -> tuple[Any, str]:
     target = expl.extras.get("target")
     mixed = target is not None and expl.values.ndim == 2 and np.unique(target).size > 1
     if len(expl) == 1 or mixed:
-        return expl.plot.waterfall(row=0, **kwargs), f"waterfall of row 0{shown}"
+        from xai.plots._common import is_global
+
+        which = "" if is_global(expl) else " of row 0"
+        return expl.plot.waterfall(row=0, **kwargs), f"waterfall{which}{shown}"
     return expl.plot.bar(**kwargs), f"mean |attribution| over {len(expl)} rows{shown}"
 
 
