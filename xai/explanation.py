@@ -137,8 +137,11 @@ class Explanation:
     (see :meth:`record_removal`): its registered name and constructor options, and arrays such
     as the background rows it really used.
 
-    Convert with :meth:`to_numpy` / :meth:`to_pandas`, plot with ``expl.plot.bar()`` and
-    friends, and store with :meth:`save` / :meth:`load`.
+    Select with ``expl[rows, features, outputs]`` (positions or names, as in numpy and shap),
+    convert with :meth:`to_numpy` / :meth:`to_pandas` / :meth:`to_shap` (and back with
+    :meth:`from_shap`), plot with ``expl.plot.bar()`` and friends, and store with
+    :meth:`save` / :meth:`load`. In a notebook an explanation displays as a table of its top
+    features per row with its default figure.
     """
 
     values: np.ndarray
