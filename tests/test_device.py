@@ -18,7 +18,7 @@ from xai.devices import available_devices, check_device, placed
 from xai.errors import InputError, ModelError, OptionError
 from xai.models import as_model
 
-CPU_DEVICES = [None, "cpu", torch.device("cpu")]
+CPU_DEVICES = ["cpu", torch.device("cpu")]
 CUDA = torch.cuda.is_available()
 
 
@@ -96,7 +96,7 @@ def explain(model, X, method, device, **options):
 
 
 @pytest.mark.parametrize("method,make,X,options", CASES, ids=CASE_IDS)
-@pytest.mark.parametrize("device", CPU_DEVICES[1:], ids=str)
+@pytest.mark.parametrize("device", CPU_DEVICES, ids=str)
 def test_cpu_device_gives_the_values_of_no_device(method, make, X, options, device):
     net = make()
     ref = explain(net, X, method, None, **options)
@@ -118,7 +118,7 @@ def test_the_training_flags_are_kept_with_a_device():
     assert all(m.training for m in net.modules())
 
 
-@pytest.mark.parametrize("device", CPU_DEVICES[1:], ids=str)
+@pytest.mark.parametrize("device", CPU_DEVICES, ids=str)
 def test_cpu_device_gives_the_deletion_scores_of_no_device(device):
     net = cnn()
     e = explain(net, XI, "occlusion", None, features=4)
@@ -133,7 +133,7 @@ def test_cpu_device_gives_the_deletion_scores_of_no_device(device):
 
 
 @pytest.mark.parametrize("method", ["captum.integrated-gradients", "captum.occlusion"])
-@pytest.mark.parametrize("device", CPU_DEVICES[1:], ids=str)
+@pytest.mark.parametrize("device", CPU_DEVICES, ids=str)
 def test_cpu_device_gives_the_values_of_no_device_through_captum(method, device):
     pytest.importorskip("captum")
     net = cnn()
@@ -296,6 +296,29 @@ def test_a_module_held_on_one_device_is_refused_on_another():
     with placed(net, torch.device("meta")):
         pass  # free again
     assert net[0].weight.device.type == "cpu"
+
+
+def test_a_call_runs_the_module_on_the_device_and_puts_it_back_after_an_error(monkeypatch):
+    # the meta device (shapes without values) stands in for a second device: the module and
+    # its inputs go there, the first output cannot be read, and the module is back after it
+    from xai.external import ExternalExplainer
+
+    class Probe(ExternalExplainer):
+        name = "probe"
+
+        def attribute(self, ctx):  # pragma: no cover - the first model call fails
+            return {"values": np.zeros(ctx.X.shape)}
+
+    def allow_meta(name, value):
+        return None if value is None else str(torch.device(value))
+    monkeypatch.setitem(xai.inputs.OPTION_RULES, "device", allow_meta)
+    monkeypatch.setattr(xai.models, "check_device", allow_meta)
+    net = Counting(mlp())
+    before = state_of(net)
+    with pytest.raises(ModelError, match="cannot be read as numbers"):
+        Probe(device="meta").explain(net, XT)
+    assert net.input_devices == {"meta"}
+    assert_same_state(before, net)
 
 
 def test_a_failed_move_leaves_the_module_where_it_was(monkeypatch):
