@@ -30,14 +30,11 @@ Output files in ``out`` (``.parquet``, or ``.csv`` with ``format="csv"``):
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
-import sys
 import time
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,6 +50,7 @@ from .errors import (
     unknown_name,
 )
 from .model_files import load_model, model_fingerprint
+from .progress import Progress
 
 __all__ = ["BACKENDS", "BEESWARM_ROWS", "FORMATS", "explain_files"]
 
@@ -101,7 +99,8 @@ def explain_files(model: Any, data: str | os.PathLike, *, out: str | os.PathLike
     backend : ``"local"``; ``"ray"`` is reserved for running chunks on a Ray cluster.
     overwrite : replace a run of other options in ``out`` instead of refusing.
     figures : write ``bar.png`` and ``beeswarm.png``.
-    progress : a progress bar over input rows on stderr (``"auto"``: on a terminal).
+    progress : a progress bar over input rows on stderr (:class:`xai.progress.Progress`;
+        ``"auto"``: on a terminal or in a notebook).
     """
     started = time.perf_counter()
     _check_options(backend, format, chunk_rows, background_rows, method)
@@ -124,9 +123,9 @@ def explain_files(model: Any, data: str | os.PathLike, *, out: str | os.PathLike
     n_chunks = (n + chunk_rows - 1) // chunk_rows
     explain_kw = {k: v for k, v in (("budget", budget), ("target", target)) if v is not None}
     done = set(manifest["chunks_done"])
-    bar = _progress_bar(progress, n, sum(_chunk_len(i, chunk_rows, n) for i in done))
-    with bar, _warnings_above(bar):
-        bar.set_postfix(model_rows=manifest["evaluations"])
+    # input rows against their total, the ETA from this run's rate; warnings above the bar
+    with Progress("xai explain", total=n, unit="rows", enabled=progress,
+                  initial=sum(_chunk_len(i, chunk_rows, n) for i in done)) as bar:
         for i, frame in enumerate(_chunks_to_do(table, chunk_rows, columns, done, n_chunks)):
             if frame is None:
                 continue
@@ -134,7 +133,6 @@ def explain_files(model: Any, data: str | os.PathLike, *, out: str | os.PathLike
                                   explain_kw)
             _write_chunk(out, i, i * chunk_rows, expl, format, manifest)
             bar.update(len(frame))
-            bar.set_postfix(model_rows=manifest["evaluations"])
     summary = _finish(out, manifest, n, format, figures)
     summary["wall_seconds"] = round(time.perf_counter() - started, 3)
     _write_summary(out, summary)
@@ -404,37 +402,6 @@ def _read_table(path: Path, format: str) -> Any:
     import pandas as pd
 
     return pd.read_csv(path) if format == "csv" else pd.read_parquet(path, engine="pyarrow")
-
-
-# ------------------------------------------------------------------ progress
-
-
-def _progress_bar(progress: bool | str, total: int, initial: int) -> Any:
-    """A bar over input rows (ETA from the rows done in this run), or a silent stand-in."""
-    from tqdm import tqdm
-
-    disable = not sys.stderr.isatty() if progress == "auto" else not progress
-    return tqdm(total=total, initial=initial, unit="rows", desc="xai explain",
-                disable=disable, dynamic_ncols=True)
-
-
-@contextlib.contextmanager
-def _warnings_above(bar: Any) -> Iterator[None]:
-    """Warnings written above the progress bar instead of through it."""
-    if bar.disable:
-        yield
-        return
-    shown = warnings.showwarning
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        bar.write(warnings.formatwarning(message, category, filename, lineno, line).rstrip(),
-                  file=sys.stderr)
-
-    warnings.showwarning = show
-    try:
-        yield
-    finally:
-        warnings.showwarning = shown
 
 
 # ------------------------------------------------------------------ the end of a run
