@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: module is in the layer of its exact name, else of the longest pattern that matches it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("xai.errors", "xai.config", "xai.registry", "xai.safe_npz",
-                    "xai.subsets", "xai.selection", "xai.devices")),
+                    "xai.subsets", "xai.selection", "xai.devices", "xai._warn",
+                    "xai.progress")),
     ("core", ("xai.models", "xai.tabular", "xai.features", "xai.inputs", "xai.removals",
               "xai.behaviours", "xai.gaussian", "xai.protocol", "xai.synthesis", "xai.cache",
               "xai.planner", "xai.game",

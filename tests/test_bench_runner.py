@@ -381,3 +381,12 @@ def test_grouped_suite_runs_once_per_group_and_resumes(tmp_path):
     frame = bench.run(suite, seeds="0,1", out=out, progress=False, rerun_errors=True)
     assert calls == [0, 1, 1]
     assert set(frame["status"]) == {"ok"} and len(read_rows(out / RESULTS)) == 6
+
+
+def test_progress_bar_counts_cells_toward_the_total_with_time_left(tmp_path, capsys):
+    bench.run("tiny-test", out=tmp_path, seeds=(0,), progress=True, summary=False)
+    err = capsys.readouterr().err
+    cells = N_CELLS // 2
+    assert "bench tiny-test:   0%|" in err and f"0/{cells} cells [00:00<?" in err
+    last = [frame for frame in err.split("\r") if "100%" in frame][-1]
+    assert f"| {cells}/{cells} cells [" in last and "<00:00, " in last  # no time left

@@ -82,7 +82,7 @@ def test_exact_bar_total_is_the_model_rows_evaluated(data, bars, method, options
     # other coalitions over the background for every explicand
     assert bar.planned == 3 + 10 + (2**D - 2) * 3 * 10 == expl.evaluations
     assert bar.final == expl.evaluations
-    assert f"0.00/{expl.evaluations}" in text  # the total is shown before any model call
+    assert f"0/{expl.evaluations} model rows" in text  # the total, before any model call
 
 
 def test_stopped_sampler_bar_completes_to_the_rows_evaluated(bars):
@@ -110,8 +110,15 @@ def test_bar_shows_total_rate_and_time_left():
     frames = [f for f in out.getvalue().split("\r") if f.strip()]
     assert frames[0].startswith("xai test:   0%|")
     assert "/400 model rows [00:00<?" in frames[0]  # total known, time left not yet
-    assert re.search(r"100%\|#+\| 400/400 model rows \[\d\d:\d\d<00:00, .* model rows/s, "
+    assert re.search(r"100%\|#+\| 400/400 model rows \[\d\d:\d\d<00:00, \S+ model rows/s, "
                      r"explained 4/4 rows\]", out.getvalue())
+
+
+def test_large_counts_are_scaled_and_small_ones_exact():
+    assert progress_module.count_text(9_999) == "9999"
+    assert progress_module.count_text(1_046_505) == "1.05M"
+    assert progress_module.rate_text(106_389.2) == "106k"
+    assert progress_module.rate_text(0.5) == "0.5"
 
 
 def test_bar_total_grows_when_the_count_overtakes_the_plan():
@@ -213,3 +220,37 @@ def test_auto_shows_on_a_terminal_only(monkeypatch):
     monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
     assert not progress_module.shown("auto")
     assert progress_module.shown(True) and not progress_module.shown(False)
+
+
+def test_craft_shows_its_crops_and_model_rows():
+    from collections import OrderedDict
+
+    import torch
+    from torch import nn
+
+    from xai.concepts import CRAFT
+
+    torch.manual_seed(0)
+    model = nn.Sequential(OrderedDict(
+        features=nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU()), pool=nn.AdaptiveAvgPool2d(1),
+        flatten=nn.Flatten(), fc=nn.Linear(4, 2)))
+    images = torch.rand(4, 3, 16, 16)
+    craft = CRAFT(model, "features", n_concepts=2, progress=True)
+    result, text = rendered(lambda: craft.fit(images))
+    crops = len(craft.crop_boxes_)
+    assert "xai craft crops: 100%" in text and f"{crops}/{crops} crops" in text
+    evaluations = result.evaluations
+    assert f"{evaluations}/{evaluations} model rows" in text
+    assert "explained 4/4 rows" in text
+
+
+def test_metric_bar_ends_at_the_metrics_model_rows(data):
+    X, background = data
+    expl = xai.explain(linear, X, method="exact-shap", background=background, progress=False)
+    metric = xai.registry.get("metric", "deletion")()
+    result, text = rendered(lambda: metric(linear, X, expl, output="raw", progress=True))
+    assert result.evaluations > 0
+    frames = [f for f in text.split("\r") if f.strip()]
+    assert frames[0].startswith("xai deletion: 0 model rows")  # no total: counted as it goes
+    assert f"100%|##########| {result.evaluations}/{result.evaluations} model rows" in text
+    assert "explained 3/3 rows" in frames[-1]

@@ -17,10 +17,52 @@ from typing import Any, Self, TextIO
 
 #: the bar's layout when its total is known: percentage, counts with their unit, the time
 #: spent and left, the rate, and the postfix (explained rows)
-WITH_TOTAL = ("{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}{unit} "
-              "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
+WITH_TOTAL = ("{desc}: {percentage:3.0f}%|{bar}| {count}/{planned}{unit} "
+              "[{elapsed}<{remaining}, {speed}{unit}/s{postfix}]")
 #: the same when the total is a cap that a stopping rule (``tol``) may cut short
-WITH_CAP = WITH_TOTAL.replace("{n_fmt}/{total_fmt}", "{n_fmt} of at most {total_fmt}")
+WITH_CAP = WITH_TOTAL.replace("{count}/{planned}", "{count} of at most {planned}")
+#: the layout while the total is unknown
+NO_TOTAL = "{desc}: {count}{unit} [{elapsed}, {speed}{unit}/s{postfix}]"
+#: counts from which the bar writes 1.05M rather than 1046505
+SCALED_FROM = 10_000
+
+
+def count_text(count: float | None) -> str:
+    """A count as the bar shows it: exact below :data:`SCALED_FROM`, else ``1.05M``."""
+    from tqdm.std import tqdm
+
+    if count is None:
+        return "?"
+    return str(int(count)) if count < SCALED_FROM else tqdm.format_sizeof(count)
+
+
+def rate_text(rate: float | None) -> str:
+    """A rate per second as the bar shows it: three digits, ``17.6k`` from a thousand."""
+    from tqdm.std import tqdm
+
+    if not rate:
+        return "?"
+    return f"{rate:.3g}" if rate < 1000 else tqdm.format_sizeof(rate)
+
+
+_BAR_CLASSES: dict[type, type] = {}
+
+
+def _bar_class(base: type) -> type:
+    """``base`` (a tqdm class) whose layouts may name ``count``, ``planned`` and ``speed``
+    (the mean rate since the start; the time left uses tqdm's smoothed one)."""
+    if base not in _BAR_CLASSES:
+        class Bar(base):
+            @property
+            def format_dict(self):
+                d = super().format_dict
+                elapsed = d.get("elapsed") or 0
+                rate = (d["n"] - (d.get("initial") or 0)) / elapsed if elapsed else None
+                return {**d, "count": count_text(d["n"]), "planned": count_text(d["total"]),
+                        "speed": rate_text(rate)}
+
+        _BAR_CLASSES[base] = Bar
+    return _BAR_CLASSES[base]
 
 
 def shown(enabled: bool | str) -> bool:
@@ -76,9 +118,9 @@ class Progress:
             return
         from tqdm.auto import tqdm
 
-        self._bar = tqdm(desc=desc, total=total, unit=" " + unit, unit_scale=True,
-                         initial=initial, leave=leave, file=file, dynamic_ncols=True,
-                         bar_format=WITH_TOTAL if total is not None else None)
+        self._bar = _bar_class(tqdm)(
+            desc=desc, total=total, unit=" " + unit, initial=initial, leave=leave, file=file,
+            dynamic_ncols=True, bar_format=WITH_TOTAL if total is not None else NO_TOTAL)
         self._postfix()
         self._redirect_warnings()
 
@@ -104,7 +146,7 @@ class Progress:
         if bar is None:
             return
         if count is None:
-            bar.total, bar.bar_format = None, None
+            bar.total, bar.bar_format = None, NO_TOTAL
         else:
             bar.total = (bar.total or 0) + int(count)
             self._at_most = self._at_most or at_most

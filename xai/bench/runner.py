@@ -679,6 +679,8 @@ class _Runner:
         else:
             metric, call_opts = obj, opts
         kwargs = {"seed": cell.cell_seed, **call_opts}
+        if isinstance(obj, type):  # a Metric: the runner's bar counts the cells, not its rows
+            kwargs["progress"] = False
         if "explainer" in meta["needs"]:
             kwargs["explainer"] = reexplain
         if "ground_truth" in meta["needs"]:

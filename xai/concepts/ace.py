@@ -34,6 +34,7 @@ from xai.errors import InputError, TargetError, XaiError
 from xai.explanation import Explanation
 
 from .._warn import warn
+from ..progress import Progress
 from .segments import bbox, patch, slic_segments, thumbnail
 from .tcav import TCAVResult, _get_layer, layer_activations, layer_gradients, tcav
 
@@ -79,7 +80,9 @@ class ACE:
     Defaults follow the paper: ``resolutions=(15, 50, 80)``, ``compactness=20``, ``sigma=1``,
     ``min_segment_pixels=16``, ``patch_mode="resize"``, fill ``117/255``, ``n_clusters=25``,
     ``min_cluster_size=20``, ``max_members=40``, ``n_random=20``, ``random_set_size=50``,
-    SGD hinge CAVs, paired t-test at ``alpha=0.01``, no correction.
+    SGD hinge CAVs, paired t-test at ``alpha=0.01``, no correction. ``progress`` (``True``,
+    ``False`` or ``"auto"``: on a terminal or in a notebook) shows bars over the images
+    segmented and the patches passed through the model.
     """
 
 
@@ -96,7 +99,7 @@ class ACE:
                  min_cav_accuracy: float = 0.0, test: str = "paired", alpha: float = 0.01,
                  correction: str | None = None, min_images: int = 10,
                  n_thumbnails: int = 10, thumbnail_size: int = 48, batch_size: int = 64,
-                 seed: int = 0) -> None:
+                 seed: int = 0, progress: bool | str = "auto") -> None:
         self.model = model
         self.layer = layer
         self.random_pool = random_pool
@@ -128,6 +131,7 @@ class ACE:
         self.thumbnail_size = thumbnail_size
         self.batch_size = batch_size
         self.seed = seed
+        self.progress = progress
 
     # ------------------------------------------------------------------ conversions
 
@@ -239,27 +243,33 @@ class ACE:
     def _patches_of(self, unit: np.ndarray, fill: np.ndarray, warn_empty: bool = True):
         """Segment every image; return the patch records and kept masks."""
         image_idx, masks = [], []
-        for i, img in enumerate(unit):
-            segs = slic_segments(img, self.resolutions, compactness=self.compactness,
-                                 sigma=self.sigma, scale_segments=self.scale_segments,
-                                 min_area_fraction=self.min_area_fraction,
-                                 min_segment_pixels=self.min_segment_pixels,
-                                 max_jaccard=self.max_jaccard)
-            if not segs and warn_empty:
-                warn(f"no segment of image {i} has ≥ {self.min_segment_pixels} pixels")
-            image_idx += [i] * len(segs)
-            masks += segs
+        with Progress("xai ace segments", total=len(unit), unit="images",
+                      enabled=self.progress) as bar:
+            for i, img in enumerate(unit):
+                segs = slic_segments(img, self.resolutions, compactness=self.compactness,
+                                     sigma=self.sigma, scale_segments=self.scale_segments,
+                                     min_area_fraction=self.min_area_fraction,
+                                     min_segment_pixels=self.min_segment_pixels,
+                                     max_jaccard=self.max_jaccard)
+                if not segs and warn_empty:
+                    warn(f"no segment of image {i} has ≥ {self.min_segment_pixels} pixels")
+                image_idx += [i] * len(segs)
+                masks += segs
+                bar.update(1)
         return np.asarray(image_idx, dtype=np.int64), masks
 
     def _patch_activations(self, unit: np.ndarray, image_idx: np.ndarray, masks: list,
                            fill: np.ndarray) -> np.ndarray:
         chunks = []
         bs = max(1, int(self.batch_size))
-        for start in range(0, len(masks), bs):
-            batch = np.stack([patch(unit[i], m, fill, self.patch_mode) for i, m in
-                              zip(image_idx[start:start + bs], masks[start:start + bs])])
-            chunks.append(layer_activations(self.model, self.layer, self._model_space(batch),
-                                            batch_size=bs))
+        with Progress("xai ace patches", total=len(masks), unit="patches",
+                      enabled=self.progress) as bar:
+            for start in range(0, len(masks), bs):
+                batch = np.stack([patch(unit[i], m, fill, self.patch_mode) for i, m in
+                                  zip(image_idx[start:start + bs], masks[start:start + bs])])
+                chunks.append(layer_activations(self.model, self.layer,
+                                                self._model_space(batch), batch_size=bs))
+                bar.update(len(batch))
         return np.concatenate(chunks)
 
     # --------------------------------------------------------------------------- fit

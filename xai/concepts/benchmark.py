@@ -55,6 +55,7 @@ import numpy as np
 
 from ..bench.store import spec_key
 from ..bench.suites import CellGroup, GroupResult, Suite
+from ..progress import Progress
 from ..registry import register
 from . import primitives as P
 from . import scoring as S
@@ -117,7 +118,8 @@ def score_craft(model, data, j: int, rows: np.ndarray, options: dict, bench: dic
 
     X = np.asarray(data.X)[rows]
     t0 = time.perf_counter()
-    craft = CRAFT(model, layer=P.SPLIT_LAYER, **{"target": j, **options})
+    # the benchmark's own bar counts the explainers: none inside them
+    craft = CRAFT(model, layer=P.SPLIT_LAYER, **{"target": j, "progress": False, **options})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expl = craft.fit(X)
@@ -173,7 +175,7 @@ def score_ace(model, data, j: int, rows: np.ndarray, test_rows: np.ndarray,
 
     X = np.asarray(data.X)
     t0 = time.perf_counter()
-    ace = ACE(model, P.SPLIT_LAYER, **{"seed": 0, **options})
+    ace = ACE(model, P.SPLIT_LAYER, **{"seed": 0, "progress": False, **options})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expl = ace.fit(X[rows], j, random_images=X[random_rows], test_images=X[test_rows])
@@ -236,11 +238,12 @@ def run_concept_benchmark(seed: int = 0, methods: Sequence[str] = ("craft", "ace
                           n: int = 3000, epochs: int = EPOCHS, cache_dir=None,
                           craft_options: dict | None = None, ace_options: dict | None = None,
                           bench_options: dict | None = None, outputs: Sequence[int] | None = None,
-                          _prepared: dict | None = None) -> dict:
+                          progress: bool | str = "auto", _prepared: dict | None = None) -> dict:
     """Run the concept benchmark for one seed; returns ``{"seed", "valid", "truth", "model_info",
     "settings", "table"}`` where ``table`` is a list of dicts, one per (method, output) with
     the scores of the module docstring. An invalid model (``model_valid`` false) gives
-    ``valid: False`` and an empty table: the explainers are not run."""
+    ``valid: False`` and an empty table: the explainers are not run. ``progress``: a bar over
+    the (method, output) runs (``True``, ``False`` or ``"auto"``)."""
     craft_opts = {**CRAFT_DEFAULTS, **(craft_options or {})}
     ace_opts = {**ACE_DEFAULTS, **(ace_options or {})}
     bench = {**BENCH_DEFAULTS, **(bench_options or {})}
@@ -255,8 +258,11 @@ def run_concept_benchmark(seed: int = 0, methods: Sequence[str] = ("craft", "ace
         return out
     test = np.asarray(data.test)
     pool = np.concatenate([np.asarray(data.val), test])
-    for method in methods:
-        for j in (range(len(P.CAUSAL)) if outputs is None else outputs):
+    outputs = range(len(P.CAUSAL)) if outputs is None else outputs
+    runs = [(method, j) for method in methods for j in outputs]
+    with Progress(f"xai concepts seed {seed}", total=len(runs), unit="runs",
+                  enabled=progress) as bar:
+        for method, j in runs:
             with_j = _rows_with(data, test, j, True)
             if method == "craft":
                 res = score_craft(model, data, j, with_j[:int(bench["n_images"])], craft_opts,
@@ -268,6 +274,7 @@ def run_concept_benchmark(seed: int = 0, methods: Sequence[str] = ("craft", "ace
             else:
                 raise ValueError(f"unknown method {method!r}; expected 'craft' or 'ace'")
             out["table"].append({"method": method, "output": P.CAUSAL[j], "j": j, **res})
+            bar.update(1)
     return out
 
 
@@ -332,7 +339,7 @@ def _score_group(prep: dict, seed: int, method: str, j: int, settings: dict) -> 
     res = run_concept_benchmark(seed, [method], settings["n"], settings["epochs"],
                                 craft_options=settings["craft"], ace_options=settings["ace"],
                                 bench_options=settings["bench"], outputs=[j],
-                                _prepared=prep)["table"][0]
+                                progress=False, _prepared=prep)["table"][0]
     values = {m: float(v) if isinstance(v, bool | np.bool_) else v
               for m, v in ((m, res.get(m)) for m in SCORES)}
     extras = {"top1_ok": {"top1_label": res["top1_label"], "margin": res["margin"]},

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from .._warn import warn
 from ..errors import InputError, TargetError, XaiError
 from ..explanation import Explanation
+from ..progress import Progress
 from .bank import ConceptBank
 from .crops import crop_boxes, crop_images, default_patch_size, prototypes
 from .removal import concept_game
@@ -135,6 +136,8 @@ class CRAFT:
     target : an int, or None = the class most often predicted on the images.
     seed : crops, NMF and design (0). batch_size : rows per ``g`` call. top_k, max_per_image :
         prototypes (the crops that hold most of each concept).
+    progress : progress bars over the crops and the importance's model rows: ``True``,
+        ``False`` or ``"auto"`` (on a terminal or in a notebook).
     """
 
     def __init__(self, model=None, layer: str | None = None, *, g: Callable | None = None,
@@ -143,7 +146,8 @@ class CRAFT:
                  nb_design: int = 32, n_replicates: int = 2, residual: str = "drop",
                  baseline: float | str = 0.0, target: int | None = None, seed: int = 0,
                  batch_size: int = 256, top_k: int = 10, max_per_image: int = 2,
-                 nmf_max_iter: int = 500, nmf_tol: float = 1e-4) -> None:
+                 nmf_max_iter: int = 500, nmf_tol: float = 1e-4,
+                 progress: bool | str = "auto") -> None:
         self.model, self.layer, self.g, self.h = model, layer, g, h
         self.n_concepts, self.patch_size, self.crop_mode = n_concepts, patch_size, crop_mode
         self.crops_per_image, self.resize_crops = crops_per_image, resize_crops
@@ -151,6 +155,7 @@ class CRAFT:
         self.residual, self.baseline, self.target, self.seed = residual, baseline, target, seed
         self.batch_size, self.top_k, self.max_per_image = batch_size, top_k, max_per_image
         self.nmf_max_iter, self.nmf_tol = nmf_max_iter, nmf_tol
+        self.progress = progress
 
     # ------------------------------------------------------------------ split and checks
 
@@ -247,9 +252,12 @@ class CRAFT:
         """Pooled activations at the split of the crops ``boxes`` of ``x``, in batches."""
         step = max(1, self.batch_size)
         parts = []
-        for a in range(0, len(boxes), step):
-            act = self._g(crop_images(x, boxes[a:a + step], self.resize_crops), what="crops")
-            parts.append(act.mean(dim=(2, 3)) if act.ndim == 4 else act)
+        with Progress("xai craft crops", total=len(boxes), unit="crops",
+                      enabled=self.progress) as bar:
+            for a in range(0, len(boxes), step):
+                act = self._g(crop_images(x, boxes[a:a + step], self.resize_crops), what="crops")
+                parts.append(act.mean(dim=(2, 3)) if act.ndim == 4 else act)
+                bar.update(min(step, len(boxes) - a))
         return torch.cat(parts)
 
     # ------------------------------------------------------------------ fit
@@ -336,7 +344,10 @@ class CRAFT:
         summ = _concept_summary(summary, self.bank_.r, nb_design=self.nb_design,
                                 n_replicates=self.n_replicates, budget=budget, tol=tol,
                                 seed=self.seed if seed is None else seed)
-        with eval_session(g, h, self.model):
+        with eval_session(g, h, self.model), Progress(
+                "xai craft", enabled=self.progress, explained=len(u)) as bar:
+            game.progress = bar
+            bar.plan(summ.planned_rows(game), at_most=summ.stops_early)
             res = summ(game)
             v_empty = game.v_empty().numpy()
             v_full = game.v_full.numpy()

@@ -34,6 +34,7 @@ from ..explanation import Explanation
 from ..features import FeatureMap, image_layout
 from ..inputs import Flag, check_option, prepare_inputs
 from ..models import Model, as_model
+from ..progress import Progress
 from ..registry import define_kind
 from .checks import (
     Choice,
@@ -157,9 +158,10 @@ class Metric:
 
     def __call__(self, model: Any, x: Any, a: Any, *, target: Any = None, removal: Any = None,
                  seed: int = 0, explainer: Any = None, ground_truth: Any = None,
-                 **options: Any) -> MetricResult:
+                 progress: bool | str = "auto", **options: Any) -> MetricResult:
         """Score attributions ``a`` of inputs ``x`` for ``model``, every argument checked
-        first (see the module docstring)."""
+        first (see the module docstring). ``progress``: a bar over the model rows
+        (``True``, ``False`` or ``"auto"``: on a terminal or in a notebook)."""
         start = time.perf_counter()
         self._check_names(options)
         merged = self.checked_options({**self.options, **options})
@@ -170,18 +172,24 @@ class Metric:
                                    seed=seed, explainer=explainer, ground_truth=ground_truth,
                                    options=merged)
         self.check_inputs(inp)
-        with inp.adapter.placement() if inp.adapter is not None else contextlib.nullcontext():
+        placement = inp.adapter.placement() if inp.adapter is not None else \
+            contextlib.nullcontext()
+        with placement, Progress(f"xai {self.name}", enabled=progress,
+                                 explained=inp.n) as inp.progress:
             if self.target_check == "probe" and target is not None and \
                     not isinstance(target, str):
                 inp.check_targets()  # "predicted" is always in range
             out = self.compute(inp)
+            # the count ends at the result's: rows the games did not count (predictions,
+            # re-explanations) included
+            evaluations = inp.evaluations() + int(out.get("extra_evaluations", 0))
+            inp.progress.update(max(0, evaluations - inp.progress.n))
         per_sample = np.asarray(out["per_sample"], dtype=np.float64)
         mean, se, n_nan = aggregate_rows(per_sample)
         settings = {**merged, **inp.recorded(), **out.get("settings", {})}
         return MetricResult(
             name=self.name, per_sample=per_sample, aggregate=out.get("aggregate", mean),
-            se=out.get("se", se), n_nan=n_nan,
-            evaluations=inp.evaluations() + int(out.get("extra_evaluations", 0)),
+            se=out.get("se", se), n_nan=n_nan, evaluations=evaluations,
             seconds=time.perf_counter() - start, settings=settings, direction=self.direction,
             curves=out.get("curves"), extras=out.get("extras", {}))
 
@@ -252,6 +260,7 @@ class MetricInputs:
         self._outputs: np.ndarray | None = None  # the model's outputs on X, once asked
         self._games: dict = {}
         self._evals0 = adapter.evaluations if adapter is not None else 0
+        self.progress: Progress | None = None  # the bar the metric's games count rows on
 
     @property
     def n(self) -> int:
@@ -358,7 +367,7 @@ class MetricInputs:
         if key not in self._games:
             self._games[key] = Game(self.adapter, self.X, removal,
                                     Prediction(target=self.targets, output=output), self.fmap,
-                                    kind=self.kind, seed=self.seed)
+                                    kind=self.kind, seed=self.seed, progress=self.progress)
         return self._games[key]
 
     def rng(self, row: int, stream: int = 0) -> np.random.Generator:

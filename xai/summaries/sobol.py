@@ -54,6 +54,12 @@ class SobolTotal(SamplingSummary):
                 self.budget = None
         return super().resolve_budget(game)
 
+    def planned_rows(self, game) -> int:
+        """The whole budget for every explicand: fractional designs never repeat."""
+        if self._continuous(game):
+            return self.resolve_budget(game) * game.n
+        return super().planned_rows(game)
+
     def start(self, game, rows, max_units, rng):
         n, d, vs = len(rows), game.d, game.value_shape
         return {"cont": self._continuous(game), "reps": [],
