@@ -185,7 +185,7 @@ def test_recorded_warnings_stay_recorded_under_a_bar():
     assert len(record) == 1
 
 
-def test_read_only_model_output_raises_no_torch_warning():
+def test_read_only_inputs_and_model_output_raise_no_torch_warning():
     # torch warns about a non-writable array once per process: a fresh one tells the truth
     code = textwrap.dedent("""
         import warnings
@@ -198,10 +198,12 @@ def test_read_only_model_output_raises_no_torch_warning():
             return out
 
         rng = np.random.default_rng(0)
+        X, background = rng.normal(size=(2, 4)), rng.normal(size=(5, 4))
+        X.flags.writeable = background.flags.writeable = False
         with warnings.catch_warnings(record=True) as record:
             warnings.simplefilter("always")
-            xai.explain(model, rng.normal(size=(2, 4)), method="kernelshap",
-                        background=rng.normal(size=(5, 4)), progress=False)
+            xai.explain(model, X, method="kernelshap", background=background,
+                        progress=False)
         print([str(w.message) for w in record if "not writable" in str(w.message)])
     """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -20,7 +20,7 @@ import torch
 from .devices import check_device
 from .errors import FeatureMapError, InputError, LabelError, OptionError
 from .features import FeatureMap, image_layout
-from .models import SklearnModel, TorchModel
+from .models import SklearnModel, TorchModel, writable
 
 
 @dataclass(frozen=True)
@@ -250,7 +250,7 @@ def _as_array(X: Any, what: str) -> np.ndarray | torch.Tensor:
     if isinstance(X, torch.Tensor):
         return X.detach()
     try:
-        return np.asarray(X)
+        return writable(np.asarray(X))  # read-only rows (a memmap, broadcast_to) are copied
     except (ValueError, TypeError) as exc:  # ragged nested lists
         raise InputError(f"{what} cannot be read as an array ({exc}): give rows of equal "
                          "shape as a numpy array, torch tensor or DataFrame") from exc

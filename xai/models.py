@@ -179,8 +179,9 @@ def _unwrap(out: Any) -> Any:
     return out
 
 
-def _writable(array: np.ndarray) -> np.ndarray:
-    """``array``, copied only when it is read-only: torch cannot share a read-only buffer."""
+def writable(array: np.ndarray) -> np.ndarray:
+    """``array``, copied only when it is read-only: torch cannot share a read-only buffer (it
+    warns, and a tensor over it would be writable)."""
     return array if array.flags.writeable else array.copy()
 
 
@@ -194,7 +195,7 @@ def _as_2d(out: Any, rows: int, chunk, explicands, inputs) -> torch.Tensor:
     original = type(out).__name__ + (f" of dtype {out.dtype}" if hasattr(out, "dtype") else "")
     try:
         out = _unwrap(out)
-        out = torch.as_tensor(_writable(np.asarray(out)) if not isinstance(out, torch.Tensor)
+        out = torch.as_tensor(writable(np.asarray(out)) if not isinstance(out, torch.Tensor)
                               else out)
         if out.dtype == torch.bool:
             out = out.to(torch.float64)
