@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-_FENCE = re.compile(r"^(`{3,})\s*\{?([\w-]*)\}?\s*$")
+_FENCE = re.compile(r"^(`{3,})\s*\{?([\w-]*)\}?(\s.*)?$")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*\S)\s*$")
 _NOT_RUN = "<!-- not run -->"  # placed on the line before a fence: a fragment, shown only
 
