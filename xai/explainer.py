@@ -472,6 +472,9 @@ def explain(model: Any, X: Any, method: str = "shap", *, y: Any = None,
     features : a :class:`~xai.features.FeatureMap`, a dict of column groups, a superpixel
         method name, ``"pixels"`` or a patch size.
     output_kind : what the model returns: ``"logits"``, ``"probability"`` or ``"raw"``.
+    progress : a bar over the model rows planned by the method (``xai.progress``), with the
+        explained rows, rate and time left: ``True``, ``False`` or ``"auto"`` (on a terminal
+        or in a notebook). Warnings are printed above it.
     options : axis options (``budget``, ``tol``, ``seed``, ``target``, ``output``,
         ``baseline``, ``max_background``, ``memory_cap``, ``batch_size``, ...), and
         ``device``: where a torch module runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``,
