@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import sys
 import warnings
-from typing import Any, Self, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from typing import Self  # Python 3.11
 
 #: the bar's layout when its total is known: percentage, counts with their unit, the time
 #: spent and left, the rate, and the postfix (explained rows)
