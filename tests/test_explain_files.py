@@ -99,6 +99,7 @@ def test_skops_model_on_parquet_gives_xai_explain_values_tables_summary_and_figu
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rows"] == N_ROWS and summary["chunks"] == 4
     assert summary["evaluations"] > 0 and summary["estimator"] == "permutation-shapley"
+    assert {"values.parquet", "summary.json", "summary.md", "bar.png"} <= set(summary["files"])
     top = summary["top_features"][0]
     assert top["feature"] == expected.names[int(np.argmax(np.abs(expected.values).mean(0)))]
     assert "top features" in (out / "summary.md").read_text()
@@ -106,7 +107,8 @@ def test_skops_model_on_parquet_gives_xai_explain_values_tables_summary_and_figu
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("method,budget", [("kernelshap", 2000), ("permutation-shap", 3000)])
+@pytest.mark.parametrize("method,budget", [("kernelshap", 2000), ("permutation-shap", 3000),
+                                           ("lime", 2000)])
 def test_values_do_not_depend_on_the_chunk_size(files, tmp_path, method, budget):
     results = []
     for rows in (1, 7, N_ROWS):

@@ -551,7 +551,8 @@ def _summary(out: Path, manifest: dict, n: int, format: str, top: int = 10) -> d
                 manifest["chunks_done"]), "seconds": round(float(manifest["seconds"]), 3),
             "evaluations": int(manifest["evaluations"]),
             "top_features": tops.get("", tops), "outputs": layout["outputs"],
-            "files": sorted(p.name for p in out.iterdir() if p.is_file()),
+            "files": sorted({p.name for p in out.iterdir() if p.is_file()} |
+                            {"summary.json", "summary.md"}),
             "data": manifest["data"], "model": manifest["model"], "xai_version": __version__}
 
 
