@@ -382,3 +382,33 @@ def test_python_api_refuses_what_the_command_refuses(files, tmp_path):
     with pytest.raises(InputError, match="no rows"):
         ef.explain_files(root / "model.skops", tmp_path / "empty.csv", out=tmp_path / "e",
                          **kw)
+
+
+@pytest.mark.parametrize("group_rows", [1, 3, 7, 100])
+def test_chunks_leave_out_skipped_ones_and_read_only_row_groups_that_hold_wanted_ones(
+        tmp_path, monkeypatch, group_rows):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from xai.data_files import TableFile
+
+    frame = pd.DataFrame({"a": np.arange(23.0), "b": -np.arange(23.0)})
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "t.parquet",
+                   row_group_size=group_rows)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    read_groups = []
+    real = pq.ParquetFile.iter_batches
+
+    def counting(self, *args, row_groups=None, **kwargs):
+        read_groups.extend(row_groups or [])
+        return real(self, *args, row_groups=row_groups, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", counting)
+    skip = {0, 2, 3, 5}
+    for name in ("t.parquet", "t.csv"):
+        got = list(TableFile(tmp_path / name).chunks(4, ["a", "b"], skip=skip))
+        assert [i for i, _ in got] == [1, 4]
+        for i, chunk in got:
+            np.testing.assert_array_equal(chunk.to_numpy(), frame.iloc[4 * i:4 * i + 4])
+    wanted_rows = set(range(4, 8)) | set(range(16, 20))
+    assert {r // group_rows for r in wanted_rows} == set(read_groups)

@@ -9,7 +9,7 @@ column names, and picks given rows (a background sample). Parquet is read with p
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,35 +93,60 @@ class TableFile:
         return {"path": str(self.path.resolve()), "bytes": st.st_size,
                 "mtime": st.st_mtime, "sha256": sha256(self.path)}
 
-    def chunks(self, rows: int, columns: Sequence[str] | None = None) -> Iterator[Any]:
-        """DataFrames of ``rows`` rows each (the last may be shorter), in file order."""
+    def chunks(self, rows: int, columns: Sequence[str] | None = None,
+               skip: Container[int] = ()) -> Iterator[tuple[int, Any]]:
+        """``(i, frame)`` for chunk ``i`` of ``rows`` rows (the last may be shorter), in file
+        order, leaving out the chunks in ``skip``. A CSV file is parsed through the skipped
+        chunks; of a Parquet file only the row groups that hold a wanted chunk are read."""
         columns = list(columns) if columns is not None else None
         if self.kind == "csv":
             import pandas as pd
 
-            yield from pd.read_csv(self.path, usecols=columns, chunksize=rows)
+            for i, frame in enumerate(pd.read_csv(self.path, usecols=columns, chunksize=rows)):
+                if i not in skip and len(frame):
+                    yield i, frame
             return
-        # batches may stop at row-group ends: regroup them into chunks of exactly ``rows``
+        yield from self._parquet_chunks(rows, columns, skip)
+
+    def _parquet_chunks(self, rows: int, columns: list[str] | None,
+                        skip: Container[int]) -> Iterator[tuple[int, Any]]:
+        """Batches of the row groups that hold a wanted chunk, regrouped into chunks (batches
+        stop at row-group ends)."""
         import pyarrow as pa
 
-        pending: list = []
-        count = 0
-        for batch in self._parquet().iter_batches(batch_size=rows, columns=columns):
-            pending.append(batch)
-            count += batch.num_rows
-            while count >= rows:
-                table = pa.Table.from_batches(pending)
-                yield table.slice(0, rows).to_pandas()
-                rest = table.slice(rows)
-                pending, count = rest.to_batches(), rest.num_rows
-        if count:
-            yield pa.Table.from_batches(pending).to_pandas()
+        pf = self._parquet()
+        meta = pf.metadata
+        buf, buf_start = None, 0  # rows read and not yet yielded, from row buf_start on
+        stop = 0
+        for g in range(meta.num_row_groups):
+            start, stop = stop, stop + meta.row_group(g).num_rows
+            if all(i in skip for i in range(start // rows, -(-stop // rows))):
+                buf = None  # nothing wanted here: the group is not read
+                continue
+            pos = start
+            for batch in pf.iter_batches(batch_size=rows, row_groups=[g], columns=columns):
+                table = pa.Table.from_batches([batch])
+                if buf is None:
+                    buf, buf_start = table, pos
+                else:
+                    buf = pa.concat_tables([buf, table])
+                pos += batch.num_rows
+                # after a group that was not read, rows up to the next chunk start belong to
+                # a skipped chunk
+                cut = min(-buf_start % rows, buf.num_rows)
+                buf, buf_start = buf.slice(cut), buf_start + cut
+                while buf.num_rows >= rows:
+                    if buf_start // rows not in skip:
+                        yield buf_start // rows, buf.slice(0, rows).to_pandas()
+                    buf, buf_start = buf.slice(rows), buf_start + rows
+        if buf is not None and buf.num_rows and buf_start // rows not in skip:
+            yield buf_start // rows, buf.to_pandas()  # the last, shorter chunk
 
     def read(self, columns: Sequence[str] | None = None) -> Any:
         """The whole table as one DataFrame."""
         import pandas as pd
 
-        parts = list(self.chunks(1 << 16, columns))
+        parts = [frame for _, frame in self.chunks(1 << 16, columns)]
         if not parts:
             return pd.DataFrame(columns=list(columns or self.columns))
         return pd.concat(parts, ignore_index=True)
@@ -132,7 +157,7 @@ class TableFile:
 
         index = np.asarray(index, dtype=np.int64)
         parts, start = [], 0
-        for chunk in self.chunks(1 << 16, columns):
+        for _, chunk in self.chunks(1 << 16, columns):
             stop = start + len(chunk)
             lo, hi = np.searchsorted(index, [start, stop])
             if hi > lo:

@@ -35,7 +35,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,9 +126,8 @@ def explain_files(model: Any, data: str | os.PathLike, *, out: str | os.PathLike
     # input rows against their total, the ETA from this run's rate; warnings above the bar
     with Progress("xai explain", total=n, unit="rows", enabled=progress,
                   initial=sum(_chunk_len(i, chunk_rows, n) for i in done)) as bar:
-        for i, frame in enumerate(_chunks_to_do(table, chunk_rows, columns, done, n_chunks)):
-            if frame is None:
-                continue
+        chunks = table.chunks(chunk_rows, columns, skip=done) if len(done) < n_chunks else ()
+        for i, frame in chunks:
             expl = _explain_chunk(model_obj, frame, method, bg_frame, seed, output_kind,
                                   explain_kw)
             _write_chunk(out, i, i * chunk_rows, expl, format, manifest)
@@ -306,15 +305,6 @@ def _save_json(path: Path, obj: dict) -> None:
 
 def _chunk_len(i: int, rows: int, n: int) -> int:
     return max(0, min(rows, n - i * rows))
-
-
-def _chunks_to_do(table: TableFile, rows: int, columns: list[str], done: set[int],
-                  n_chunks: int) -> Iterator[Any]:
-    """The chunks in order, None for those done (read all the same: CSV has no row offsets)."""
-    if len(done) >= n_chunks:
-        return
-    for i, frame in enumerate(table.chunks(rows, columns)):
-        yield None if i in done else frame
 
 
 # ------------------------------------------------------------------ one chunk
