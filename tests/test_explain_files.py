@@ -378,6 +378,12 @@ def test_python_api_refuses_what_the_command_refuses(files, tmp_path):
     with pytest.raises(OutputConflictError, match="overwrite"):
         ef.explain_files(root / "model.skops", root / "rows.csv", out=tmp_path,
                          method="exact-shap", background=root / "background.csv", **kw)
+    from filelock import FileLock
+
+    with FileLock(tmp_path / ".explain.lock"), pytest.raises(OutputConflictError,
+                                                              match="another xai explain"):
+        ef.explain_files(root / "model.skops", root / "rows.csv", out=tmp_path,
+                         background=root / "background.csv", **kw)
     files["X"].iloc[:0].to_csv(tmp_path / "empty.csv", index=False)
     with pytest.raises(InputError, match="no rows"):
         ef.explain_files(root / "model.skops", tmp_path / "empty.csv", out=tmp_path / "e",

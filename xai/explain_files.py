@@ -30,12 +30,13 @@ Output files in ``out`` (``.parquet``, or ``.csv`` with ``format="csv"``):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ BACKENDS = ("local", "ray")
 FORMATS = ("parquet", "csv")
 BEESWARM_ROWS = 5000
 MANIFEST = "manifest.json"
+LOCK = ".explain.lock"
 PARTS = "parts"
 TABLES = ("values", "stderr", "base_values")
 ROW = "row"
@@ -119,20 +121,23 @@ def explain_files(model: Any, data: str | os.PathLike, *, out: str | os.PathLike
            "model": model_fingerprint(model_spec) if model_spec is not None else
            {"object": f"{type(model_obj).__module__}.{type(model_obj).__qualname__}"}}
     out = Path(out)
-    manifest = _open_run(out, run, overwrite)
-    n_chunks = (n + chunk_rows - 1) // chunk_rows
-    explain_kw = {k: v for k, v in (("budget", budget), ("target", target)) if v is not None}
-    done = set(manifest["chunks_done"])
-    # input rows against their total, the ETA from this run's rate; warnings above the bar
-    with Progress("xai explain", total=n, unit="rows", enabled=progress,
-                  initial=sum(_chunk_len(i, chunk_rows, n) for i in done)) as bar:
-        chunks = table.chunks(chunk_rows, columns, skip=done) if len(done) < n_chunks else ()
-        for i, frame in chunks:
-            expl = _explain_chunk(model_obj, frame, method, bg_frame, seed, output_kind,
-                                  explain_kw)
-            _write_chunk(out, i, i * chunk_rows, expl, format, manifest)
-            bar.update(len(frame))
-    summary = _finish(out, manifest, n, format, figures)
+    out.mkdir(parents=True, exist_ok=True)
+    with _folder_lock(out):
+        manifest = _open_run(out, run, overwrite)
+        explain_kw = {k: v for k, v in (("budget", budget), ("target", target))
+                      if v is not None}
+        done = set(manifest["chunks_done"])
+        # input rows against their total, the ETA from this run's rate; warnings above it
+        with Progress("xai explain", total=n, unit="rows", enabled=progress,
+                      initial=sum(_chunk_len(i, chunk_rows, n) for i in done)) as bar:
+            chunks = () if len(done) * chunk_rows >= n else table.chunks(
+                chunk_rows, columns, skip=done)
+            for i, frame in chunks:
+                expl = _explain_chunk(model_obj, frame, method, bg_frame, seed, output_kind,
+                                      explain_kw)
+                _write_chunk(out, i, i * chunk_rows, expl, format, manifest)
+                bar.update(len(frame))
+        summary = _finish(out, manifest, n, format, figures)
     summary["wall_seconds"] = round(time.perf_counter() - started, 3)
     _write_summary(out, summary)
     return summary
@@ -247,6 +252,24 @@ def _background(path: Any, table: TableFile, columns: list[str], method: str,
 # ------------------------------------------------------------------ the run folder
 
 
+@contextlib.contextmanager
+def _folder_lock(out: Path) -> Iterator[None]:
+    """An operating-system lock on ``out/.explain.lock`` while a run writes there (it dies
+    with its process); a second run on the folder is refused at once."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(out / LOCK, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise OutputConflictError(f"another xai explain is writing to {str(out)!r}; wait for "
+                                  "it to finish, or use another --out") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def _open_run(out: Path, run: dict, overwrite: bool) -> dict:
     """The manifest of the run in ``out``: a new one, or the one found there when it records
     the same run; a manifest of another run is refused unless ``overwrite``."""
@@ -266,8 +289,7 @@ def _open_run(out: Path, run: dict, overwrite: bool) -> dict:
                 f"{str(out)!r} holds a run with other {', '.join(differ)} ({detail}): use "
                 "another --out, or --overwrite (overwrite=True) to replace it")
         _clear(out)
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = {**run, "n_chunks": None, "chunks_done": [], "rows_done": 0, "evaluations": 0,
+    manifest = {**run, "chunks_done": [], "rows_done": 0, "evaluations": 0,
                 "seconds": 0.0, "layout": None, "complete": False}
     _save_json(path, manifest)
     return manifest
