@@ -507,7 +507,7 @@ def _figures(out: Path, manifest: dict, format: str) -> None:
     expl = _load_explanation(out, manifest, format)
     data_file = TableFile(manifest["data"]["path"], "data")
     views = _output_views(expl)
-    for suffix, output, rows in views:
+    for suffix, output, rows, label in views:
         sub = expl if rows is None else expl[rows]
         n = len(sub)
         pick = np.unique(np.linspace(0, n - 1, min(BEESWARM_ROWS, n)).round().astype(np.int64))
@@ -517,6 +517,9 @@ def _figures(out: Path, manifest: dict, format: str) -> None:
         swarm.data = _numeric_or_none(frame)
         for name, fig in (("bar", sub.plot.bar(output=output)),
                           ("beeswarm", swarm.plot.beeswarm(output=output))):
+            if label:  # the output these rows explain (one per row, not an output axis)
+                ax = fig.axes[0]
+                ax.set_title(f"{ax.get_title()}\noutput {label}")
             fig.savefig(out / f"{name}{suffix}.png", dpi=120)
             plt.close(fig)
 
@@ -529,15 +532,18 @@ def _numeric_or_none(frame: Any) -> np.ndarray | None:
         return None
 
 
-def _output_views(expl: Any) -> list[tuple[str, int | None, np.ndarray | None]]:
-    """(file suffix, output index, row mask) of each figure pair."""
-    target = expl.extras.get("target")
+def _output_views(expl: Any) -> list[tuple[str, int | None, np.ndarray | None, str]]:
+    """(file suffix, output index, row mask, output the rows explain) of each figure pair."""
     if expl.values.ndim == 3:
-        return [(f"-{_safe(o)}", j, None) for j, o in enumerate(expl.outputs)]
-    if target is not None and len(np.unique(target)) > 1:
-        return [(f"-{_safe(expl.output_names[t])}", None, target == t)
-                for t in np.unique(target)]
-    return [("", None, None)]
+        return [(f"-{_safe(o)}", j, None, "") for j, o in enumerate(expl.outputs)]
+    target = expl.extras.get("target")
+    if target is None:
+        return [("", None, None, "")]
+    classes = np.unique(target)
+    if len(classes) == 1:
+        return [("", None, None, expl.output_names[classes[0]])]
+    return [(f"-{_safe(expl.output_names[t])}", None, target == t, expl.output_names[t])
+            for t in classes]
 
 
 def _safe(name: str) -> str:
@@ -563,7 +569,8 @@ def _summary(out: Path, manifest: dict, n: int, format: str, top: int = 10) -> d
                 manifest["chunks_done"]), "seconds": round(float(manifest["seconds"]), 3),
             "evaluations": int(manifest["evaluations"]),
             "top_features": tops.get("", tops), "outputs": layout["outputs"],
-            "files": sorted({p.name for p in out.iterdir() if p.is_file()} |
+            "files": sorted({p.name for p in out.iterdir()
+                             if p.is_file() and not p.name.startswith(".")} |
                             {"summary.json", "summary.md"}),
             "data": manifest["data"], "model": manifest["model"], "xai_version": __version__}
 
