@@ -11,7 +11,11 @@ the parts are joined into the output files and the figures and summary are writt
 A row's values do not depend on the chunk it is read in: the summaries draw one design of
 coalitions per round from the seed and share it across the explicands (see
 :mod:`xai.summaries.base`), and the background sample is drawn from the seed alone, so the
-values of any chunking equal those of :func:`xai.explain` on all rows with the same ``seed``.
+values of any chunking equal those of :func:`xai.explain` on all rows with the same ``seed``:
+bit for bit when the model computes each row alone (trees, elementwise functions), to
+rounding when it multiplies matrices (a BLAS product may round a row's output by the rows
+beside it in the call). Without ``background``, a method that needs one gets
+``background_rows`` rows of ``data``, evenly spaced (one pass over a CSV file counts its rows).
 
 Output files in ``out`` (``.parquet``, or ``.csv`` with ``format="csv"``):
 
@@ -19,13 +23,15 @@ Output files in ``out`` (``.parquet``, or ``.csv`` with ``format="csv"``):
   0) and one column per feature. With several outputs (``target="all"``) the columns are
   ``feature[output]`` for each output in turn, outputs named by the model's ``classes_``.
 - ``stderr``: the standard errors, laid out like ``values`` (NaN where a method has none).
-- ``base_values``: ``row`` and ``base_value`` (or ``base_value[output]``), and ``target``,
-  the output each row explains, when the rows explain different outputs (each row's
-  predicted class of a multi-class model).
+- ``base_values``: ``row`` and ``base_value`` (or ``base_value[output]``), and, for methods
+  that explain one output per row, ``target``: the output each row explains, named by the
+  model's ``classes_`` (the positive class of a binary classifier, each row's predicted class
+  of a multi-class one).
 - ``summary.json`` / ``summary.md``: method, options, rows, seconds, model evaluations, and
-  the top features by mean ``|value|``; ``bar.png`` and ``beeswarm.png`` (one per output,
-  ``bar-<output>.png``, with several); the beeswarm draws at most
-  :data:`BEESWARM_ROWS` rows, evenly spaced, and the bar uses every row.
+  the top features by mean ``|value|``; ``bar.png`` and ``beeswarm.png`` (one pair per
+  output, ``bar-<output>.png``, with several outputs or rows that explain different classes);
+  the beeswarm draws at most :data:`BEESWARM_ROWS` rows, evenly spaced, the bar every row.
+- ``manifest.json``: the run's options, fingerprints and progress (what a rerun compares).
 """
 
 from __future__ import annotations
