@@ -359,11 +359,12 @@ def test_bad_files_are_named_errors(files, tmp_path, capsys):
         assert err.startswith("error: ") and message in err, (message, err)
 
 
-def test_missing_pyarrow_names_the_extra(files, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+@pytest.mark.parametrize("module", ["pyarrow.parquet", "skops.io"])
+def test_a_missing_dependency_names_the_extra(files, tmp_path, monkeypatch, module):
+    monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'xai\[files\]'"):
         ef.explain_files(files["root"] / "model.skops", files["root"] / "rows.csv",
-                         out=tmp_path)
+                         out=tmp_path, format="csv" if module == "skops.io" else "parquet")
 
 
 def test_python_api_refuses_what_the_command_refuses(files, tmp_path):
