@@ -122,7 +122,7 @@ class ComponentsDirective(_Table):
     def run(self) -> list[nodes.Node]:
         header = ["name", "also", "what it is", "implemented by"]
         return self.render(_list_table(header, component_rows(self.arguments[0]),
-                                       "15 15 45 25"))
+                                       "14 12 52 22"))
 
 
 class MethodsDirective(_Table):
