@@ -382,16 +382,24 @@ def _resolve(kind: str, key: str, lazy: Lazy) -> Any:
     return obj
 
 
-def get(kind: str, name: str) -> Any:
-    """Look up a registered component (loading plugins first), raising ``UnknownNameError``
-    with the known names, or an error naming the sources of an ambiguous plain name."""
+def _lookup_key(kind: str, name: str) -> str:
+    """The key ``name`` is held under, after running the loaders of ``kind``; the plain key
+    of a core name ``xai.<name>`` (UnknownNameError when the core has none)."""
     _check_kind(kind)
     _load(kind)
     key = normalize(name)
-    with _LOCK:
-        if key.startswith(CORE_PREFIX):
+    if key.startswith(CORE_PREFIX):
+        with _LOCK:
             key = _core_key(kind, name)
-        elif (kind, key) in _CONFLICTS:
+    return key
+
+
+def get(kind: str, name: str) -> Any:
+    """Look up a registered component (loading plugins first), raising ``UnknownNameError``
+    with the known names, or an error naming the sources of an ambiguous plain name."""
+    key = _lookup_key(kind, name)
+    with _LOCK:
+        if (kind, key) in _CONFLICTS:
             sources = _CONFLICTS[(kind, key)]
             alts = [f"{s.plugin}.{key}" for s in sources]
             raise XaiError(
@@ -407,12 +415,8 @@ def get(kind: str, name: str) -> Any:
 def peek(kind: str, name: str) -> Any:
     """The entry registered under ``name``, without importing it: a lazily registered
     component is returned as its :class:`Lazy` reference (None when nothing is registered)."""
-    _check_kind(kind)
-    _load(kind)
-    key = normalize(name)
+    key = _lookup_key(kind, name)
     with _LOCK:
-        if key.startswith(CORE_PREFIX):
-            key = _core_key(kind, name)
         return _REGISTRY[kind].get(key)
 
 
@@ -458,12 +462,8 @@ def names(kind: str) -> list[str]:
 def source(kind: str, name: str) -> Source:
     """Where component ``name`` of ``kind`` came from (the first source of an ambiguous
     name)."""
-    _check_kind(kind)
-    _load(kind)
-    key = normalize(name)
+    key = _lookup_key(kind, name)
     with _LOCK:
-        if key.startswith(CORE_PREFIX):
-            key = _core_key(kind, name)
         if (kind, key) not in _SOURCES:
             raise unknown_name(kind, name, _REGISTRY[kind])
         return _SOURCES[(kind, key)]
