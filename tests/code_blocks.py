@@ -14,7 +14,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 _FENCE = re.compile(r"^(`{3,})\s*\{?([\w-]*)\}?(\s.*)?$")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*\S)\s*$")
-_NOT_RUN = "<!-- not run -->"  # placed on the line before a fence: a fragment, shown only
 
 
 @dataclass(frozen=True)
@@ -34,26 +33,22 @@ class CodeBlock:
 
 
 def python_blocks(path: str | Path) -> list[CodeBlock]:
-    """The fenced ```` ```python ```` blocks of the markdown file ``path``, in order, except
-    those whose fence follows a ``<!-- not run -->`` line (fragments such as a plugin
-    module that only makes sense inside a package)."""
+    """The fenced ```` ```python ```` blocks of the markdown file ``path``, in order (MyST
+    directive fences such as ```` ```{toctree} ```` are skipped like any other language)."""
     path = Path(path)
     blocks: list[CodeBlock] = []
-    heading, fence, lang, start, body, previous = "", None, "", 0, [], ""
+    heading, fence, lang, start, body = "", None, "", 0, []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if fence is None:
             match = _FENCE.match(line)
             if match:
                 fence, lang, start, body = match.group(1), match.group(2), number + 1, []
-                skip = previous.strip() == _NOT_RUN
             elif _HEADING.match(line):
                 heading = _HEADING.match(line).group(2).replace("`", "")
-            if line.strip():
-                previous = line
         elif line.strip() == fence:
-            if lang == "python" and not skip:
+            if lang == "python":
                 blocks.append(CodeBlock(path, heading, start, "\n".join(body) + "\n"))
-            fence, previous = None, line
+            fence = None
         else:
             body.append(line)
     return blocks
