@@ -120,3 +120,20 @@ def test_non_numeric_labels_without_mapping_are_label_errors():
     with pytest.raises(LabelError, match="numeric"):
         xai.explain(f, X, "lossshap", y=np.array(["a", "b", "a"]), background=X,
                     output_kind="probability", progress=False)
+
+
+def test_read_only_labels_give_no_torch_warning():
+    import warnings
+
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    model = Ridge().fit(X, y)
+    labels = y.to_numpy()[:4].copy()
+    labels.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        e = xai.explain(model, X[:4], method="lossshap", y=labels, background=X[:20], seed=0,
+                        progress=False)
+    assert np.isfinite(e.values).all()

@@ -15,6 +15,7 @@ import torch
 
 from .errors import BehaviourError, LabelError, TargetError, unknown_name
 from .inputs import check_labels
+from .models import writable
 from .registry import define_kind, register
 
 OUTPUT_SCALES = ("auto", "raw", "probability", "log-odds")
@@ -272,7 +273,7 @@ def _check_labels(y, n: int, k: int, behaviour: str, classification: bool) -> to
             raise LabelError(f"class label {y.max() if y.max() >= kk else y.min()} is out of "
                              f"range for the {behaviour} behaviour: the model has {kk} classes "
                              f"(valid 0..{kk - 1})")
-    return torch.as_tensor(y)
+    return torch.as_tensor(writable(y))
 
 
 def _cross_entropy(q: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
