@@ -144,3 +144,8 @@ class UnknownLabelError(IndexingError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class ClusterError(XaiError):
+    """The Ray cluster of ``backend='ray'`` cannot be reached or started (a wrong
+    ``address``/``RAY_ADDRESS``, no head node running)."""

@@ -128,6 +128,26 @@ def _check_size(name: str, value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class Choice:
+    """An option that is one of a few names."""
+
+    names: tuple[str, ...]
+
+    def __call__(self, name: str, value: Any) -> str:
+        if not isinstance(value, str) or value not in self.names:
+            raise OptionError(f"{name}={value!r} is not one of {list(self.names)}: pass "
+                              f"{name}={self.names[0]!r} (the default) or another of them")
+        return value
+
+
+def _check_address(name: str, value: Any) -> Any:
+    if value is None or isinstance(value, str) and value.strip():
+        return value
+    raise OptionError(f"{name}={value!r} is not a Ray cluster address: pass a string such as "
+                      f"{name}='HOST:6379' or 'auto', or None (RAY_ADDRESS, else a local cluster)")
+
+
 #: one rule per core option name, whichever component takes it
 OPTION_RULES: dict[str, Any] = {
     "budget": Integer(1, example=4096),
@@ -159,6 +179,12 @@ OPTION_RULES: dict[str, Any] = {
     "enumerate_strata": Flag(),
     "cache": Flag(),
     "device": check_device,  # "cpu", "cuda", "cuda:1", "mps" or a torch.device
+    # backend="ray": where the work runs and what each task holds (xai.ray_backend)
+    "backend": Choice(("local", "ray")),
+    "address": _check_address,
+    "workers": Integer(1, example=4),
+    "num_cpus": Real(0.0, low_open=True),
+    "num_gpus": Real(0.0),
 }
 
 

@@ -1,0 +1,163 @@
+"""Ray as xai's engine for scale-out: the shared primitives of ``backend="ray"``.
+
+Explain, the row-looping metrics, ``xai explain`` on files and ``xai bench`` all run their
+work as Ray tasks through these few functions: :func:`require_ray` (the module, or a named
+error saying how to install it), :func:`connect` (one connection per process: an existing
+one, ``address=``, ``RAY_ADDRESS``, or a local cluster), :func:`task_options` (CPUs, GPUs and
+retries of a task), :func:`on_worker` (torch threads and memory cap inside a task),
+:func:`as_completed` (tasks with a bound on those in flight, results as they arrive) and
+:func:`unwrap` (a task's exception as the driver's named xai error, not Ray's wrapper).
+
+Nothing here imports Ray at module import: a local run (``backend="local"``, the default)
+never loads it. Ray is the ``ray`` extra: ``pip install 'xai[ray]'``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from .errors import ClusterError, MissingDependencyError
+
+#: the option names of the Ray backend, taken by explain, the metrics and the bench runner
+RAY_OPTIONS = ("backend", "address", "workers", "num_cpus", "num_gpus")
+#: the backends: one process, or tasks on a Ray cluster
+BACKENDS = ("local", "ray")
+#: how often Ray reruns a task whose worker process died (a task's own exception is not retried)
+MAX_RETRIES = 3
+
+
+def require_ray() -> Any:
+    """The ``ray`` module. Raises :class:`~xai.errors.MissingDependencyError` (naming the
+    install command) when Ray is not installed."""
+    try:
+        import ray
+    except ImportError as e:
+        raise MissingDependencyError(
+            f"backend='ray' needs Ray, which is not installed ({e}): pip install 'xai[ray]' "
+            "(or pip install 'ray>=2.9'), or use backend='local'") from None
+    return ray
+
+
+def connect(address: str | None = None, **init: Any) -> Any:
+    """The ``ray`` module, connected to a cluster once per process: the connection already
+    open (``ray.init`` called by the user or an earlier call), else the cluster at
+    ``address`` or ``RAY_ADDRESS``, else a new local cluster of this machine's CPUs.
+
+    ``init`` goes to ``ray.init`` (e.g. ``num_cpus=2`` for a local cluster). Raises
+    :class:`~xai.errors.ClusterError` when the address cannot be reached.
+    """
+    ray = require_ray()
+    if ray.is_initialized():
+        return ray
+    target = address or os.environ.get("RAY_ADDRESS") or None
+    try:
+        _check_reachable(target)
+        ray.init(address=target, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING, configure_logging=False, **init)
+    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as e:
+        where = f"address {target!r}" if target else "a new local cluster"
+        raise ClusterError(
+            f"cannot connect to the Ray cluster at {where}: {type(e).__name__}: {e}. Start "
+            "one (ray start --head, then pass address='HOST:6379' or set RAY_ADDRESS), leave "
+            "address=None for a local cluster, or use backend='local'") from None
+    return ray
+
+
+def _check_reachable(address: str | None, timeout: float = 3.0) -> None:
+    """Raise ``ConnectionError`` at once when ``HOST:PORT`` (or ``ray://HOST:PORT``) accepts
+    no TCP connection, rather than after Ray's own minute of retries."""
+    if not address or address in ("auto", "local"):
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ConnectionError(f"nothing answers at {host}:{port} ({e})") from None
+
+
+def cluster_cpus() -> float:
+    """The CPUs of the connected cluster (all nodes), at least 1."""
+    import ray
+
+    return max(float(ray.cluster_resources().get("CPU", 1.0)), 1.0)
+
+
+def default_workers(num_cpus: float = 1.0) -> int:
+    """Tasks in flight by default: the cluster's CPUs divided by each task's ``num_cpus``."""
+    return max(1, int(cluster_cpus() // max(float(num_cpus), 1e-9)))
+
+
+def task_options(num_cpus: float = 1, num_gpus: float | None = None, device: Any = None,
+                 max_retries: int = MAX_RETRIES) -> dict[str, Any]:
+    """Keyword arguments of a remote function's ``.options(...)``: ``num_cpus`` per task,
+    ``num_gpus`` (1 when ``device`` is a CUDA device and ``num_gpus`` is None, else 0), and
+    ``max_retries`` reruns of a task whose worker process died."""
+    if num_gpus is None:
+        num_gpus = 1 if str(device or "").startswith("cuda") else 0
+    return {"num_cpus": float(num_cpus), "num_gpus": float(num_gpus),
+            "max_retries": int(max_retries)}
+
+
+def on_worker(num_cpus: float = 1, memory_cap: int | str | None = None) -> None:
+    """Set up a task's process: torch threads from the CPUs the task holds, and xai's memory
+    cap per intermediate array (``xai.config.memory_cap``) when given."""
+    import torch
+
+    torch.set_num_threads(max(1, int(num_cpus)))
+    if memory_cap is not None:
+        from .config import config
+
+        config.memory_cap = memory_cap
+
+
+def unwrap(error: BaseException) -> BaseException:
+    """The exception a task raised (its ``cause``), for Ray's ``RayTaskError`` wrapper around
+    it; any other exception unchanged."""
+    cause = getattr(error, "cause", None)
+    seen = 0
+    while cause is not None and type(error).__name__.startswith("RayTaskError") and seen < 8:
+        error, cause, seen = cause, getattr(cause, "cause", None), seen + 1
+    return error
+
+
+def as_completed(submit: Callable[[Any], Any], items: Iterable[Any], *, workers: int,
+                 ) -> Iterator[tuple[int, Any]]:
+    """Run ``submit(item)`` (which returns an ``ObjectRef``) for each item, at most
+    ``workers`` in flight, and yield ``(index of the item, result)`` as results arrive.
+
+    A task's exception is raised here as itself (:func:`unwrap`); the tasks still in flight
+    are then cancelled.
+    """
+    import ray
+
+    pending = iter(enumerate(items))
+    flight: dict[Any, int] = {}
+
+    def fill() -> None:
+        while len(flight) < max(1, int(workers)):
+            nxt = next(pending, None)
+            if nxt is None:
+                return
+            flight[submit(nxt[1])] = nxt[0]
+
+    fill()
+    try:
+        while flight:
+            done, _ = ray.wait(list(flight), num_returns=1)
+            for ref in done:
+                index = flight.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayTaskError as e:  # the task's own error, unwrapped
+                    raise unwrap(e) from None
+                yield index, result
+            fill()
+    finally:
+        for ref in flight:
+            ray.cancel(ref, force=False)
