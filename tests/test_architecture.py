@@ -32,7 +32,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("evaluation", ("xai.metrics", "xai.metrics.*", "xai.datasets", "xai.datasets.*",
                     "xai.concepts.primitives", "xai.concepts.scoring")),
     ("front ends", ("xai.bench", "xai.bench.*", "xai.cli", "xai.demo", "xai.conformance",
-                    "xai.explain_files", "xai.model_files", "xai.data_files",
+                    "xai.explain_files", "xai.explain_files_ray", "xai.model_files",
+                    "xai.data_files",
                     "xai.concepts.benchmark", "xai")),
 ]
 

@@ -317,7 +317,7 @@ def test_progress_bar_counts_input_rows(files, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("change,message", [
-    (["--backend", "ray"], "not available yet"),
+    (["--workers", "2"], "applies to backend 'ray' only"),
     (["--backend", "spark"], "unknown backend"),
     (["--method", "sage"], "whole data set"),
     (["--method", "lossshap"], "needs labels"),
@@ -371,8 +371,9 @@ def test_python_api_refuses_what_the_command_refuses(files, tmp_path):
     root = files["root"]
     with pytest.raises(UntrustedModelError, match=f"--trust {TREE}"):
         ef.explain_files(root / "model.skops", root / "rows.csv", out=tmp_path)
-    with pytest.raises(OptionError, match="not available yet"):
-        ef.explain_files(root / "model.skops", root / "rows.csv", out=tmp_path, backend="ray")
+    with pytest.raises(OptionError, match="applies to backend 'ray' only"):
+        ef.explain_files(root / "model.skops", root / "rows.csv", out=tmp_path,
+                         address="localhost:6379")
     kw = {"trust": [TREE], "figures": False, "progress": False}
     ef.explain_files(root / "model.skops", root / "rows.csv", out=tmp_path,
                      background=root / "background.csv", **kw)

@@ -96,6 +96,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         target=args.target, features=args.features, budget=args.budget, seed=args.seed,
         chunk_rows=args.chunk_rows, format=args.format, output_kind=args.output_kind,
         trust=args.trust, trust_pickle=args.trust_pickle, backend=args.backend,
+        address=args.address, workers=args.workers, num_cpus=args.num_cpus,
         overwrite=args.overwrite, figures=not args.no_figures,
         progress=False if args.quiet else "auto")
     print(f"explained {summary['rows']} rows with {summary['method']} "
@@ -213,7 +214,14 @@ def _explain_parser(sub) -> None:
                    help="load a .joblib/.pkl pickle, which runs code from the file: only for "
                         "files you made or trust")
     p.add_argument("--backend", default="local", metavar="NAME",
-                   help="where chunks run: local (ray is reserved for scale-out)")
+                   help="where chunks run: local (this process) or ray (a task per chunk on a "
+                        "Ray cluster; results written here as they arrive)")
+    p.add_argument("--address", metavar="HOST:PORT", help="the Ray cluster (default: "
+                   "RAY_ADDRESS, else a local cluster); with --backend ray")
+    p.add_argument("--workers", type=int, metavar="N", help="chunks running at once on Ray "
+                   "(default: the cluster's CPUs / --num-cpus)")
+    p.add_argument("--num-cpus", type=float, default=1, metavar="C",
+                   help="CPUs per chunk's task on Ray (default: 1)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a run of other options in DIR instead of refusing")
     p.add_argument("--no-figures", action="store_true", help="tables and summary only")

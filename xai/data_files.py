@@ -108,6 +108,21 @@ class TableFile:
             return
         yield from self._parquet_chunks(rows, columns, skip)
 
+    def chunk(self, i: int, rows: int, columns: Sequence[str] | None = None) -> Any:
+        """Chunk ``i`` of :meth:`chunks` alone (for a worker that reads its own rows): of a
+        Parquet file only the row groups that hold it are read, of a CSV file the lines before
+        it are skipped unparsed."""
+        if self.kind == "csv":
+            import pandas as pd
+
+            return pd.read_csv(self.path, usecols=list(columns) if columns is not None else None,
+                               skiprows=range(1, 1 + i * rows), nrows=rows)
+        for _, frame in self._parquet_chunks(rows, list(columns) if columns is not None else None,
+                                             _AllBut(i)):
+            return frame
+        raise InputFileError(f"{self.what} file {str(self.path)!r} has no chunk {i} of {rows} "
+                             "rows: it changed since the run started")
+
     def _parquet_chunks(self, rows: int, columns: list[str] | None,
                         skip: Container[int]) -> Iterator[tuple[int, Any]]:
         """Batches of the row groups that hold a wanted chunk, regrouped into chunks (batches
@@ -167,3 +182,13 @@ class TableFile:
                 break
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
             columns=list(columns or self.columns))
+
+
+class _AllBut:
+    """The chunks to skip when one chunk, ``keep``, is wanted."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+
+    def __contains__(self, i: object) -> bool:
+        return i != self.keep

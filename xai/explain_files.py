@@ -37,6 +37,7 @@ Output files in ``out`` (``.parquet``, or ``.csv`` with ``format="csv"``):
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -78,8 +79,10 @@ def explain_files(model: Any, data: str | os.PathLike, *, out: str | os.PathLike
                   budget: int | None = None, seed: int = 0, chunk_rows: int = 1000,
                   format: str = "parquet", output_kind: str | None = None,
                   trust: Sequence[str] = (), trust_pickle: bool = False,
-                  background_rows: int = 100, backend: str = "local", overwrite: bool = False,
-                  figures: bool = True, progress: bool | str = "auto") -> dict:
+                  background_rows: int = 100, backend: str = "local",
+                  address: str | None = None, workers: int | None = None, num_cpus: float = 1,
+                  overwrite: bool = False, figures: bool = True,
+                  progress: bool | str = "auto") -> dict:
     """Explain ``model`` on every row of the CSV or Parquet file ``data`` into folder ``out``;
     returns the summary (also written as ``summary.json``).
 
@@ -104,7 +107,13 @@ def explain_files(model: Any, data: str | os.PathLike, *, out: str | os.PathLike
     output_kind : what the model returns (``"logits"``, ``"probability"``, ``"raw"``).
     trust : type names a ``.skops`` file may build beyond skops' defaults.
     trust_pickle : load a pickle (``.joblib``/``.pkl``), which runs code from the file.
-    backend : ``"local"``; ``"ray"`` is reserved for running chunks on a Ray cluster.
+    backend : ``"local"`` (this process), or ``"ray"``: each chunk is a Ray task that reads
+        its own rows and explains them (see :mod:`xai.explain_files_ray`); this process writes
+        the results as they arrive, with the same files, values, resume and lock.
+    address : the Ray cluster (default: the connection already open, ``RAY_ADDRESS``, else a
+        new local cluster); ``backend="ray"`` only.
+    workers : chunks running at once on Ray (default: the cluster's CPUs / ``num_cpus``).
+    num_cpus : CPUs each chunk's task holds (torch threads in the task).
     overwrite : replace a run of other options in ``out`` instead of refusing.
     figures : write ``bar.png`` and ``beeswarm.png``.
     progress : a progress bar over input rows on stderr (:class:`xai.progress.Progress`;
@@ -112,6 +121,7 @@ def explain_files(model: Any, data: str | os.PathLike, *, out: str | os.PathLike
     """
     started = time.perf_counter()
     _check_options(backend, format, chunk_rows, background_rows, method)
+    _check_ray_options(backend, address, workers, num_cpus)
     table = TableFile(data, "data")
     model_spec = model if isinstance(model, str | os.PathLike) else None
     model_obj = load_model(model, trust=trust, trust_pickle=trust_pickle) \
@@ -136,17 +146,40 @@ def explain_files(model: Any, data: str | os.PathLike, *, out: str | os.PathLike
         # input rows against their total, the ETA from this run's rate; warnings above it
         with Progress("xai explain", total=n, unit="rows", enabled=progress,
                       initial=sum(_chunk_len(i, chunk_rows, n) for i in done)) as bar:
-            chunks = () if len(done) * chunk_rows >= n else table.chunks(
-                chunk_rows, columns, skip=done)
-            for i, frame in chunks:
-                expl = _explain_chunk(model_obj, frame, method, bg_frame, seed, output_kind,
-                                      explain_kw)
-                _write_chunk(out, i, i * chunk_rows, expl, format, manifest)
-                bar.update(len(frame))
+            compute = functools.partial(_chunk_result, method=method, background=bg_frame,
+                                        seed=seed, output_kind=output_kind, options=explain_kw)
+            ray = None if backend != "ray" else {
+                "model": _model_source(model, model_obj), "trust": tuple(trust),
+                "trust_pickle": trust_pickle, "address": address, "workers": workers,
+                "num_cpus": num_cpus}
+            results = _results(table, n, chunk_rows, columns, done, compute, model_obj, ray)
+            for i, result in results:
+                _write_chunk(out, i, result, format, manifest)
+                bar.update(result["rows"])
         summary = _finish(out, manifest, n, format, figures)
     summary["wall_seconds"] = round(time.perf_counter() - started, 3)
     _write_summary(out, summary)
     return summary
+
+
+def _results(table: TableFile, n: int, chunk_rows: int, columns: list[str], done: set,
+             compute: Any, model: Any, ray: dict | None) -> Iterator[tuple[int, dict]]:
+    """``(i, compute's result)`` for each chunk ``i`` not ``done``: in this process in file
+    order, or (``ray``: the model's source and the cluster options) as Ray tasks that read
+    their own rows, in the order they finish."""
+    if ray is None:
+        if len(done) * chunk_rows < n:
+            for i, frame in table.chunks(chunk_rows, columns, skip=done):
+                yield i, compute(model, frame, i * chunk_rows)
+        return
+    from .explain_files_ray import ChunkWork, run_chunks
+
+    work = ChunkWork(data=str(table.path.resolve()), chunk_rows=chunk_rows, columns=columns,
+                     compute=compute, model=ray["model"], trust=ray["trust"],
+                     trust_pickle=ray["trust_pickle"])
+    todo = [i for i in range(-(-n // chunk_rows)) if i not in done]
+    yield from run_chunks(work, todo, address=ray["address"], workers=ray["workers"],
+                          num_cpus=ray["num_cpus"])
 
 
 # ------------------------------------------------------------------ checks
@@ -154,11 +187,8 @@ def explain_files(model: Any, data: str | os.PathLike, *, out: str | os.PathLike
 
 def _check_options(backend: str, format: str, chunk_rows: int, background_rows: int,
                    method: str) -> None:
-    if backend == "ray":
-        raise OptionError("backend 'ray' is not available yet (scale-out on Ray is planned); "
-                          "use backend 'local' (the default)")
     if backend not in BACKENDS:
-        raise unknown_name("backend", backend, ("local",))
+        raise unknown_name("backend", backend, BACKENDS)
     if format not in FORMATS:
         raise unknown_name("output format", format, FORMATS)
     if format == "parquet":
@@ -178,6 +208,33 @@ def _check_options(backend: str, format: str, chunk_rows: int, background_rows: 
     if getattr(registry.get("behaviour", preset.behaviour), "needs_labels", False):
         raise OptionError(f"method {method!r} needs labels, which xai explain does not read "
                           f"yet: use xai.explain(model, X, {method!r}, y=...) in Python")
+
+
+def _check_ray_options(backend: str, address: str | None, workers: int | None,
+                       num_cpus: float) -> None:
+    if backend != "ray":
+        given = [k for k, v in (("address", address), ("workers", workers)) if v is not None]
+        if given or num_cpus != 1:
+            raise OptionError(f"{', '.join(given) or 'num_cpus'} applies to backend 'ray' only; "
+                              "add backend='ray' (--backend ray) or leave it out")
+        return
+    from .inputs import check_options
+    from .ray_backend import require_ray
+
+    check_options({"address": address, "num_cpus": num_cpus,
+                   **({} if workers is None else {"workers": workers})})
+
+    require_ray()
+
+
+def _model_source(model: Any, model_obj: Any) -> Any:
+    """What a Ray task loads the model from: an absolute file path or an import path (loaded
+    once per worker process), else the model object itself."""
+    if not isinstance(model, str | os.PathLike):
+        return model_obj
+    from .model_files import is_import_path
+
+    return str(model) if is_import_path(str(model)) else str(Path(model).resolve())
 
 
 def _preset(method: str) -> Any:
@@ -338,6 +395,17 @@ def _chunk_len(i: int, rows: int, n: int) -> int:
 # ------------------------------------------------------------------ one chunk
 
 
+def _chunk_result(model: Any, frame: Any, start: int, *, method: str, background: Any,
+                  seed: int, output_kind: str | None, options: dict) -> dict:
+    """Explain one chunk's rows (``start`` is the first one's position in the file): its output
+    tables, their layout and its counts, ready to write (on a Ray worker or locally)."""
+    expl = _explain_chunk(model, frame, method, background, seed, output_kind, options)
+    layout = _layout(expl)
+    return {"frames": _frames(expl, start, layout), "layout": layout, "rows": len(expl),
+            "evaluations": int(expl.evaluations), "seconds": float(expl.seconds),
+            "estimator": expl.options.get("estimator")}
+
+
 def _explain_chunk(model: Any, frame: Any, method: str, background: Any, seed: int,
                    output_kind: str | None, options: dict) -> Any:
     """The explanation of one chunk's rows."""
@@ -385,27 +453,28 @@ def _frames(expl: Any, start: int, layout: dict) -> dict:
     return out
 
 
-def _write_chunk(out: Path, i: int, start: int, expl: Any, format: str, manifest: dict) -> None:
-    """Write chunk ``i``'s part files, then record it in the manifest."""
-    layout = _layout(expl)
+def _write_chunk(out: Path, i: int, result: dict, format: str, manifest: dict) -> None:
+    """Write chunk ``i``'s part files (from :func:`_chunk_result`), then record it in the
+    manifest."""
+    layout = result["layout"]
     if manifest["layout"] is None:
         manifest["layout"] = layout
-    elif manifest["layout"] != layout:
+    elif _comparable(manifest["layout"]) != _comparable(layout):
         raise InputError(f"chunk {i} has outputs {layout['outputs']} where the first chunks had "
                          f"{manifest['layout']['outputs']}: give target= so that every chunk "
                          "explains the same outputs")
     parts = out / PARTS
     parts.mkdir(exist_ok=True)
-    for name, frame in _frames(expl, start, layout).items():
+    for name, frame in result["frames"].items():
         path = parts / f"{name}-{i:06d}.{format}"
         tmp = path.with_name(path.name + ".tmp")
         _write_table(frame, tmp, format)
         os.replace(tmp, path)
     manifest["chunks_done"] = sorted({*manifest["chunks_done"], i})
-    manifest["rows_done"] += len(expl)
-    manifest["evaluations"] += int(expl.evaluations)
-    manifest["seconds"] += float(expl.seconds)
-    manifest.setdefault("estimator", expl.options.get("estimator"))
+    manifest["rows_done"] += result["rows"]
+    manifest["evaluations"] += result["evaluations"]
+    manifest["seconds"] += result["seconds"]
+    manifest.setdefault("estimator", result["estimator"])
     _save_json(out / MANIFEST, manifest)
 
 
