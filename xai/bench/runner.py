@@ -491,9 +491,9 @@ def _per_sample_summary(values) -> dict:
 
 class _Runner:
     def __init__(self, suite: Suite, out: Path, *, force: bool, timeout: float | None,
-                 verbose: bool, bar):
+                 verbose: bool, bar, device: str | None = None):
         self.suite, self.out, self.force, self.timeout = suite, out, force, timeout
-        self.verbose, self.bar = verbose, bar
+        self.verbose, self.bar, self.device = verbose, bar, device
         self.versions, self.host = _versions(), socket.gethostname()
         self.data: dict = {}
         self.models: dict = {}
@@ -585,9 +585,10 @@ class _Runner:
                 elif cell.ds.target == "predicted":
                     target = "predicted"
                 opts = {"seed": _seed_of(cell.seed, cell.expl_key),
-                        **cell.spec["method_options"]}
-                auto = {"seed"} | ({"budget"} if "budget" not in
-                                   self.suite.method_options.get(cell.method, {}) else set())
+                        **cell.spec["method_options"], **self._device_option()}
+                auto = {"seed", "device"} | ({"budget"} if "budget" not in
+                                             self.suite.method_options.get(cell.method, {})
+                                             else set())
                 fresh, used = _explain(model, X, cell.method, np.asarray(data.X)[bg], target,
                                        opts, auto)
                 write_published(path, fresh.save)
@@ -601,14 +602,19 @@ class _Runner:
                         "seconds": fresh.seconds, "evaluations": fresh.evaluations}
                 _write_json(side_path, side)
                 expl = Explanation.load(path)  # what the metrics see, also after a resume
-            reexplain = ReExplainer(cell.method, {k: v for k, v in
-                                                  cell.spec["method_options"].items()},
+            reexplain = ReExplainer(cell.method, {**cell.spec["method_options"],
+                                                  **self._device_option()},
                                     model, np.asarray(data.X)[bg],
                                     np.asarray(expl.extras["target"])
                                     if "target" in expl.extras else None)
             return expl, reexplain, path
 
         return self._stage(self.expls, cell.expl_key, "explain", compute)
+
+    def _device_option(self) -> dict:
+        """``device=`` for the explainers and metrics when the run names a device (the cells'
+        keys do not depend on it)."""
+        return {} if self.device is None else {"device": self.device}
 
     def data_sidecar(self, cell: Cell) -> Path:
         """The JSON file describing the cell's data set (read by the summary's figures)."""
@@ -680,7 +686,7 @@ class _Runner:
             metric, call_opts = obj, opts
         kwargs = {"seed": cell.cell_seed, **call_opts}
         if isinstance(obj, type):  # a Metric: the runner's bar counts the cells, not its rows
-            kwargs["progress"] = False
+            kwargs.update(progress=False, **self._device_option())
         if "explainer" in meta["needs"]:
             kwargs["explainer"] = reexplain
         if "ground_truth" in meta["needs"]:
@@ -734,7 +740,9 @@ def run(suite: str | Suite, methods: str | Sequence[str] | None = None,
         n_explain: int | None = None, budget: int | None = None,
         out: str | os.PathLike = "bench-results", rerun_errors: bool = False,
         force: bool = False, timeout: float | None = None, progress: bool = True,
-        verbose: bool = False, summary: bool = True):
+        verbose: bool = False, summary: bool = True, backend: str = "local",
+        address: str | None = None, workers: int | None = None, num_cpus: float = 1,
+        num_gpus: float | None = None, device: str | None = None):
     """Run (or resume) a benchmark suite and return its rows as a pandas DataFrame.
 
     Parameters
@@ -755,6 +763,17 @@ def run(suite: str | Suite, methods: str | Sequence[str] | None = None,
     timeout : seconds per cell (and per explanation); exceeding it records a ``Timeout`` error.
     progress, verbose : progress bar over cells; per-cell status lines.
     summary : write the summary tables and figures at the end (:func:`xai.bench.summarise`).
+    backend : ``"local"`` (this process, the default; Ray is never imported) or ``"ray"``:
+        every cell (or group of cells scored together) runs as a Ray task and this process
+        alone writes ``results.jsonl``, as results arrive; the rows equal a local run's
+        (:mod:`xai.bench.ray_grid`).
+    address : the Ray cluster (``"HOST:6379"``); default ``RAY_ADDRESS``, else a connection
+        already open, else a new local cluster of this machine.
+    workers : Ray tasks in flight (default: the cluster's CPUs divided by ``num_cpus``).
+    num_cpus, num_gpus : resources of each Ray task; ``num_gpus`` defaults to 1 when
+        ``device`` is a CUDA device, else 0. Each task runs torch with ``num_cpus`` threads.
+    device : where the explainers and metrics run a torch model (``"cpu"``, ``"cuda"``);
+        default: where the model is. It does not change the cells' keys.
 
     Returns
     -------
@@ -779,11 +798,12 @@ def run(suite: str | Suite, methods: str | Sequence[str] | None = None,
     import pandas as pd
 
     seeds, n_explain, budget, timeout = _checked_run_options(seeds, n_explain, budget, timeout)
+    cluster = _cluster_options(backend, address, workers, num_cpus, num_gpus, device)
     load_components()
     suite_obj = _resolve_suite(suite)
     if suite_obj.groups is not None:  # cells scored together (the concepts suite)
         return _run_groups(suite_obj, methods, seeds, Path(out), force=force,
-                           rerun_errors=rerun_errors, verbose=verbose)
+                           rerun_errors=rerun_errors, verbose=verbose, cluster=cluster)
     cells = plan(suite_obj, methods=methods, metrics=metrics, datasets=datasets,
                  models=models, seeds=seeds, n_explain=n_explain, budget=budget)
     out = Path(out)
@@ -792,9 +812,12 @@ def run(suite: str | Suite, methods: str | Sequence[str] | None = None,
         with RunLock(out):
             existing = last_per_key(read_rows(out / RESULTS, repair=True))
             todo = _cells_to_run(cells, existing, force, rerun_errors)
-            fresh, failures, not_started = _run_grid(suite_obj, cells, todo, out, force=force,
-                                                     timeout=timeout, progress=progress,
-                                                     verbose=verbose)
+            grid = _run_grid
+            if cluster is not None:
+                from .ray_grid import run_grid as grid
+            fresh, failures, not_started = grid(suite_obj, cells, todo, out, force=force,
+                                                timeout=timeout, progress=progress,
+                                                verbose=verbose, **_grid_options(cluster, device))
     except OSError as exc:  # the folder itself: creating it, its lock, results.jsonl
         raise _folder_error(out, exc) from exc
     if failures:
@@ -807,6 +830,40 @@ def run(suite: str | Suite, methods: str | Sequence[str] | None = None,
 
         summarise(out, echo=progress)
     return frame
+
+
+def _cluster_options(backend: str, address, workers, num_cpus, num_gpus, device):
+    """The checked options of ``backend="ray"`` (a :class:`~xai.bench.ray_grid.Cluster`), or
+    None for the local backend. Raises ``OptionError`` for an unknown backend, or Ray options
+    given with the local backend."""
+    from ..devices import check_device
+    from ..inputs import Integer, Real
+
+    name = normalize(backend or "local")
+    if name not in ("local", "ray"):
+        raise OptionError(f"backend={backend!r} is not a backend: pass 'local' (this process) "
+                          "or 'ray' (a Ray cluster)")
+    if device is not None and name == "local":
+        device = check_device("device", device)
+    if name == "local":
+        if address is not None or workers is not None:
+            raise OptionError("address= and workers= apply to backend='ray'; pass "
+                              "backend='ray' too, or leave them out")
+        return None
+    from .ray_grid import Cluster
+
+    return Cluster(address=address, workers=Integer(1, example=4)("workers", workers),
+                   num_cpus=Real(0.0, low_open=True)("num_cpus", num_cpus) or 1.0,
+                   num_gpus=None if num_gpus is None else Real(0.0)("num_gpus", num_gpus),
+                   device=None if device is None else str(device))
+
+
+def _grid_options(cluster, device) -> dict:
+    """The keyword arguments of the grid function beyond the local runner's: the cluster for
+    Ray, the device for both."""
+    if cluster is not None:
+        return {"cluster": cluster}
+    return {"device": device} if device is not None else {}
 
 
 def _checked_run_options(seeds, n_explain, budget, timeout):
@@ -866,7 +923,7 @@ def _is_final(row: dict | None, force: bool, rerun_errors: bool) -> bool:
 
 
 def _run_groups(suite: Suite, methods, seeds, out: Path, *, force: bool,
-                rerun_errors: bool, verbose: bool):
+                rerun_errors: bool, verbose: bool, cluster=None):
     """Run a suite whose cells are scored in groups (``Suite.groups``, :class:`CellGroup`):
     one computation per group that has a cell without a final row, one row per cell appended
     to ``results.jsonl`` with the grid's semantics (resume, ``force``, ``rerun_errors``; a
@@ -881,17 +938,29 @@ def _run_groups(suite: Suite, methods, seeds, out: Path, *, force: bool,
         out.mkdir(parents=True, exist_ok=True)
         with RunLock(out):
             existing = last_per_key(read_rows(out / RESULTS, repair=True))
+            todos = [[metric for metric, key in group.keys.items()
+                      if not _is_final(existing.get(key), force, rerun_errors)]
+                     for group in groups]
             with ResultsWriter(out / RESULTS) as writer:
-                for group in groups:
-                    todo = [metric for metric, key in group.keys.items()
-                            if not _is_final(existing.get(key), force, rerun_errors)]
-                    fresh = _group_rows(group, todo, versions, host) if todo else {}
-                    for metric, key in group.keys.items():
+                if cluster is None:
+                    results = ((i, _group_rows(group, todo, versions, host) if todo else {})
+                               for i, (group, todo) in enumerate(zip(groups, todos)))
+                else:
+                    from .ray_grid import run_groups
+
+                    results = run_groups(groups, todos, cluster)
+                by_group: dict[int, dict] = {}
+                for i, fresh in results:  # as they arrive: in order locally
+                    by_group[i] = fresh
+                    for metric in groups[i].keys:
                         if metric in fresh:
                             writer.append(fresh[metric])
-                        frame_rows.append(fresh.get(metric) or existing[key])
                     if verbose and fresh:
-                        print(f"{next(iter(fresh.values()))['status']} {group.label}")
+                        print(f"{next(iter(fresh.values()))['status']} {groups[i].label}")
+                for i, group in enumerate(groups):
+                    fresh = by_group.get(i, {})
+                    frame_rows.extend(fresh.get(metric) or existing[key]
+                                      for metric, key in group.keys.items())
     except OSError as exc:  # the folder, its lock or results.jsonl
         raise _folder_error(out, exc) from exc
     return pd.DataFrame(frame_rows)
@@ -921,7 +990,7 @@ def _group_rows(group: CellGroup, metrics: list[str], versions: dict, host: str
 
 
 def _run_grid(suite: Suite, cells: list[Cell], todo: list[Cell], out: Path, *, force: bool,
-              timeout: float | None, progress: bool, verbose: bool
+              timeout: float | None, progress: bool, verbose: bool, device: str | None = None
               ) -> tuple[dict[str, dict], list[dict], int]:
     """Run ``todo`` in order, appending a row per finished cell to ``results.jsonl``.
 
@@ -929,11 +998,11 @@ def _run_grid(suite: Suite, cells: list[Cell], todo: list[Cell], out: Path, *, f
     many cells were not started because an ``OSError`` stopped the run."""
     bar = Progress(f"bench {suite.name}", total=len(cells), initial=len(cells) - len(todo),
                    unit="cells", enabled=progress, leave=True)
-    runner = _Runner(suite, out, force=force, timeout=timeout, verbose=verbose, bar=bar)
-    fresh: dict[str, dict] = {}
-    failures: list[dict] = []
+    runner = _Runner(suite, out, force=force, timeout=timeout, verbose=verbose, bar=bar,
+                     device=device)
     try:
         with ResultsWriter(out / RESULTS) as writer:
+            record = Recorder(writer, bar, verbose)
             _refresh_data_sidecars(runner, cells, todo)
             last_group = None
             for number, cell in enumerate(todo):
@@ -942,27 +1011,45 @@ def _run_grid(suite: Suite, cells: list[Cell], todo: list[Cell], out: Path, *, f
                     runner.clear()
                     last_group = group
                 try:
-                    row = runner.run_cell(cell)
-                    writer.append(row)
+                    stop = record(cell, runner.run_cell(cell))
                 except _EnvironmentFailure as exc:
-                    failure = exc.info
-                except OSError as exc:  # results.jsonl refused the row
-                    failure = _environment_info(exc, "results")
-                else:
-                    fresh[cell.key] = row
-                    bar.update(1)
-                    if verbose:
-                        bar.write(_status_line(cell, row))
-                    continue
-                failures.append({**_cell_names(cell), **failure})
-                if verbose:
-                    bar.write(f"not run ({failure['type']}: {failure['message']}) "
-                              f"{_cell_label(cell)}")
-                if failure["fatal"]:
-                    return fresh, failures, len(todo) - number - 1
+                    stop = record(cell, failure=exc.info)
+                if stop:
+                    return record.fresh, record.failures, len(todo) - number - 1
     finally:
         bar.close(complete=False)  # cells left by a fatal failure stay counted as left
-    return fresh, failures, 0
+    return record.fresh, record.failures, 0
+
+
+class Recorder:
+    """Appends each finished cell's row to ``results.jsonl`` and counts it on the bar;
+    ``fresh`` holds the rows by key, ``failures`` the cells left without a row."""
+
+    def __init__(self, writer: ResultsWriter, bar, verbose: bool):
+        self.writer, self.bar, self.verbose = writer, bar, verbose
+        self.fresh: dict[str, dict] = {}
+        self.failures: list[dict] = []
+
+    def __call__(self, cell: Cell, row: dict | None = None, failure: dict | None = None
+                 ) -> bool:
+        """Write ``row``, or note ``failure`` (an environment failure: no row). True when the
+        run must stop (an ``OSError``: every later cell writes to the same folder)."""
+        if row is not None:
+            try:
+                self.writer.append(row)
+            except OSError as exc:  # results.jsonl refused the row
+                failure = _environment_info(exc, "results")
+            else:
+                self.fresh[cell.key] = row
+                self.bar.update(1)
+                if self.verbose:
+                    self.bar.write(_status_line(cell, row))
+                return False
+        self.failures.append({**_cell_names(cell), **failure})
+        if self.verbose:
+            self.bar.write(f"not run ({failure['type']}: {failure['message']}) "
+                           f"{_cell_label(cell)}")
+        return bool(failure["fatal"])
 
 
 def _refresh_data_sidecars(runner: _Runner, cells: list[Cell], todo: list[Cell]) -> None:

@@ -1,0 +1,139 @@
+"""``xai bench --backend ray`` on a local two-CPU Ray cluster: the rows equal a local run's,
+a worker killed mid-run and a driver killed mid-run leave every cell exactly once, and a cell
+past its time limit is cancelled and recorded as the local ``Timeout`` row."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from xai import bench
+from xai.bench.store import RESULTS, RunLock, read_rows
+
+if os.environ.get("XAI_REQUIRE_RAY") != "1":
+    pytest.importorskip("ray")
+import ray
+
+sys.path.insert(0, str(Path(__file__).parent))
+import ray_bench_components as components
+
+SMALL = {"suite": "suppressor", "datasets": "gauss2d-suppressor", "methods": "occlusion,shap",
+         "n_explain": 8, "progress": False, "summary": False}
+#: the fields of a row that depend on the run (timings, when and where), not on the cell
+RUN_FIELDS = {"timestamp", "host", "cell_seconds", "explain_seconds", "metric_seconds",
+              "seconds", "warnings"}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Ray cluster of two CPUs, and the test metrics registered in this process
+    only (pickled by value, so the workers need not import this folder)."""
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.cloudpickle.register_pickle_by_value(components)
+    bench.load_components()
+    components.register()
+    yield ray.get_runtime_context().gcs_address
+    components.unregister()
+    ray.cloudpickle.unregister_pickle_by_value(components)
+    if started:
+        ray.shutdown()
+
+
+def _rows(out) -> list[dict]:
+    return read_rows(Path(out) / RESULTS)
+
+
+def _cell_values(frame) -> list[dict]:
+    rows = frame.sort_values("key").to_dict("records")
+    return [{k: v for k, v in row.items() if k not in RUN_FIELDS} for row in rows]
+
+
+def test_rows_equal_a_local_run(cluster, tmp_path):
+    local = bench.run(out=tmp_path / "local", metrics="topk-precision,mass-accuracy", **SMALL)
+    on_ray = bench.run(out=tmp_path / "ray", metrics="topk-precision,mass-accuracy",
+                       backend="ray", **SMALL)
+    assert len(on_ray) == 4 and set(on_ray["status"]) == {"ok"}
+    assert _cell_values(on_ray) == _cell_values(local)  # bit-identical values
+    written = _rows(tmp_path / "ray")
+    assert sorted(r["key"] for r in written) == sorted(local["key"])
+    # a complete folder: the rerun runs nothing and returns the same rows
+    again = bench.run(out=tmp_path / "ray", metrics="topk-precision,mass-accuracy",
+                      backend="ray", **SMALL)
+    assert len(_rows(tmp_path / "ray")) == 4 and _cell_values(again) == _cell_values(local)
+
+
+def test_worker_killed_mid_run_is_retried_and_written_once(cluster, tmp_path):
+    components.KillOnce.marker = str(tmp_path / "killed")
+    frame = bench.run(out=tmp_path / "out", metrics="test-kill-once,topk-precision",
+                      backend="ray", **SMALL)
+    killed = int((tmp_path / "killed").read_text())
+    assert killed != os.getpid()  # a worker process died, not this one
+    assert set(frame["status"]) == {"ok"} and len(frame) == 4
+    keys = [r["key"] for r in _rows(tmp_path / "out")]
+    assert len(keys) == len(set(keys)) == 4
+
+
+def test_cell_past_its_time_limit_is_cancelled_with_the_local_timeout_row(
+        cluster, tmp_path, monkeypatch):
+    from xai.bench import ray_grid
+
+    monkeypatch.setattr(ray_grid, "CANCEL_GRACE", 1.0)
+    options = {**SMALL, "methods": "occlusion", "timeout": 0.5}
+    local = bench.run(out=tmp_path / "local", metrics="test-sleepy", **options)
+    frame = bench.run(out=tmp_path / "ray", metrics="test-stuck,test-sleepy,topk-precision",
+                      backend="ray", **options)
+    rows = {r["metric"]: r for r in frame.to_dict("records")}
+    expected = {k: local["error"][0][k] for k in ("type", "message", "stage")}
+    assert expected == {"type": "Timeout", "stage": "metric",
+                        "message": "exceeded the time limit of 0.5 s (--timeout)"}
+    for metric in ("test-stuck", "test-sleepy"):  # cancelled by the driver; timed out inside
+        assert rows[metric]["status"] == "error"
+        assert {k: rows[metric]["error"][k] for k in expected} == expected
+    assert rows["topk-precision"]["status"] == "ok"
+    assert len(_rows(tmp_path / "ray")) == 3
+
+
+def test_driver_killed_mid_run_resumes_without_duplicates(cluster, tmp_path):
+    out = tmp_path / "out"
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import ray_bench_components as c; "
+        "import ray; ray.init(address=sys.argv[2], log_to_driver=False); "
+        "ray.cloudpickle.register_pickle_by_value(c); c.register(); from xai import bench; "
+        "bench.run('suppressor', datasets='gauss2d-suppressor', methods='occlusion,shap', "
+        "metrics='test-slow,topk-precision,mass-accuracy', n_explain=8, progress=False, "
+        "summary=False, out=sys.argv[3], backend='ray')")
+    driver = subprocess.Popen([sys.executable, "-c", script, str(Path(__file__).parent),
+                               cluster, str(out)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (out / RESULTS).exists() or not _rows(out):
+        assert driver.poll() is None, driver.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    before = {r["key"] for r in _rows(out)}
+    assert 0 < len(before) < 6  # killed with cells left
+    with RunLock(out):  # the dead driver's lock is gone
+        pass
+    frame = bench.run(out=out, metrics="test-slow,topk-precision,mass-accuracy",
+                      backend="ray", **SMALL)
+    keys = [r["key"] for r in _rows(out)]
+    assert len(keys) == len(set(keys)) == 6 and set(frame["status"]) == {"ok"}
+    assert before <= set(keys)
+
+
+def test_local_backend_does_not_import_ray(tmp_path):
+    script = ("import sys; from xai import bench; bench.run('suppressor', "
+              "datasets='gauss2d-suppressor', methods='occlusion', metrics='topk-precision', "
+              "n_explain=4, progress=False, summary=False, out=sys.argv[1]); "
+              "assert 'ray' not in sys.modules, 'ray was imported'")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True)
