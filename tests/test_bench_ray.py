@@ -137,3 +137,28 @@ def test_local_backend_does_not_import_ray(tmp_path):
               "n_explain=4, progress=False, summary=False, out=sys.argv[1]); "
               "assert 'ray' not in sys.modules, 'ray was imported'")
     subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True)
+
+
+def test_command_line_runs_the_grid_on_ray(cluster, tmp_path, capsys):
+    from xai.cli import main
+
+    out = tmp_path / "cli"
+    code = main(["bench", "--suite", "suppressor", "--datasets", "gauss2d-suppressor",
+                 "--methods", "occlusion", "--metrics", "topk-precision", "--n-explain", "4",
+                 "--out", str(out), "--backend", "ray", "--workers", "2", "--num-cpus", "1",
+                 "--device", "cpu", "--quiet"])
+    assert code == 0
+    rows = _rows(out)
+    assert len(rows) == 1 and rows[0]["status"] == "ok"
+
+
+@pytest.mark.parametrize("options, word", [({"backend": "spark"}, "backend"),
+                                           ({"workers": 2}, "backend='ray'"),
+                                           ({"backend": "ray", "workers": 0}, "workers"),
+                                           ({"backend": "ray", "num_cpus": -1}, "num_cpus")])
+def test_bad_backend_options_fail_before_work(tmp_path, options, word):
+    from xai.errors import OptionError
+
+    with pytest.raises(OptionError, match=word):
+        bench.run(out=tmp_path / "out", **{**SMALL, **options})
+    assert not (tmp_path / "out").exists()

@@ -141,7 +141,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                   datasets=args.datasets, models=args.models, seeds=args.seeds,
                   n_explain=args.n_explain, budget=args.budget, out=args.out,
                   rerun_errors=args.rerun_errors, force=args.force, timeout=args.timeout,
-                  progress=not args.quiet, verbose=args.verbose)
+                  progress=not args.quiet, verbose=args.verbose, backend=args.backend,
+                  address=args.address, workers=args.workers, num_cpus=args.num_cpus,
+                  num_gpus=args.num_gpus, device=args.device)
     except BenchEnvironmentError as exc:  # not a usage error: rerun once the cause is fixed
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -278,6 +280,19 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--timeout", type=float, metavar="S",
                        help="seconds per cell; longer cells are recorded as Timeout errors")
     bench.add_argument("--verbose", action="store_true", help="one status line per cell")
+    bench.add_argument("--backend", default="local", metavar="NAME",
+                       help="where cells run: local (this process) or ray (a task per cell on "
+                            "a Ray cluster; rows written here as they arrive)")
+    bench.add_argument("--address", metavar="HOST:PORT", help="the Ray cluster (default: "
+                       "RAY_ADDRESS, else a local cluster); with --backend ray")
+    bench.add_argument("--workers", type=int, metavar="N", help="cells running at once on Ray "
+                       "(default: the cluster's CPUs / --num-cpus)")
+    bench.add_argument("--num-cpus", type=float, default=1, metavar="C",
+                       help="CPUs per cell's task on Ray, and its torch threads (default: 1)")
+    bench.add_argument("--num-gpus", type=float, metavar="G", help="GPUs per cell's task on "
+                       "Ray (default: 1 with a cuda --device, else 0)")
+    bench.add_argument("--device", metavar="D", help="where models run in the explainers and "
+                       "metrics: cpu, cuda, cuda:1 (default: where the model is)")
     bench.add_argument("--quick", action="store_true",
                        help="performance suite: small sizes (minutes)")
     bench.add_argument("--problems", metavar="1,2", help="performance suite: problem numbers "
