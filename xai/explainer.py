@@ -18,6 +18,7 @@ from .features import FeatureMap
 from .game import DatasetGame, Game
 from .inputs import (
     as_float_table,
+    check_option,
     check_options,
     feature_map_for,
     input_kind,
@@ -27,6 +28,7 @@ from .inputs import (
 from .models import SklearnModel, as_model
 from .presets import Preset
 from .progress import Progress
+from .ray_backend import RAY_OPTIONS
 from .registry import constructor_options as _params
 from .removals import Removal
 from .summaries.base import Summary, seed_sequence
@@ -193,7 +195,13 @@ class Explainer:
         """Explain rows ``X`` of ``model``; returns an :class:`~xai.explanation.Explanation`.
 
         Every check runs before the first model call; nothing is stored on the explainer, so
-        one explainer may explain from several threads."""
+        one explainer may explain from several threads. The option ``backend="ray"`` runs
+        blocks of the rows as Ray tasks, with the same values (:mod:`xai.ray_explain`)."""
+        if check_option("backend", self.options.get("backend", "local")) == "ray":
+            from .ray_explain import explain_on_ray
+
+            return explain_on_ray(self, model, X, y, background=background,
+                                  features=features, output_kind=output_kind)
         start = time.perf_counter()
         call = self._prepare(model, X, background, features, output_kind)
         self._build_axes(call, y)
@@ -210,7 +218,8 @@ class Explainer:
     def _prepare(self, model, X, background, features, output_kind) -> _Call:
         """Options checked, the model wrapped, the inputs checked and encoded, their kind and
         feature map."""
-        options = check_options(self.options)  # types and ranges, before anything runs
+        # types and ranges, before anything runs (the Ray backend's options are not the axes')
+        options = check_options({k: v for k, v in self.options.items() if k not in RAY_OPTIONS})
         if background is not None:
             options["background"] = background
         adapter = as_model(model, batch_size=options.get("batch_size"), output_kind=output_kind,

@@ -21,6 +21,12 @@ from .errors import InputError, ModelError, OptionError
 
 OUTPUT_KINDS = ("logits", "probability", "raw")
 
+#: a model call's rows are padded (its last row repeated, the extra outputs dropped) to a
+#: multiple of CALL_ROW_MULTIPLE: BLAS kernels (MKL, OpenBLAS, oneDNN) round a row's output
+#: differently in a call's last ``rows mod 8`` rows and in calls of a few rows, so unpadded, a
+#: row's value would depend on the rows it is evaluated with (a block of explicands, a Ray task)
+CALL_ROW_MULTIPLE = 16
+
 _EVAL_LOCK = threading.Lock()
 _EVAL_HOLDS: dict[torch.nn.Module, list] = {}  # submodule -> [sessions holding it, its flag]
 
@@ -71,6 +77,9 @@ class Model:
 
     output_kind: str = "raw"
     is_classifier: bool = False
+    #: calls padded to whole multiples of :data:`CALL_ROW_MULTIPLE` rows (torch modules and
+    #: scikit-learn estimators; a plain function sees exactly the rows asked about)
+    pads_calls: bool = False
 
     def __init__(self, *, batch_size: int | None = None, dtype: torch.dtype = torch.float64,
                  device: torch.device | str = "cpu") -> None:
@@ -105,8 +114,9 @@ class Model:
         out = None  # (rows, k) float64; the calls' outputs are written into it when split
         for start in range(0, rows, step):
             part = x[start:start + step]
+            n = part.shape[0]
             try:
-                got = self._forward(part)
+                got = self._forward(_padded(part, self.batch_size) if self.pads_calls else part)
             except Exception as exc:  # the model raised: say where
                 raise ModelError(
                     f"the model raised {type(exc).__name__}: {exc} ({_where(chunk)}, explicands "
@@ -114,8 +124,9 @@ class Model:
                     f"{part.dtype}). The inputs of this chunk are in err.inputs.",
                     inputs=part,
                 ) from exc
-            n = part.shape[0]
-            got = _as_2d(got, n, chunk, explicands, part)  # reads any output, or says why
+            padded = self.pads_calls and _pads(n, self.batch_size)
+            got = _as_2d(got, -(-n // CALL_ROW_MULTIPLE) * CALL_ROW_MULTIPLE if padded else n,
+                         chunk, explicands, part)[:n]
             if start == 0 and n == rows:
                 out = got if got.dtype == torch.float64 else got.to(torch.float64)
             else:
@@ -146,6 +157,29 @@ class Model:
                 f"{_where(chunk)} (explicands {_fmt_idx(explicands)}). Check the model on these "
                 "inputs; they are in err.inputs.", inputs=x[bad])
         return out
+
+
+def _pads(rows: int, batch_size: int | None) -> bool:
+    """Whether a call of ``rows`` rows is padded: not a multiple of :data:`CALL_ROW_MULTIPLE`,
+    and the padded call within the user's ``batch_size``."""
+    up = -(-rows // CALL_ROW_MULTIPLE) * CALL_ROW_MULTIPLE
+    return up != rows and (batch_size is None or up <= batch_size)
+
+
+def _padded(part: torch.Tensor, batch_size: int | None) -> torch.Tensor:
+    """``part`` with its last row repeated up to a multiple of :data:`CALL_ROW_MULTIPLE`
+    rows (see there; unchanged when :func:`_pads` says no)."""
+    n = part.shape[0]
+    if n == 0 or not _pads(n, batch_size):
+        return part
+    up = -(-n // CALL_ROW_MULTIPLE) * CALL_ROW_MULTIPLE
+    last = part.ndim == 4 and not part.is_contiguous() and \
+        part.is_contiguous(memory_format=torch.channels_last)
+    padded = torch.empty((up, *part.shape[1:]), dtype=part.dtype, device=part.device,
+                         memory_format=torch.channels_last if last else torch.contiguous_format)
+    padded[:n] = part  # the layout of the rows asked about is kept (channels-last images)
+    padded[n:] = part[-1:]
+    return padded
 
 
 def _where(chunk) -> str:
@@ -228,6 +262,8 @@ class TorchModel(Model):
     back afterwards). ``output_kind`` defaults to ``"logits"``; declare ``"probability"`` for a
     model ending in a softmax, ``"raw"`` for a regressor."""
 
+    pads_calls = True
+
     def __init__(self, module: torch.nn.Module, *, batch_size: int | None = None,
                  output_kind: str | None = None,
                  device: torch.device | str | None = None) -> None:
@@ -270,6 +306,8 @@ class SklearnModel(Model):
     explained) the estimator receives DataFrames of the original columns, dtypes and
     categories; otherwise a numpy array, labelled with ``feature_names_in_`` when it has them.
     """
+
+    pads_calls = True
 
     table = None
 

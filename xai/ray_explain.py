@@ -1,0 +1,191 @@
+"""``explain(..., backend="ray")``: the explicands in blocks, each block a Ray task that runs
+the ordinary local explain, the blocks' explanations joined in row order into one.
+
+What is guaranteed: the values (and standard errors, base values, coalitions, units,
+convergence flags and per-row extras) are bit-identical to a local run with the same seed,
+whatever the number of workers or blocks. Three things make it so:
+
+- every random draw is keyed on the seed alone: a summary draws one design per round from the
+  seed and shares it by every explicand, each explicand stops on its own standard error, and
+  background subsampling depends on the seed only; a driver without ``seed=`` draws one seed
+  and sends it to every task;
+- a row's model output does not depend on the other rows of its model call: torch modules
+  and scikit-learn estimators are called on whole multiples of
+  :data:`xai.models.CALL_ROW_MULTIPLE` rows (BLAS rounds the last rows of other calls
+  differently), so a block of any size computes each row as the whole data set does;
+- the driver joins the blocks by their row positions, whatever order they finish in.
+
+A user ``batch_size`` that is not a multiple of :data:`~xai.models.CALL_ROW_MULTIPLE` and
+plain-function models (called on exactly the rows asked about) keep the guarantee only where
+their output per row does not depend on the call's other rows.
+
+Dataset games (SAGE, permutation importance) explain one row over a data set; they run as one
+task (their partial sums over data rows are not split, so the value is the local one).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import ray_backend
+from .config import config
+from .errors import InputError
+from .explanation import Explanation
+
+#: explicands per task at least (fewer only when there are fewer rows)
+MIN_TASK_ROWS = 16
+#: blocks a data set is cut into at most, whatever the number of workers: enough to keep
+#: every worker busy and the progress bar moving, few enough that a task's fixed cost
+#: (unpickling the model, fitting the removal) stays small beside its rows
+MAX_TASKS = 64
+
+
+def split_options(options: dict) -> tuple[dict, dict]:
+    """``options`` as (the Ray backend's: backend, address, workers, num_cpus, num_gpus;
+    the rest)."""
+    ray_opts = {k: v for k, v in options.items() if k in ray_backend.RAY_OPTIONS}
+    return ray_opts, {k: v for k, v in options.items() if k not in ray_backend.RAY_OPTIONS}
+
+
+def task_blocks(n: int, rows_per_task: int | None = None) -> list[tuple[int, int]]:
+    """Row ranges ``[a, b)`` of the tasks: ``rows_per_task`` rows each, by default at least
+    :data:`MIN_TASK_ROWS` and at most :data:`MAX_TASKS` blocks; never a function of the
+    number of workers."""
+    size = rows_per_task or max(MIN_TASK_ROWS, -(-n // MAX_TASKS))
+    return [(a, min(n, a + size)) for a in range(0, n, size)]
+
+
+def _take(obj: Any, a: int, b: int, n: int) -> Any:
+    """Rows ``a:b`` of a per-row object of ``n`` rows (a DataFrame, array, tensor or list);
+    anything else unchanged."""
+    if obj is None or isinstance(obj, str | int | float | bool):
+        return obj
+    if hasattr(obj, "iloc") and len(obj) == n:
+        return obj.iloc[a:b]
+    if isinstance(obj, np.ndarray | torch.Tensor) and obj.ndim and obj.shape[0] == n:
+        return obj[a:b]
+    if isinstance(obj, list | tuple) and len(obj) == n:
+        return obj[a:b]
+    return obj
+
+
+def _block_features(features: Any, a: int, b: int, n: int) -> Any:
+    """The feature map of rows ``a:b``: a per-explicand :class:`~xai.features.FeatureMap`
+    restricted to them; shared maps and names unchanged."""
+    from .features import FeatureMap
+
+    if isinstance(features, FeatureMap) and not features.shared and features.n_maps == n:
+        return features.subset(np.arange(a, b))
+    return features
+
+
+def _explain_block(explainer: Any, model: Any, X: Any, y: Any, background: Any,
+                   features: Any, output_kind: str | None, setup: dict) -> Explanation:
+    """One task: the local explain of one block (``setup``: the task's CPUs and the driver's
+    memory cap)."""
+    ray_backend.on_worker(setup["num_cpus"], setup["memory_cap"])
+    return explainer.explain(model, X, y, background=background, features=features,
+                             output_kind=output_kind)
+
+
+def explain_on_ray(explainer: Any, model: Any, X: Any, y: Any = None, *, background: Any = None,
+                   features: Any = None, output_kind: str | None = None,
+                   rows_per_task: int | None = None) -> Explanation:
+    """:meth:`xai.Explainer.explain` with ``backend="ray"``: see the module docstring.
+
+    The model and the background go once into the object store (tasks hold references);
+    ``workers`` caps the tasks in flight (default: the cluster's CPUs / ``num_cpus``);
+    ``num_cpus`` (default 1) and ``num_gpus`` (default 1 when ``device`` is CUDA) are what
+    each task holds, its torch threads follow ``num_cpus``; a task whose worker process dies
+    is run again (Ray's retries), and a model's error reaches the caller as the same named
+    error.
+    """
+    from .explainer import Explainer
+    from .inputs import check_options
+    from .progress import Progress
+
+    start = time.perf_counter()
+    ray_opts, local_opts = split_options(check_options(explainer.options))
+    ray = ray_backend.connect(ray_opts.get("address"))  # named errors before any model call
+    # every check of the local path, on the driver, before any task: and one seed for all
+    local = Explainer(explainer.removal, explainer.behaviour, explainer.summary,
+                      method=explainer.method, dataset=explainer.dataset,
+                      row_sampling=explainer.row_sampling, progress=False,
+                      preset=explainer.preset, **local_opts)
+    call = local._prepare(model, X, background, features, output_kind)
+    local._build_axes(call, y)
+    local.options = {**local_opts, "seed": call.merged["seed"]}
+    n = len(X) if not isinstance(X, np.ndarray | torch.Tensor) else X.shape[0]
+    blocks = [(0, n)] if call.dataset else task_blocks(n, rows_per_task)
+    if y is not None and not call.dataset and len(y) != n:
+        raise InputError(f"y has {len(y)} labels for {n} explained rows: pass one per row")
+    num_cpus = ray_opts.get("num_cpus") or 1
+    options = ray_backend.task_options(num_cpus, ray_opts.get("num_gpus"),
+                                       local_opts.get("device"))
+    workers = ray_opts.get("workers") or ray_backend.default_workers(num_cpus)
+    setup = {"num_cpus": num_cpus, "memory_cap": config.memory_cap}
+    remote = ray.remote(_explain_block).options(**options)
+    model_ref, background_ref = ray.put(model), ray.put(background)
+    parts: dict[int, Explanation] = {}
+
+    def submit(block: tuple[int, int]) -> Any:
+        a, b = block
+        yb = y if call.dataset else _take(y, a, b, n)
+        Xb = X if call.dataset else _take(X, a, b, n)
+        fb = features if call.dataset else _block_features(features, a, b, n)
+        return remote.remote(local, model_ref, Xb, yb, background_ref, fb, output_kind, setup)
+
+    with Progress(f"xai {call.method} on ray", total=n, unit="rows",
+                  enabled=explainer.progress) as progress:
+        for index, part in ray_backend.as_completed(submit, blocks, workers=workers):
+            parts[index] = part
+            progress.update(blocks[index][1] - blocks[index][0])
+    expl = join([parts[i] for i in range(len(blocks))])
+    expl.seconds = float(time.perf_counter() - start)
+    expl.options = {**expl.options, "backend": "ray", "workers": int(workers)}
+    return expl
+
+
+def join(parts: list[Explanation]) -> Explanation:
+    """One explanation of the rows of ``parts`` in order: per-row arrays concatenated,
+    evaluations summed, the rest (names, removal, options) from the first part; the removal
+    object and record of the first part, with its per-explicand arrays concatenated."""
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    n_parts = [len(p) for p in parts]
+
+    def cat(name: str) -> Any:
+        arrays = [getattr(p, name) for p in parts]
+        return None if arrays[0] is None else np.concatenate(arrays)
+
+    extras = {}
+    for key, value in first.extras.items():
+        per_row = value.ndim and value.shape[0] == n_parts[0] and all(
+            key in p.extras and p.extras[key].shape[0] == k for p, k in zip(parts, n_parts))
+        extras[key] = np.concatenate([p.extras[key] for p in parts]) if per_row else value
+    fmap = first.feature_map
+    if fmap is not None and fmap.shape[0] == n_parts[0] and fmap.shape[0] != 1:
+        fmap = np.concatenate([p.feature_map for p in parts])
+    summary = dict(first.summary)
+    if "max_units" in summary:  # the most units any explicand drew
+        summary["max_units"] = max(p.summary.get("max_units", 0) for p in parts)
+    expl = Explanation(
+        values=cat("values"), stderr=cat("stderr"), base_values=cat("base_values"),
+        data=cat("data"), feature_names=list(first.feature_names), feature_map=fmap,
+        channel_axis=first.channel_axis, output_names=first.output_names,
+        method=first.method, removal=first.removal, behaviour=first.behaviour,
+        summary=summary, evaluations=int(sum(p.evaluations for p in parts)),
+        coalitions=cat("coalitions"), units=cat("units"), converged=cat("converged"),
+        seconds=float(sum(p.seconds for p in parts)), options=dict(first.options),
+        extras=extras)
+    per = set(first.removal_record.get("per_explicand", ()))
+    expl.removal_object = first.removal_object
+    expl.removal_record = dict(first.removal_record)
+    expl.removal_arrays = {k: (np.concatenate([p.removal_arrays[k] for p in parts])
+                               if k in per else v) for k, v in first.removal_arrays.items()}
+    return expl
