@@ -112,3 +112,23 @@ def games() -> SimpleNamespace:
                            shapley_bruteforce=shapley_bruteforce, random_mobius=random_mobius,
                            TableModel=TableModel, table_game=table_game,
                            mobius_game=mobius_game, additive_table=additive_table)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray cluster of two CPUs for one test module (an open connection is reused).
+    Tests that take it are skipped when Ray is not installed, unless ``XAI_REQUIRE_RAY=1``
+    makes a missing Ray an error."""
+    import os
+
+    if os.environ.get("XAI_REQUIRE_RAY") == "1":
+        import ray
+    else:
+        ray = pytest.importorskip("ray")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    yield ray
+    if started:
+        ray.shutdown()

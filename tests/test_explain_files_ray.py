@@ -20,27 +20,11 @@ from xai.data_files import TableFile
 
 skops_io = pytest.importorskip("skops.io")
 pytest.importorskip("pyarrow")
-if os.environ.get("XAI_REQUIRE_RAY") == "1":
-    import ray
-else:
-    ray = pytest.importorskip("ray")
 
 N_ROWS = 40
 COLUMNS = 6
 CHUNK = 7  # six chunks, the last shorter
 TREE = "sklearn.tree._tree.Tree"
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    """A local Ray cluster of two CPUs for this module (an open connection is reused)."""
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
-    yield ray
-    if started:
-        ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +61,7 @@ def _tables_equal(a: Path, b: Path, fmt: str = "parquet") -> None:
 
 
 @pytest.mark.parametrize("data", ["rows.parquet", "rows.csv"])
-def test_ray_tables_equal_the_local_backend_bit_for_bit(cluster, files, tmp_path, data):
+def test_ray_tables_equal_the_local_backend_bit_for_bit(ray_cluster, files, tmp_path, data):
     root = files["root"]
     local = ef.explain_files(root / "model.skops", root / data, out=tmp_path / "local",
                              **_kw(root))
@@ -124,7 +108,7 @@ def _killer_module(folder: Path, marker: Path) -> str:
     return name
 
 
-def test_a_killed_worker_is_retried_and_every_row_written_once(cluster, files, tmp_path,
+def test_a_killed_worker_is_retried_and_every_row_written_once(ray_cluster, files, tmp_path,
                                                                monkeypatch):
     root = files["root"]
     marker = tmp_path / "killed"
@@ -145,7 +129,7 @@ def test_a_killed_worker_is_retried_and_every_row_written_once(cluster, files, t
     _tables_equal(tmp_path / "local", tmp_path / "ray")
 
 
-def test_an_interrupted_driver_resumes_and_writes_each_missing_chunk_once(cluster, files,
+def test_an_interrupted_driver_resumes_and_writes_each_missing_chunk_once(ray_cluster, files,
                                                                            tmp_path,
                                                                            monkeypatch):
     root = files["root"]
@@ -177,7 +161,7 @@ def test_an_interrupted_driver_resumes_and_writes_each_missing_chunk_once(cluste
     _tables_equal(tmp_path / "local", tmp_path / "cut")
 
 
-def test_the_command_runs_on_ray_and_writes_csv(cluster, files, tmp_path, capsys):
+def test_the_command_runs_on_ray_and_writes_csv(ray_cluster, files, tmp_path, capsys):
     root = files["root"]
     args = [str(root / "model.skops"), str(root / "rows.csv"), "--method", "kernelshap",
             "--budget", "1500", "--seed", "4", "--chunk-rows", str(CHUNK), "--background",
@@ -190,7 +174,7 @@ def test_the_command_runs_on_ray_and_writes_csv(cluster, files, tmp_path, capsys
     _tables_equal(tmp_path / "local", tmp_path / "ray", "csv")
 
 
-def test_the_progress_bar_counts_rows_from_every_worker(cluster, files, tmp_path, capsys):
+def test_the_progress_bar_counts_rows_from_every_worker(ray_cluster, files, tmp_path, capsys):
     root = files["root"]
     ef.explain_files(root / "model.skops", root / "rows.parquet", out=tmp_path,
                      backend="ray", **{**_kw(root), "progress": True})
