@@ -2,7 +2,7 @@
 alone writes ``results.jsonl``.
 
 Each cell runs as one task (:func:`run_cell_task`) through the local runner's own code
-(:class:`~xai.bench.runner._Runner`), so a row computed on a worker equals the row of a local
+(:class:`~xai.bench.cells._Runner`), so a row computed on a worker equals the row of a local
 run (values bit-identical for the same seeds; only timings, host and timestamp differ). Rows
 arrive in completion order (``ray.wait``) and are appended, flushed and fsynced at once, under
 the run's lock, so the resume rules of the local runner hold unchanged: a cell with a final row
@@ -39,7 +39,7 @@ from .. import registry
 from ..errors import UnknownNameError, XaiError
 from ..progress import Progress
 from ..ray_backend import connect, default_workers, on_worker, task_options, unwrap
-from .runner import (
+from .cells import (
     EXPLANATIONS,
     Cell,
     CellTimeout,
