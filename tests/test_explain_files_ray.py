@@ -73,6 +73,16 @@ def test_ray_tables_equal_the_local_backend_bit_for_bit(ray_cluster, files, tmp_
     assert not (tmp_path / "ray" / "parts").exists()
 
 
+def test_a_model_object_reaches_the_workers_through_the_object_store(ray_cluster, files,
+                                                                     tmp_path):
+    root = files["root"]
+    model = skops_io.load(root / "model.skops", trusted=[TREE])
+    kw = {**_kw(root), "trust": ()}
+    ef.explain_files(model, root / "rows.parquet", out=tmp_path / "local", **kw)
+    ef.explain_files(model, root / "rows.parquet", out=tmp_path / "ray", backend="ray", **kw)
+    _tables_equal(tmp_path / "local", tmp_path / "ray")
+
+
 def test_a_worker_reads_the_chunk_the_local_reader_gives(files):
     columns = ["mean texture", "mean radius"]
     for data in ("rows.parquet", "rows.csv"):
