@@ -17,6 +17,10 @@ rounding when it multiplies matrices (a BLAS product may round a row's output by
 beside it in the call). Without ``background``, a method that needs one gets
 ``background_rows`` rows of ``data``, evenly spaced (one pass over a CSV file counts its rows).
 
+With ``backend="ray"`` each chunk is a Ray task that reads its own rows and explains them the
+same way (:mod:`xai.explain_files_ray`); this process writes the results as they arrive into
+the same part files and manifest, so the values, the resume and the lock are those above.
+
 Output files in ``out`` (``.parquet``, or ``.csv`` with ``format="csv"``):
 
 - ``values``: one row per input row, a ``row`` column (the row's position in ``data``, from
