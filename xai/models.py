@@ -182,6 +182,19 @@ def _padded(part: torch.Tensor, batch_size: int | None) -> torch.Tensor:
     return padded
 
 
+def rowwise_matmul(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """``A @ B`` whose row ``i`` does not depend on the other rows of ``A``: ``A``'s rows
+    padded with zeros to a whole multiple of :data:`CALL_ROW_MULTIPLE` (see there), so that a
+    summary's per-explicand products are the same for an explicand in any block."""
+    n = A.shape[0]
+    up = -(-n // CALL_ROW_MULTIPLE) * CALL_ROW_MULTIPLE
+    if up == n:
+        return A @ B
+    padded = A.new_zeros((up, *A.shape[1:]))
+    padded[:n] = A
+    return (padded @ B)[:n]
+
+
 def _where(chunk) -> str:
     return "chunk -1 (the full-input call)" if chunk == -1 else f"chunk {chunk}"
 

@@ -35,6 +35,7 @@ from ..features import FeatureMap, image_layout
 from ..inputs import Flag, check_option, prepare_inputs
 from ..models import Model, as_model
 from ..progress import Progress
+from ..ray_backend import RAY_OPTIONS
 from ..registry import define_kind
 from .checks import (
     Choice,
@@ -140,6 +141,11 @@ class Metric:
     #: the metric removes features with :meth:`default_removal` whatever removal made the
     #: explanation (ROAD), unless ``removal=`` is given
     own_removal: ClassVar[bool] = False
+    #: the result is independent per-row scores, so ``backend="ray"`` may split the rows
+    #: over tasks (:mod:`xai.ray_metrics`)
+    rows_split: ClassVar[bool] = False
+    #: index of the first row in the whole input (a Ray task's block): keys the rows' draws
+    row_offset: int = 0
     #: how targets are checked against the model's outputs: ``"game"`` (the metric's first
     #: model call is its game's prediction of the explained rows, whose behaviour refuses a
     #: target out of range) or ``"probe"`` (a given target is checked on one call of the
@@ -162,6 +168,13 @@ class Metric:
         """Score attributions ``a`` of inputs ``x`` for ``model``, every argument checked
         first (see the module docstring). ``progress``: a bar over the model rows
         (``True``, ``False`` or ``"auto"``: on a terminal or in a notebook)."""
+        ray_options = {k: check_option(k, options.pop(k)) for k in RAY_OPTIONS if k in options}
+        if ray_options.get("backend", "local") == "ray":
+            from ..ray_metrics import metric_on_ray
+
+            return metric_on_ray(self, model, x, a, ray_options=ray_options, progress=progress,
+                                 target=target, removal=removal, seed=seed,
+                                 explainer=explainer, ground_truth=ground_truth, **options)
         start = time.perf_counter()
         self._check_names(options)
         merged = self.checked_options({**self.options, **options})
@@ -373,7 +386,8 @@ class MetricInputs:
     def rng(self, row: int, stream: int = 0) -> np.random.Generator:
         """Generator keyed on ``(seed, metric, row, stream)``: independent of batching."""
         mid = zlib.crc32(self.metric.name.encode())
-        return np.random.default_rng(np.random.SeedSequence([self.seed, mid, int(row),
+        row = int(row) + self.metric.row_offset  # the row's index in the whole input
+        return np.random.default_rng(np.random.SeedSequence([self.seed, mid, row,
                                                              int(stream)]))
 
     def order(self, scores: np.ndarray | None = None, descending: bool = True) -> np.ndarray:

@@ -111,6 +111,8 @@ class FaithfulnessCorrelation(Metric):
     global indices of the rows in a larger evaluated set, so that a slice draws the same
     subsets as the whole set; default ``0..n-1``)."""
 
+    rows_split = True  # independent per-row scores: backend='ray' splits the rows
+
     name = "faithfulness-correlation"
     direction = "higher"
     needs = frozenset({"model"})

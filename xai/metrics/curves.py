@@ -112,6 +112,8 @@ def _normalise(curves: np.ndarray, v_full: np.ndarray) -> np.ndarray:
 class _CurveMetric(Metric):
     """Common machinery: ranking, one batched game call, optional normalisation by v(full)."""
 
+    rows_split = True  # independent per-row scores: backend='ray' splits the rows
+
     needs = frozenset({"model"})
     applies_to = "any"
     stochastic = False

@@ -130,6 +130,8 @@ class Infidelity(Metric):
     (cumulative patches). ``extras``: ``beta`` (per-row scale used), ``perturbation``.
     """
 
+    rows_split = True  # independent per-row scores: backend='ray' splits the rows
+
     name = "infidelity"
     direction = "lower"
     needs = frozenset({"model"})

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .._warn import warn
+from ..models import rowwise_matmul
 from ..registry import register
 from .base import SamplingSummary, as_numpy
 
@@ -341,6 +342,15 @@ def _gram32(Z: torch.Tensor) -> torch.Tensor:
     return U.triu() + U.triu(1).T
 
 
+def _per_row(y: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+    """``einsum("np...,pd->nd...", y, M)`` computed for each explicand (and output) alone
+    (:func:`~xai.models.rowwise_matmul`): the same bits for an explicand in any block."""
+    n, p, tail = y.shape[0], y.shape[1], y.shape[2:]
+    flat = y.movedim(1, -1).reshape(-1, p)  # (n * k, p)
+    out = rowwise_matmul(flat, M.to(flat.dtype))  # (n * k, d)
+    return out.reshape(n, *tail, M.shape[1]).movedim(-1, 1)
+
+
 def constrained_fit(A_fixed, b_fixed, Z, y1, y2, omega, delta, gram=None):
     """The KKT solution of the efficiency-constrained weighted least squares (Covert & Lee 2021)
     for paired samples: ``A = A_fixed + ω Σ_p (z zᵀ + z̄ z̄ᵀ)``,
@@ -355,13 +365,12 @@ def constrained_fit(A_fixed, b_fixed, Z, y1, y2, omega, delta, gram=None):
     P, d = Z.shape
     G, s = gram if gram is not None else (Z.T @ Z, Z.sum(0))
     A = A_fixed + omega * (G + (G - s[:, None] - s[None, :] + P))
-    b = b_fixed + omega * (torch.einsum("pd,np...->nd...", Z, y1 - y2) +
-                           y2.sum(1).unsqueeze(1))
+    b = b_fixed + omega * (_per_row(y1 - y2, Z) + y2.sum(1).unsqueeze(1))
     Ainv, singular = _inverse_checked(A)
     one = torch.ones(d, dtype=torch.float64)
     Ai1 = Ainv @ one
     denom = one @ Ai1
-    Aib = torch.einsum("ij,nj...->ni...", Ainv, b)
+    Aib = _per_row(b, Ainv.T)
     lam = (Aib.sum(1) - delta) / denom  # (n[, k])
     phi = Aib - Ai1.reshape(1, d, *([1] * (b.ndim - 2))) * lam.unsqueeze(1)
     C = Ainv - torch.outer(Ai1, Ai1) / denom
@@ -411,7 +420,7 @@ def sandwich_se(phi, Z, y1, y2, omega, C, memory_cap):
     out = torch.empty(R, d, dtype=torch.float64)
     for r0 in range(0, R, nr):
         rs = slice(r0, r0 + nr)
-        ZPhi = Phi[rs] @ Z.T  # (rows, P)
+        ZPhi = rowwise_matmul(Phi[rs], Z.T)  # (rows, P), each row alone
         r2 = Y2[rs] - (Phi[rs].sum(1, keepdim=True) - ZPhi)
         a = Y1[rs] - ZPhi - r2
         alpha = a - a.mean(1, keepdim=True)
@@ -426,12 +435,13 @@ def sandwich_se(phi, Z, y1, y2, omega, C, memory_cap):
                 if keep:
                     U_blocks[s] = Ut
             ab, r = a[:, s:e], len(a)
-            M = (torch.cat([ab * alpha[:, s:e], ab * beta[:, s:e], alpha[:, s:e]]).to(dt)
-                 @ Ut).to(torch.float64)  # three products in one pass over Ut
+            M = rowwise_matmul(torch.cat([ab * alpha[:, s:e], ab * beta[:, s:e],
+                                          alpha[:, s:e]]).to(dt),
+                               Ut).to(torch.float64)  # three products in one pass over Ut
             Xa += M[:r]
             Xb += M[r:2 * r]
             Ka += M[2 * r:]
-            S1 += ((ab * ab).to(dt) @ (Ut * Ut)).to(torch.float64)
+            S1 += rowwise_matmul((ab * ab).to(dt), Ut * Ut).to(torch.float64)
         out[rs] = (S1 + 2 * ubar * Xa + 2 * c * Xb - Ka * Ka / P +
                    (alpha * alpha).sum(1, keepdim=True) * ubar ** 2 +
                    (beta * beta).sum(1, keepdim=True) * c ** 2 +

@@ -78,6 +78,13 @@ def ridge_inverse(X: np.ndarray, w: np.ndarray, alpha: float) -> np.ndarray:
     return Li.T @ Li
 
 
+def _column_sums(M: np.ndarray) -> np.ndarray:
+    """Sums down the columns of ``M`` ``(m, r)``, each column's in one fixed order whatever
+    ``r``: row by row over at least two columns (a zero column added), where a vector-matrix
+    product's kernels and a single column's pairwise sum would round a column by ``r``."""
+    return np.hstack([M, np.zeros((len(M), 1))]).sum(0)[:-1]
+
+
 def cluster_score_variance(H: np.ndarray, resid: np.ndarray, starts: np.ndarray,
                            sizes: np.ndarray) -> np.ndarray:
     """``(p, r)``: ``Σ_c (Σ_{i∈c} H[:, i] resid[i, j])²`` over the clusters ``c`` of samples
@@ -255,9 +262,10 @@ class LIME(SamplingSummary):
         resid = np.stack([Y2[:, j] - X @ coef[j] for j in range(Y2.shape[1])], 1)
         # sandwich variance with a complement pair as one cluster: sum its score terms first
         var = cluster_score_variance(H, resid, starts, np.asarray(state["clusters"]))
-        ybar = (w @ Y2) / w.sum()
-        sst = w @ (Y2 - ybar) ** 2
-        score = np.where(sst > 0, 1 - (w @ resid ** 2) / np.where(sst > 0, sst, 1), 1.0)
+        ybar = _column_sums(w[:, None] * Y2) / w.sum()
+        sst = _column_sums(w[:, None] * (Y2 - ybar) ** 2)
+        sse = _column_sums(w[:, None] * resid ** 2)
+        score = np.where(sst > 0, 1 - sse / np.where(sst > 0, sst, 1), 1.0)
         beta = coef[:, 1:].reshape(na, *tail, d)
         se = np.sqrt(np.clip(var[1:].T, 0, None)).reshape(na, *tail, d)
         if "base" not in state:

@@ -1,0 +1,254 @@
+"""``explain(..., backend="ray")`` on a local two-CPU Ray cluster: values bit-identical to a
+local run with the same seed, whatever the workers and blocks; every row once when a worker
+dies; the model's own error and the backend's errors as named xai errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import xai
+from xai import ray_explain
+from xai.errors import ClusterError, MissingDependencyError, ModelError
+
+if os.environ.get("XAI_REQUIRE_RAY") == "1":
+    import ray
+else:
+    ray = pytest.importorskip("ray")
+
+FIELDS = ("values", "stderr", "base_values", "coalitions", "units", "converged", "data")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Ray cluster of two CPUs for this module (an open connection is reused)."""
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    # the models defined here travel by value: the workers cannot import a test module
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield ray
+    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    if started:
+        ray.shutdown()
+
+
+def _tabular(n: int = 40, p: int = 6):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, p)).astype(np.float32)
+    return X, rng.normal(size=(12, p)).astype(np.float32), (X[:, 0] + X[:, 1] > 0).astype(int)
+
+
+def _mlp(p: int = 6) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(p, 32), torch.nn.ReLU(), torch.nn.Linear(32, 3))
+
+
+def _cnn() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                               torch.nn.Linear(4 * 6 * 6, 3))
+
+
+def _same(local: xai.Explanation, remote: xai.Explanation) -> None:
+    for name in FIELDS:
+        a, b = getattr(local, name), getattr(remote, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            assert a.shape == b.shape and np.array_equal(a, b, equal_nan=True), name
+    for key, value in local.extras.items():
+        assert np.array_equal(value, remote.extras[key], equal_nan=True), key
+    assert remote.options["backend"] == "ray"
+
+
+@pytest.mark.parametrize("workers, task_rows", [(1, 40), (2, 16), (3, 7)])
+@pytest.mark.parametrize("method, options", [
+    ("kernelshap", {"budget": 900}),
+    ("permutation-shap", {"budget": 900}),
+    ("exact-shap", {}),
+    ("lime", {"budget": 400}),
+    ("occlusion", {}),
+])
+def test_tabular_mlp_values_equal_a_local_run_bit_for_bit(cluster, monkeypatch, workers,
+                                                          task_rows, method, options):
+    X, B, _ = _tabular()
+    model = _mlp()
+    local = xai.explain(model, X, method, background=B, seed=3, progress=False, **options)
+    monkeypatch.setattr(ray_explain, "MIN_TASK_ROWS", task_rows)  # 1, 3 and 6 blocks
+    remote = xai.explain(model, X, method, background=B, seed=3, progress=False,
+                         backend="ray", workers=workers, **options)
+    _same(local, remote)
+    assert remote.options["workers"] == workers
+
+
+def test_sklearn_pipeline_with_a_stopping_rule_equals_a_local_run(cluster, monkeypatch):
+    X, B, y = _tabular(p=12)
+    pipe = make_pipeline(StandardScaler(), LogisticRegression()).fit(X.astype(float), y)
+    explainer = xai.Explainer.from_preset("kernelshap", background=B.astype(float), seed=5,
+                                          tol=0.005, budget=4000, progress=False)
+    local = explainer.explain(pipe, X.astype(float))
+    monkeypatch.setattr(ray_explain, "MIN_TASK_ROWS", 11)  # blocks of 11, 11, 11 and 7 rows
+    remote = xai.Explainer.from_preset("kernelshap", background=B.astype(float), seed=5,
+                                       tol=0.005, budget=4000, progress=False, backend="ray",
+                                       workers=2).explain(pipe, X.astype(float))
+    _same(local, remote)
+    assert not np.all(local.units == local.units[0])  # rows stopped at different rounds
+
+
+@pytest.mark.parametrize("removal, summary", [
+    ("blur", "kernelshap"), ("marginal", "permutation"), ("baseline", "exact-shapley")])
+def test_image_cnn_values_equal_a_local_run_bit_for_bit(cluster, monkeypatch, removal,
+                                                        summary):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(20, 1, 8, 8)).astype(np.float32)
+    background = X[:4] if removal == "marginal" else None
+    budget = {} if summary == "exact-shapley" else {"budget": 300}
+    explainer = xai.Explainer(removal, "prediction", summary, seed=2, progress=False, **budget)
+    local = explainer.explain(_cnn(), X, background=background, features=4)
+    monkeypatch.setattr(ray_explain, "MIN_TASK_ROWS", 6)
+    explainer.options = {**explainer.options, "backend": "ray", "workers": 2}
+    remote = explainer.explain(_cnn(), X, background=background, features=4)
+    _same(local, remote)
+
+
+def test_dataset_game_equals_a_local_run(cluster):
+    X, _, y = _tabular()
+    pipe = make_pipeline(StandardScaler(), LogisticRegression()).fit(X.astype(float), y)
+    options = {"y": y, "seed": 1, "progress": False}
+    local = xai.explain(pipe, X.astype(float), "permutation-importance", **options)
+    remote = xai.explain(pipe, X.astype(float), "permutation-importance", backend="ray",
+                         **options)
+    _same(local, remote)
+
+
+class _DiesOnce(torch.nn.Module):
+    """The MLP, whose worker process kills itself on its first forward (a marker file says
+    it has happened)."""
+
+    def __init__(self, inner: torch.nn.Module, marker: str) -> None:
+        super().__init__()
+        self.inner, self.marker = inner, marker
+
+    def forward(self, x):
+        if not os.path.exists(self.marker):
+            with open(self.marker, "w") as f:
+                f.write(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.inner(x)
+
+
+def test_a_killed_worker_is_retried_and_every_row_appears_once(cluster, tmp_path, monkeypatch):
+    X, B, _ = _tabular()
+    local = xai.explain(_mlp(), X, "kernelshap", background=B, seed=4, budget=600,
+                        progress=False)
+    monkeypatch.setattr(ray_explain, "MIN_TASK_ROWS", 10)
+    marker = tmp_path / "killed"
+    remote = xai.explain(_DiesOnce(_mlp(), str(marker)), X, "kernelshap", background=B,
+                         seed=4, budget=600, progress=False, backend="ray", workers=2)
+    assert marker.exists() and int(marker.read_text()) != os.getpid()  # a worker died
+    _same(local, remote)  # every row once, in order
+
+
+class _Raises(torch.nn.Module):
+    def forward(self, x):
+        raise ValueError("the model refuses these rows")
+
+
+def test_a_model_error_in_a_task_arrives_as_the_named_error(cluster):
+    X, B, _ = _tabular()
+    with pytest.raises(ModelError, match="refuses these rows") as info:
+        xai.explain(_Raises(), X, "kernelshap", background=B, seed=0, budget=600,
+                    progress=False, backend="ray")
+    assert type(info.value) is ModelError  # not Ray's wrapper
+
+
+class _Counting(torch.nn.Module):
+    calls = 0
+
+    def forward(self, x):
+        _Counting.calls += 1
+        return x[:, :2]
+
+
+def test_without_ray_installed_the_error_says_how_to_install_it(monkeypatch):
+    X, B, _ = _tabular()
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails
+    with pytest.raises(MissingDependencyError, match=r"pip install 'xai\[ray\]'"):
+        xai.explain(_Counting(), X, "kernelshap", background=B, progress=False, backend="ray")
+    assert _Counting.calls == 0
+
+
+def test_bad_options_and_an_unreachable_address_fail_before_any_model_call():
+    X, B, _ = _tabular()
+    with pytest.raises(xai.errors.OptionError, match="backend"):
+        xai.explain(_Counting(), X, "kernelshap", background=B, backend="spark")
+    with pytest.raises(xai.errors.OptionError, match="workers"):
+        xai.explain(_Counting(), X, "kernelshap", background=B, backend="ray", workers=0)
+    assert _Counting.calls == 0
+    script = textwrap.dedent("""
+        import numpy as np, xai
+        from xai.errors import ClusterError
+        calls = []
+        try:
+            xai.explain(lambda x: calls.append(1) or x[:, :1], np.zeros((4, 3)), "occlusion",
+                        baseline=0.0, backend="ray", address="127.0.0.1:1", progress=False)
+        except ClusterError as e:
+            print("ClusterError", "127.0.0.1:1" in str(e), "ray start" in str(e), calls)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, env=env, check=False)
+    assert "ClusterError True True []" in out.stdout, out.stdout + out.stderr
+    assert ClusterError.__mro__[1] is xai.errors.XaiError
+
+
+def test_a_local_explain_never_imports_ray():
+    script = textwrap.dedent("""
+        import sys, numpy as np, xai
+        xai.explain(lambda x: x[:, :1], np.ones((3, 4)), "occlusion", baseline=0.0,
+                    progress=False)
+        xai.explain(lambda x: x[:, :1], np.ones((3, 4)), "occlusion", baseline=0.0,
+                    progress=False, backend="local")
+        print("ray" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("name, options", [
+    ("deletion", {}), ("insertion", {}), ("faithfulness-correlation", {"n_subsets": 20}),
+    ("infidelity", {})])
+def test_row_metrics_equal_a_local_run(cluster, monkeypatch, name, options):
+    X, B, _ = _tabular()
+    model = _mlp()
+    expl = xai.explain(model, X, "kernelshap", background=B, seed=0, budget=600,
+                       progress=False)
+    metric = xai.registry.get("metric", name)(**options)
+    local = metric(model, X, expl, seed=7, progress=False)
+    monkeypatch.setattr(ray_explain, "MIN_TASK_ROWS", 9)  # five blocks, the last of 4 rows
+    remote = metric(model, X, expl, seed=7, progress=False, backend="ray", workers=2)
+    assert np.array_equal(local.per_sample, remote.per_sample, equal_nan=True)
+    assert (local.aggregate, local.se, local.n_nan) == (remote.aggregate, remote.se,
+                                                       remote.n_nan)
+    if local.curves is not None:
+        assert np.array_equal(local.curves, remote.curves, equal_nan=True)
+    assert remote.settings["backend"] == "ray"
+
+
+def test_a_metric_whose_result_is_not_per_row_refuses_the_ray_backend():
+    X, _, _ = _tabular()
+    metric = xai.registry.get("metric", "sparseness")()
+    with pytest.raises(xai.errors.OptionError, match="backend='local'"):
+        metric(None, X, np.abs(X), backend="ray")
