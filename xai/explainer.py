@@ -494,6 +494,25 @@ def explain(model: Any, X: Any, method: str = "shap", *, y: Any = None,
         the results are numpy arrays on the CPU. A device this machine lacks is an
         :class:`~xai.errors.OptionError` before any model call; scikit-learn estimators and
         functions accept only ``"cpu"``.
+
+        ``backend="ray"`` explains the rows on a Ray cluster (``pip install 'xai[ray]'``;
+        :mod:`xai.ray_explain`): the rows in blocks (at least 16 rows, at most 64 blocks; never
+        a function of the number of workers), each block a Ray task running this same local
+        explain, the model and background put once in the object store, and the blocks joined
+        in row order into one Explanation whose values, standard errors, base values,
+        coalitions, units, convergence flags and per-row extras are bit-identical to a local
+        run with the same seed, for any number of workers (``seed=None``: the driver draws
+        one seed for every task). ``evaluations`` sums the tasks' rows (a coalition shared by
+        every row, such as v(∅), is evaluated once per block). ``address``: the cluster
+        (default ``RAY_ADDRESS``, else an open connection or a new local cluster);
+        ``workers``: tasks in flight (default the cluster's CPUs / ``num_cpus``);
+        ``num_cpus`` per task (default 1, also its torch threads); ``num_gpus`` per task
+        (default 1 when ``device`` is CUDA). A task whose worker dies is run again (up to
+        3 times); a model's error arrives as the same :class:`~xai.errors.ModelError`; no
+        Ray installed is a :class:`~xai.errors.MissingDependencyError`, an unreachable
+        address a :class:`~xai.errors.ClusterError`, both before any model call. Dataset
+        methods (``sage``, ``permutation-importance``) run as one task. Without
+        ``backend="ray"`` nothing imports Ray.
     """
     return Explainer.from_preset(method, progress=progress, **options).explain(
         model, X, y, background=background, features=features, output_kind=output_kind)
