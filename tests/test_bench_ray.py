@@ -12,16 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+import ray_bench_components as components
+import torch
 
 from xai import bench
 from xai.bench.store import RESULTS, RunLock, read_rows
-
-if os.environ.get("XAI_REQUIRE_RAY") != "1":
-    pytest.importorskip("ray")
-import ray
-
-sys.path.insert(0, str(Path(__file__).parent))
-import ray_bench_components as components
 
 SMALL = {"suite": "suppressor", "datasets": "gauss2d-suppressor", "methods": "occlusion,shap",
          "n_explain": 8, "progress": False, "summary": False}
@@ -31,20 +26,16 @@ RUN_FIELDS = {"timestamp", "host", "cell_seconds", "explain_seconds", "metric_se
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """A local Ray cluster of two CPUs, and the test metrics registered in this process
-    only (pickled by value, so the workers need not import this folder)."""
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    ray.cloudpickle.register_pickle_by_value(components)
+def cluster(ray_cluster):
+    """The local two-CPU cluster (skipped without Ray unless ``XAI_REQUIRE_RAY=1``) with the
+    test metrics registered in this process only (pickled by value, so the workers need not
+    import this folder); its address."""
+    ray_cluster.cloudpickle.register_pickle_by_value(components)
     bench.load_components()
     components.register()
-    yield ray.get_runtime_context().gcs_address
+    yield ray_cluster.get_runtime_context().gcs_address
     components.unregister()
-    ray.cloudpickle.unregister_pickle_by_value(components)
-    if started:
-        ray.shutdown()
+    ray_cluster.cloudpickle.unregister_pickle_by_value(components)
 
 
 def _rows(out) -> list[dict]:
@@ -53,20 +44,30 @@ def _rows(out) -> list[dict]:
 
 def _cell_values(frame) -> list[dict]:
     rows = frame.sort_values("key").to_dict("records")
+    for row in rows:  # training time, and whether this process loaded the model from disk
+        row["model_info"] = {k: v for k, v in (row.get("model_info") or {}).items()
+                             if k not in ("seconds", "cached")}
     return [{k: v for k, v in row.items() if k not in RUN_FIELDS} for row in rows]
 
 
 def test_rows_equal_a_local_run(cluster, tmp_path):
-    local = bench.run(out=tmp_path / "local", metrics="topk-precision,mass-accuracy", **SMALL)
-    on_ray = bench.run(out=tmp_path / "ray", metrics="topk-precision,mass-accuracy",
-                       backend="ray", **SMALL)
+    # a trained model (cached in the output folder by the worker that trains it, read by the
+    # others), a sampling method and a gradient method on images
+    grid = {**SMALL, "datasets": "linear8x8", "methods": "shap,captum.saliency",
+            "metrics": "topk-precision,mass-accuracy"}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each task (num_cpus=1): float sums depend on the threads
+    try:
+        local = bench.run(out=tmp_path / "local", **grid)
+    finally:
+        torch.set_num_threads(threads)
+    on_ray = bench.run(out=tmp_path / "ray", backend="ray", **grid)
     assert len(on_ray) == 4 and set(on_ray["status"]) == {"ok"}
     assert _cell_values(on_ray) == _cell_values(local)  # bit-identical values
     written = _rows(tmp_path / "ray")
     assert sorted(r["key"] for r in written) == sorted(local["key"])
     # a complete folder: the rerun runs nothing and returns the same rows
-    again = bench.run(out=tmp_path / "ray", metrics="topk-precision,mass-accuracy",
-                      backend="ray", **SMALL)
+    again = bench.run(out=tmp_path / "ray", backend="ray", **grid)
     assert len(_rows(tmp_path / "ray")) == 4 and _cell_values(again) == _cell_values(local)
 
 
