@@ -47,7 +47,8 @@ def _cell_values(frame) -> list[dict]:
     for row in rows:  # training time, and whether this process loaded the model from disk
         row["model_info"] = {k: v for k, v in (row.get("model_info") or {}).items()
                              if k not in ("seconds", "cached")}
-    return [{k: v for k, v in row.items() if k not in RUN_FIELDS} for row in rows]
+    return [{k: "nan" if v != v else v for k, v in row.items() if k not in RUN_FIELDS}
+            for row in rows]  # NaN (no value) made comparable
 
 
 def test_rows_equal_a_local_run(cluster, tmp_path):
@@ -163,3 +164,33 @@ def test_bad_backend_options_fail_before_work(tmp_path, options, word):
     with pytest.raises(OptionError, match=word):
         bench.run(out=tmp_path / "out", **{**SMALL, **options})
     assert not (tmp_path / "out").exists()
+
+
+def _grouped_suite():
+    """Cells scored in groups (one computation per seed, two metrics); seed 1 raises."""
+    from xai.bench.store import spec_key
+    from xai.bench.suites import CellGroup, GroupResult, Suite
+
+    def compute(seed):
+        if seed == 1:
+            raise RuntimeError("seed 1 failed")
+        return GroupResult("ok", {"a": float(seed) + 0.5, "b": 2.0 * seed}, seconds=0.1)
+
+    def groups(suite, methods=None, seeds=(0,), out=None):
+        return [CellGroup(keys={m: spec_key({"seed": s, "metric": m}) for m in ("a", "b")},
+                          row={"suite": suite.name, "seed": s, "method": "m"},
+                          compute=lambda s=s: compute(s), directions={}, label=f"seed {s}")
+                for s in seeds]
+
+    return Suite(name="grouped-ray", description="cells scored in groups", datasets=[],
+                 methods=["m"], metrics=["a", "b"], groups=groups)
+
+
+def test_grouped_suite_runs_its_groups_as_tasks(cluster, tmp_path):
+    suite = _grouped_suite()
+    local = bench.run(suite, seeds="0,1,2", out=tmp_path / "local", progress=False)
+    on_ray = bench.run(suite, seeds="0,1,2", out=tmp_path / "ray", progress=False,
+                       backend="ray")
+    assert _cell_values(on_ray) == _cell_values(local)
+    assert sorted(on_ray["status"]) == ["error"] * 2 + ["ok"] * 4
+    assert len(_rows(tmp_path / "ray")) == 6

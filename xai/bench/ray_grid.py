@@ -3,7 +3,10 @@ alone writes ``results.jsonl``.
 
 Each cell runs as one task (:func:`run_cell_task`) through the local runner's own code
 (:class:`~xai.bench.cells._Runner`), so a row computed on a worker equals the row of a local
-run (values bit-identical for the same seeds; only timings, host and timestamp differ). Rows
+run: values bit-identical for the same seeds when each task runs torch with as many threads
+(``num_cpus``) as the local process (a float sum may round differently in the last bit with
+another thread count); only timings, host and timestamp differ. Each task gets the driver's
+``xai.config.memory_cap``. Rows
 arrive in completion order (``ray.wait``) and are appended, flushed and fsynced at once, under
 the run's lock, so the resume rules of the local runner hold unchanged: a cell with a final row
 is not run again, and a cell in flight when the driver died has no row and runs again.
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import registry
+from ..config import config
 from ..errors import UnknownNameError, XaiError
 from ..progress import Progress
 from ..ray_backend import connect, default_workers, on_worker, task_options, unwrap
@@ -145,23 +149,24 @@ STARTED = "started"
 
 def run_cell_task(suite: Suite, cell: Cell, out: str, *, run_id: str, force: bool,
                   timeout: float | None, device: str | None, num_cpus: float,
-                  fresh_expls: frozenset[str], components: list) -> Iterator:
+                  memory_cap: int, fresh_expls: frozenset[str], components: list) -> Iterator:
     """Run one cell on a worker, as a Ray generator task: yields :data:`STARTED` when the
     worker begins (the driver's clock of the cell's time limit starts there, not while the
     task waits for a worker), then ``("row", row)``, or ``("environment", info)`` when its
     environment failed (no row; see :mod:`xai.bench.runner`)."""
     yield STARTED
     yield _run_cell(suite, cell, out, run_id=run_id, force=force, timeout=timeout,
-                    device=device, num_cpus=num_cpus, fresh_expls=fresh_expls,
-                    components=components)
+                    device=device, num_cpus=num_cpus, memory_cap=memory_cap,
+                    fresh_expls=fresh_expls, components=components)
 
 
 def _run_cell(suite: Suite, cell: Cell, out: str, *, run_id: str, force: bool,
-              timeout: float | None, device: str | None, num_cpus: float,
+              timeout: float | None, device: str | None, num_cpus: float, memory_cap: int,
               fresh_expls: frozenset[str], components: list) -> tuple[str, dict]:
     """The result of :func:`run_cell_task`. The worker keeps the runner of its run between
-    tasks, so its data sets, models and explanations are reused as in a local run."""
-    on_worker(num_cpus)
+    tasks, so its data sets, models and explanations are reused as in a local run; it runs
+    torch with ``num_cpus`` threads and the driver's ``xai.config.memory_cap``."""
+    on_worker(num_cpus, memory_cap)
     load_components()
     _install(components)
     key = (run_id, suite.name, out, force, timeout, device)
@@ -181,9 +186,10 @@ def _run_cell(suite: Suite, cell: Cell, out: str, *, run_id: str, force: bool,
         return "environment", exc.info
 
 
-def run_group_task(group: CellGroup, metrics: list[str], num_cpus: float) -> dict[str, dict]:
+def run_group_task(group: CellGroup, metrics: list[str], num_cpus: float, memory_cap: int
+                   ) -> dict[str, dict]:
     """The rows of a group of cells scored together, computed on a worker."""
-    on_worker(num_cpus)
+    on_worker(num_cpus, memory_cap)
     load_components()
     import socket
 
@@ -268,6 +274,7 @@ def run_grid(suite: Suite, cells: list[Cell], todo: list[Cell], out: Path, *, fo
                     ref = remote.remote(
                         suite_ref, cell, str(out), run_id=run_id, force=force, timeout=timeout,
                         device=cluster.device, num_cpus=cluster.num_cpus,
+                        memory_cap=config.memory_cap,
                         fresh_expls=frozenset(fresh_expls), components=_components(cell))
                     flight[ref] = [cell, None]
                 if not flight:
@@ -322,7 +329,8 @@ def run_groups(groups: list[CellGroup], todos: list[list[str]], cluster: Cluster
     try:
         while True:
             while len(flight) < workers and (i := next(pending, None)) is not None:
-                flight[remote.remote(groups[i], todos[i], cluster.num_cpus)] = i
+                flight[remote.remote(groups[i], todos[i], cluster.num_cpus,
+                                     config.memory_cap)] = i
             if not flight:
                 return
             done, _ = ray.wait(list(flight), num_returns=1)

@@ -96,7 +96,8 @@ def run(suite: str | Suite, methods: str | Sequence[str] | None = None,
     summary : write the summary tables and figures at the end (:func:`xai.bench.summarise`).
     backend : ``"local"`` (this process, the default; Ray is never imported) or ``"ray"``:
         every cell (or group of cells scored together) runs as a Ray task and this process
-        alone writes ``results.jsonl``, as results arrive; the rows equal a local run's
+        alone writes ``results.jsonl``, as results arrive; the rows equal a local run's, bit
+        for bit when ``num_cpus`` equals the local process's torch threads
         (:mod:`xai.bench.ray_grid`).
     address : the Ray cluster (``"HOST:6379"``); default ``RAY_ADDRESS``, else a connection
         already open, else a new local cluster of this machine.
