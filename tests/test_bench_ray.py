@@ -194,3 +194,12 @@ def test_grouped_suite_runs_its_groups_as_tasks(cluster, tmp_path):
     assert _cell_values(on_ray) == _cell_values(local)
     assert sorted(on_ray["status"]) == ["error"] * 2 + ["ok"] * 4
     assert len(_rows(tmp_path / "ray")) == 6
+
+
+@pytest.mark.parametrize("options", [{"device": "cuda"}, {"num_cpus": 64}])
+def test_task_the_cluster_cannot_hold_fails_before_work(cluster, tmp_path, options):
+    from xai.errors import ClusterError
+
+    with pytest.raises(ClusterError, match="the Ray cluster has"):
+        bench.run(out=tmp_path / "out", backend="ray", **{**SMALL, **options})
+    assert not (tmp_path / "out" / RESULTS).exists() or not _rows(tmp_path / "out")

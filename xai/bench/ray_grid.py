@@ -40,7 +40,7 @@ from typing import Any
 
 from .. import registry
 from ..config import config
-from ..errors import UnknownNameError, XaiError
+from ..errors import ClusterError, UnknownNameError, XaiError
 from ..progress import Progress
 from ..ray_backend import connect, default_workers, on_worker, task_options, unwrap
 from .cells import (
@@ -81,15 +81,25 @@ class Cluster:
 
     def slots(self) -> int:
         """Tasks in flight: ``workers``, else as many as the connected cluster's CPUs (and
-        GPUs, for GPU tasks) hold at once."""
-        if self.workers:
-            return int(self.workers)
+        GPUs, for GPU tasks) hold at once. Raises :class:`~xai.errors.ClusterError` when the
+        cluster has fewer CPUs or GPUs than one task asks for (Ray would wait for them
+        forever)."""
         import ray
 
+        have = ray.cluster_resources()
+        options = self.options()
+        for name, key in (("num_cpus", "CPU"), ("num_gpus", "GPU")):
+            if options[name] > have.get(key, 0.0):
+                raise ClusterError(
+                    f"each task asks for {name}={options[name]:g}, but the Ray cluster has "
+                    f"{have.get(key, 0.0):g} {key}s: pass a smaller {name}"
+                    + (" (or a CPU --device)" if key == "GPU" else "")
+                    + ", or connect to a cluster that has them (address=)")
+        if self.workers:
+            return int(self.workers)
         slots = default_workers(self.num_cpus)
-        gpus = self.options()["num_gpus"]
-        if gpus > 0:
-            slots = min(slots, max(1, int(ray.cluster_resources().get("GPU", 0) // gpus)))
+        if options["num_gpus"] > 0:
+            slots = min(slots, max(1, int(have["GPU"] // options["num_gpus"])))
         return slots
 
     def options(self) -> dict[str, Any]:
