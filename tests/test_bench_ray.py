@@ -70,6 +70,8 @@ def test_rows_equal_a_local_run(cluster, tmp_path):
     # a complete folder: the rerun runs nothing and returns the same rows
     again = bench.run(out=tmp_path / "ray", backend="ray", **grid)
     assert len(_rows(tmp_path / "ray")) == 4 and _cell_values(again) == _cell_values(local)
+    forced = bench.run(out=tmp_path / "ray", backend="ray", force=True, **grid)  # appended
+    assert len(_rows(tmp_path / "ray")) == 8 and _cell_values(forced) == _cell_values(local)
 
 
 def test_worker_killed_mid_run_is_retried_and_written_once(cluster, tmp_path):

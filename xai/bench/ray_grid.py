@@ -285,7 +285,8 @@ def run_grid(suite: Suite, cells: list[Cell], todo: list[Cell], out: Path, *, fo
                         suite_ref, cell, str(out), run_id=run_id, force=force, timeout=timeout,
                         device=cluster.device, num_cpus=cluster.num_cpus,
                         memory_cap=config.memory_cap,
-                        fresh_expls=frozenset(fresh_expls), components=_components(cell))
+                        fresh_expls=frozenset(fresh_expls if force else ()),
+                        components=_components(cell))
                     flight[ref] = [cell, None]
                 if not flight:
                     break
