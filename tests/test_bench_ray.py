@@ -4,6 +4,7 @@ past its time limit is cancelled and recorded as the local ``Timeout`` row."""
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -47,7 +48,8 @@ def _cell_values(frame) -> list[dict]:
     for row in rows:  # training time, and whether this process loaded the model from disk
         row["model_info"] = {k: v for k, v in (row.get("model_info") or {}).items()
                              if k not in ("seconds", "cached")}
-    return [{k: "nan" if v != v else v for k, v in row.items() if k not in RUN_FIELDS}
+    return [{k: "nan" if isinstance(v, float) and math.isnan(v) else v
+             for k, v in row.items() if k not in RUN_FIELDS}
             for row in rows]  # NaN (no value) made comparable
 
 
