@@ -122,14 +122,20 @@ def test_image_cnn_values_equal_a_local_run_bit_for_bit(cluster, monkeypatch, re
     _same(local, remote)
 
 
-def test_dataset_game_equals_a_local_run(cluster):
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_a_dataset_game_sums_its_data_blocks_on_workers_exactly(cluster, monkeypatch, workers):
+    from xai import game
+
     X, _, y = _tabular()
     pipe = make_pipeline(StandardScaler(), LogisticRegression()).fit(X.astype(float), y)
+    monkeypatch.setattr(game, "DATA_BLOCK_ROWS", 7)  # six blocks, the last of 5 rows
     options = {"y": y, "seed": 1, "progress": False}
     local = xai.explain(pipe, X.astype(float), "permutation-importance", **options)
     remote = xai.explain(pipe, X.astype(float), "permutation-importance", backend="ray",
-                         **options)
+                         workers=workers, **options)
     _same(local, remote)
+    actors = min(workers, 2)  # no more than the cluster's CPUs
+    assert remote.evaluations == local.evaluations + actors * len(X)  # v(D) per actor
 
 
 class _DiesOnce(torch.nn.Module):

@@ -162,6 +162,10 @@ class Explainer:
     runs (see :func:`explain`); an unknown option is an error.
     """
 
+    #: builds the object that evaluates a dataset game's data rows elsewhere from the local
+    #: game (:mod:`xai.ray_explain`); None: here
+    dataset_shards = None
+
     def __init__(self, removal: str | Removal = "marginal",
                  behaviour: str | Behaviour = "prediction",
                  summary: str | Summary = "auto", *, method: str | None = None,
@@ -319,8 +323,9 @@ class Explainer:
                         aggregate=call.aggregate, seed=seed_sequence(call.merged["seed"]),
                         kind=call.kind, progress=progress, **call.game_options)
             if call.dataset:
+                shards = self.dataset_shards(game) if self.dataset_shards else None
                 game = DatasetGame(game, row_sampling=self.row_sampling,
-                                   draws_per_unit=call.draws_per_unit)
+                                   draws_per_unit=call.draws_per_unit, shards=shards)
             summary, estimator = self._summary(self.summary, game, call.merged)
             if estimator is not None:
                 unused_auto.update((k, estimator) for k in _unused_auto_options(

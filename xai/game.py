@@ -34,6 +34,33 @@ SELECTION_MIN_ELEMENTS = 1024
 #: variance per unit: all 64 rows 37.5k, 8: 5.8k, 4: 3.9k, 2: 3.1k
 AUTO_DRAWS_PER_UNIT = 2
 
+#: data rows per block of a dataset game's mean: each block summed row after row, the blocks'
+#: sums added in order, so that shards of the rows (Ray tasks) give the same value exactly
+DATA_BLOCK_ROWS = 256
+
+
+def data_blocks(n: int) -> list[tuple[int, int]]:
+    """Row ranges ``[a, b)`` of :data:`DATA_BLOCK_ROWS` rows over ``n`` data rows."""
+    return [(a, min(n, a + DATA_BLOCK_ROWS)) for a in range(0, n, DATA_BLOCK_ROWS)]
+
+
+def row_sum(values: torch.Tensor) -> torch.Tensor:
+    """The rows of ``values`` added one after another: the same bits whatever the shape, the
+    threads or the rows around them (a reduction kernel's order depends on all three)."""
+    total = values[0].clone()
+    for row in values[1:]:
+        total += row
+    return total
+
+
+def blocks_mean(sums: list[torch.Tensor], n: int) -> torch.Tensor:
+    """The mean over ``n`` rows from the :func:`row_sum` of each data block, added in block
+    order; ``(1, ...)``."""
+    total = sums[0].clone()
+    for part in sums[1:]:
+        total += part
+    return (total / n).unsqueeze(0)
+
 
 def unique_rows(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct rows of a boolean matrix ``(m, d)``: ``(uniq, inverse, packed)`` with ``uniq``
@@ -601,8 +628,10 @@ class DatasetGame:
     n = 1
 
     def __init__(self, local: Game, *, row_sampling: bool = False,
-                 draws_per_unit: int | str | None = None) -> None:
+                 draws_per_unit: int | str | None = None, shards=None) -> None:
         self.local_game = local
+        # evaluates the data blocks' sums elsewhere (xai.ray_explain: on Ray workers)
+        self.shards = shards
         self.d = local.d
         self.kind = local.kind
         self.removal = local.removal
@@ -692,6 +721,8 @@ class DatasetGame:
 
     def redraw(self, repeat: int) -> None:
         self.local_game.redraw(repeat)
+        if self.shards is not None:  # the shards' copies of the game draw the same
+            self.shards.redraw(repeat)
 
     def v_empty(self, rows=None) -> torch.Tensor:
         return self.local_game.v_empty().mean(0, keepdim=True)
@@ -701,8 +732,14 @@ class DatasetGame:
         n_data = self.local_game.n
         per_mask = n_data * 8 * max(1, math.prod(self.value_shape)) * 2
         block = max(1, self.memory_cap // per_mask)
-        parts = [self.local_game(masks[a:a + block]).mean(0, keepdim=True)
-                 for a in range(0, len(masks), block)]
+        parts = []
+        for a in range(0, len(masks), block):
+            if self.shards is not None:
+                sums = self.shards.sums(masks[a:a + block])
+            else:
+                values = self.local_game(masks[a:a + block])
+                sums = [row_sum(values[lo:hi]) for lo, hi in data_blocks(n_data)]
+            parts.append(blocks_mean(sums, n_data))
         return torch.cat(parts, 1)
 
     def local(self, masks: np.ndarray, data_rows: np.ndarray,

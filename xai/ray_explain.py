@@ -19,8 +19,10 @@ A user ``batch_size`` that is not a multiple of :data:`~xai.models.CALL_ROW_MULT
 plain-function models (called on exactly the rows asked about) keep the guarantee only where
 their output per row does not depend on the call's other rows.
 
-Dataset games (SAGE, permutation importance) explain one row over a data set; they run as one
-task (their partial sums over data rows are not split, so the value is the local one).
+Dataset games (SAGE, permutation importance) explain one row over a data set: their summary
+runs on the driver, and the values of its coalitions over the data rows are summed by Ray
+actors, each over whole blocks of :data:`xai.game.DATA_BLOCK_ROWS` rows, the blocks' sums
+added in block order as the local game adds them, so the value is the local one exactly.
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ def explain_on_ray(explainer: Any, model: Any, X: Any, y: Any = None, *, backgro
     local._build_axes(call, y)
     local.options = {**local_opts, "seed": call.merged["seed"]}
     n = len(X) if not isinstance(X, np.ndarray | torch.Tensor) else X.shape[0]
-    blocks = [(0, n)] if call.dataset else task_blocks(n, rows_per_task)
+    blocks = task_blocks(n, rows_per_task)
     if y is not None and not call.dataset and len(y) != n:
         raise InputError(f"y has {len(y)} labels for {n} explained rows: pass one per row")
     num_cpus = ray_opts.get("num_cpus") or 1
@@ -128,16 +130,19 @@ def explain_on_ray(explainer: Any, model: Any, X: Any, y: Any = None, *, backgro
                                        local_opts.get("device"))
     workers = ray_opts.get("workers") or ray_backend.default_workers(num_cpus)
     setup = {"num_cpus": num_cpus, "memory_cap": config.memory_cap}
+    if call.dataset:
+        return _explain_dataset(local, explainer.progress, ray, (model, X, y, background,
+                                                                 features, output_kind),
+                                workers, options, setup, start)
     remote = ray.remote(_explain_block).options(**options)
     model_ref, background_ref = ray.put(model), ray.put(background)
     parts: dict[int, Explanation] = {}
 
     def submit(block: tuple[int, int]) -> Any:
         a, b = block
-        yb = y if call.dataset else _take(y, a, b, n)
-        Xb = X if call.dataset else _take(X, a, b, n)
-        fb = features if call.dataset else _block_features(features, a, b, n)
-        return remote.remote(local, model_ref, Xb, yb, background_ref, fb, output_kind, setup)
+        return remote.remote(local, model_ref, _take(X, a, b, n), _take(y, a, b, n),
+                             background_ref, _block_features(features, a, b, n), output_kind,
+                             setup)
 
     with Progress(f"xai {call.method} on ray", total=n, unit="rows",
                   enabled=explainer.progress) as progress:
@@ -148,6 +153,106 @@ def explain_on_ray(explainer: Any, model: Any, X: Any, y: Any = None, *, backgro
     expl.seconds = float(time.perf_counter() - start)
     expl.options = {**expl.options, "backend": "ray", "workers": int(workers)}
     return expl
+
+
+def _explain_dataset(local: Any, progress: Any, ray: Any, args: tuple, workers: int,
+                     options: dict, setup: dict, start: float) -> Explanation:
+    """A dataset game (SAGE, permutation importance) with its data rows on Ray: the summary
+    runs here, and each of its coalitions' values over the data rows is summed by
+    :class:`RayShards` (one Ray actor per group of data blocks) and combined in block order,
+    as the local game combines them (:func:`xai.game.blocks_mean`). Row-sampled games
+    (SAGE's default) draw one data row per unit and evaluate it here."""
+    model, X, y, background, features, output_kind = args
+    shards: list[RayShards] = []
+
+    # actors hold their CPUs while they live: no more of them than the cluster can hold
+    workers = min(int(workers), ray_backend.default_workers(options["num_cpus"]))
+
+    def build(game: Any) -> RayShards:
+        shards.append(RayShards(ray, game, workers, options, setup))
+        return shards[-1]
+
+    local.dataset_shards = build
+    local.progress = progress
+    try:
+        expl = local.explain(model, X, y, background=background, features=features,
+                             output_kind=output_kind)
+    finally:
+        for shard in shards:
+            shard.close()
+    expl.evaluations += sum(shard.evaluations for shard in shards)
+    expl.seconds = float(time.perf_counter() - start)
+    expl.options = {**expl.options, "backend": "ray", "workers": int(workers)}
+    return expl
+
+
+class _Shard:
+    """A Ray actor holding the local game over every data row (removals such as permutation
+    donors read all of them) and summing the values of its data blocks' rows."""
+
+    def __init__(self, game: Any, blocks: list[tuple[int, int]], setup: dict) -> None:
+        ray_backend.on_worker(setup["num_cpus"], setup["memory_cap"])
+        self.game, self.blocks, self.seen = game, blocks, game.rows_evaluated
+        self.repeat: int | None = None  # the removal's repeat (a restarted actor has none)
+
+    def sums(self, masks: np.ndarray, repeat: int | None) -> tuple[list[torch.Tensor], int]:
+        from .game import row_sum
+
+        if repeat != self.repeat:  # the driver's game has redrawn its replacements
+            self.game.redraw(repeat)
+            self.repeat = repeat
+
+        lo, hi = self.blocks[0][0], self.blocks[-1][1]
+        values = self.game(masks, np.arange(lo, hi))
+        rows, self.seen = self.game.rows_evaluated - self.seen, self.game.rows_evaluated
+        return [row_sum(values[a - lo:b - lo]) for a, b in self.blocks], rows
+
+
+class RayShards:
+    """The data blocks of a dataset game (:func:`xai.game.data_blocks`) in contiguous groups,
+    one Ray actor per group (at most ``workers``); :meth:`sums` gives every block's
+    :func:`~xai.game.row_sum` in block order. A dead actor is restarted and its call
+    retried (Ray's actor restarts); ``evaluations`` counts the actors' model rows."""
+
+    def __init__(self, ray: Any, game: Any, workers: int, options: dict, setup: dict) -> None:
+        import copy
+
+        from .game import data_blocks
+
+        self.ray = ray
+        blocks = data_blocks(game.n)
+        per = -(-len(blocks) // max(1, min(int(workers), len(blocks))))
+        groups = [blocks[i:i + per] for i in range(0, len(blocks), per)]
+        portable = copy.copy(game)
+        portable.progress = None  # the bar stays with the driver
+        ref = ray.put(portable)
+        actor = ray.remote(_Shard).options(
+            num_cpus=options["num_cpus"], num_gpus=options["num_gpus"],
+            max_restarts=options["max_retries"], max_task_retries=options["max_retries"])
+        self.actors = [actor.remote(ref, group, setup) for group in groups]
+        self.evaluations = 0
+        self.repeat: int | None = None
+
+    def sums(self, masks: np.ndarray) -> list[torch.Tensor]:
+        refs = [a.sums.remote(masks, self.repeat) for a in self.actors]
+        out: list[torch.Tensor] = []
+        for ref in refs:
+            try:
+                sums, rows = self.ray.get(ref)
+            except self.ray.exceptions.RayTaskError as e:  # the model's own error
+                raise ray_backend.unwrap(e) from None
+            out.extend(sums)
+            self.evaluations += rows
+        return out
+
+    def redraw(self, repeat: int) -> None:
+        """Fresh random replacements for repeat ``repeat``: each actor's game redraws them
+        with its next call (also after a restart)."""
+        self.repeat = repeat
+
+    def close(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
 
 
 def join(parts: list[Explanation]) -> Explanation:
