@@ -117,8 +117,8 @@ def test_image_cnn_values_equal_a_local_run_bit_for_bit(cluster, monkeypatch, re
     explainer = xai.Explainer(removal, "prediction", summary, seed=2, progress=False, **budget)
     local = explainer.explain(_cnn(), X, background=background, features=4)
     monkeypatch.setattr(ray_explain, "MIN_TASK_ROWS", 6)
-    explainer.options = {**explainer.options, "backend": "ray", "workers": 2}
-    remote = explainer.explain(_cnn(), X, background=background, features=4)
+    remote = explainer.explain(_cnn(), X, background=background, features=4, backend="ray",
+                               workers=2)
     _same(local, remote)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -195,12 +196,23 @@ class Explainer:
     # ------------------------------------------------------------------------------------
 
     def explain(self, model: Any, X: Any, y: Any = None, *, background: Any = None,
-                features: Any = None, output_kind: str | None = None) -> Explanation:
+                features: Any = None, output_kind: str | None = None,
+                **ray_options: Any) -> Explanation:
         """Explain rows ``X`` of ``model``; returns an :class:`~xai.explanation.Explanation`.
 
         Every check runs before the first model call; nothing is stored on the explainer, so
         one explainer may explain from several threads. The option ``backend="ray"`` runs
-        blocks of the rows as Ray tasks, with the same values (:mod:`xai.ray_explain`)."""
+        blocks of the rows as Ray tasks, with the same values (:mod:`xai.ray_explain`);
+        ``ray_options`` (``backend``, ``address``, ``workers``, ``num_cpus``, ``num_gpus``)
+        override the constructor's for this call."""
+        if ray_options:
+            unknown = set(ray_options) - set(RAY_OPTIONS)
+            if unknown:
+                raise unknown_name("option of Explainer.explain", min(unknown), RAY_OPTIONS)
+            run = copy.copy(self)
+            run.options = {**self.options, **ray_options}
+            return run.explain(model, X, y, background=background, features=features,
+                               output_kind=output_kind)
         if check_option("backend", self.options.get("backend", "local")) == "ray":
             from .ray_explain import explain_on_ray
 

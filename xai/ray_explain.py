@@ -106,7 +106,8 @@ def explain_on_ray(explainer: Any, model: Any, X: Any, y: Any = None, *, backgro
     is run again (Ray's retries), and a model's error reaches the caller as the same named
     error.
     """
-    from .explainer import Explainer
+    import copy
+
     from .inputs import check_options
     from .progress import Progress
 
@@ -114,10 +115,10 @@ def explain_on_ray(explainer: Any, model: Any, X: Any, y: Any = None, *, backgro
     ray_opts, local_opts = split_options(check_options(explainer.options))
     ray = ray_backend.connect(ray_opts.get("address"))  # named errors before any model call
     # every check of the local path, on the driver, before any task: and one seed for all
-    local = Explainer(explainer.removal, explainer.behaviour, explainer.summary,
-                      method=explainer.method, dataset=explainer.dataset,
-                      row_sampling=explainer.row_sampling, progress=False,
-                      preset=explainer.preset, **local_opts)
+    if background is None and "background" in local_opts:  # to the object store, once
+        background = local_opts.pop("background")
+    local = copy.copy(explainer)  # the same axes, without the Ray options
+    local.options, local.progress = local_opts, False
     call = local._prepare(model, X, background, features, output_kind)
     local._build_axes(call, y)
     local.options = {**local_opts, "seed": call.merged["seed"]}

@@ -40,10 +40,11 @@ def _score_block(metric: Any, model: Any, x: Any, a: Any, kwargs: dict, offset: 
 
 
 def metric_on_ray(metric: Any, model: Any, x: Any, a: Any, *, ray_options: dict,
-                  progress: bool | str = "auto", **kwargs: Any) -> Any:
+                  aggregate_rows: Any, progress: bool | str = "auto", **kwargs: Any) -> Any:
     """Run ``metric`` on Ray (see the module docstring); ``kwargs`` are the metric call's
-    own arguments (target, removal, seed, explainer, ground_truth, options)."""
-    from .metrics.base import MetricResult, aggregate_rows
+    own arguments (target, removal, seed, explainer, ground_truth, options);
+    ``aggregate_rows`` gives the mean, SE and NaN count of per-row scores
+    (:func:`xai.metrics.base.aggregate_rows`)."""
     from .progress import Progress
 
     if not getattr(metric, "rows_split", False):
@@ -68,7 +69,7 @@ def metric_on_ray(metric: Any, model: Any, x: Any, a: Any, *, ray_options: dict,
         return remote.remote(metric, model_ref, _take(x, lo, hi, n),
                              _block_attributions(a, lo, hi, n), args, lo, setup)
 
-    parts: dict[int, MetricResult] = {}
+    parts: dict[int, Any] = {}
     with Progress(f"xai {metric.name} on ray", total=n, unit="rows",
                   enabled=progress) as bar:
         for index, part in ray_backend.as_completed(submit, blocks, workers=workers):
@@ -79,7 +80,7 @@ def metric_on_ray(metric: Any, model: Any, x: Any, a: Any, *, ray_options: dict,
     per_sample = np.concatenate([p.per_sample for p in ordered])
     mean, se, n_nan = aggregate_rows(per_sample)
     first = ordered[0]
-    return MetricResult(
+    return type(first)(
         name=first.name, per_sample=per_sample, aggregate=mean, se=se, n_nan=n_nan,
         evaluations=int(sum(p.evaluations for p in ordered)),
         seconds=time.perf_counter() - start,

@@ -172,7 +172,8 @@ class Metric:
         if ray_options.get("backend", "local") == "ray":
             from ..ray_metrics import metric_on_ray
 
-            return metric_on_ray(self, model, x, a, ray_options=ray_options, progress=progress,
+            return metric_on_ray(self, model, x, a, ray_options=ray_options,
+                                 aggregate_rows=aggregate_rows, progress=progress,
                                  target=target, removal=removal, seed=seed,
                                  explainer=explainer, ground_truth=ground_truth, **options)
         start = time.perf_counter()
