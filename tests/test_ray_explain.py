@@ -258,3 +258,27 @@ def test_a_metric_whose_result_is_not_per_row_refuses_the_ray_backend():
     metric = xai.registry.get("metric", "sparseness")()
     with pytest.raises(xai.errors.OptionError, match="backend='local'"):
         metric(None, X, np.abs(X), backend="ray")
+
+
+class _Probe(torch.nn.Module):
+    """Outputs its process's torch threads * 1000 + xai's memory cap in MiB."""
+
+    def forward(self, x):
+        from xai.config import config
+
+        value = torch.get_num_threads() * 1000 + config.memory_cap / 2**20
+        return torch.full((len(x), 1), float(value))
+
+
+def test_a_task_has_torch_threads_from_its_cpus_and_the_drivers_memory_cap(cluster,
+                                                                           monkeypatch):
+    from xai import ray_backend
+    from xai.config import config
+
+    X, _, _ = _tabular(n=8)
+    monkeypatch.setattr(config, "_memory_cap", 64 * 2**20)
+    expl = xai.explain(_Probe(), X, "occlusion", baseline=0.0, backend="ray", num_cpus=2,
+                       progress=False)
+    assert np.all(expl.base_values == 2064.0)
+    assert ray_backend.task_options(device="cuda:0")["num_gpus"] == 1.0
+    assert ray_backend.task_options(device="cpu")["num_gpus"] == 0.0

@@ -513,7 +513,7 @@ def explain(model: Any, X: Any, method: str = "shap", *, y: Any = None,
         functions accept only ``"cpu"``.
 
         ``backend="ray"`` explains the rows on a Ray cluster (``pip install 'xai[ray]'``;
-        :mod:`xai.ray_explain`): the rows in blocks (at least 16 rows, at most 64 blocks; never
+        :mod:`xai.ray_explain`): the rows in blocks (at least 64 rows, at most 64 blocks; never
         a function of the number of workers), each block a Ray task running this same local
         explain, the model and background put once in the object store, and the blocks joined
         in row order into one Explanation whose values, standard errors, base values,

@@ -39,7 +39,7 @@ from .errors import InputError
 from .explanation import Explanation
 
 #: explicands per task at least (fewer only when there are fewer rows)
-MIN_TASK_ROWS = 16
+MIN_TASK_ROWS = 64
 #: blocks a data set is cut into at most, whatever the number of workers: enough to keep
 #: every worker busy and the progress bar moving, few enough that a task's fixed cost
 #: (unpickling the model, fitting the removal) stays small beside its rows
