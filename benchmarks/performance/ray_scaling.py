@@ -18,6 +18,7 @@ the bottleneck.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import statistics
 import tempfile
@@ -28,7 +29,7 @@ import numpy as np
 
 SIZES = {
     "full": {"n_rows": 20_000, "background": 10, "coalitions": 64, "chunk_rows": 1000,
-             "workers": (1, 2), "repeats": 3, "empty_tasks": 400, "driver_chunks": 8},
+             "workers": (1, 2), "repeats": 5, "empty_tasks": 400, "driver_chunks": 8},
     "quick": {"n_rows": 2_000, "background": 10, "coalitions": 64, "chunk_rows": 250,
               "workers": (1, 2), "repeats": 1, "empty_tasks": 100, "driver_chunks": 4},
     "tiny": {"n_rows": 48, "background": 4, "coalitions": 64, "chunk_rows": 16,
@@ -47,13 +48,31 @@ def rows_of(X, n: int, seed: int = 0):
     return rows + rng.normal(size=rows.shape) * (0.05 * X.std().to_numpy())
 
 
-def _median_seconds(fn, repeats: int) -> tuple[float, list[float], object]:
-    times, out = [], None
+def interleaved(runs: dict, repeats: int, same, *, tag: str, log=print) -> dict:
+    """Time each of ``runs`` (name -> function; the first is the local reference) once per
+    round, ``repeats`` rounds, so that a change in the machine's load falls on every run
+    alike; the median per run, every time, the load average around it, and whether its
+    output equals the reference's (``same(reference output, output)``)."""
+    import os
+
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    outputs: dict[str, object] = {}
+    loads = [os.getloadavg()[0]]
     for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), times, out
+        for name, fn in runs.items():
+            t = time.perf_counter()
+            outputs[name] = fn()
+            times[name].append(time.perf_counter() - t)
+        loads.append(os.getloadavg()[0])
+    reference = outputs[next(iter(runs))]
+    rows = {}
+    for name in runs:
+        rows[name] = {"seconds": statistics.median(times[name]), "times": times[name],
+                      "identical": bool(same(reference, outputs[name]))}
+        log(f"[p9] {tag}, {name}: {rows[name]['seconds']:.2f}s, values equal local "
+            f"{rows[name]['identical']}")
+    rows["local"]["load_1min"] = loads
+    return rows
 
 
 def _tables(folder: Path) -> dict:
@@ -76,10 +95,10 @@ def time_files(model_file: Path, data: Path, background: Path, sizes: dict, work
     kw = {"method": "kernelshap", "background": background, "budget": budget, "seed": 0,
           "chunk_rows": sizes["chunk_rows"], "trust": TRUST, "figures": False,
           "progress": False}
-    runs = iter(range(1 << 30))
+    count = iter(range(1 << 30))
 
     def run(**backend):
-        out = work / f"files-{next(runs)}"  # a new folder: a finished one would be resumed
+        out = work / f"files-{next(count)}"  # a new folder: a finished one would be resumed
         explain_files(model_file, data, out=out, **kw, **backend)
         return out
 
@@ -87,19 +106,11 @@ def time_files(model_file: Path, data: Path, background: Path, sizes: dict, work
         for w in sizes["workers"]:
             run(backend="ray", workers=w)
         return {}
-    rows = {}
-    seconds, times, folder = _median_seconds(lambda: run(), sizes["repeats"])
-    reference = _tables(folder)
-    rows["local"] = {"seconds": seconds, "times": times, "identical": True}
-    log(f"[p9] files, local process: {seconds:.2f}s")
-    for w in sizes["workers"]:
-        seconds, times, folder = _median_seconds(lambda w=w: run(backend="ray", workers=w),
-                                                 sizes["repeats"])
-        rows[f"ray {w}"] = {"seconds": seconds, "times": times, "workers": w,
-                            "identical": _same_tables(reference, _tables(folder))}
-        log(f"[p9] files, Ray {w} worker(s): {seconds:.2f}s, identical "
-            f"{rows[f'ray {w}']['identical']}")
-    return rows
+    runs = {"local": run, **{f"ray {w}": functools.partial(run, backend="ray", workers=w)
+                             for w in sizes["workers"]}}
+    return interleaved(runs, sizes["repeats"], lambda a, b: _same_tables(_tables(a),
+                                                                          _tables(b)),
+                       tag="files", log=log)
 
 
 def time_in_memory(model, X, bg, sizes: dict, *, log=print) -> dict | None:
@@ -117,18 +128,11 @@ def time_in_memory(model, X, bg, sizes: dict, *, log=print) -> dict | None:
     except TypeError as e:
         log(f"[p9] in memory: xai.explain has no Ray backend ({e})")
         return None
-    rows = {}
-    seconds, times, reference = _median_seconds(run, sizes["repeats"])
-    rows["local"] = {"seconds": seconds, "times": times, "identical": True}
-    log(f"[p9] in memory, local process: {seconds:.2f}s")
-    for w in sizes["workers"]:
-        seconds, times, expl = _median_seconds(lambda w=w: run(backend="ray", workers=w),
-                                               sizes["repeats"])
-        same = bool(np.array_equal(expl.values, reference.values))
-        rows[f"ray {w}"] = {"seconds": seconds, "times": times, "workers": w,
-                            "identical": same}
-        log(f"[p9] in memory, Ray {w} worker(s): {seconds:.2f}s, identical {same}")
-    return rows
+    runs = {"local": run, **{f"ray {w}": functools.partial(run, backend="ray", workers=w)
+                             for w in sizes["workers"]}}
+    return interleaved(runs, sizes["repeats"],
+                       lambda a, b: np.array_equal(a.values, b.values), tag="in memory",
+                       log=log)
 
 
 def targets(rows: dict, workers: tuple[int, ...]) -> dict:
@@ -203,10 +207,11 @@ def _driver_chunks(ray, d: int, rows: int, chunks: int, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"chunks_done": [], "rows_done": 0, "evaluations": 0, "seconds": 0.0,
                 "layout": None}
-    t = time.perf_counter()
+    per_chunk = []
     for k, ref in enumerate(refs):
+        t = time.perf_counter()
         ef._write_chunk(out, k, ray.get(ref), "parquet", manifest)
-    files = time.perf_counter() - t
+        per_chunk.append(time.perf_counter() - t)
     t = time.perf_counter()
     for name in ef.TABLES:
         ef._join([out / ef.PARTS / f"{name}-{k:06d}.parquet" for k in range(chunks)],
@@ -220,7 +225,7 @@ def _driver_chunks(ray, d: int, rows: int, chunks: int, out: Path) -> dict:
     stderr = np.concatenate([p[1] for p in parts])
     memory = time.perf_counter() - t
     assert values.shape == stderr.shape == (rows * chunks, d)
-    return {"files_chunk": files / chunks, "join_row": join / (rows * chunks),
+    return {"files_chunk": statistics.median(per_chunk), "join_row": join / (rows * chunks),
             "memory_chunk": memory / chunks}
 
 
@@ -357,6 +362,12 @@ def _timing_table(rows: dict) -> list[str]:
     return out
 
 
+def _load_line(rows: dict) -> str:
+    loads = rows["local"].get("load_1min") or []
+    return ("Runs interleaved, one of each per round; load average (1 min) before the first "
+            f"round and after each: {', '.join(f'{x:.2f}' for x in loads)}.")
+
+
 def _targets_lines(t: dict) -> list[str]:
     return [(f"- 2 workers {t['speedup']:.2f}x faster than 1 worker (target >= "
             f"{t['speedup_target']}): **{'met' if t['speedup_met'] else 'not met'}**"),
@@ -392,10 +403,11 @@ def markdown(res: dict, env: dict) -> str:
              (f"Ray workers at nice {res['worker_niceness']}, the local process at nice "
               f"{res['process_niceness']}."), "",
              "## xai explain on a Parquet file", "", *_timing_table(res["files"]), "",
+             _load_line(res["files"]), "",
              *_targets_lines(res["files_targets"]), ""]
     if res["in_memory"] is not None:
         lines += ["## xai.explain(..., backend='ray') on a DataFrame", "",
-                  *_timing_table(res["in_memory"]), "",
+                  *_timing_table(res["in_memory"]), "", _load_line(res["in_memory"]), "",
                   *_targets_lines(res["in_memory_targets"]), ""]
     lines += ["## Beyond this machine", "",
               (f"- empty task: {task['round_trip_seconds'] * 1e3:.2f} ms round trip one at a "
