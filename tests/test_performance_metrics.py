@@ -19,6 +19,7 @@ from benchmarks.performance import global_importance as G
 from benchmarks.performance import metrics as PM
 from benchmarks.performance.common import CountingModule
 from xai.game import AUTO_DRAWS_PER_UNIT
+from xai.models import call_padding
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 ENV = {"date": "today", "machine": "m", "cpu": "c", "cpu_count": 1, "loadavg": [0.0],
@@ -80,7 +81,8 @@ def test_metrics_benchmark_deletion_evaluates_each_distinct_input_once(metrics_r
     counter = CountingModule(net).eval()
     seen = []
     forward = counter.forward
-    monkeypatch.setattr(counter, "forward", lambda x: (seen.append(x.clone()), forward(x))[1])
+    monkeypatch.setattr(counter, "forward", lambda x: (  # the rows asked about, no padding
+        seen.append(x[:len(x) - call_padding()].clone()), forward(x))[1])
     monkeypatch.setattr(Game, "inert_features", lambda self, rows: None)
     PM._ours("deletion", counter, X, A, y, sz, 0.02)
     inputs = torch.cat(seen).numpy()

@@ -115,8 +115,10 @@ class Model:
         for start in range(0, rows, step):
             part = x[start:start + step]
             n = part.shape[0]
+            pad = self.pads_calls and _pads(n, self.batch_size)
+            _PADDING.rows = -(-n // CALL_ROW_MULTIPLE) * CALL_ROW_MULTIPLE - n if pad else 0
             try:
-                got = self._forward(_padded(part, self.batch_size) if self.pads_calls else part)
+                got = self._forward(_padded(part, self.batch_size) if pad else part)
             except Exception as exc:  # the model raised: say where
                 raise ModelError(
                     f"the model raised {type(exc).__name__}: {exc} ({_where(chunk)}, explicands "
@@ -124,8 +126,9 @@ class Model:
                     f"{part.dtype}). The inputs of this chunk are in err.inputs.",
                     inputs=part,
                 ) from exc
-            padded = self.pads_calls and _pads(n, self.batch_size)
-            got = _as_2d(got, -(-n // CALL_ROW_MULTIPLE) * CALL_ROW_MULTIPLE if padded else n,
+            finally:
+                _PADDING.rows = 0
+            got = _as_2d(got, -(-n // CALL_ROW_MULTIPLE) * CALL_ROW_MULTIPLE if pad else n,
                          chunk, explicands, part)[:n]
             if start == 0 and n == rows:
                 out = got if got.dtype == torch.float64 else got.to(torch.float64)
@@ -157,6 +160,16 @@ class Model:
                 f"{_where(chunk)} (explicands {_fmt_idx(explicands)}). Check the model on these "
                 "inputs; they are in err.inputs.", inputs=x[bad])
         return out
+
+
+_PADDING = threading.local()  # .rows: padding rows of the model call in progress
+
+
+def call_padding() -> int:
+    """Rows of the model call in progress that are padding (its last rows, copies of the last
+    row asked about; see :data:`CALL_ROW_MULTIPLE`), 0 outside a padded call: a wrapper that
+    counts the rows it is asked about subtracts them."""
+    return getattr(_PADDING, "rows", 0)
 
 
 def _pads(rows: int, batch_size: int | None) -> bool:

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from xai.models import call_padding
+
 
 class CountingModule(torch.nn.Module):
     """Wraps a module and counts every row it sees: the one budget every contender shares.
@@ -37,7 +39,9 @@ class CountingModule(torch.nn.Module):
         self.calls = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # logits
-        self.rows += int(x.shape[0])
+        # the rows asked about: xai pads its calls (xai.models.CALL_ROW_MULTIPLE), the
+        # padding is not part of the budget
+        self.rows += int(x.shape[0]) - call_padding()
         self.calls += 1
         return self.module(x)
 
