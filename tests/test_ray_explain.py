@@ -144,10 +144,10 @@ class _DiesOnce(torch.nn.Module):
 
     def __init__(self, inner: torch.nn.Module, marker: str) -> None:
         super().__init__()
-        self.inner, self.marker = inner, marker
+        self.inner, self.marker, self.driver = inner, marker, os.getpid()
 
     def forward(self, x):
-        if not os.path.exists(self.marker):
+        if os.getpid() != self.driver and not os.path.exists(self.marker):
             with open(self.marker, "w") as f:
                 f.write(str(os.getpid()))
             os.kill(os.getpid(), signal.SIGKILL)
@@ -164,6 +164,22 @@ def test_a_killed_worker_is_retried_and_every_row_appears_once(cluster, tmp_path
                          seed=4, budget=600, progress=False, backend="ray", workers=2)
     assert marker.exists() and int(marker.read_text()) != os.getpid()  # a worker died
     _same(local, remote)  # every row once, in order
+
+
+def test_a_killed_dataset_actor_is_restarted_and_the_value_is_exact(cluster, tmp_path,
+                                                                   monkeypatch):
+    from xai import game
+
+    X, _, _ = _tabular()
+    y3 = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0).astype(int)  # classes 0..2
+    monkeypatch.setattr(game, "DATA_BLOCK_ROWS", 7)
+    options = {"y": y3, "seed": 2, "progress": False}
+    local = xai.explain(_mlp(), X, "permutation-importance", **options)
+    marker = tmp_path / "killed"
+    remote = xai.explain(_DiesOnce(_mlp(), str(marker)), X, "permutation-importance",
+                         backend="ray", workers=2, **options)
+    assert marker.exists()  # an actor's process died and was restarted
+    _same(local, remote)
 
 
 class _Raises(torch.nn.Module):
