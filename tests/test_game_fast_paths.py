@@ -14,7 +14,7 @@ from helpers import fingerprint_model, zero_patch_images
 from xai.behaviours import Prediction, to_probability
 from xai.errors import InputError
 from xai.features import FeatureMap
-from xai.game import Game, unique_rows
+from xai.game import Game, row_sum, unique_rows
 from xai.models import CALL_ROW_MULTIPLE, CallableModel, as_model
 from xai.planner import (
     CPU_BLOCK_BYTES,
@@ -457,3 +457,12 @@ def test_per_row_masks_evaluate_each_distinct_input_once(monkeypatch):
     ref = plain(masks)
     assert torch.equal(fast, ref)
     assert game.rows_evaluated <= plain.rows_evaluated - len(X) * 20
+
+
+@pytest.mark.parametrize("shape", [(1, 3), (257, 4, 2), (3000, 16, 3)])
+def test_row_sum_equals_adding_rows_one_after_another(shape):
+    values = torch.as_tensor(np.random.default_rng(0).normal(size=shape) * 1e3)
+    total = values[0].clone()
+    for row in values[1:]:  # the reference: the rows added in order
+        total += row
+    assert torch.equal(row_sum(values), total)
