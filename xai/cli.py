@@ -215,21 +215,26 @@ def _explain_parser(sub) -> None:
     p.add_argument("--trust-pickle", action="store_true",
                    help="load a .joblib/.pkl pickle, which runs code from the file: only for "
                         "files you made or trust")
-    p.add_argument("--backend", default="local", metavar="NAME",
-                   help="where chunks run: local (this process) or ray (a task per chunk on a "
-                        "Ray cluster; results written here as they arrive)")
-    p.add_argument("--address", metavar="HOST:PORT", help="the Ray cluster (default: "
-                   "RAY_ADDRESS, else a local cluster); with --backend ray")
-    p.add_argument("--workers", type=int, metavar="N", help="chunks running at once on Ray "
-                   "(default: the cluster's CPUs / --num-cpus)")
-    p.add_argument("--num-cpus", type=float, default=1, metavar="C",
-                   help="CPUs per chunk's task on Ray (default: 1)")
+    _add_ray_options(p, "chunk", "results")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a run of other options in DIR instead of refusing")
     p.add_argument("--no-figures", action="store_true", help="tables and summary only")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_explain)
 
+
+
+def _add_ray_options(p: argparse.ArgumentParser, unit: str, written: str) -> None:
+    """The options that choose where each ``unit`` (a chunk, a cell) runs: here or on Ray."""
+    p.add_argument("--backend", default="local", metavar="NAME",
+                   help=f"where {unit}s run: local (this process) or ray (a task per {unit} "
+                        f"on a Ray cluster; {written} written here as they arrive)")
+    p.add_argument("--address", metavar="HOST:PORT", help="the Ray cluster (default: "
+                   "RAY_ADDRESS, else a local cluster); with --backend ray")
+    p.add_argument("--workers", type=int, metavar="N", help=f"{unit}s running at once on Ray "
+                   "(default: the cluster's CPUs / --num-cpus)")
+    p.add_argument("--num-cpus", type=float, default=1, metavar="C",
+                   help=f"CPUs per {unit}'s task on Ray, and its torch threads (default: 1)")
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -280,15 +285,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--timeout", type=float, metavar="S",
                        help="seconds per cell; longer cells are recorded as Timeout errors")
     bench.add_argument("--verbose", action="store_true", help="one status line per cell")
-    bench.add_argument("--backend", default="local", metavar="NAME",
-                       help="where cells run: local (this process) or ray (a task per cell on "
-                            "a Ray cluster; rows written here as they arrive)")
-    bench.add_argument("--address", metavar="HOST:PORT", help="the Ray cluster (default: "
-                       "RAY_ADDRESS, else a local cluster); with --backend ray")
-    bench.add_argument("--workers", type=int, metavar="N", help="cells running at once on Ray "
-                       "(default: the cluster's CPUs / --num-cpus)")
-    bench.add_argument("--num-cpus", type=float, default=1, metavar="C",
-                       help="CPUs per cell's task on Ray, and its torch threads (default: 1)")
+    _add_ray_options(bench, "cell", "rows")
     bench.add_argument("--num-gpus", type=float, metavar="G", help="GPUs per cell's task on "
                        "Ray (default: 1 with a cuda --device, else 0)")
     bench.add_argument("--device", metavar="D", help="where models run in the explainers and "
