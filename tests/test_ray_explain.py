@@ -30,18 +30,12 @@ FIELDS = ("values", "stderr", "base_values", "coalitions", "units", "converged",
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """A local Ray cluster of two CPUs for this module (an open connection is reused)."""
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
-    # the models defined here travel by value: the workers cannot import a test module
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    yield ray
-    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
-    if started:
-        ray.shutdown()
+def cluster(ray_cluster):
+    """The local two-CPU cluster of conftest, with this module's models sent by value (the
+    workers cannot import a test module)."""
+    ray_cluster.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield ray_cluster
+    ray_cluster.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 
 def _tabular(n: int = 40, p: int = 6):
