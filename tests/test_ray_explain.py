@@ -292,3 +292,15 @@ def test_a_task_has_torch_threads_from_its_cpus_and_the_drivers_memory_cap(clust
     assert np.all(expl.base_values == 2064.0)
     assert ray_backend.task_options(device="cuda:0")["num_gpus"] == 1.0
     assert ray_backend.task_options(device="cpu")["num_gpus"] == 0.0
+
+
+def test_tasks_the_cluster_cannot_hold_are_refused_instead_of_waiting_forever(cluster):
+    X, B, _ = _tabular()
+    _Counting.calls = 0
+    with pytest.raises(ClusterError, match="num_gpus=1.*0 GPUs"):
+        xai.explain(_Counting(), X, "kernelshap", background=B, progress=False,
+                    backend="ray", num_gpus=1)
+    with pytest.raises(ClusterError, match="num_cpus=64"):
+        xai.explain(_Counting(), X, "kernelshap", background=B, progress=False,
+                    backend="ray", num_cpus=64)
+    assert _Counting.calls == 0

@@ -59,7 +59,7 @@ def run_chunks(work: ChunkWork, chunks: Sequence[int], *, address: str | None = 
     """``(i, work.compute's result for chunk i)`` for each of ``chunks``, computed as Ray tasks
     on the cluster at ``address`` (see :func:`xai.ray_backend.connect`), at most ``workers``
     at once (default: the cluster's CPUs / ``num_cpus``), in the order they finish."""
-    from .ray_backend import as_completed, connect, default_workers, task_options
+    from .ray_backend import as_completed, connect, task_options, task_slots
 
     if not chunks:
         return
@@ -67,10 +67,11 @@ def run_chunks(work: ChunkWork, chunks: Sequence[int], *, address: str | None = 
     if not work.cwd:
         work = ChunkWork(**{**work.__dict__, "cwd": os.getcwd()})
     shared = ray.put(work)
-    task = _remote(ray).options(**task_options(num_cpus=num_cpus))
+    options = task_options(num_cpus=num_cpus)
+    task = _remote(ray).options(**options)
     yield from ((chunks[k], result) for k, result in as_completed(
         lambda i: task.remote([shared], i, num_cpus), chunks,
-        workers=workers or default_workers(num_cpus)))
+        workers=task_slots(options, workers)))
 
 
 _REMOTE: dict[str, Any] = {}

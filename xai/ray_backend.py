@@ -93,6 +93,29 @@ def default_workers(num_cpus: float = 1.0) -> int:
     return max(1, int(cluster_cpus() // max(float(num_cpus), 1e-9)))
 
 
+def task_slots(options: dict[str, Any], workers: int | None = None) -> int:
+    """Tasks in flight for tasks of ``options`` (:func:`task_options`): ``workers``, else as
+    many as the connected cluster's CPUs (and GPUs, for GPU tasks) hold at once. Raises
+    :class:`~xai.errors.ClusterError` when the cluster has fewer CPUs or GPUs than one task
+    asks for (Ray would wait for them forever)."""
+    import ray
+
+    have = ray.cluster_resources()
+    for name, key in (("num_cpus", "CPU"), ("num_gpus", "GPU")):
+        if options[name] > have.get(key, 0.0):
+            raise ClusterError(
+                f"each task asks for {name}={options[name]:g}, but the Ray cluster has "
+                f"{have.get(key, 0.0):g} {key}s: pass a smaller {name}"
+                + (" (or a CPU --device)" if key == "GPU" else "")
+                + ", or connect to a cluster that has them (address=)")
+    if workers:
+        return int(workers)
+    slots = default_workers(options["num_cpus"])
+    if options["num_gpus"] > 0:
+        slots = min(slots, max(1, int(have["GPU"] // options["num_gpus"])))
+    return slots
+
+
 def task_options(num_cpus: float = 1, num_gpus: float | None = None, device: Any = None,
                  max_retries: int = MAX_RETRIES) -> dict[str, Any]:
     """Keyword arguments of a remote function's ``.options(...)``: ``num_cpus`` per task,

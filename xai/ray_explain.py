@@ -137,7 +137,7 @@ def explain_on_ray(explainer: Any, model: Any, X: Any, y: Any = None, *, backgro
     num_cpus = ray_opts.get("num_cpus") or 1
     options = ray_backend.task_options(num_cpus, ray_opts.get("num_gpus"),
                                        local_opts.get("device"))
-    workers = ray_opts.get("workers") or ray_backend.default_workers(num_cpus)
+    workers = ray_backend.task_slots(options, ray_opts.get("workers"))
     setup = {"num_cpus": num_cpus, "memory_cap": config.memory_cap}
     if call.dataset:
         return _explain_dataset(local, explainer.progress, ray, (model, X, y, background,

@@ -56,9 +56,10 @@ def metric_on_ray(metric: Any, model: Any, x: Any, a: Any, *, ray_options: dict,
     n = len(x)
     blocks = task_blocks(n)
     num_cpus = ray_options.get("num_cpus") or 1
-    workers = ray_options.get("workers") or ray_backend.default_workers(num_cpus)
-    remote = ray.remote(_score_block).options(**ray_backend.task_options(
-        num_cpus, ray_options.get("num_gpus"), kwargs.get("device")))
+    options = ray_backend.task_options(num_cpus, ray_options.get("num_gpus"),
+                                       kwargs.get("device"))
+    workers = ray_backend.task_slots(options, ray_options.get("workers"))
+    remote = ray.remote(_score_block).options(**options)
     setup = {"num_cpus": num_cpus, "memory_cap": config.memory_cap}
     model_ref = ray.put(model)
     per_row = ("target", "ground_truth")

@@ -40,9 +40,9 @@ from typing import Any
 
 from .. import registry
 from ..config import config
-from ..errors import ClusterError, UnknownNameError, XaiError
+from ..errors import UnknownNameError, XaiError
 from ..progress import Progress
-from ..ray_backend import connect, default_workers, on_worker, task_options, unwrap
+from ..ray_backend import connect, on_worker, task_options, task_slots, unwrap
 from .cells import (
     EXPLANATIONS,
     Cell,
@@ -80,27 +80,9 @@ class Cluster:
     device: str | None = None
 
     def slots(self) -> int:
-        """Tasks in flight: ``workers``, else as many as the connected cluster's CPUs (and
-        GPUs, for GPU tasks) hold at once. Raises :class:`~xai.errors.ClusterError` when the
-        cluster has fewer CPUs or GPUs than one task asks for (Ray would wait for them
-        forever)."""
-        import ray
-
-        have = ray.cluster_resources()
-        options = self.options()
-        for name, key in (("num_cpus", "CPU"), ("num_gpus", "GPU")):
-            if options[name] > have.get(key, 0.0):
-                raise ClusterError(
-                    f"each task asks for {name}={options[name]:g}, but the Ray cluster has "
-                    f"{have.get(key, 0.0):g} {key}s: pass a smaller {name}"
-                    + (" (or a CPU --device)" if key == "GPU" else "")
-                    + ", or connect to a cluster that has them (address=)")
-        if self.workers:
-            return int(self.workers)
-        slots = default_workers(self.num_cpus)
-        if options["num_gpus"] > 0:
-            slots = min(slots, max(1, int(have["GPU"] // options["num_gpus"])))
-        return slots
+        """Tasks in flight (:func:`xai.ray_backend.task_slots`): ``workers``, else as many as
+        the connected cluster holds; ClusterError when it cannot hold one task."""
+        return task_slots(self.options(), self.workers)
 
     def options(self) -> dict[str, Any]:
         """The ``.options(...)`` of each task: resources, retries of a task whose worker died,
