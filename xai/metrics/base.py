@@ -122,9 +122,10 @@ class Metric:
     Metadata (class attributes, read by the registry and the tables): ``name``,
     ``direction`` ("higher", "lower" or "none"), ``needs`` (subset of {"model", "explainer",
     "ground_truth"}), ``applies_to`` ("tabular", "image", "text" or "any"), ``stochastic``,
-    ``default_output`` ("probability", "logit", "raw" or "attributions"). "logit" means the
-    log-odds of the target's probability (of the averaged probability under a removal), not
-    the model's raw logit; use "raw" for that.
+    ``default_output`` ("probability", "logit", "raw" or "attributions"), ``reference`` (what
+    the implementation is tested against: a library and version, or a closed form). "logit"
+    means the log-odds of the target's probability (of the averaged probability under a
+    removal), not the model's raw logit; use "raw" for that.
     """
 
     name: ClassVar[str] = "metric"
@@ -133,6 +134,7 @@ class Metric:
     applies_to: ClassVar[str] = "any"
     stochastic: ClassVar[bool] = False
     default_output: ClassVar[str] = "probability"
+    reference: ClassVar[str] = ""
     defaults: ClassVar[dict] = {}
 
     #: checks of the metric's own options (name -> rule), run with the core rules of
