@@ -452,7 +452,8 @@ class Explainer:
             output_names=_output_names(call.adapter), removal=call.last_removal.describe(),
             behaviour=call.last_behaviour.describe(), summary=summary_desc,
             evaluations=int(evaluations), coalitions=coalitions, units=units,
-            converged=converged, seconds=float(seconds), options=opts, extras=extras)
+            converged=converged, seconds=float(seconds), options=opts, extras=extras,
+            **{k: extras.pop(k, None) for k in ("interactions", "interaction_stderr")})
 
 
 def _output_names(adapter) -> list[str] | None:

@@ -13,7 +13,8 @@ is used anywhere, and :meth:`Explanation.load` reads it with :func:`xai.safe_npz
 never unpickles and bounds what it decompresses.
 
 - every array field that is not ``None`` (``values``, ``stderr``, ``base_values``, ``data``,
-  ``feature_map``, ``coalitions``, ``units``, ``converged``) is stored under its field name;
+  ``feature_map``, ``coalitions``, ``units``, ``converged``, ``interactions``,
+  ``interaction_stderr``) is stored under its field name;
 - each entry of ``extras`` is stored under ``extras/<name>``;
 - each array of the removal record (``removal_arrays``: e.g. ``background``, the background
   rows the removal really used, or a baseline ``value``) under ``removal/<name>``;
@@ -56,7 +57,8 @@ READABLE_FORMATS = ("xai.explanation/1", FORMAT)
 """Formats :meth:`Explanation.load` reads (``/1`` has no removal record)."""
 
 # Array fields whose first axis is the explicand axis (sliced by ``__getitem__``).
-_ROW_ARRAYS = ("values", "stderr", "base_values", "data", "coalitions", "units", "converged")
+_ROW_ARRAYS = ("values", "stderr", "base_values", "data", "coalitions", "units", "converged",
+               "interactions", "interaction_stderr")
 # All optional/required array fields, stored under their own names in the file.
 _ARRAY_FIELDS = _ROW_ARRAYS + ("feature_map",)
 # Non-array fields, stored in the JSON metadata.
@@ -133,6 +135,11 @@ class Explanation:
     ``converged`` are per-explicand ``(n,)`` diagnostics of sampling summaries; ``extras`` maps
     names to further arrays (e.g. ``"importances"``: per-repeat values).
 
+    ``interactions`` ``(n, d, d)`` or ``(n, d, d, k)`` holds pairwise interaction values
+    (symmetric, zero diagonal; the main effects are ``values``), ``interaction_stderr`` their
+    standard errors; both ``None`` for methods without interactions (see
+    :class:`xai.summaries.interactions.ShapleyInteractions` for each index's convention).
+
     ``removal_record`` and ``removal_arrays`` keep what metrics need to rebuild the removal
     (see :meth:`record_removal`): its registered name and constructor options, and arrays such
     as the background rows it really used.
@@ -165,6 +172,8 @@ class Explanation:
     extras: dict = field(default_factory=dict)
     removal_record: dict = field(default_factory=dict)
     removal_arrays: dict = field(default_factory=dict)
+    interactions: np.ndarray | None = None
+    interaction_stderr: np.ndarray | None = None
 
     #: the removal object that made the explanation, in memory only (see :meth:`record_removal`)
     removal_object = None
@@ -228,8 +237,27 @@ class Explanation:
                     raise InputError(f"Explanation {name} must have shape ({n},); got {arr.shape}.")
                 setattr(self, name, arr)
         self.extras = {str(k): np.asarray(v) for k, v in self.extras.items()}
+        self._check_interactions()
         self.removal_record = dict(self.removal_record)
         self.removal_arrays = {str(k): np.asarray(v) for k, v in self.removal_arrays.items()}
+
+    def _check_interactions(self) -> None:
+        """``interactions`` and ``interaction_stderr`` are ``(n, d, d[, k])`` floats; standard
+        errors only beside interactions."""
+        expected = self.values.shape[:2] + self.values.shape[1:]
+        if self.interaction_stderr is not None and self.interactions is None:
+            raise InputError("Explanation interaction_stderr was given without interactions; "
+                             "pass both, or neither.")
+        for name in ("interactions", "interaction_stderr"):
+            arr = getattr(self, name)
+            if arr is None:
+                continue
+            arr = np.asarray(arr, dtype=float)
+            if arr.shape != expected:
+                raise InputError(f"Explanation {name} must have shape {expected} (n, d, d"
+                                 f"{', k' if self.values.ndim == 3 else ''}) for values of "
+                                 f"shape {self.values.shape}; got {arr.shape}.")
+            setattr(self, name, arr)
 
     # ------------------------------------------------------------------ basics
 
@@ -782,6 +810,16 @@ def _check_arrays(path: Path, kw: dict) -> None:
     if base.shape != (n, *values.shape[2:]):
         raise _fail(path, "base_values", f"has shape {base.shape}, not "
                                          f"{(n, *values.shape[2:])}")
+    for name in ("interactions", "interaction_stderr"):
+        arr = kw.get(name)
+        if arr is not None and (arr.shape != (n, d, *values.shape[1:]) or
+                                arr.dtype.kind != "f"):
+            raise _fail(path, name, f"has shape {arr.shape} and dtype {arr.dtype}, not floats "
+                                    f"{(n, d, *values.shape[1:])}")
+    if kw.get("interaction_stderr") is not None and (
+            kw.get("interactions") is None or np.any(kw["interaction_stderr"] < 0)):
+        raise _fail(path, "interaction_stderr", "holds negative values or has no interactions "
+                                                "beside it")
     data = kw.get("data")
     if data is not None and (data.ndim < 1 or data.shape[0] != n):
         raise _fail(path, "data", f"has shape {data.shape}, not ({n}, ...)")

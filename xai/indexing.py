@@ -109,8 +109,8 @@ def select(expl: Any, key: Any, row_fields: tuple[str, ...]) -> Any:
 
     See the module docstring for the forms of ``key``. Every array field follows its axes:
     per-row arrays, ``extras["target"]`` and the per-explicand removal arrays follow the rows;
-    ``stderr`` and ``data`` columns (tabular data with one column per feature) follow the
-    features; base values follow the outputs. Images keep their pixels and feature map, with
+    ``stderr``, ``interactions`` (both feature axes) and ``data`` columns (tabular data with
+    one column per feature) follow the features; base values follow the outputs. Images keep their pixels and feature map, with
     positions of features left out mapped to ``-1`` and the others renumbered. Other
     ``extras`` are kept as they are, since their axes are not known in general.
     """
@@ -157,6 +157,10 @@ def _features(expl: Any, cols: np.ndarray) -> Any:
                                "stderr": None if expl.stderr is None else expl.stderr[:, cols],
                                "feature_names": [expl.names[j] for j in cols]
                                if expl.feature_names else []}
+    for name in ("interactions", "interaction_stderr"):  # pairs follow both feature axes
+        arr = getattr(expl, name, None)
+        if arr is not None:
+            changes[name] = arr[:, cols][:, :, cols]
     data = expl.data
     if expl.feature_map is not None:
         renumber = np.full(d + 1, -1, np.int64)  # old feature (-1 at the end) -> new
@@ -171,14 +175,17 @@ def _outputs(expl: Any, key: Any) -> Any:
     """The outputs ``key`` picks; one output (int or name) drops the output axis."""
     labels = expl.outputs
     picked = positions(key, labels, "output")
+    pairs = {name: getattr(expl, name, None) for name in ("interactions", "interaction_stderr")}
     if not (_is_int(key) or _is_name(key)):
         names = [labels[j] for j in picked]
         return replace(expl, values=expl.values[:, :, picked],
                        stderr=None if expl.stderr is None else expl.stderr[:, :, picked],
-                       base_values=expl.base_values[:, picked], output_names=names)
+                       base_values=expl.base_values[:, picked], output_names=names,
+                       **{k: None if v is None else v[..., picked] for k, v in pairs.items()})
     j = int(picked[0])
     extras = dict(expl.extras)
     extras["target"] = np.full(len(expl), j, np.int64)
     return replace(expl, values=expl.values[:, :, j],
                    stderr=None if expl.stderr is None else expl.stderr[:, :, j],
-                   base_values=expl.base_values[:, j], output_names=labels, extras=extras)
+                   base_values=expl.base_values[:, j], output_names=labels, extras=extras,
+                   **{k: None if v is None else v[..., j] for k, v in pairs.items()})

@@ -52,6 +52,9 @@ PRESETS = [
            description="RISE: mean value when included, smooth masks on images"),
     Preset("banzhaf", "marginal", "prediction", "banzhaf-msr",
            description="Banzhaf values by maximum sample reuse"),
+    Preset("shap-interactions", "marginal", "prediction", "shap-interactions",
+           description="pairwise Shapley interactions (index= k-SII, SII, STII, FSII, BII): "
+                       "main effects in values, pairs in interactions"),
     Preset("sage", "marginal", "dataset-loss", "permutation-shapley",
            summary_options={"rtol": 0.025, "budget": 10**8}, dataset=True, row_sampling=True,
            aggregate="prediction",

@@ -4,6 +4,7 @@ from .banzhaf import BanzhafMSR
 from .base import SamplingSummary, Summary, SummaryResult
 from .exact import ExactBanzhaf, ExactShapley
 from .individual import IncludeIndividual, RemoveIndividual
+from .interactions import ShapleyInteractions
 from .kernelshap import KernelSHAP
 from .lime import LIME
 from .permutation import PermutationShapley
@@ -23,6 +24,7 @@ __all__ = [
            "RegressionAdjustedKernelSHAP",
            "RemoveIndividual",
            "SamplingSummary",
+           "ShapleyInteractions",
            "SobolTotal",
            "Summary",
            "SummaryResult",
