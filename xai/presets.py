@@ -50,8 +50,9 @@ PRESETS = [
     Preset("rise", "baseline", "prediction", "rise",
            removal_options={"baseline": "zeros"},
            description="RISE: mean value when included, smooth masks on images"),
-    Preset("banzhaf", "marginal", "prediction", "banzhaf-msr",
-           description="Banzhaf values by maximum sample reuse"),
+    Preset("banzhaf", "marginal", "prediction", "banzhaf",
+           description="Banzhaf values by maximum sample reuse, or by Kernel Banzhaf "
+                       "(estimator='kernel')"),
     Preset("shap-interactions", "marginal", "prediction", "shap-interactions",
            description="pairwise Shapley interactions (index= k-SII, SII, STII, FSII, BII): "
                        "main effects in values, pairs in interactions"),

@@ -1,12 +1,15 @@
 """Banzhaf values by maximum sample reuse (Wang & Jia 2023): every uniform coalition serves
-every feature."""
+every feature; and the summary ``banzhaf`` that picks MSR or Kernel Banzhaf
+(:mod:`xai.summaries.kernel_banzhaf`) by an option."""
 
 from __future__ import annotations
 
 import torch
 
+from ..errors import unknown_name
 from ..registry import register
-from .base import SamplingSummary, as_numpy
+from .base import MIN_UNITS, SamplingSummary, Summary, SummaryResult, as_numpy
+from .kernel_banzhaf import KernelBanzhaf  # noqa: F401 - registers "kernel-banzhaf"
 
 
 @register("summary", "banzhaf-msr", aliases=("banzhaf-sampling",))
@@ -60,3 +63,51 @@ class BanzhafMSR(SamplingSummary):
                         var_out.clamp_min(0) / mo.clamp_min(1))
         se = torch.where((mi >= 2) & (mo >= 2), se, torch.full_like(se, float("inf")))
         return as_numpy(mean_in - mean_out), as_numpy(se)
+
+
+#: the Banzhaf estimators that :class:`Banzhaf` chooses between, by its option ``estimator``
+ESTIMATORS = {"msr": "banzhaf-msr", "kernel": "kernel-banzhaf"}
+
+
+@register("summary", "banzhaf")
+class Banzhaf(Summary):
+    """Banzhaf values by the estimator that ``estimator`` names: ``"msr"`` (maximum sample
+    reuse, the default) or ``"kernel"`` (Kernel Banzhaf: a regression on complement pairs,
+    exact when the budget covers every coalition). The other options go to that estimator;
+    the explanation records the estimator's own name."""
+
+    def __init__(self, *, estimator: str = "msr", budget: int | None = None,
+                 tol: float | None = None, seed: int | None = None,
+                 min_units: int = MIN_UNITS) -> None:
+        if estimator not in ESTIMATORS:
+            raise unknown_name("Banzhaf estimator", estimator, tuple(ESTIMATORS))
+        self.estimator = estimator
+        self.budget = budget
+        self.tol = tol
+        self.seed = seed
+        self.min_units = min_units
+        self.name = ESTIMATORS[estimator]
+
+    def chosen(self) -> SamplingSummary:
+        """The estimator with this summary's options (built anew: summaries keep no state
+        between calls)."""
+        from ..registry import get
+
+        return get("summary", ESTIMATORS[self.estimator])(
+            budget=self.budget, tol=self.tol, seed=self.seed, min_units=self.min_units)
+
+    @property
+    def stops_early(self) -> bool:
+        return self.tol is not None
+
+    def check(self, game) -> None:
+        self.chosen().check(game)
+
+    def planned_rows(self, game) -> int | None:
+        return self.chosen().planned_rows(game)
+
+    def __call__(self, game, rows=None) -> SummaryResult:
+        return self.chosen()(game, rows)
+
+    def describe(self) -> dict:
+        return {**self.chosen().describe(), "estimator": self.estimator}
