@@ -74,6 +74,9 @@ def test_unknown_option_lists_known(setup):
     ("deletion", {"step": 0}, r"step=0 .*at least 1"),
     ("faithfulness-correlation", {"subset_size": 64}, r"subset_size=64 .*1\.\.63"),
     ("road", {"percentages": [0, 50]}, r"percentages must lie in \(0, 100\)"),
+    ("comprehensiveness", {"fractions": [0.1, 1.5]}, r"fractions must lie in \(0, 1\]"),
+    ("sensitivity-n", {"sizes": [1, 64]}, r"sizes=\[1, 64\] .*1\.\.63"),
+    ("pointing-game", {"tolerance": -2.0}, r"tolerance=-2\.0 is out of range"),
 ])
 def test_invalid_option_values_name_the_range(setup, metric, options, pattern):
     model, x = setup
@@ -118,3 +121,17 @@ def test_float32_copies_of_the_explained_rows_are_the_explained_rows(setup):
     assert res.per_sample.shape == (6,)
     with pytest.raises(InputError, match="x differs from the rows"):
         xai.metrics.get("sparseness")(model, x + 1e-3, e)
+
+
+def test_irof_refuses_tables_before_the_model():
+    """IROF removes superpixels: a table is refused with the metrics to use instead."""
+    calls = []
+
+    def model(rows):
+        calls.append(len(rows))
+        return np.asarray(rows).sum(1)
+    x = np.random.default_rng(0).random((4, 5))
+    with pytest.raises(InputError, match=r"irof .*needs images.*use deletion or "
+                                         r"comprehensiveness"):
+        xai.metrics.get("irof")(model, x, x, output="raw")
+    assert calls == []

@@ -132,7 +132,8 @@ CURVES = ("deletion", "insertion", "morf", "lerf", "aopc", "morf-lerf-gap", "mon
 GROUPED = ("faithfulness-estimate", "monotonicity-correlation")
 SENSITIVITY = ("max-sensitivity", "avg-sensitivity", "local-lipschitz")
 GROUND_TRUTH = ("topk-precision", "topk-recall", "auroc", "average-precision", "emd-accuracy",
-                "mass-accuracy", "suppressor-ratio")
+                "mass-accuracy", "pointing-game", "suppressor-ratio")
+BINNED = ("comprehensiveness", "sufficiency", "sensitivity-n")
 
 
 @dataclass
@@ -263,9 +264,9 @@ CASES = [
     _option("atol", float("nan"), OptionError, (r"atol=nan", r">= 0", FIX),
             _named("monotonicity")),
     _option("n_subsets", 1, OptionError, (r"n_subsets=1", r"at least 2", FIX),
-            _named("faithfulness-correlation")),
+            _named("faithfulness-correlation", "sensitivity-n")),
     _option("n_subsets", 2.5, OptionError, (r"n_subsets=2\.5", r"whole number", FIX),
-            _named("faithfulness-correlation")),
+            _named("faithfulness-correlation", "sensitivity-n")),
     _option("subset_size", 0, OptionError, (r"subset_size=0", r"1\.\.63", FIX),
             _named("faithfulness-correlation")),
     _option("subset_size", 64, OptionError, (r"subset_size=64", r"1\.\.63", FIX),
@@ -323,6 +324,25 @@ CASES = [
     _option("max_variables", 0, OptionError, (r"max_variables=0", r"at least 1", FIX),
             _named("emd-accuracy")),
     _option("fni", "yes", OptionError, (r"fni='yes'", r"True or False"), _named("emd-accuracy")),
+    _option("fractions", [0, 0.5], OptionError, (r"fractions", r"\(0, 1\]", r"\b0\.0\b", FIX),
+            _named(*BINNED), "with-0"),
+    _option("fractions", [], OptionError, (r"fractions", r"no fraction", FIX), _named(*BINNED),
+            "empty"),
+    _option("fractions", ["a"], OptionError, (r"fractions", r"not a list of numbers", FIX),
+            _named(*BINNED), "text"),
+    _option("sizes", [0, 2], OptionError, (r"sizes=\[0, 2\]", r">= 1", FIX),
+            _named("sensitivity-n"), "with-0"),
+    _option("sizes", [2, 64], OptionError, (r"sizes=\[2, 64\]", r"1\.\.63", FIX),
+            _named("sensitivity-n"), "above-d"),
+    _option("segmentation", "slik", UnknownNameError, (r"'slik'", r"Did you mean 'slic'"),
+            _named("irof")),
+    _option("segment_options", 50, OptionError, (r"segment_options=50", r"dict", FIX),
+            _named("irof")),
+    _option("segments", 3, OptionError, (r"segments=3", r"FeatureMap", FIX), _named("irof")),
+    Case("segments-of-other-images", InputError,
+         lambda c: c.option(segments=xai.FeatureMap.superpixels(RNG.random((N, 1, 8, 9)))),
+         (r"segments= does not fit", FIX), _named("irof")),
+    _option("tolerance", -1.0, OptionError, (r"tolerance=-1", r">= 0"), _named("pointing-game")),
     Case("removal-not-a-removal", OptionError, lambda c: c.option(removal=3),
          (r"removal=3", r"registered name", FIX)),
     Case("removal-unknown-name", UnknownNameError, lambda c: c.option(removal="blurr"),
@@ -476,6 +496,8 @@ TABLE_CASES = [
          (r"x differs from the rows the explanation explained", r"e\[rows\]")),
     Case("target-out-of-range", TargetError, lambda c: c.option(target=5),
          (r"target 5", r"2 outputs", r"0\.\.1"), _needs("model"), "full"),
+    Case("tolerance-on-a-table", InputError, lambda c: c.option(tolerance=2.0),
+         (r"tolerance=2 pixels needs images", r"leave tolerance=None"), _named("pointing-game")),
 ]
 
 

@@ -17,3 +17,6 @@ def get(name: str, **options) -> Metric:
 __all__ = ["Metric", "MetricInputs", "MetricResult", "complexity", "correlation", "curves",
            "get", "ground_truth", "perturbation", "randomisation", "reduce_attributions",
            "road"]
+
+# ERASER, IROF, sensitivity-n and the pointing game register on import
+from . import eraser, irof, pointing, sensitivity_n  # noqa: F401
