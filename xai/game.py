@@ -378,6 +378,46 @@ class Game:
         return vals.reshape(nr, m, *self.value_shape)
 
 
+    def differentiable_values(self, masks: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
+        """Values of fractional masks with gradients, for optimising masks (extremal
+        perturbations): pair ``p`` is ``(rows[p], masks[p])``, ``masks`` a floating tensor
+        ``(len(rows), d)`` in ``[0, 1]`` (the caller keeps it there) that may require grad.
+
+        The synthetic inputs are the same blend ``m x + (1 - m) r`` as :meth:`__call__`'s for
+        fractional masks; the model is a torch module, called in eval mode with autograd on.
+        Returns ``(len(rows), ...)`` in the behaviour's dtype, attached to the graph; the rows
+        are counted. No cache: every call evaluates its pairs."""
+        module = getattr(self.model, "module", None)
+        if not isinstance(module, torch.nn.Module):
+            raise InputError("values with gradients need a torch.nn.Module model; got a "
+                             f"{type(self.model).__name__}")
+        self.require_fractional()
+        if not isinstance(masks, torch.Tensor) or not masks.is_floating_point() or \
+                masks.shape != (len(rows), self.d):
+            raise MaskError(f"differentiable masks must be a floating tensor of shape "
+                            f"({len(rows)}, {self.d}); got {getattr(masks, 'shape', masks)}")
+        self._prepare()
+        from .models import _unwrap, eval_mode
+
+        r = torch.as_tensor(np.asarray(rows, dtype=np.int64), device=self.model.device)
+        x, xs = self.inputs.explicands(r)
+        m = masks.to(device=self.model.device, dtype=self.X.dtype)
+        mpos = self.inputs.positions(m, r, grid=False)
+        repl = self.inputs.replacement(x, r, m.detach(), False, 0, self.K)
+        synth = self.inputs.model_input(self.inputs.synthetic(xs, mpos, repl, boolean=False))
+        with eval_mode(module, grad=True):
+            out = _unwrap(self.model._forward(synth))
+        self.rows_evaluated += synth.shape[0]
+        self.model.evaluations += synth.shape[0]
+        out = self.behaviour.on_scale(out.reshape(len(rows), self.K, -1))
+        w = self.weights.to(device=out.device, dtype=out.dtype)
+        if self.aggregate == "prediction":
+            return self.behaviour((out * w[None, :, None]).sum(1), torch.as_tensor(rows))
+        vals = self.behaviour(out.reshape(-1, out.shape[-1]),
+                              torch.as_tensor(rows).repeat_interleave(self.K))
+        vals = vals.reshape(len(rows), self.K, *vals.shape[1:])
+        return (vals * w.reshape(1, -1, *([1] * (vals.ndim - 2)))).sum(1)
+
     def inert_features(self, rows: np.ndarray) -> np.ndarray | None:
         """``(len(rows), d)`` bool: the features of each explicand whose input elements equal
         their replacements in every draw, bit for bit

@@ -78,3 +78,15 @@ for _p in PRESETS:
 register("explainer", "pattern", Lazy(
     "xai.datasets.gauss2d:Pattern",
     "The activation pattern (Haufe et al. 2014) as a reference explainer for any model."))
+register("explainer", "patternnet", Lazy(
+    "xai.pattern_net:PatternNet",
+    "PatternNet (Kindermans et al. 2018): the signal the output detects, projected back "
+    "through per-layer patterns fitted on background rows (torch ReLU networks)"))
+register("explainer", "pattern-attribution", Lazy(
+    "xai.pattern_net:PatternAttribution",
+    "PatternAttribution (Kindermans et al. 2018): LRP/DTD backward pass with weights times "
+    "fitted patterns (torch ReLU networks; background rows fit the patterns)"))
+register("explainer", "extremal-perturbation", Lazy(
+    "xai.extremal:ExtremalPerturbation",
+    "Extremal perturbations (Fong et al. 2019): the smooth mask of a given area that keeps "
+    "(or deletes) the target output most, blur outside it, by gradient ascent (torch images)"))
