@@ -137,8 +137,8 @@ class SamplingSummary(Summary):
         self.budget = check_option("budget", self.budget)
         self.tol = check_option("tol", self.tol)
         budget = self.resolve_budget(game)
-        if self.one_round and not self.stops_early:  # the whole budget is one round
-            self.check_memory(game, budget)
+        if self.keeps_rounds or (self.one_round and not self.stops_early):
+            self.check_memory(game, budget)  # the whole budget's designs are held at once
 
     def rows_bought(self, game, budget: int) -> int:
         """The model rows ``budget`` can buy: at most those of every coalition of a
@@ -218,6 +218,10 @@ class SamplingSummary(Summary):
         return None
 
     fixed_coalitions = 2  # coalitions charged before the first unit (∅ and D)
+    #: the state keeps every round's designs and each explicand's values until the estimate
+    #: (a regression over all draws), so the budget's designs must fit under memory_cap
+    #: whatever the rounds, and explicands are summarised in blocks whose values fit
+    keeps_rounds = False
     #: without a stopping rule, draw the whole budget as one round (else rounds double); for
     #: summaries whose update reduces each explicand's values alone (a row's result must not
     #: depend on the round's size through batched reductions: a row explained alone equals
@@ -225,9 +229,23 @@ class SamplingSummary(Summary):
     one_round = False
     blockable = True  # update() accepts a round in blocks of explicands
 
+    def kept_row_bytes(self, game, budget: int) -> int:
+        """Bytes of values the state of a :attr:`keeps_rounds` summary keeps per explicand
+        by the end of ``budget``: one float64 per coalition and output."""
+        coalitions = self.rows_bought(game, budget) // game.rows_per_coalition
+        return 8 * coalitions * max(1, int(np.prod(game.value_shape)))
+
     def __call__(self, game, rows: np.ndarray | None = None) -> SummaryResult:
         rows = np.arange(game.n) if rows is None else np.asarray(rows)
         self.check(game)
+        if self.keeps_rounds and game.sample_rows is None:
+            fit = max(1, game.memory_cap // self.kept_row_bytes(game, self.resolve_budget(game)))
+            if len(rows) > fit:  # each explicand's draws follow the seed alone: same values
+                return join_results([self._summarise(game, rows[s:s + fit])
+                                     for s in range(0, len(rows), fit)])
+        return self._summarise(game, rows)
+
+    def _summarise(self, game, rows: np.ndarray) -> SummaryResult:
         budget = self.resolve_budget(game)
         K = game.rows_per_coalition
         worst = self.unit_cost(game.d) * K  # rows of one unit when all its coalitions are new
@@ -325,6 +343,24 @@ class SamplingSummary(Summary):
         return SummaryResult(final_v, final_se, base if base is not None else
                              np.full(final_v.shape[:1] + final_v.shape[2:], np.nan),
                              units, converged, np.asarray(coalitions), extras)
+
+
+def join_results(parts: list[SummaryResult]) -> SummaryResult:
+    """One result of the results of consecutive blocks of explicands: arrays with a row per
+    explicand are joined; ``max_units`` is the largest; other extras are the first block's
+    (the budget and the choices the settings make, the same in every block)."""
+    def rows_of(key, values):
+        if key == "max_units":
+            return max(values)
+        if all(isinstance(v, np.ndarray) and v.ndim and len(v) == len(p.values)
+               for v, p in zip(values, parts)):
+            return np.concatenate(values)
+        return values[0]
+
+    first = parts[0]
+    extras = {key: rows_of(key, [p.extras[key] for p in parts]) for key in first.extras}
+    return SummaryResult(*(np.concatenate([getattr(p, f) for p in parts]) for f in (
+        "values", "stderr", "base_values", "units", "converged", "coalitions")), extras)
 
 
 define_kind("summary", Summary)  # every summary module registers against it

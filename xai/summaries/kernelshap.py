@@ -67,6 +67,7 @@ class KernelSHAP(SamplingSummary):
     name = "kernelshap"
     efficient = True
     one_round = True
+    keeps_rounds = True  # every pair (coalition) and value until the fit
 
     def __init__(self, *, budget=None, tol=None, seed=None, min_units=32,
                  enumerate_strata: bool = True, variance: str = "sandwich") -> None:

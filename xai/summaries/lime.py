@@ -147,6 +147,7 @@ class LIME(SamplingSummary):
     default_per_feature = 0
     fixed_coalitions = 1
     one_round = True
+    keeps_rounds = True  # every coalition and value until the fit
 
     def __init__(self, *, budget=None, tol=None, seed=None, min_units=32,
                  kernel_width: float | None = None, distance: str | None = None,
