@@ -5,7 +5,15 @@ unpenalised intercept, optional feature selection, sandwich standard errors.
 Samples are antithetic pairs by default (every Bernoulli(1/2) coalition with its complement):
 each sample keeps lime's distribution, so the surrogate estimated is lime's, with a lower
 variance (a complement pair balances the design); the standard errors treat a pair as one
-cluster."""
+cluster.
+
+``sampling="stratified"`` draws coalitions by strata of the number of kept features (Rashid,
+Amparore, Ferrari & Verda, "Using Stratified Sampling to Improve LIME Image Explanations",
+AAAI 2024): every size ``k = 0..d`` gets an equal share of the samples, drawn uniformly among
+the coalitions of that size, and each sample's kernel weight is multiplied by the adjustment
+factor ``W_k / (n_k / N)`` (``W_k = C(d, k) / 2^d`` the share of size ``k`` among all
+coalitions, ``n_k`` of the ``N`` samples of that size), so that the weighted regression's
+normal equations estimate the same moments as Bernoulli(1/2) sampling does, without bias."""
 
 from __future__ import annotations
 
@@ -13,8 +21,10 @@ import numpy as np
 
 from ..errors import unknown_name
 from ..registry import register
+from ..subsets import floyd_draws, floyd_subsets
 from .base import SamplingSummary, as_numpy
 
+SAMPLINGS = ("uniform", "stratified")
 SELECTIONS = ("none", "auto", "forward_selection", "highest_weights", "lasso_path")
 #: most bytes of working arrays :func:`cluster_score_variance` holds at a time
 SANDWICH_BLOCK_BYTES = 32 * 2**20
@@ -129,6 +139,77 @@ def weighted_ridge(Z: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float):
     return coef, Minv, X
 
 
+def stratum_allocation(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
+    """Samples per size ``k = 0..d`` ``(d + 1,)``: equal shares (the paper's allocation), a
+    size with fewer coalitions than its share capped at ``C(d, k)`` (it is enumerated) and the
+    rest shared equally among the others; a remainder goes to sizes drawn at random."""
+    from math import comb
+
+    cap = np.array([comb(d, k) for k in range(d + 1)], dtype=object)
+    alloc = np.zeros(d + 1, dtype=np.int64)
+    left, open_ = int(n), np.ones(d + 1, dtype=bool)
+    while left > 0 and open_.any():
+        share = left // int(open_.sum())
+        room = np.array([cap[k] - alloc[k] if open_[k] else 0 for k in range(d + 1)],
+                        dtype=object)
+        full = open_ & np.array([room[k] <= share for k in range(d + 1)])
+        if full.any():  # these strata are enumerated; share the rest again
+            for k in np.flatnonzero(full):
+                alloc[k] += int(room[k])
+                left -= int(room[k])
+            open_ &= ~full
+            continue
+        alloc[open_] += share
+        left -= share * int(open_.sum())
+        extra = rng.choice(np.flatnonzero(open_), size=left, replace=False)
+        alloc[extra] += 1
+        left = 0
+    return alloc
+
+
+def stratified_coalitions(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` coalitions ``(n, d)`` drawn by strata of their size (:func:`stratum_allocation`):
+    an enumerated stratum lists each coalition of its size once, the others draw uniformly
+    random subsets of their size (Floyd's algorithm); rows are shuffled. More samples than
+    the ``2^d`` coalitions enumerate them all once per ``2^d`` and allocate the rest."""
+    from itertools import combinations
+    from math import comb
+
+    parts, left = [], int(n)
+    while left > 0:  # more than 2^d samples: every coalition once per pass
+        alloc = stratum_allocation(left, d, rng)
+        left -= int(alloc.sum())
+        for k, n_k in enumerate(alloc):
+            if n_k == 0:
+                continue
+            if n_k == comb(d, k):
+                Z = np.zeros((n_k, d), dtype=bool)
+                for i, kept in enumerate(combinations(range(d), k)):
+                    Z[i, list(kept)] = True
+            else:
+                Z = floyd_subsets(rng.random((n_k, floyd_draws(d, k))), d, k)
+            parts.append(Z)
+    Z = np.concatenate(parts) if parts else np.zeros((0, d), dtype=bool)
+    return Z[rng.permutation(len(Z))]
+
+
+def stratum_adjustment(Z: np.ndarray) -> np.ndarray:
+    """Adjustment factors ``W_k N / n_k`` of sampled coalitions ``Z`` (m, d), ``k`` each row's
+    size, ``W_k = C(d, k) / 2^d``, ``n_k`` the rows of size ``k`` among the ``N = m``: the
+    stratified (Horvitz-Thompson) weights that make a weighted sum over the sample estimate
+    ``N`` times the mean over all ``2^d`` coalitions. They sum to ``N`` over the sizes drawn."""
+    from scipy.special import gammaln
+
+    m, d = Z.shape
+    k = Z.sum(1)
+    n_k = np.bincount(k, minlength=d + 1)
+    sizes = np.arange(d + 1)
+    log_w = gammaln(d + 1) - gammaln(sizes + 1) - gammaln(d - sizes + 1) - d * np.log(2)
+    with np.errstate(divide="ignore"):
+        factor = np.exp(log_w + np.log(m) - np.log(np.maximum(n_k, 1)))
+    return factor[k]
+
+
 @register("summary", "lime")
 class LIME(SamplingSummary):
     """LIME surrogate coefficients as feature attributions.
@@ -137,7 +218,10 @@ class LIME(SamplingSummary):
     ``0.75 sqrt(d)`` (euclidean, tabular) or ``0.25`` (cosine, images); ``alpha`` ridge
     penalty (1); ``feature_selection`` one of none, auto, forward_selection, highest_weights,
     lasso_path with ``num_features``; ``paired=True``: antithetic pairs (each sampled coalition
-    with its complement; the same estimand, lower variance). Not efficient: a local surrogate,
+    with its complement; the same estimand, lower variance); ``sampling``: ``"uniform"``
+    (Bernoulli(1/2) coalitions, lime's) or ``"stratified"`` (equal samples per coalition size,
+    kernel weights times the adjustment factors that keep the estimand; see the module
+    docstring). Not efficient: a local surrogate,
     not a game value.
     Unselected features get value 0 and stderr NaN. ``extras["score"]`` is the weighted R^2.
     """
@@ -152,8 +236,12 @@ class LIME(SamplingSummary):
     def __init__(self, *, budget=None, tol=None, seed=None, min_units=32,
                  kernel_width: float | None = None, distance: str | None = None,
                  alpha: float = 1.0, feature_selection: str | None = None,
-                 num_features: int | None = None, paired: bool = True) -> None:
+                 num_features: int | None = None, paired: bool = True,
+                 sampling: str = "uniform") -> None:
         super().__init__(budget=budget, tol=tol, seed=seed, min_units=min_units)
+        if sampling not in SAMPLINGS:
+            raise unknown_name("LIME sampling", sampling, SAMPLINGS)
+        self.sampling = sampling
         self.paired = paired
         self.kernel_width = kernel_width
         self.distance = distance
@@ -191,12 +279,32 @@ class LIME(SamplingSummary):
 
     def draw(self, state, n_units, d, rng):
         # clusters of the sandwich SE, in draw order (a round may join several draws)
+        if self.sampling == "stratified":
+            return self._draw_stratified(state, n_units, d, rng)
         if not self.paired:
             state["clusters"] += [1] * n_units
             return rng.random((n_units, d)) < 0.5
         state["clusters"] += [2] * (n_units // 2) + [1] * (n_units % 2)
         half = rng.random(((n_units + 1) // 2, d)) < 0.5
         return np.stack([half, ~half], 1).reshape(-1, d)[:n_units]  # pairs adjacent
+
+    def _draw_stratified(self, state, n_units, d, rng):
+        """Coalitions by strata of their size; with ``paired``, half of them stratified and
+        each followed by its complement (size ``d - k``: equal shares stay equal)."""
+        if not self.paired:
+            state["clusters"] += [1] * n_units
+            return stratified_coalitions(n_units, d, rng)
+        state["clusters"] += [2] * (n_units // 2) + [1] * (n_units % 2)
+        half = stratified_coalitions((n_units + 1) // 2, d, rng)
+        return np.stack([half, ~half], 1).reshape(-1, d)[:n_units]
+
+    def kernel_weights(self, Z, state) -> np.ndarray:
+        """Regression weights of the design ``Z`` (the all-kept vector first): lime's kernel,
+        times the stratum adjustment factors of the sampled rows when stratified."""
+        w = lime_weights(Z, state["distance"], state["width"])
+        if self.sampling == "stratified":
+            w[1:] = w[1:] * stratum_adjustment(Z[1:])
+        return w
 
     def update(self, state, design, values, active):
         if state["Z"][-1] is not design:  # once per round (blocks of explicands share it)
@@ -211,7 +319,7 @@ class LIME(SamplingSummary):
 
     def estimate(self, state, active):
         Z = np.concatenate(state["Z"])
-        w = lime_weights(Z, state["distance"], state["width"])
+        w = self.kernel_weights(Z, state)
         starts = np.concatenate([[0], np.cumsum(state["clusters"])[:-1]])  # of each cluster
         d = Z.shape[1]
         n = len(state["rows"])
@@ -318,4 +426,5 @@ class LIME(SamplingSummary):
         return {"name": self.name, "budget": self.budget, "seed": self.seed,
                 "kernel_width": self.kernel_width, "distance": self.distance,
                 "alpha": self.alpha, "feature_selection": self.feature_selection,
-                "num_features": self.num_features, "paired": self.paired}
+                "num_features": self.num_features, "paired": self.paired,
+                "sampling": self.sampling}
