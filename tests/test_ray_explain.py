@@ -263,6 +263,35 @@ def test_row_metrics_equal_a_local_run(cluster, monkeypatch, name, options):
     assert remote.settings["backend"] == "ray"
 
 
+@pytest.mark.parametrize("name", ["max-sensitivity", "avg-sensitivity", "local-lipschitz"])
+@pytest.mark.parametrize("method, options", [("occlusion", {}),
+                                             ("kernelshap", {"budget": 300, "seed": 3})])
+def test_re_explaining_metrics_split_over_ray_equal_a_local_run(cluster, monkeypatch, name,
+                                                                method, options):
+    X, B, _ = _tabular(n=20)
+    model = _mlp()
+    expl = xai.explain(model, X, method, background=B, progress=False, **options)
+    def explainer(m, Z):
+        return xai.explain(m, Z, method, background=B, progress=False, **options)
+
+    metric = xai.registry.get("metric", name)(n_samples=4)
+    local = metric(model, X, expl, seed=7, explainer=explainer, progress=False)
+    monkeypatch.setattr(ray_explain, "MIN_TASK_ROWS", 6)  # blocks of 6, 6, 6 and 2 rows
+    remote = metric(model, X, expl, seed=7, explainer=explainer, progress=False,
+                    backend="ray", workers=2)
+    # the radius comes from the range of all 20 rows, not of each block's
+    assert remote.extras["radius"] == local.extras["radius"]
+    assert np.array_equal(local.per_sample, remote.per_sample, equal_nan=True)
+    assert (local.aggregate, local.se) == (remote.aggregate, remote.se)
+    # each of the 3 further explainer calls evaluates the empty coalition (at most one model
+    # row per background row) once more
+    assert 0 <= remote.evaluations - local.evaluations <= 3 * len(B)
+    # the RMS of the reference explanations' standard errors (zero for occlusion)
+    assert remote.extras["explainer_se"] == pytest.approx(local.extras["explainer_se"],
+                                                          rel=1e-12)
+    assert remote.settings["explainer_se"] == remote.extras["explainer_se"]
+
+
 def test_a_metric_whose_result_is_not_per_row_refuses_the_ray_backend():
     X, _, _ = _tabular()
     metric = xai.registry.get("metric", "sparseness")()

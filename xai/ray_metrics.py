@@ -52,6 +52,8 @@ def metric_on_ray(metric: Any, model: Any, x: Any, a: Any, *, ray_options: dict,
                           "result is not a set of independent per-row scores): use "
                           "backend='local'")
     start = time.perf_counter()
+    own = {k: v for k, v in kwargs.items() if k in metric.defaults}
+    kwargs.update(metric.whole_set_options(x, {**metric.options, **own}))
     ray = ray_backend.connect(ray_options.get("address"))
     n = len(x)
     blocks = task_blocks(n)
@@ -81,14 +83,22 @@ def metric_on_ray(metric: Any, model: Any, x: Any, a: Any, *, ray_options: dict,
     per_sample = np.concatenate([p.per_sample for p in ordered])
     mean, se, n_nan = aggregate_rows(per_sample)
     first = ordered[0]
+    extras, settings = _joined_extras(ordered, sizes), dict(first.settings)
+    for key in metric.rms_extras:  # root mean squares over each block's rows, joined
+        values = [p.extras.get(key) for p in ordered]
+        joined = None if any(v is None for v in values) else float(
+            np.sqrt(np.dot(np.square(values), sizes) / sum(sizes)))
+        extras[key] = joined
+        if key in settings:
+            settings[key] = joined
     return type(first)(
         name=first.name, per_sample=per_sample, aggregate=mean, se=se, n_nan=n_nan,
         evaluations=int(sum(p.evaluations for p in ordered)),
         seconds=time.perf_counter() - start,
-        settings={**first.settings, "backend": "ray", "workers": int(workers)},
+        settings={**settings, "backend": "ray", "workers": int(workers)},
         direction=first.direction,
         curves=None if first.curves is None else np.concatenate([p.curves for p in ordered]),
-        extras=_joined_extras(ordered, sizes))
+        extras=extras)
 
 
 def _joined_extras(parts: list, sizes: list[int]) -> dict:

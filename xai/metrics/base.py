@@ -148,6 +148,9 @@ class Metric:
     rows_split: ClassVar[bool] = False
     #: index of the first row in the whole input (a Ray task's block): keys the rows' draws
     row_offset: int = 0
+    #: extras (and settings) that are a root mean square over the rows: a Ray run joins its
+    #: blocks' values weighted by their rows
+    rms_extras: ClassVar[tuple[str, ...]] = ()
     #: how targets are checked against the model's outputs: ``"game"`` (the metric's first
     #: model call is its game's prediction of the explained rows, whose behaviour refuses a
     #: target out of range) or ``"probe"`` (a given target is checked on one call of the
@@ -157,6 +160,12 @@ class Metric:
     def __init__(self, **options: Any) -> None:
         self._check_names(options)
         self.options = self.checked_options({**self.defaults, **options})
+
+    def whole_set_options(self, x: Any, options: dict) -> dict:
+        """Options that the metric derives from the whole evaluated set (``x`` as given,
+        ``options`` the merged ones), fixed by a Ray run on the driver so that every block
+        uses the whole set's value; none by default."""
+        return {}
 
     def _check_names(self, options: dict) -> None:
         for key in options:

@@ -345,6 +345,23 @@ class _Sensitivity(Metric):
                                     "same_prediction": Flag(),
                                     "explainer_batch_size": Integer(1, example=1024)}
     target_check = "probe"  # the explainer's calls are not a game's
+    # each row's perturbations come from its keyed generator and the radius is fixed on the
+    # driver (whole_set_options), so backend='ray' splits the rows; an explainer whose rows
+    # are explained independently (xai's: every row draws from the seed alone) gives a local
+    # run's scores, as explainer_batch_size does
+    rows_split = True
+    rms_extras = ("explainer_se",)
+
+    def whole_set_options(self, x: Any, options: dict) -> dict:
+        """The radius from the range of the whole evaluated set (``radius_frac`` ×
+        (max − min)), so that the blocks of a Ray run perturb as much as a local run."""
+        if options.get("radius") is not None:
+            return {}
+        X = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(
+            x.to_numpy() if hasattr(x, "to_numpy") else x)
+        if not np.issubdtype(X.dtype, np.floating) or not float(X.max() - X.min()) > 0:
+            return {}  # the blocks refuse it with the local run's error
+        return {"radius": float(options["radius_frac"]) * float(X.max() - X.min())}
 
     def check_inputs(self, inp: MetricInputs) -> None:
         X = inp.X
