@@ -152,6 +152,7 @@ PRESET_EXPECT = {
     "kernelshap": {"budget": 2000}, "lime": {}, "occlusion": {}, "feature-ablation": {},
     "rise": {"budget": 400}, "banzhaf": {"budget": 2000}, "lossshap": {},
     "shap-kl": {}, "sage": {"budget": 20000}, "permutation-importance": {},
+    "shap-interactions": {},
 }
 
 
