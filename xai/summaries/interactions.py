@@ -8,19 +8,24 @@ otherwise sampled, with standard errors:
 1. **Design.** Whole size strata are enumerated from the extremes inwards while the budget
    affords them (as in KernelSHAP); the rest of the budget draws complement pairs
    ``(T, N-T)``, sizes from the Shapley kernel's size distribution over the sizes left,
-   coalitions uniform within their size. The pairs are split at random into two folds.
-2. **Surrogate.** On the enumerated strata and one fold, a 2-additive game
-   ``v(∅) + sum_i b_i [i in T] + sum_{i<j} b_ij [i,j in T]`` is fitted by Shapley-kernel
-   weighted least squares, exact at ``∅`` and ``N`` (Faith-Shap's regression, Tsai et al. 2022,
-   as in shapiq's KernelSHAP-IQ / RegressionFSII); its index is known in closed form.
+   coalitions uniform within their size. The pairs are split at random into ``folds`` folds
+   (default two).
+2. **Surrogate.** On the enumerated strata and every fold but one, a 2-additive game
+   ``g(v(∅)) + sum_i b_i [i in T] + sum_{i<j} b_ij [i,j in T]`` is fitted to ``g(v(T))`` by
+   Shapley-kernel weighted least squares, exact at ``∅`` and ``N`` (Faith-Shap's regression,
+   Tsai et al. 2022, as in shapiq's KernelSHAP-IQ / RegressionFSII). With the identity link
+   ``g`` its index is known in closed form; with the logit link (``link="auto"`` on
+   probability games, as RA-KernelSHAP's logit-scale surrogate) the surrogate game
+   ``sigmoid(...)`` is not 2-additive, and its index is computed by enumerating its ``2^d``
+   coalitions without model calls (for ``d <= max_exact_surrogate``, else the identity link).
 3. **Residual correction.** The index of the residual game ``v - surrogate`` is added: its
    sum over the enumerated strata exactly, over the other strata by importance sampling on the
-   other fold's pairs (each pair one unit, ``c(T) r(T) / p(T)`` averaged over its two
+   left-out fold's pairs (each pair one unit, ``c(T) r(T) / p(T)`` averaged over its two
    coalitions), which is unbiased for any surrogate (a control variate, as in SHAP-IQ's
    unbiased estimator, Fumagalli et al. 2023).
-4. The two folds swap roles and the two estimates are averaged (cross-fitting). The standard
-   error is that of the two importance-sampling means, from the spread of the units within
-   each fold; the surrogates' own randomness is left out (it cancels to first order).
+4. Each fold is left out once and the estimates are averaged (cross-fitting). The standard
+   error is that of the importance-sampling means, from the spread of the units within each
+   fold; the surrogates' own randomness is left out (it cancels to first order).
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ from .kernelshap import plan_strata, size_masks, size_mass, uniform_subsets
 MAX_EXACT_FEATURES = 14
 ESTIMATORS = ("auto", "exact", "sampled")
 MIN_PAIRS = 8  # sampled complement pairs at the least (4 per fold, for a spread)
+LINKS = ("auto", "logit", "identity")
+EPS = 1e-9  # probabilities are clipped to [EPS, 1 - EPS] before the logit
 
 
 def symmetric_pairs(pairs: np.ndarray, d: int) -> np.ndarray:
@@ -63,6 +70,10 @@ class ShapleyInteractions(Summary):
     ``estimator="auto"`` enumerates all ``2^d`` coalitions when ``d <= max_exact_features``
     (default 14) or when ``budget`` covers them, else samples (see the module docstring);
     ``"exact"`` and ``"sampled"`` force one. ``budget`` is in model rows per explicand.
+    The sampled estimator's surrogate is fitted on the scale ``link`` ("auto": logit for
+    probability games, else identity; "logit"; "identity") while ``d <= max_exact_surrogate``
+    (its index then costs ``2^d`` coalitions of arithmetic, no model calls), and cross-fitted
+    over ``folds`` folds.
     """
 
     name = "shap-interactions"
@@ -70,7 +81,8 @@ class ShapleyInteractions(Summary):
 
     def __init__(self, *, order: int = 2, index: str = "k-SII", budget: int | None = None,
                  seed: int | None = None, estimator: str = "auto",
-                 max_exact_features: int = MAX_EXACT_FEATURES) -> None:
+                 max_exact_features: int = MAX_EXACT_FEATURES, link: str = "auto",
+                 max_exact_surrogate: int = 16, folds: int = 2) -> None:
         if order != 2:
             raise OptionError(f"shap-interactions computes pairwise interactions: order={order!r}"
                               " is not supported; pass order=2.")
@@ -83,6 +95,18 @@ class ShapleyInteractions(Summary):
         if max_exact_features > HARD_LIMIT:
             raise BudgetError(f"max_exact_features={max_exact_features} exceeds the hard limit "
                               f"{HARD_LIMIT} (2^{HARD_LIMIT} coalitions)")
+        if link not in LINKS:
+            from ..errors import unknown_name
+
+            raise unknown_name("link", link, LINKS)
+        self.link = link
+        if int(folds) < 2:
+            raise OptionError(f"folds must be at least 2 (cross-fitting); got {folds!r}.")
+        self.folds = int(folds)
+        if int(max_exact_surrogate) > HARD_LIMIT:
+            raise BudgetError(f"max_exact_surrogate={max_exact_surrogate} exceeds the hard "
+                              f"limit {HARD_LIMIT} (2^{HARD_LIMIT} coalitions)")
+        self.max_exact_surrogate = int(max_exact_surrogate)
         self.budget = budget
         self.seed = seed
         self.estimator = estimator
@@ -159,7 +183,8 @@ class ShapleyInteractions(Summary):
     def describe(self) -> dict:
         return {"name": self.name, "index": self.index, "order": self.order,
                 "budget": self.budget, "seed": self.seed, "estimator": self.estimator,
-                "max_exact_features": self.max_exact_features}
+                "max_exact_features": self.max_exact_features, "link": self.link,
+                "max_exact_surrogate": self.max_exact_surrogate, "folds": self.folds}
 
     # -- computing
     def __call__(self, game, rows=None) -> SummaryResult:
@@ -193,6 +218,14 @@ class ShapleyInteractions(Summary):
             total += np.einsum("nb...,bq->nq...", vals, op.coefficients(masks))
         return total, np.zeros_like(total), 2**d, 2**d, {"estimator": "exact"}
 
+    def _link(self, game) -> str:
+        """The surrogate's scale: logit for probability games (``link="auto"``) while its
+        index can be enumerated (``d <= max_exact_surrogate``), else identity."""
+        link = self.link
+        if link == "auto":
+            link = "logit" if game.value_scale == "probability" else "identity"
+        return link if game.d <= self.max_exact_surrogate else "identity"
+
     def _sampled(self, game, rows, op: PairwiseIndex):
         d, n = game.d, len(rows)
         rng = np.random.default_rng(seed_sequence(self.seed))
@@ -203,7 +236,7 @@ class ShapleyInteractions(Summary):
         enum_masks = np.concatenate([size_masks(d, s) for s in enum]) if enum else \
             np.zeros((0, d), bool)
         units = (n_coal - len(enum_masks)) // 2
-        units -= units % 2  # two folds of equal size
+        K = min(self.folds, units // (MIN_PAIRS // 2))
         sizes = rng.choice(d + 1, size=units, p=probs)
         T = uniform_subsets(rng, sizes, d)
         masks = np.concatenate([enum_masks, T, ~T])
@@ -212,7 +245,10 @@ class ShapleyInteractions(Summary):
         v = as_numpy(game(masks, rows)).astype(np.float64).reshape(n, len(masks), k)
         v0 = as_numpy(game.v_empty(rows)).astype(np.float64).reshape(n, k)
         vN = as_numpy(game.v_full[np.asarray(rows)]).astype(np.float64).reshape(n, k)
-        y = v - v0[:, None]  # (n, m, k)
+        link = self._link(game)
+        g, ginv = _LINKS[link]
+        g0 = g(v0)
+        t = g(v) - g0[:, None]  # the fit's targets, on the link scale
         X = op.design(masks)
         C = op.coefficients(masks)
         n_enum = len(enum_masks)
@@ -224,29 +260,67 @@ class ShapleyInteractions(Summary):
         p_T = probs[sizes] / np.array([math.comb(d, int(s)) for s in sizes], dtype=float)
         p_C = probs[d - sizes] / np.array([math.comb(d, int(d - s)) for s in sizes],
                                           dtype=float)
-        folds = np.array_split(rng.permutation(units), 2)
+        folds = np.array_split(rng.permutation(units), K)
         est = np.zeros((n, X.shape[1], k))
         var = np.zeros_like(est)
-        for f in range(2):
-            fit, test = folds[f], folds[1 - f]
+        betas = []
+        for f in range(K):
+            test = folds[f]
+            fit = np.concatenate([folds[h] for h in range(K) if h != f])
             rows_fit = np.concatenate([np.arange(n_enum), n_enum + fit, n_enum + units + fit])
             w = np.concatenate([w_enum, np.full(2 * len(fit), rest / (2 * len(fit)))])
-            beta = _constrained_fit(X[rows_fit], w, y[:, rows_fit], vN - v0)
-            resid = y - np.einsum("mq,nqk->nmk", X, beta)  # (n, m, k)
-            part = op.of_two_additive(beta)
+            beta = _constrained_fit(X[rows_fit], w, t[:, rows_fit], g(vN) - g0)
+            betas.append(beta)
+            resid = v - ginv(g0[:, None] + np.einsum("mq,nqk->nmk", X, beta))  # (n, m, k)
             if n_enum:
-                part = part + np.einsum("mq,nmk->nqk", C[:n_enum], resid[:, :n_enum])
+                est += np.einsum("mq,nmk->nqk", C[:n_enum], resid[:, :n_enum]) / K
             a, b = n_enum + test, n_enum + units + test
             z = 0.5 * (np.einsum("uq,nuk->nuqk", C[a] / p_T[test][:, None], resid[:, a]) +
                        np.einsum("uq,nuk->nuqk", C[b] / p_C[test][:, None], resid[:, b]))
-            est += 0.5 * (part + z.mean(1))
-            var += 0.25 * z.var(1, ddof=1) / len(test)
+            est += z.mean(1) / K
+            var += z.var(1, ddof=1) / len(test) / K**2
+        # the surrogates' own index: closed form on the identity scale, else by enumeration
+        if link == "identity":
+            est += sum(op.of_two_additive(beta) for beta in betas) / K
+        else:
+            est += _enumerated_index(op, np.concatenate(betas, axis=2), np.tile(g0, K), ginv,
+                                     game.memory_cap).reshape(n, -1, K, k).mean(2)
         distinct = len(np.unique(np.packbits(masks, axis=1), axis=0)) + 2
-        extras = {"estimator": "sampled", "enumerated_sizes": sorted(int(s) for s in enum),
+        extras = {"estimator": "sampled", "link": link,
+                  "enumerated_sizes": sorted(int(s) for s in enum),
                   "budget": int(self._coalitions(game) * game.rows_per_coalition
                                 + game.rows_per_coalition + 1)}
         shape = (n, X.shape[1], *tail)
         return est.reshape(shape), np.sqrt(var).reshape(shape), units, distinct, extras
+
+
+def _logit(v: np.ndarray) -> np.ndarray:
+    v = np.clip(v, EPS, 1 - EPS)
+    return np.log(v) - np.log1p(-v)
+
+
+def _sigmoid(v: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * v))
+
+
+_LINKS = {"identity": (lambda v: v, lambda v: v), "logit": (_logit, _sigmoid)}
+
+
+def _enumerated_index(op: PairwiseIndex, beta: np.ndarray, g0: np.ndarray, ginv,
+                      memory_cap: int) -> np.ndarray:
+    """The index ``(n, d + P, k)`` of the surrogate games ``ginv(g0 + x_T beta)`` (``beta``
+    ``(n, d + P, k)``, ``g0`` ``(n, k)``) by enumerating their ``2^d`` coalitions (no model
+    calls), in blocks of coalitions whose design, coefficients and values fit ``memory_cap``."""
+    n, p, k = beta.shape
+    d = op.d
+    W = beta.transpose(1, 0, 2).reshape(p, n * k)
+    offset = g0.reshape(1, n * k)
+    out = np.zeros((n * k, p))
+    block = int(max(256, min(2**d, memory_cap // (8 * 3 * (2 * p + n * k)))))
+    for a in range(0, 2**d, block):
+        masks = enumerate_masks(d, a, min(2**d, a + block))
+        out += ginv(offset + op.design(masks) @ W).T @ op.coefficients(masks)
+    return out.reshape(n, k, p).transpose(0, 2, 1)
 
 
 def _constrained_fit(X: np.ndarray, w: np.ndarray, y: np.ndarray,
