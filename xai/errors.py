@@ -60,6 +60,10 @@ class MissingGroundTruth(XaiError):
     """A ground-truth metric was asked for on a data set without ground truth."""
 
 
+class MissingInteractions(InputError):
+    """An interaction plot was asked for on an explanation without pairwise interactions."""
+
+
 class BudgetError(XaiError):
     """The evaluation budget is too small for the summary, or enumeration is too large."""
 

@@ -2,8 +2,10 @@
 
 The plots shap users know, on xai explanations: :func:`bar`, :func:`beeswarm` and
 :func:`heatmap` (all rows), :func:`scatter` (dependence on one feature), :func:`waterfall` and
-:func:`decision` (from the base value to ``f(x)``), and :func:`image` (attributions painted
-over the explained image). ``expl.plot.<name>(...)`` calls the same functions.
+:func:`decision` (from the base value to ``f(x)``), :func:`image` (attributions painted
+over the explained image), and :func:`interaction_heatmap` and :func:`interaction_network`
+(the pairwise interactions of ``shap-interactions``). ``expl.plot.<name>(...)`` calls the
+same functions.
 
 Every function takes the explanation first and returns a :class:`matplotlib.figure.Figure`;
 it never calls ``show``. Without ``ax`` the figure is made through pyplot, so ``plt.show()``
@@ -27,6 +29,7 @@ from typing import Any
 
 from .dependence import scatter
 from .images import image
+from .interactions import interaction_heatmap, interaction_network
 from .overview import bar, beeswarm, heatmap
 from .paths import decision, waterfall
 
@@ -37,6 +40,8 @@ __all__ = [
     "decision",
     "heatmap",
     "image",
+    "interaction_heatmap",
+    "interaction_network",
     "scatter",
     "waterfall",
 ]
@@ -74,3 +79,5 @@ class ExplanationPlots:
     waterfall = _bound(waterfall)
     decision = _bound(decision)
     image = _bound(image)
+    interaction_heatmap = _bound(interaction_heatmap)
+    interaction_network = _bound(interaction_network)
