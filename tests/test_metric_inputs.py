@@ -101,6 +101,8 @@ def good_call(name: str, counter: Counter) -> Call:
         kwargs["ground_truth"] = GT
     if name == "suppressor-ratio":
         kwargs.update(suppressor=SUPPRESSOR, signal=GT)
+    if name == "attribution-deviation-bound":  # occlusion is not an attribution it bounds
+        kwargs["attribution"] = "gradient"
     return Call(network(counter), X, EXPLANATION, kwargs)
 
 
@@ -134,6 +136,11 @@ SENSITIVITY = ("max-sensitivity", "avg-sensitivity", "local-lipschitz")
 GROUND_TRUTH = ("topk-precision", "topk-recall", "auroc", "average-precision", "emd-accuracy",
                 "mass-accuracy", "pointing-game", "suppressor-ratio")
 BINNED = ("comprehensiveness", "sufficiency", "sensitivity-n")
+PREDICTION_GAP = ("pgi", "pgu")
+STABILITY = ("relative-input-stability", "relative-output-stability",
+             "relative-representation-stability")
+TORCH_ONLY = ("randomisation", "relative-representation-stability",
+              "attribution-deviation-bound")  # they read the torch module's layers
 
 
 @dataclass
@@ -279,19 +286,21 @@ CASES = [
             (r"'gauss'", r"Did you mean 'gaussian'"), _named("infidelity")),
     _option("n_perturb", 0, OptionError, (r"n_perturb=0", r"at least 1", FIX),
             _named("infidelity")),
-    _option("sigma", 0.0, OptionError, (r"sigma=0", r"> 0", FIX), _named("infidelity")),
+    _option("sigma", 0.0, OptionError, (r"sigma=0", r"> 0", FIX),
+            _named("infidelity", *PREDICTION_GAP, *STABILITY)),
     _option("patch", 0, OptionError, (r"patch=0", r"at least 1", FIX), _named("infidelity")),
     _option("normalise", "yes", OptionError, (r"normalise='yes'", r"'optimal' or None"),
             _named("infidelity")),
     _option("kind", "gradient", OptionError, (r"kind='gradient'", r"'sensitivity'"),
             _named("infidelity")),
     _option("n_samples", 0, OptionError, (r"n_samples=0", r"at least 1", FIX),
-            _named(*SENSITIVITY)),
-    _option("radius", -1.0, OptionError, (r"radius=-1", r"> 0", FIX), _named(*SENSITIVITY)),
+            _named(*SENSITIVITY, *PREDICTION_GAP, *STABILITY)),
+    _option("radius", -1.0, OptionError, (r"radius=-1", r"> 0", FIX),
+            _named(*SENSITIVITY, "attribution-deviation-bound")),
     _option("radius_frac", 0.0, OptionError, (r"radius_frac=0", r"> 0", FIX),
-            _named(*SENSITIVITY)),
+            _named(*SENSITIVITY, "attribution-deviation-bound")),
     _option("radius_frac", float("inf"), OptionError, (r"radius_frac=inf", r"finite", FIX),
-            _named(*SENSITIVITY)),
+            _named(*SENSITIVITY, "attribution-deviation-bound")),
     _option("explainer_batch_size", 0, OptionError,
             (r"explainer_batch_size=0", r"at least 1", FIX), _named(*SENSITIVITY)),
     _option("same_prediction", "yes", OptionError, (r"same_prediction='yes'", r"True or False"),
@@ -317,8 +326,37 @@ CASES = [
     _option("rows", [0, 1], ShapeError, (r"x has 6 rows", r"rows= 2"),
             _named(*GROUND_TRUTH[:-1]), "short"),
     _option("k", 0, OptionError, (r"k=0", r"1\.\.64", FIX), _named("topk-precision", "topk-recall")),
-    _option("k", 65, OptionError, (r"k=65", r"1\.\.64", FIX), _named("topk-precision",
-                                                                     "topk-recall")),
+    _option("k", 65, OptionError, (r"k=65", r"1\.\.64", FIX),
+            _named("topk-precision", "topk-recall", *PREDICTION_GAP)),
+    _option("k", 1.5, OptionError, (r"k=1\.5", r"fraction of the features in \(0, 1\)", FIX),
+            _named(*PREDICTION_GAP)),
+    _option("k", "a", OptionError, (r"k='a' is not a number", FIX), _named(*PREDICTION_GAP),
+            "text"),
+    _option("auc", "yes", OptionError, (r"auc='yes'", r"True or False"),
+            _named(*PREDICTION_GAP)),
+    _option("p_norm", 0.5, OptionError, (r"p_norm=0\.5", r"norm order", FIX),
+            _named(*STABILITY)),
+    _option("eps_min", 0.0, OptionError, (r"eps_min=0", r"> 0", FIX), _named(*STABILITY)),
+    _option("layer", "nope", OptionError, (r"layer='nope'", r"\['0', '1'\]", FIX),
+            _named("relative-representation-stability")),
+    _option("layer", 3, OptionError, (r"layer=3 is not a module name", FIX),
+            _named("relative-representation-stability")),
+    _option("norm", "l3", UnknownNameError, (r"'l3'", r"l2", r"linf"),
+            _named("attribution-deviation-bound")),
+    _option("distance", "cos", UnknownNameError, (r"'cos'", r"cosine"),
+            _named("attribution-deviation-bound")),
+    _option("attribution", "ig", OptionError, (r"attribution='ig'", r"'gradient'", FIX),
+            _named("attribution-deviation-bound")),
+    Case("deviation-bound-of-another-attribution", InputError,
+         lambda c: c.option(attribution=None),
+         (r"method 'occlusion'", r"pass attribution='gradient'"),
+         _named("attribution-deviation-bound")),
+    Case("deviation-bound-of-a-probability", OptionError, lambda c: c.option(output="probability"),
+         (r"output='probability'", r"raw output", r"leave output unset"),
+         _named("attribution-deviation-bound")),
+    Case("deviation-bound-of-an-unsupported-layer", ModelTypeError,
+         lambda c: replace(c, model=c.model.append(torch.nn.Tanh())),
+         (r"layer '2' \(Tanh\)", r"ReLU", FIX), _named("attribution-deviation-bound")),
     _option("normaliser", "max", UnknownNameError, (r"'max'", r"max-distance"),
             _named("emd-accuracy")),
     _option("max_variables", 0, OptionError, (r"max_variables=0", r"at least 1", FIX),
@@ -364,6 +402,10 @@ CASES = [
          lambda c: replace(c, model=CountedFunction(c.model)),
          (r"randomisation needs a torch\.nn\.Module", r"CountedFunction",
           r"parameters", FIX), _named("randomisation")),
+    Case("torch-metric-of-a-function", ModelTypeError,
+         lambda c: replace(c, model=CountedFunction(c.model)),
+         (r"needs a torch\.nn\.(Module|Sequential)", r"CountedFunction", FIX),
+         _named("relative-representation-stability", "attribution-deviation-bound")),
     Case("randomisation-of-a-parameter-free-module", InputError,
          lambda c: replace(c, model=torch.nn.Sequential(c.model[0], Counted(c.model))),
          (r"no parameters", FIX), _named("randomisation")),
@@ -448,7 +490,7 @@ TABLE_EXPLANATION = xai.explain(CLASSIFIER, X4, method="occlusion", baseline=0.0
                                 progress=False)
 TABLE_METRICS = [name for name in METRICS
                  if xai.registry.get("metric", name).applies_to != "image"
-                 and xai.registry.get("metric", name).name != "randomisation"]
+                 and xai.registry.get("metric", name).name not in TORCH_ONLY]
 
 
 def counted_classifier(counter: Counter) -> LogisticRegression:

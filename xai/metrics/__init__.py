@@ -18,5 +18,14 @@ __all__ = ["Metric", "MetricInputs", "MetricResult", "complexity", "correlation"
            "get", "ground_truth", "perturbation", "randomisation", "reduce_attributions",
            "road"]
 
-# ERASER, IROF, sensitivity-n and the pointing game register on import
-from . import eraser, irof, pointing, sensitivity_n  # noqa: F401
+# ERASER, IROF, sensitivity-n, the pointing game, OpenXAI's prediction gaps, the relative
+# stabilities and the attribution deviation bound register on import
+from . import (  # noqa: F401
+    deviation_bound,
+    eraser,
+    irof,
+    openxai,
+    pointing,
+    sensitivity_n,
+    stability,
+)
