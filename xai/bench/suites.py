@@ -11,8 +11,8 @@ skip inapplicable metrics without building anything) and its models, each a func
   Default methods shap, lime, occlusion, captum IG, captum saliency; the faithfulness metrics.
 * ``suppressor`` — ``gauss2d-suppressor`` with its exact Bayes model, ``linear8x8`` with a
   linear model, ``xaitris8`` LIN/MULT/RIGID/XOR × WHITE/CORR × LLR/MLP/CNN (models from
-  :func:`xai.datasets.training.train_model`); default methods as above plus pattern; the
-  ground-truth metrics.
+  :func:`xai.datasets.training.train_model`); default methods as above plus pattern,
+  patternnet and pattern-attribution; the ground-truth metrics.
 * ``xaitris64`` (opt-in, larger) — ``xaitris64`` × WHITE/CORR/NATURAL × LLR/MLP/CNN.
 
 Data sets and metrics are looked up by registry name when the suite runs; a suite never
@@ -378,7 +378,8 @@ SUPPRESSOR = Suite(
     name="suppressor",
     description="gauss2d-suppressor (Bayes model), linear8x8, xaitris8 4 scenarios × "
                 "WHITE/CORR × LLR/MLP/CNN; ground-truth metrics",
-    datasets=_suppressor_specs, methods=[*BASE_METHODS, "pattern"],
+    datasets=_suppressor_specs,
+    methods=[*BASE_METHODS, "pattern", "patternnet", "pattern-attribution"],
     metrics=GROUND_TRUTH_METRICS, method_options=METHOD_OPTIONS, n_explain=64)
 
 XAITRIS64 = Suite(

@@ -169,6 +169,19 @@ class BayesLinear(torch.nn.Module):
             return m[:, None]
         return torch.stack([torch.zeros_like(m), m], dim=1)
 
+    def as_sequential(self) -> torch.nn.Sequential:
+        """The same map as a Sequential of one bias-free float64 Linear layer (rows
+        ``(0, beta)`` for the logits, ``beta`` for the margin), for explainers that walk a
+        network's layers (PatternNet)."""
+        beta = self.beta.detach().to(torch.float64)
+        rows = beta[None] if self.output == "margin" else torch.stack([torch.zeros_like(beta),
+                                                                       beta])
+        layer = torch.nn.Linear(len(beta), len(rows), bias=False, dtype=torch.float64)
+        with torch.no_grad():
+            layer.weight.copy_(rows)
+        layer.requires_grad_(False)
+        return torch.nn.Sequential(layer)
+
 
 @register("dataset", "gauss2d-suppressor")
 class Gauss2dSuppressor(Dataset):
