@@ -310,10 +310,18 @@ FAITHFULNESS_METRICS = [
     "deletion", "insertion", "morf", "lerf", "aopc", "morf-lerf-gap", "road",
     "faithfulness-correlation", "faithfulness-estimate", "infidelity", "max-sensitivity",
     "avg-sensitivity", "local-lipschitz", "monotonicity", "monotonicity-correlation",
-    "complexity", "sparseness", "randomisation"]
+    "complexity", "sparseness", "randomisation", "comprehensiveness", "sufficiency", "irof",
+    "sensitivity-n", "pgi", "pgu", "relative-input-stability", "relative-output-stability",
+    "relative-representation-stability"]
+# the relative stabilities re-explain every row's copies, as max-sensitivity (32 copies): 16
+# copies each keeps the three together near its cost. attribution-deviation-bound is left out:
+# it bounds gradient and gradient x input only, so it would fail for every other method
+FAITHFULNESS_METRIC_OPTIONS = {name: {"n_samples": 16} for name in (
+    "relative-input-stability", "relative-output-stability",
+    "relative-representation-stability")}
 GROUND_TRUTH_METRICS = [
     "topk-precision", "topk-recall", "auroc", "average-precision", "emd-accuracy",
-    "mass-accuracy", "suppressor-ratio"]
+    "mass-accuracy", "pointing-game", "suppressor-ratio"]
 BASE_METHODS = ["shap", "lime", "occlusion", "captum.integrated-gradients", "captum.saliency"]
 METHOD_OPTIONS = {"shap": {"budget": 16384}, "lime": {"budget": 1024}}
 
@@ -369,7 +377,7 @@ def _suppressor_specs() -> list[DataSpec]:
 
 
 FAITHFULNESS = Suite(
-    name="faithfulness",
+    name="faithfulness", metric_options=FAITHFULNESS_METRIC_OPTIONS,
     description="sklearn digits (CNN) and breast-cancer (MLP), faithfulness metrics",
     datasets=_faithfulness_specs, methods=list(BASE_METHODS), metrics=FAITHFULNESS_METRICS,
     method_options=METHOD_OPTIONS, n_explain=32)
