@@ -16,7 +16,7 @@ from xai.behaviours import Prediction
 from xai.errors import InputError, MaskError, OptionError
 from xai.extremal import SmoothMask, area_reference, ranking_penalty, smooth_kernel
 from xai.features import FeatureMap
-from xai.game import Game
+from xai.game import Game, differentiable_values
 from xai.models import as_model
 from xai.removals import Blur, gaussian_blur
 
@@ -61,7 +61,7 @@ def test_values_with_gradients_equal_the_games_values_and_the_closed_form_gradie
     w = rng.normal(size=(3, 6, 6))
     game, _ = linear_game(X, w)
     masks = torch.tensor(rng.random((2, 36)), requires_grad=True)
-    vals = game.differentiable_values(masks, np.array([0, 1]))
+    vals = differentiable_values(game, masks, np.array([0, 1]))
     np.testing.assert_allclose(vals.detach().numpy(),
                                game(masks.detach().numpy()[:, None, :].copy(),
                                     np.array([0, 1]))[:, 0].numpy(), rtol=1e-12)
@@ -76,12 +76,12 @@ def test_values_with_gradients_refuse_other_models_and_malformed_masks():
     X = np.random.default_rng(0).random((1, 1, 4, 4))
     game, _ = linear_game(X, np.ones((1, 4, 4)))
     with pytest.raises(MaskError, match="floating tensor of shape"):
-        game.differentiable_values(torch.ones(1, 3), np.array([0]))
+        differentiable_values(game, torch.ones(1, 3), np.array([0]))
     fmap = FeatureMap.patches((4, 4), 1, channel_axis=0)
     fn_game = Game(as_model(lambda a: a.reshape(len(a), -1).sum(1)), X, Blur(1.0),
                    Prediction(target=0), fmap, kind="image")
     with pytest.raises(InputError, match="torch.nn.Module"):
-        fn_game.differentiable_values(torch.ones(1, 16), np.array([0]))
+        differentiable_values(fn_game, torch.ones(1, 16), np.array([0]))
 
 
 def test_smooth_mask_is_the_smooth_max_convolution_of_the_parameters():

@@ -5,7 +5,7 @@ For each image and area ``a`` the method looks for the mask ``m`` of area ``a`` 
 target output highest when only the masked region is kept (``mode="preserve"``) or lowest when
 only it is removed (``mode="delete"``). Removed pixels show a blurred copy of the image: the
 synthetic input is the game's blend ``m x + (1 - m) blur(x)`` (the ``blur`` removal with
-fractional masks), evaluated with gradients by :meth:`xai.game.Game.differentiable_values`.
+fractional masks), evaluated with gradients by :func:`xai.game.differentiable_values`.
 
 The paper's three ingredients, as in its reference implementation (TorchRay's
 ``extremal_perturbation``, by the authors):
@@ -40,7 +40,7 @@ import torch
 from .behaviours import Prediction
 from .errors import InputError, OptionError
 from .external import ExplainContext, ExternalExplainer
-from .game import Game
+from .game import Game, differentiable_values
 from .inputs import Choice, Integer, Real
 from .removals import Blur
 
@@ -254,7 +254,7 @@ class ExtremalPerturbation(ExternalExplainer):
         for _ in range(opts["max_iter"]):
             cropped, full = gen(params)
             mask = cropped.reshape(len(pair_rows), -1)
-            value = game.differentiable_values(mask if preserve else 1 - mask, pair_rows)
+            value = differentiable_values(game, mask if preserve else 1 - mask, pair_rows)
             reward = value if preserve else -value
             constrained = cropped if opts["area_domain"] == "image" else full
             energy = (reward - weight * ranking_penalty(constrained, reference)).sum()

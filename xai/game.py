@@ -149,15 +149,25 @@ def position_features(feature_map: FeatureMap, n: int,
     return np.where(idx < 0, feature_map.d, idx)
 
 
+def draws_part(behaviour: Behaviour, aggregate: str, out: torch.Tensor, w: torch.Tensor,
+               rows) -> torch.Tensor:
+    """The weighted sum over a block of draws ``out`` ``(c, K', k)`` (on the behaviour's
+    scale) of pairs whose explicands are ``rows`` ``(c,)``: of the outputs (E-pred,
+    ``aggregate="prediction"``; the behaviour follows once every draw is summed), or of each
+    draw's behaviour (E-beh)."""
+    if aggregate == "prediction":
+        return (out * w[None, :, None]).sum(1)
+    c, kb, k = out.shape
+    vals = behaviour(out.reshape(-1, k), torch.as_tensor(rows).repeat_interleave(kb))
+    vals = vals.reshape(c, kb, *vals.shape[1:])
+    return (vals * w.reshape(1, -1, *([1] * (vals.ndim - 2)))).sum(1)
+
+
 def behaviour_on_draws(behaviour: Behaviour, weights: torch.Tensor, F: torch.Tensor,
                        rows: torch.Tensor) -> torch.Tensor:
     """E-beh for x-independent outputs ``F`` of shape (1, K, k) shared by ``rows``."""
-    K = F.shape[1]
-    vals = behaviour(behaviour.on_scale(F[0]).repeat(len(rows), 1),
-                          rows.repeat_interleave(K))
-    vals = vals.reshape(len(rows), K, *vals.shape[1:])
-    w = weights.reshape(1, K, *([1] * (vals.ndim - 2)))
-    return (vals * w).sum(1)
+    out = behaviour.on_scale(F[0]).expand(len(rows), *F.shape[1:])
+    return draws_part(behaviour, "behaviour", out, weights, rows)
 
 
 class Game:
@@ -378,46 +388,6 @@ class Game:
         return vals.reshape(nr, m, *self.value_shape)
 
 
-    def differentiable_values(self, masks: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
-        """Values of fractional masks with gradients, for optimising masks (extremal
-        perturbations): pair ``p`` is ``(rows[p], masks[p])``, ``masks`` a floating tensor
-        ``(len(rows), d)`` in ``[0, 1]`` (the caller keeps it there) that may require grad.
-
-        The synthetic inputs are the same blend ``m x + (1 - m) r`` as :meth:`__call__`'s for
-        fractional masks; the model is a torch module, called in eval mode with autograd on.
-        Returns ``(len(rows), ...)`` in the behaviour's dtype, attached to the graph; the rows
-        are counted. No cache: every call evaluates its pairs."""
-        module = getattr(self.model, "module", None)
-        if not isinstance(module, torch.nn.Module):
-            raise InputError("values with gradients need a torch.nn.Module model; got a "
-                             f"{type(self.model).__name__}")
-        self.require_fractional()
-        if not isinstance(masks, torch.Tensor) or not masks.is_floating_point() or \
-                masks.shape != (len(rows), self.d):
-            raise MaskError(f"differentiable masks must be a floating tensor of shape "
-                            f"({len(rows)}, {self.d}); got {getattr(masks, 'shape', masks)}")
-        self._prepare()
-        from .models import _unwrap, eval_mode
-
-        r = torch.as_tensor(np.asarray(rows, dtype=np.int64), device=self.model.device)
-        x, xs = self.inputs.explicands(r)
-        m = masks.to(device=self.model.device, dtype=self.X.dtype)
-        mpos = self.inputs.positions(m, r, grid=False)
-        repl = self.inputs.replacement(x, r, m.detach(), False, 0, self.K)
-        synth = self.inputs.model_input(self.inputs.synthetic(xs, mpos, repl, boolean=False))
-        with eval_mode(module, grad=True):
-            out = _unwrap(self.model._forward(synth))
-        self.rows_evaluated += synth.shape[0]
-        self.model.evaluations += synth.shape[0]
-        out = self.behaviour.on_scale(out.reshape(len(rows), self.K, -1))
-        w = self.weights.to(device=out.device, dtype=out.dtype)
-        if self.aggregate == "prediction":
-            return self.behaviour((out * w[None, :, None]).sum(1), torch.as_tensor(rows))
-        vals = self.behaviour(out.reshape(-1, out.shape[-1]),
-                              torch.as_tensor(rows).repeat_interleave(self.K))
-        vals = vals.reshape(len(rows), self.K, *vals.shape[1:])
-        return (vals * w.reshape(1, -1, *([1] * (vals.ndim - 2)))).sum(1)
-
     def inert_features(self, rows: np.ndarray) -> np.ndarray | None:
         """``(len(rows), d)`` bool: the features of each explicand whose input elements equal
         their replacements in every draw, bit for bit
@@ -613,16 +583,10 @@ class Game:
                         acc = self.behaviour.value_of_draw(out[:, 0], torch.as_tensor(rows_np))
                         break
                     out = self.behaviour.on_scale(out)
-                    if self.aggregate == "prediction":
-                        part = (out * w[None, :, None]).sum(1)
-                        if draws is not None:
-                            sqp = (out.to(torch.float64) ** 2 * w[None, :, None]).sum(1)
-                            sq = sqp if sq is None else sq + sqp
-                    else:
-                        vals = self.behaviour(out.reshape(-1, k),
-                                              torch.as_tensor(rows_np).repeat_interleave(e - s))
-                        vals = vals.reshape(c, e - s, *vals.shape[1:])
-                        part = (vals * w.reshape(1, -1, *([1] * (vals.ndim - 2)))).sum(1)
+                    part = draws_part(self.behaviour, self.aggregate, out, w, rows_np)
+                    if self.aggregate == "prediction" and draws is not None:
+                        sqp = (out.to(torch.float64) ** 2 * w[None, :, None]).sum(1)
+                        sq = sqp if sq is None else sq + sqp
                     acc = part if acc is None else acc + part
                 if raw:
                     continue
@@ -649,6 +613,45 @@ class Game:
         if self.progress is not None:
             self.progress.update(x.shape[0])
         return out
+
+
+def differentiable_values(game: Game, masks: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
+    """Values of ``game`` on fractional masks with gradients, for optimising masks (extremal
+    perturbations): pair ``p`` is ``(rows[p], masks[p])``, ``masks`` a floating tensor
+    ``(len(rows), d)`` in ``[0, 1]`` (the caller keeps it there) that may require grad.
+
+    The synthetic inputs are the same blend ``m x + (1 - m) r`` as the game's for fractional
+    masks; the model is a torch module, called in eval mode with autograd on. Returns
+    ``(len(rows), ...)`` in the behaviour's dtype, attached to the graph; the rows are
+    counted. No cache: every call evaluates its pairs."""
+    module = getattr(game.model, "module", None)
+    if not isinstance(module, torch.nn.Module):
+        raise InputError("values with gradients need a torch.nn.Module model; got a "
+                         f"{type(game.model).__name__}")
+    game.require_fractional()
+    if not isinstance(masks, torch.Tensor) or not masks.is_floating_point() or \
+            masks.shape != (len(rows), game.d):
+        raise MaskError(f"differentiable masks must be a floating tensor of shape "
+                        f"({len(rows)}, {game.d}); got {getattr(masks, 'shape', masks)}")
+    game._prepare()
+    from .models import _unwrap, eval_mode
+
+    r = torch.as_tensor(np.asarray(rows, dtype=np.int64), device=game.model.device)
+    x, xs = game.inputs.explicands(r)
+    m = masks.to(device=game.model.device, dtype=game.X.dtype)
+    mpos = game.inputs.positions(m, r, grid=False)
+    repl = game.inputs.replacement(x, r, m.detach(), False, 0, game.K)
+    synth = game.inputs.model_input(game.inputs.synthetic(xs, mpos, repl, boolean=False))
+    with eval_mode(module, grad=True):
+        out = _unwrap(game.model._forward(synth))
+    game.rows_evaluated += synth.shape[0]
+    game.model.evaluations += synth.shape[0]
+    out = game.behaviour.on_scale(out.reshape(len(rows), game.K, -1))
+    w = game.weights.to(device=out.device, dtype=out.dtype)
+    part = draws_part(game.behaviour, game.aggregate, out, w, rows)
+    if game.aggregate == "prediction":
+        return game.behaviour(part, torch.as_tensor(rows))
+    return part
 
 
 class DatasetGame:
