@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "xai.plots.*", "xai.html", "xai.report", "xai.indexing",
               "xai.display", "xai.shap_interop")),
     ("methods", ("xai.presets", "xai.explainer", "xai.external", "xai.ray_explain",
-                 "xai.extremal", "xai.pattern_net")),
+                 "xai.extremal", "xai.pattern_net", "xai.torch_layers")),
     ("extensions", ("xai.plugins", "xai_*", "xai.concepts", "xai.concepts.*")),
     ("evaluation", ("xai.metrics", "xai.metrics.*", "xai.datasets", "xai.datasets.*",
                     "xai.concepts.primitives", "xai.concepts.scoring", "xai.ray_metrics")),

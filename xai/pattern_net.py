@@ -44,8 +44,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import InputError, ModelError, ModelTypeError, unknown_name
+from .errors import InputError, ModelTypeError, unknown_name
 from .external import ExplainContext, ExternalExplainer
+from .torch_layers import check_forward, layer_weights, sequential_layers
 
 ESTIMATORS = ("two-component", "linear")
 KERNEL_LAYERS = (nn.Linear, nn.Conv2d)
@@ -54,61 +55,16 @@ PASS_LAYERS = (nn.Dropout, nn.Identity)
 SUPPORTED = (*KERNEL_LAYERS, nn.ReLU, *SHAPE_LAYERS, *PASS_LAYERS)
 #: background rows forwarded together while the statistics accumulate
 FIT_CHUNK = 64
-#: relative tolerance of the float64 forward pass against the model's own outputs
-FORWARD_RTOL = 1e-3
-
-
-def _supported_names() -> str:
-    return ", ".join(t.__name__ for t in SUPPORTED)
 
 
 def layer_sequence(model: Any) -> list[nn.Module]:
     """The layers of ``model`` in forward order (see the module docstring); a
     :class:`~xai.errors.ModelTypeError` naming the first layer it cannot take."""
-    if not isinstance(model, nn.Module):
-        raise ModelTypeError(f"patternnet needs a torch.nn.Module of Linear/Conv2d and ReLU "
-                             f"layers; got a {type(model).__name__}. Use a removal-based method "
-                             "such as 'kernelshap' for other models.")
-    as_sequential = getattr(model, "as_sequential", None)
-    if callable(as_sequential):
-        model = as_sequential()
-    layers: list[nn.Module] = []
-
-    def walk(module: nn.Module, where: str) -> None:
-        if isinstance(module, nn.Sequential):
-            for name, child in module.named_children():
-                walk(child, f"{where}.{name}" if where else name)
-            return
-        if isinstance(module, SUPPORTED):
-            if isinstance(module, nn.Conv2d) and (module.groups != 1 or
-                                                  module.padding_mode != "zeros"):
-                raise ModelTypeError(
-                    f"patternnet: layer {where or '(model)'} is a Conv2d with groups="
-                    f"{module.groups}, padding_mode={module.padding_mode!r}; only ungrouped "
-                    "convolutions with zero padding are supported")
-            layers.append(module)
-            return
-        children = list(module.named_children())
-        if len(children) == 1:  # a wrapper of one layer or sequence (checked on the background)
-            walk(children[0][1], f"{where}.{children[0][0]}" if where else children[0][0])
-            return
-        raise ModelTypeError(
-            f"patternnet: layer {where or '(model)'} is a {type(module).__name__}, which the "
-            f"pattern backward pass does not support. Supported: a torch.nn.Sequential of "
-            f"{_supported_names()} (ReLU networks). Rewrite the model as such a Sequential, "
-            "or use a removal-based method such as 'kernelshap'.")
-
-    walk(model, "")
+    layers = sequential_layers(model, "patternnet", SUPPORTED)
     if not any(isinstance(m, KERNEL_LAYERS) for m in layers):
         raise ModelTypeError("patternnet: the model has no Linear or Conv2d layer to fit "
                              "patterns to")
     return layers
-
-
-def _weights(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
-    w = layer.weight.detach().to("cpu", torch.float64)
-    b = None if layer.bias is None else layer.bias.detach().to("cpu", torch.float64)
-    return w, b
 
 
 def _forward(layers: list[nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
@@ -116,10 +72,10 @@ def _forward(layers: list[nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
     acts = [x]
     for layer in layers:
         if isinstance(layer, nn.Linear):
-            w, b = _weights(layer)
+            w, b = layer_weights(layer)
             x = F.linear(x, w, b)
         elif isinstance(layer, nn.Conv2d):
-            w, b = _weights(layer)
+            w, b = layer_weights(layer)
             x = F.conv2d(x, w, b, layer.stride, layer.padding, layer.dilation)
         elif isinstance(layer, nn.ReLU):
             x = torch.relu(x)
@@ -141,7 +97,7 @@ def _neuron_io(layer: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.T
                                                            torch.Tensor]:
     """Per neuron samples: inputs ``(m, fan_in)``, outputs without bias and pre-activations
     with bias ``(m, out)`` (a convolution's every position is a sample)."""
-    w, b = _weights(layer)
+    w, b = layer_weights(layer)
     if isinstance(layer, nn.Conv2d):
         x = F.unfold(x, layer.kernel_size, layer.dilation, layer.padding, layer.stride)
         x = x.transpose(1, 2).reshape(-1, x.shape[1])
@@ -207,7 +163,7 @@ def fit_patterns(model: Any, background: Any, estimator: str = "two-component") 
                     acc[2] = acc[2] + x.T @ (y * mask)
     patterns, negative = {}, {}
     for i in kernel:
-        w2 = _weights(layers[i])[0]
+        w2 = layer_weights(layers[i])[0]
         w2 = w2.reshape(w2.shape[0], -1)
         st = stats[i]
         mean_y = st["sy"] / st["m"]
@@ -238,7 +194,7 @@ def backward_pass(layers: list[nn.Module], fit: PatternFit, X: torch.Tensor,
         if isinstance(layer, KERNEL_LAYERS):
             p = fit.patterns[i]
             if attribution:
-                p = p * _weights(layer)[0]
+                p = p * layer_weights(layer)[0]
             if isinstance(layer, nn.Linear):
                 r = r @ p
             else:
@@ -333,24 +289,6 @@ def _rows_of(X: Any) -> torch.Tensor:
 
 
 def _check_forward(model: nn.Module, layers: list[nn.Module], B: torch.Tensor) -> int:
-    """The layer sequence must compute what the model computes (a wrapper's forward may do
-    more than call its one child): compared on background rows, one model call; returns the
-    rows it evaluated."""
-    with torch.no_grad():
-        mine = _forward(layers, B)[-1].numpy()
-    param = next(model.parameters(), None)
-    x = B if param is None else B.to(param.device, param.dtype)
-    training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            theirs = model(x).detach().to("cpu", torch.float64).numpy()
-    finally:
-        model.train(training)
-    if theirs.shape != mine.shape or not np.allclose(
-            theirs, mine, rtol=FORWARD_RTOL, atol=FORWARD_RTOL * max(np.abs(theirs).max(), 1)):
-        raise ModelError(
-            f"patternnet: the model's outputs differ from its layers applied in sequence "
-            f"(shape {theirs.shape} vs {mine.shape}): its forward does more than the layers "
-            "it holds. Give a torch.nn.Sequential of the supported layers")
-    return len(B)
+    """The layer sequence must compute what the model computes: one model call on background
+    rows; returns the rows it evaluated."""
+    return check_forward(model, lambda x: _forward(layers, x)[-1], B, "patternnet")
