@@ -275,6 +275,7 @@ def bench_html(folder: str | os.PathLike) -> str:
               "± SE; ↑ higher is better, ↓ lower is better, · diagnostic. Cost columns: "
               "explanation seconds and model evaluations per explained row."),
         _section("Results", _result_tables(table) or [_note("no results")], "results"),
+        *_agreement_section(out),
         _section("Figures", figures or [_note("no figures")], "figures"),
     ]
     errors = _errors_table(cells)
@@ -282,6 +283,36 @@ def bench_html(folder: str | os.PathLike) -> str:
         body.append(_section("Errors", [errors], "errors"))
     body.append(_section("Run", _run_record(rows, out), "run"))
     return _page(f"xai benchmark: {out.resolve().name}", body)
+
+
+def _agreement_section(out: Path) -> list[str]:
+    """Per (suite, data set, model), the metrics × metrics rank correlations that
+    ``xai bench summarise`` wrote into ``agreement.csv`` (no section for a folder summarised
+    before it was written)."""
+    if not (out / "agreement.csv").is_file():
+        return []
+    agreement = pd.read_csv(out / "agreement.csv", dtype={"note": str}).fillna({"note": ""})
+    tables = []
+    for (suite, dataset, model), g in agreement.groupby(["suite", "dataset", "model"],
+                                                        sort=False):
+        metrics = list(dict.fromkeys([*g["metric_a"], *g["metric_b"]]))
+        mirrored = g.rename(columns={"metric_a": "metric_b", "metric_b": "metric_a"})
+        frame = pd.concat([g, mirrored]).pivot(index="metric_a", columns="metric_b",
+                                               values="correlation")
+        frame = frame.reindex(index=metrics, columns=metrics)
+        for m in metrics:
+            frame.loc[m, m] = 1.0
+        frame = frame.map(lambda r: "NaN" if pd.isna(r) else f"{r:.2f}")
+        frame.index.name, frame.columns.name = None, "metric"
+        notes = "; ".join(dict.fromkeys(n for n in g["note"] if n))
+        caption = f"{dataset} / {model} ({suite}), {int(g['n_methods'].max())} methods"
+        tables.append(_table(frame, caption + (f" — NaN: {notes}" if notes else "")))
+    note = _note("Spearman's rho between two metrics over the methods, each oriented so that "
+                 "higher is better: 1 = the same ranking, −1 = the reversed one; near 0 or "
+                 "below, the verdict depends on the metric chosen (LATEC, Klein et al., "
+                 "NeurIPS 2024).")
+    return [_section("Metric agreement", [note, *tables] if tables else
+                     [_note("fewer than two metrics with a direction")], "agreement")]
 
 
 def _read_jsonl(path: Path) -> list[dict]:

@@ -8,6 +8,9 @@ Reads ``results.jsonl`` (last row per key), and writes
   metric seconds and model evaluations per explained row);
 * ``results.md`` and the terminal table — per (data set, model) a methods × metrics table of
   ``mean ± SE`` with direction arrows (↑ higher is better, ↓ lower is better, · diagnostic);
+* ``agreement.csv`` and a section of ``results.md`` — per (data set, model), the rank
+  correlation between every two metrics over the methods (:mod:`xai.bench.agreement`), so
+  that a reader sees when the verdict depends on the metric chosen;
 * ``cells.csv`` — every cell's last row, flattened;
 * ``figures/`` — deletion/insertion (any curve metric) curves per method, ground truth beside
   each method's mean |attribution| map, suppressor-ratio bars with the data set's reference
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .agreement import agreement_markdown, agreement_text, metric_agreement
 from .store import RESULTS, jsonable, last_per_key, read_rows
 
 ARROWS = {"higher": "↑", "lower": "↓"}
@@ -358,18 +362,21 @@ def summarise(out_dir, *, figures: bool = True, echo: bool = True):
         raise XaiError(f"{out} has no {RESULTS}; run `xai bench --suite NAME --out {out}` first")
     cells, rows = cells_frame(out)
     table = _table(cells)
+    agreement = metric_agreement(table)
     cells.to_csv(out / "cells.csv", index=False)
     table.to_csv(out / "results.csv", index=False)
+    agreement.to_csv(out / "agreement.csv", index=False)
     status = cells["status"].value_counts().to_dict() if not cells.empty else {}
     (out / "results.json").write_text(json.dumps(jsonable(
         {"cells": len(cells), "status": status,
-         "results": table.to_dict(orient="records")}), indent=1))
+         "results": table.to_dict(orient="records"),
+         "agreement": agreement.to_dict(orient="records")}), indent=1))
     md = [f"# Benchmark results ({out})", "",
           f"{len(cells)} cells: " + ", ".join(f"{v} {k}" for k, v in sorted(status.items())),
           "", ("Mean over seeds ± SE; ↑ higher is better, ↓ lower is better, · diagnostic. "
                "Cost columns: explanation seconds and model evaluations per explained row."),
           "",
-          _markdown(table)]
+          _markdown(table), agreement_markdown(table, agreement)]
     errors = cells[cells.status == "error"] if not cells.empty else cells
     if len(errors):
         md += ["## Errors", "", "| data set | model | method | metric | seed | error |",
@@ -383,4 +390,6 @@ def summarise(out_dir, *, figures: bool = True, echo: bool = True):
         _figures(out, rows, table)
     if echo:
         print(_terminal(table))
+        if not agreement.empty:
+            print("\n" + agreement_text(agreement))
     return table
