@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import xai
-from xai.errors import ModelTypeError, OptionError
+from xai.errors import InputError, ModelTypeError, OptionError
 
 quantus = pytest.importorskip("quantus")
 
@@ -240,3 +240,20 @@ def test_equals_explainiverse_on_the_same_copies(name: str, monkeypatch) -> None
                         return_details=True, **extra) for x in X_TABLE]
     np.testing.assert_allclose(res.per_sample, [e["score"] for e in expected], rtol=1e-9)
     np.testing.assert_array_equal(valid, [e["n_valid"] for e in expected])
+
+
+
+def test_a_layer_that_does_not_run_once_per_forward_pass_is_refused() -> None:
+    """A module of the model that its forward never calls gives no representation."""
+    class WithUnused(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net, self.unused = network(), torch.nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.net(x)
+
+    with pytest.raises(InputError, match=r"layer='unused' ran 0 times in 1 forward passes.*"
+                                         r"pass layer="):
+        xai.metrics.get("relative-representation-stability", n_samples=2, layer="unused")(
+            WithUnused(), X, np.zeros(X.shape), explainer=GradientTimesInput())

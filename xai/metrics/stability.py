@@ -264,6 +264,12 @@ class RelativeRepresentationStability(RelativeStability):
                     outs.append(inp.model(x).detach().cpu().to(torch.float64))
         finally:
             hook.remove()
+        if len(seen) != len(outs):
+            where = f"layer={inp.options['layer']!r}" if output else "the last layer with " \
+                "parameters"
+            raise InputError(f"{where} ran {len(seen)} times in {len(outs)} forward passes, so "
+                             "it gives no single representation per row: pass layer= (a module "
+                             "that runs once per forward pass)")
         out = torch.cat(outs).numpy()
         return torch.cat(seen).numpy(), predicted_class(out, adapter.output_kind), len(rows)
 
