@@ -59,3 +59,16 @@ class TableModel:
         self.rows += A.shape[0]
         self.calls += 1
         return self.V[(A.astype(np.int64) * self.pw).sum(1)]
+
+
+class CallCounter(torch.nn.Module):
+    """Wraps a module and counts its forward calls (to test that bad input is refused before
+    any model call)."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner, self.calls = inner, 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.inner(x)

@@ -6,6 +6,7 @@ before any model call."""
 import numpy as np
 import pytest
 import torch
+from helpers import CallCounter
 from torch import nn
 
 import xai
@@ -99,24 +100,14 @@ def test_fit_then_explain_without_background_equals_explaining_with_it():
     np.testing.assert_allclose(a.values, b.values, rtol=1e-12)
 
 
-class _Counting(nn.Module):
-    def __init__(self, inner):
-        super().__init__()
-        self.inner, self.calls = inner, 0
-
-    def forward(self, x):
-        self.calls += 1
-        return self.inner(x)
-
-
 def test_unsupported_layers_and_missing_background_are_refused_before_any_model_call():
-    model = _Counting(nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)))
+    model = CallCounter(nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)))
     X = np.zeros((4, 3))
     with pytest.raises(ModelTypeError, match="Tanh"):
         xai.explain(model, X, method="patternnet", background=X)
     with pytest.raises(ModelTypeError):
         layer_sequence(lambda x: x)
-    ok = _Counting(_relu_net())
+    ok = CallCounter(_relu_net())
     with pytest.raises(InputError, match="background"):
         xai.explain(ok, X, method="pattern-attribution")
     with pytest.raises(UnknownNameError, match="estimator"):

@@ -90,3 +90,7 @@ register("explainer", "extremal-perturbation", Lazy(
     "xai.extremal:ExtremalPerturbation",
     "Extremal perturbations (Fong et al. 2019): the smooth mask of a given area that keeps "
     "(or deletes) the target output most, blur outside it, by gradient ascent (torch images)"))
+register("explainer", "eva", Lazy(
+    "xai.eva:EVA",
+    "EVA (Fel et al. 2023): per feature, the drop of the verified adversarial overlap (CROWN "
+    "or interval bounds over an l_inf ball) when the feature is held (torch ReLU networks)"))
