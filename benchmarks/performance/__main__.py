@@ -29,7 +29,7 @@ TINY = {"p1": {"d": 6, "n_points": 2, "budgets": (48,), "seeds": range(2)},  # f
         "p2": {"d": 6, "n_rows": 3, "budget": 48, "repeats": 1, "max_seconds": 0.5}}
 #: problem number -> module of this package implementing it (problems 3 and up)
 MODULES = {3: "images", 4: "gradients", 5: "metrics", 6: "global_importance", 7: "scaling",
-           8: "estimator_calls", 9: "ray_scaling"}
+           8: "estimator_calls", 9: "ray_scaling", 10: "interactions"}
 ALL = (1, 2, *MODULES)
 
 
