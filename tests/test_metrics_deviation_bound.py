@@ -156,3 +156,15 @@ def test_unsupported_layers_are_refused_before_the_model_is_called() -> None:
         xai.metrics.get("attribution-deviation-bound", attribution="gradient")(
             model, np.ones((2, 5), np.float32), np.zeros((2, 5)))
     assert not calls
+
+
+def test_convolutions_that_pad_by_reflection_are_refused_before_the_model_is_called() -> None:
+    calls = []
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"),
+                                torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(32, 2))
+    model.register_forward_pre_hook(lambda m, a: calls.append(1))
+    with pytest.raises(ModelTypeError, match=r"layer '0' \(Conv2d with padding_mode='reflect'"
+                                             r"\).*padding_mode='zeros'"):
+        xai.metrics.get("attribution-deviation-bound", attribution="gradient")(
+            model, np.ones((2, 1, 4, 4), np.float32), np.zeros((2, 1, 4, 4)))
+    assert not calls

@@ -66,6 +66,14 @@ def sequential_layers(model: Any) -> list[torch.nn.Module]:
         if isinstance(layer, torch.nn.Sequential):
             layers += sequential_layers(layer)
         elif isinstance(layer, _AFFINE + _PASS + (torch.nn.ReLU, torch.nn.Flatten)):
+            if getattr(layer, "padding_mode", "zeros") != "zeros":
+                # an input element read twice by one unit (reflect or circular padding) breaks
+                # the first layer's l2 radius eps·‖W_j‖₂, which assumes distinct elements
+                raise ModelTypeError(
+                    f"attribution-deviation-bound cannot bound layer {name!r} "
+                    f"({type(layer).__name__} with padding_mode={layer.padding_mode!r}): it "
+                    "supports zero-padded convolutions only; pass a network whose "
+                    "convolutions use padding_mode='zeros'")
             layers.append(layer)
         else:
             raise ModelTypeError(
