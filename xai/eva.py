@@ -34,9 +34,11 @@ Identity layers (:mod:`xai.torch_layers`; anything else is a
   auto_LiRPA): linear bounds propagated backwards through the ReLUs with their triangle
   relaxation (upper chord; lower slope 1 where ``u >= -l``, else 0), for every ReLU's
   pre-activations (layers of at most :data:`CROWN_MAX_NEURONS` neurons; wider ones keep their
-  interval bounds) and for the output. A max pooling layer ends a backward pass: the bounds
-  below it are its output's box. Every CROWN bound is intersected with the interval bound,
-  so it is never looser.
+  interval bounds) and for the output. Max pooling is relaxed per window by its element
+  ``i*`` of largest lower bound: ``max >= z_{i*}``, and ``max <= z_{i*}`` where that lower
+  bound reaches every other element's upper bound, else ``max <= max_i u_i`` (a pooling with
+  ``ceil_mode`` ends the backward pass instead: below it, its output's box). Every CROWN
+  bound is intersected with the interval bound, so it is never looser.
 
 Not from the paper: only the ``l_inf`` ball; the paper's hybrid scaling (empirical bounds of an
 intermediate layer from samples) is not implemented; the verified bounds are computed by this
@@ -145,6 +147,56 @@ def _relu_relaxation(box: Box) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     return slope_lo, chord, shift
 
 
+def _relaxes(layer: nn.Module) -> bool:
+    """Whether CROWN's backward pass relaxes this max pooling (else it stops below it)."""
+    return isinstance(layer, nn.MaxPool2d) and not layer.ceil_mode and \
+        not layer.return_indices
+
+
+def _windows(layer: nn.MaxPool2d, z: torch.Tensor) -> torch.Tensor:
+    """The pooling windows of ``z`` ``(b, C, H, W)``: ``(b, C, K, L)`` (``K`` elements of each
+    of the ``L`` windows), padded with ``-inf`` as max pooling pads."""
+    p = _pair(layer.padding)
+    z = F.pad(z, (p[1], p[1], p[0], p[0]), value=-torch.inf)
+    u = F.unfold(z, _pair(layer.kernel_size), _pair(layer.dilation), 0,
+                 _pair(layer.stride or layer.kernel_size))
+    return u.reshape(z.shape[0], z.shape[1], -1, u.shape[-1])
+
+
+def _pair(v) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _maxpool_relaxation(layer: nn.MaxPool2d, box: Box) -> tuple[torch.Tensor, torch.Tensor,
+                                                                   torch.Tensor]:
+    """Linear relaxation of max pooling over the box: per window, the element ``i*`` with the
+    largest lower bound; ``max >= z_{i*}`` always, and ``max <= z_{i*}`` when ``i*``'s lower
+    bound reaches every other element's upper bound (the window's maximum is then ``z_{i*}``),
+    else ``max <= max_i u_i``. Returns the one-hot choice ``(b, C, K, L)``, whether the window
+    is decided ``(b, C, L)`` and its constant upper bound ``(b, C, L)``."""
+    lo, up = _windows(layer, box.lower), _windows(layer, box.upper)
+    best = lo.argmax(2, keepdim=True)
+    onehot = torch.zeros_like(lo).scatter_(2, best, 1.0)
+    others = torch.where(onehot > 0, torch.full_like(up, -torch.inf), up).amax(2)
+    decided = lo.gather(2, best)[:, :, 0] >= others
+    return onehot, decided, up.amax(2)
+
+
+def _maxpool_transpose(layer: nn.MaxPool2d, coef: torch.Tensor, onehot: torch.Tensor,
+                       in_shape: tuple[int, ...]) -> torch.Tensor:
+    """Coefficients ``coef`` ``(b, s, C, L)`` on the windows' chosen elements, moved to the
+    pooling's input ``(b, s, *in_shape)`` (overlapping windows add up)."""
+    b, s, C, L = coef.shape
+    K = onehot.shape[2]
+    per = (coef.unsqueeze(3) * onehot.unsqueeze(1)).reshape(b * s, C * K, L)
+    p = _pair(layer.padding)
+    H, W = in_shape[1] + 2 * p[0], in_shape[2] + 2 * p[1]
+    out = F.fold(per, (H, W), _pair(layer.kernel_size), _pair(layer.dilation), 0,
+                 _pair(layer.stride or layer.kernel_size))
+    out = out[:, :, p[0]:p[0] + in_shape[1], p[1]:p[1] + in_shape[2]]
+    return out.reshape(b, s, *in_shape)
+
+
 def _transpose(layer: nn.Module, A: torch.Tensor, in_shape: tuple[int, ...]) -> torch.Tensor:
     """``A`` ``(b, s, *out)`` times the Jacobian of the affine layer's linear part:
     ``(b, s, *in)`` (the vector-Jacobian product, exact for a linear map)."""
@@ -173,6 +225,15 @@ def _backward(layers: list[nn.Module], boxes: list[Box], start: int, top: int,
                 pos, neg = A.clamp(min=0), A.clamp(max=0)
                 const = const + (pos * shift).sum(tuple(range(2, A.ndim)))
                 A = pos * chord + neg * slope_lo
+            elif isinstance(layer, nn.MaxPool2d):
+                onehot, decided, top_up = _maxpool_relaxation(layer, box)
+                b_, s_ = A.shape[:2]
+                flat = A.reshape(b_, s_, A.shape[2], -1)  # (b, s, C, L)
+                pos, neg = flat.clamp(min=0), flat.clamp(max=0)
+                decided = decided.unsqueeze(1)
+                const = const + (pos * ~decided * top_up.unsqueeze(1)).sum((2, 3))
+                A = _maxpool_transpose(layer, pos * decided + neg, onehot,
+                                       tuple(box.lower.shape[1:]))
             else:
                 in_shape = tuple(box.lower.shape[1:])
                 offset = _apply(layer, torch.zeros((1, *in_shape), dtype=torch.float64))
@@ -198,11 +259,13 @@ def _backward_chunked(layers, boxes, start, top, spec):
 
 
 def _last_stop(layers: list[nn.Module], top: int, affine_only: bool) -> int:
-    """Where a backward pass from layer ``top`` stops: after the last max pooling below it
-    (CROWN) or after the last non-affine layer (the exact affine tail of IBP)."""
+    """Where a backward pass from layer ``top`` stops: after the last layer below it that
+    CROWN cannot relax (max pooling with ``ceil_mode`` or ``return_indices``), or, for the
+    exact affine tail of IBP, after the last non-affine layer."""
     for i in range(top - 1, -1, -1):
-        if isinstance(layers[i], nn.MaxPool2d) or (affine_only and
-                                                   not isinstance(layers[i], AFFINE_LAYERS)):
+        layer = layers[i]
+        if (isinstance(layer, nn.MaxPool2d) and not _relaxes(layer)) or (
+                affine_only and not isinstance(layer, AFFINE_LAYERS)):
             return i + 1
     return 0
 
