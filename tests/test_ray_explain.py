@@ -132,6 +132,27 @@ def test_a_dataset_game_sums_its_data_blocks_on_workers_exactly(cluster, monkeyp
     assert remote.evaluations == local.evaluations + actors * len(X)  # v(D) per actor
 
 
+@pytest.mark.parametrize("options", [{}, {"draws_per_unit": 4, "loss": "squared-error"}])
+def test_row_sampled_sage_evaluates_its_units_on_workers_with_the_local_values(
+        cluster, monkeypatch, options):
+    from xai import game
+
+    X, B, y = _tabular()
+    pipe = make_pipeline(StandardScaler(), LogisticRegression()).fit(X.astype(float), y)
+    calls = []
+    monkeypatch.setattr(game.DatasetGame, "local", lambda self, *a, local=game.DatasetGame.local:
+                        calls.append(self.shards) or local(self, *a))
+    kw = {"y": y, "background": B.astype(float), "seed": 2, "budget": 600, "progress": False,
+          **options}
+    local = xai.explain(pipe, X.astype(float), "sage", **kw)
+    remote = xai.explain(pipe, X.astype(float), "sage", backend="ray", workers=2, **kw)
+    _same(local, remote)
+    # the driver evaluated no unit: every row-sampled call went to the actors
+    assert calls and all(s is None for s in calls[:len(calls) // 2]) and \
+        all(s is not None for s in calls[len(calls) // 2:])
+    assert remote.evaluations >= local.evaluations
+
+
 class _DiesOnce(torch.nn.Module):
     """The MLP, whose worker process kills itself on its first forward (a marker file says
     it has happened)."""

@@ -786,7 +786,10 @@ class DatasetGame:
     def local(self, masks: np.ndarray, data_rows: np.ndarray,
               draws: np.ndarray | None = None) -> torch.Tensor:
         """Values of per-unit coalitions ``(U, m, d)`` for data rows ``data_rows`` ``(U,)``
-        (on the draw subsets ``draws`` of :meth:`draw_subsets`, if given)."""
+        (on the draw subsets ``draws`` of :meth:`draw_subsets`, if given); with shards, the
+        units are evaluated there."""
+        if self.shards is not None:
+            return self.shards.local(masks, data_rows, draws)
         return self.local_game(masks, data_rows, draws=draws)
 
     def local_empty(self, data_rows: np.ndarray) -> torch.Tensor:

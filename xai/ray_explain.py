@@ -31,6 +31,8 @@ Dataset games (SAGE, permutation importance) explain one row over a data set: th
 runs on the driver, and the values of its coalitions over the data rows are summed by Ray
 actors, each over whole blocks of :data:`xai.game.DATA_BLOCK_ROWS` rows, the blocks' sums
 added in block order as the local game adds them, so the value is the local one exactly.
+Row-sampled games (SAGE's default) split each call's units (one data row each) over the same
+actors instead.
 """
 
 from __future__ import annotations
@@ -170,7 +172,8 @@ def _explain_dataset(local: Any, progress: Any, ray: Any, args: tuple, workers: 
     runs here, and each of its coalitions' values over the data rows is summed by
     :class:`RayShards` (one Ray actor per group of data blocks) and combined in block order,
     as the local game combines them (:func:`xai.game.blocks_mean`). Row-sampled games
-    (SAGE's default) draw one data row per unit and evaluate it here."""
+    (SAGE's default) draw one data row per unit: each call's units are split over the same
+    actors."""
     model, X, y, background, features, output_kind = args
     shards: list[RayShards] = []
 
@@ -207,14 +210,27 @@ class _Shard:
     def sums(self, masks: np.ndarray, repeat: int | None) -> tuple[list[torch.Tensor], int]:
         from .game import row_sum
 
+        self._sync(repeat)
+        lo, hi = self.blocks[0][0], self.blocks[-1][1]
+        values = self.game(masks, np.arange(lo, hi))
+        return [row_sum(values[a - lo:b - lo]) for a, b in self.blocks], self._rows()
+
+    def local(self, masks: np.ndarray, data_rows: np.ndarray, draws: np.ndarray | None,
+              repeat: int | None) -> tuple[torch.Tensor, int]:
+        """Values of per-unit coalitions for sampled data rows (any of the game's rows)."""
+        self._sync(repeat)
+        # arrays from the object store are read-only: torch warns on wrapping them
+        draws = None if draws is None else np.array(draws)
+        return self.game(np.array(masks), np.array(data_rows), draws=draws), self._rows()
+
+    def _sync(self, repeat: int | None) -> None:
         if repeat != self.repeat:  # the driver's game has redrawn its replacements
             self.game.redraw(repeat)
             self.repeat = repeat
 
-        lo, hi = self.blocks[0][0], self.blocks[-1][1]
-        values = self.game(masks, np.arange(lo, hi))
+    def _rows(self) -> int:
         rows, self.seen = self.game.rows_evaluated - self.seen, self.game.rows_evaluated
-        return [row_sum(values[a - lo:b - lo]) for a, b in self.blocks], rows
+        return rows
 
 
 class RayShards:
@@ -243,14 +259,33 @@ class RayShards:
         self.repeat: int | None = None
 
     def sums(self, masks: np.ndarray) -> list[torch.Tensor]:
-        refs = [a.sums.remote(masks, self.repeat) for a in self.actors]
         out: list[torch.Tensor] = []
+        for sums in self._results([a.sums.remote(masks, self.repeat) for a in self.actors]):
+            out.extend(sums)
+        return out
+
+    def local(self, masks: np.ndarray, data_rows: np.ndarray,
+              draws: np.ndarray | None = None) -> torch.Tensor:
+        """Values of per-unit coalitions ``masks`` (``(U, m, d)``, or ``(m, d)`` shared) for
+        sampled data rows ``data_rows`` ``(U,)`` (row-sampled SAGE), the units in contiguous
+        groups, one per actor (each holds every data row). A pair's value does not depend on
+        the other pairs of its call, so the values are the driver's own."""
+        masks = np.asarray(masks)
+        groups = [g for g in np.array_split(np.arange(len(data_rows)), len(self.actors))
+                  if len(g)]
+        refs = [actor.local.remote(masks[g] if masks.ndim == 3 else masks, data_rows[g],
+                                   None if draws is None else draws[g], self.repeat)
+                for actor, g in zip(self.actors, groups)]
+        return torch.cat(self._results(refs))
+
+    def _results(self, refs: list) -> list:
+        out = []
         for ref in refs:
             try:
-                sums, rows = self.ray.get(ref)
+                value, rows = self.ray.get(ref)
             except self.ray.exceptions.RayTaskError as e:  # the model's own error
                 raise ray_backend.unwrap(e) from None
-            out.extend(sums)
+            out.append(value)
             self.evaluations += rows
         return out
 
