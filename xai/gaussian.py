@@ -10,7 +10,10 @@ The noise of the ``K`` draws is computed once per coalition (common random numbe
 ``eps`` for every coalition), so a coalition shared by many rows costs one matrix product per
 row for its mean. :func:`conditional_factors` factors a whole stack of coalitions at once: the
 coalitions of each size ``|S|`` are one batch of Cholesky factorisations and solves (at most
-``p + 1`` batches), the results laid out as one ``(p, p)`` matrix per coalition in column order.
+``p + 1`` batches). A coalition keeps only what its draws need, its gain ``A`` (``|R| x |S|``,
+at most ``p^2 / 4`` numbers) and its noise ``L eps_R`` (``K x p``), so the factor cache holds
+several times more coalitions than one ``(p, p)`` matrix each would; :func:`conditional_draws`
+applies the gains of each coalition size in one batched product.
 :func:`conditional_factors_reference` is the plain definition, one coalition at a time; the
 tests check that the two agree.
 """
@@ -27,59 +30,70 @@ from .errors import InputError
 JITTER = 1e-12
 """Added to the diagonal of every conditional covariance before its Cholesky factorisation."""
 
+FACTOR_BLOCK_BYTES = 32 * 2**20
+"""Bytes of intermediate matrices that one batch of factorisations or gains may take."""
+
 
 @dataclass
 class ConditionalFactors:
-    """What a stack of ``n`` coalitions needs to draw the removed columns, in column order.
+    """What the draws of a stack of coalitions need, coalition ``i`` in slot ``i``.
 
-    ``transform`` ``(n, p, p)``: ``[R, S]`` holds ``A = Sigma_RS Sigma_SS^{-1}``, ``[R, R]``
-    the lower Cholesky factor ``L_{R|S}`` of the conditional covariance, the rows ``S`` are
-    zero; a removed column is ``mu_R + A (x_S - mu_S) + L_{R|S} eps_R``.
-    ``noise`` ``(n, K, p)``: ``L_{R|S} eps_R`` of each of the ``K`` standard-normal draws on
-    ``R``, zero on ``S``; None for plug-in means."""
+    ``size`` ``(n,)``: the number ``s`` of kept columns of each coalition. ``order`` ``(n, p)``:
+    its kept columns ascending, then its removed ones ascending. ``gain[s]`` ``(m, p - s, s)``:
+    the gains ``A = Sigma_RS Sigma_SS^{-1}`` of the coalitions of size ``s`` (rows ``R`` and
+    columns ``S`` as in ``order``), slot ``i``'s at ``gain[size[i]][at[i]]``. ``noise``
+    ``(n, K, p)``: ``L_{R|S} eps_R`` of each of the ``K`` standard-normal draws on ``R``, zero
+    on ``S``; None for plug-in means. A removed column is
+    ``mu_R + A (x_S - mu_S) + L_{R|S} eps_R``."""
 
-    transform: np.ndarray
+    size: np.ndarray
+    order: np.ndarray
+    at: np.ndarray
+    gain: dict[int, np.ndarray]
     noise: np.ndarray | None
 
-
-FACTOR_BLOCK_BYTES = 32 * 2**20
-"""Bytes of ``(p, p)`` matrices that :func:`conditional_factors` factors in one batch."""
+    def dense_gain(self, slots: np.ndarray | None = None) -> np.ndarray:
+        """The gains of ``slots`` (default all) as ``(n, p, p)`` matrices in column order:
+        ``[R, S]`` holds ``A``, the rest is zero."""
+        slots = np.arange(len(self.size)) if slots is None else np.asarray(slots)
+        p = self.order.shape[1]
+        out = np.zeros((len(slots), p, p))
+        for i, slot in enumerate(slots):
+            s = int(self.size[slot])
+            S, R = self.order[slot, :s], self.order[slot, s:]
+            out[i][np.ix_(R, S)] = self.gain[s][self.at[slot]]
+        return out
 
 
 def conditional_factors(cov: torch.Tensor, keep: np.ndarray,
                         eps: torch.Tensor | None) -> ConditionalFactors:
     """Factors of coalitions ``keep`` ``(n, p)`` (True = kept column) under covariance ``cov``
-    ``(p, p)``, batches of coalitions in one factorisation each (batches of about
-    :data:`FACTOR_BLOCK_BYTES`); ``eps`` ``(K, p)`` standard-normal draws (None: no noise,
+    ``(p, p)``: the coalitions of each size in batched factorisations of at most
+    :data:`FACTOR_BLOCK_BYTES`; ``eps`` ``(K, p)`` standard-normal draws (None: no noise,
     plug-in means)."""
     keep = np.asarray(keep, dtype=bool)
     n, p = keep.shape
-    step = max(1, FACTOR_BLOCK_BYTES // (6 * 8 * p * p))
-    if n <= step:
-        return _batch_factors(cov, keep, eps)
-    parts = [_batch_factors(cov, keep[a:a + step], eps) for a in range(0, n, step)]
-    return ConditionalFactors(np.concatenate([f.transform for f in parts]),
-                              None if eps is None else np.concatenate([f.noise for f in parts]))
-
-
-def _batch_factors(cov: torch.Tensor, keep: np.ndarray,
-                   eps: torch.Tensor | None) -> ConditionalFactors:
-    """:func:`conditional_factors` of one batch: the coalitions of each size in one stack."""
-    n, p = keep.shape
-    transform = np.zeros((n, p, p))
-    sizes = keep.sum(1)
+    size = keep.sum(1)
     order = np.argsort(~keep, axis=1, kind="stable")  # kept columns first, each ascending
-    for s in np.unique(sizes):  # at most p + 1 sizes
-        rows = np.flatnonzero(sizes == s)
-        S, R = order[rows, :s], order[rows, s:]
-        A, L = _conditional_stack(cov, S, R)
-        at = rows[:, None, None], R[:, :, None]
-        transform[(*at, S[:, None, :])] = A
-        transform[(*at, R[:, None, :])] = L
-    if eps is None:
-        return ConditionalFactors(transform, None)
-    factor = transform * ~keep[:, None, :]  # L_{R|S} alone: the columns S zeroed
-    return ConditionalFactors(transform, np.matmul(eps.numpy(), factor.transpose(0, 2, 1)))
+    at = np.empty(n, dtype=np.intp)
+    gain: dict[int, np.ndarray] = {}
+    noise = None if eps is None else np.zeros((n, eps.shape[0], p))
+    e = None if eps is None else eps.numpy()
+    step = max(1, FACTOR_BLOCK_BYTES // (6 * 8 * p * p))
+    for s in np.unique(size).tolist():  # at most p + 1 sizes
+        rows = np.flatnonzero(size == s)
+        at[rows] = np.arange(len(rows))
+        gain[s] = np.empty((len(rows), p - s, s))
+        for a in range(0, len(rows), step):
+            block = rows[a:a + step]
+            R = order[block, s:]
+            A, L = _conditional_stack(cov, order[block, :s], R)
+            gain[s][a:a + step] = A
+            if noise is not None:  # eps_R (m, K, r) times L^T
+                noise[block[:, None, None], np.arange(e.shape[0])[None, :, None],
+                      R[:, None, :]] = np.matmul(e[:, R].transpose(1, 0, 2),
+                                                 L.transpose(0, 2, 1))
+    return ConditionalFactors(size, order, at, gain, noise)
 
 
 def _conditional_stack(cov: torch.Tensor, S: np.ndarray, R: np.ndarray):
@@ -109,16 +123,20 @@ def conditional_factors_reference(cov: torch.Tensor, keep: np.ndarray,
     """:func:`conditional_factors` by its definition, one coalition at a time."""
     keep = np.asarray(keep, dtype=bool)
     n, p = keep.shape
-    transform = np.zeros((n, p, p))
+    order = np.empty((n, p), dtype=np.intp)
+    at = np.empty(n, dtype=np.intp)
+    gains: dict[int, list] = {}
     noise = None if eps is None else np.zeros((n, eps.shape[0], p))
     for i, row in enumerate(keep):
         S, R = np.flatnonzero(row), np.flatnonzero(~row)
         A, L = _conditional(cov, S, R)
-        transform[i][np.ix_(R, S)] = A.numpy()
-        transform[i][np.ix_(R, R)] = L.numpy()
+        order[i] = np.concatenate([S, R])
+        at[i] = len(gains.setdefault(S.size, []))
+        gains[S.size].append(A.numpy())
         if noise is not None:
             noise[i][:, R] = (eps[:, R] @ L.T).numpy()
-    return ConditionalFactors(transform, noise)
+    return ConditionalFactors(keep.sum(1), order, at,
+                              {s: np.stack(g) for s, g in gains.items()}, noise)
 
 
 def _conditional(cov: torch.Tensor, S: np.ndarray, R: np.ndarray):
@@ -138,39 +156,59 @@ def _conditional(cov: torch.Tensor, S: np.ndarray, R: np.ndarray):
 
 def conditional_draws(x: np.ndarray, keep: np.ndarray, mu: np.ndarray,
                       factors: ConditionalFactors, which: np.ndarray,
-                      draws: slice = slice(None)) -> np.ndarray:
+                      draws: slice = slice(None), dtype=np.float64) -> np.ndarray:
     """Rows ``x`` ``(c, p)`` with the columns outside ``keep`` ``(c, p)`` drawn from their
     conditional distribution, row ``i`` by coalition ``which[i]`` of ``factors``: ``(c, K, p)``
     for the noise draws ``draws``, or ``(c, 1, p)`` conditional means when ``factors`` has no
-    noise. Kept columns are ``x``."""
+    noise; computed in float64, returned as ``dtype``. Kept columns are ``x``."""
     c, p = x.shape
-    centred = np.where(keep, x - mu, 0.0)[:, :, None]  # x_S - mu_S, zero on R
+    which = np.asarray(which)
+    size = factors.size.take(which)
+    by_size = np.argsort(size, kind="stable")  # rows of each coalition size together
+    sizes, starts = np.unique(size.take(by_size), return_index=True)
+    order = factors.order.take(which.take(by_size), axis=0)
+    centred = np.take_along_axis((x - mu).take(by_size, axis=0), order, 1)  # kept first
+    shift = np.zeros((c, p))  # A (x_S - mu_S) on the removed columns, in ``order``
+    for s, a, b in zip(sizes.tolist(), starts.tolist(), [*starts[1:].tolist(), c]):
+        if s in (0, p):  # nothing to condition on, or nothing removed
+            continue
+        gain, at = factors.gain[s], factors.at.take(which.take(by_size[a:b]))
+        step = max(1, FACTOR_BLOCK_BYTES // (8 * (p - s) * s))
+        for u in range(a, b, step):  # one block unless the gains are large
+            v = min(b, u + step)
+            shift[u:v, s:] = np.matmul(gain.take(at[u - a:v - a], axis=0),
+                                       centred[u:v, :s, None])[:, :, 0]
+    sorted_mean = np.empty((c, p))
+    np.put_along_axis(sorted_mean, order, shift, 1)  # back to column order
     mean = np.empty((c, p))
-    step = max(1, FACTOR_BLOCK_BYTES // (8 * p * p))
-    for a in range(0, c, step):  # one block unless p is large: each row takes a (p, p) matrix
-        b = min(c, a + step)
-        mean[a:b] = np.matmul(factors.transform.take(which[a:b], axis=0),
-                              centred[a:b])[:, :, 0]
-    base = np.where(keep, x, mean + mu)[:, None, :]
+    mean[by_size] = sorted_mean
+    base = np.where(keep, x, mean + mu)
     if factors.noise is None:
-        return base
-    out = factors.noise[:, draws].take(which, axis=0)
-    out += base
-    return out
+        return base.astype(dtype, copy=False)[:, None, :]
+    noise = factors.noise[:, draws].take(which, axis=0)
+    return np.add(noise, base[:, None, :], out=noise if dtype == np.float64 else
+                  np.empty(noise.shape, dtype=dtype))
 
 
 class FactorCache:
     """:func:`conditional_factors` of the coalitions seen so far, looked up by their packed
-    masks in one vectorised search. At most ``max_bytes`` of factors: once full, it keeps the
-    coalitions it holds (games revisit the same coalitions for every explicand, in the same
-    order) and factors the others on every call."""
+    masks in one vectorised search. At most ``max_bytes`` of factors (a coalition of ``s`` kept
+    columns takes :meth:`coalition_bytes`): once full, it keeps the coalitions it holds (games
+    revisit the same coalitions for every explicand, in the same order) and factors the others
+    on every call."""
 
     def __init__(self, cov: torch.Tensor, eps: torch.Tensor | None,
                  max_bytes: int = 256 * 2**20) -> None:
         self.cov, self.eps, self.max_bytes = cov, eps, max_bytes
         p = cov.shape[0]
-        self.key_bytes = 8 * p * (p + (0 if eps is None else eps.shape[0]))  # one coalition
+        self.fixed_bytes = 8 * p * (1 + (0 if eps is None else eps.shape[0])) + 16
+        self.key_bytes = int(self.coalition_bytes(p // 2))  # the most one coalition takes
         self.clear()
+
+    def coalition_bytes(self, size):
+        """Bytes that coalitions of ``size`` kept columns take: the noise, the column order,
+        and the gain (``size * (p - size)`` numbers)."""
+        return self.fixed_bytes + 8 * size * (self.cov.shape[0] - size)
 
     def clear(self) -> None:
         """Forget every coalition."""
@@ -178,34 +216,36 @@ class FactorCache:
         self.ordered = self.keys  # the keys sorted
         self.slot_of = np.empty(0, dtype=np.intp)  # slot of each key of ``ordered``
         self.store: ConditionalFactors | None = None  # room for max_bytes of factors
+        self.held = np.zeros(self.cov.shape[0] + 1, dtype=np.intp)  # gains held per size
+        self.used = 0  # bytes of the coalitions held
 
     def lookup(self, keep: np.ndarray) -> tuple[ConditionalFactors, np.ndarray]:
         """Factors and the index of each row of ``keep`` ``(c, p)`` in them: the cache's
         store, or once it is full a stack of this call's coalitions. Coalitions not seen
         before are factored together in one batch."""
-        uniq, first, inv = np.unique(_keys(keep), return_index=True, return_inverse=True)
+        keys = _keys(keep)
+        if len(self.ordered) and self.ordered.dtype == keys.dtype:  # all held: no sort
+            at = np.minimum(np.searchsorted(self.ordered, keys), len(self.ordered) - 1)
+            if (self.ordered[at] == keys).all():
+                return self.store, self.slot_of[at]
+        uniq, first, inv = np.unique(keys, return_index=True, return_inverse=True)
         slots = self._find(uniq)
         missing = np.flatnonzero(slots < 0)
-        if len(missing) == 0:
-            return self.store, slots[inv.ravel()]
         made = conditional_factors(self.cov, keep[first[missing]], self.eps)
-        room = max(0, self.max_bytes // self.key_bytes - len(self.keys))
+        room = int(np.searchsorted(np.cumsum(self.coalition_bytes(made.size)),
+                                   self.max_bytes - self.used, side="right"))
         if room >= len(missing):
             slots[missing] = self._add(uniq[missing], made)
             return self.store, slots[inv.ravel()]
         # full: this call's coalitions in a stack of their own, the first new ones kept
-        stack = _stack(made, len(uniq))
-        stack.transform[missing] = made.transform
         hit = np.flatnonzero(slots >= 0)
-        if made.noise is not None:
-            stack.noise[missing] = made.noise
-        if len(hit):
-            stack.transform[hit] = self.store.transform[slots[hit]]
-            if made.noise is not None:
-                stack.noise[hit] = self.store.noise[slots[hit]]
+        stack = _concat(_gather(self.store, slots[hit]), made) if len(hit) else made
+        position = np.empty(len(uniq), dtype=np.intp)
+        position[hit] = np.arange(len(hit))
+        position[missing] = len(hit) + np.arange(len(missing))
         if room:
-            self._add(uniq[missing[:room]], _take(made, slice(0, room)))
-        return stack, inv.ravel()
+            self._add(uniq[missing[:room]], _gather(made, np.arange(room)))
+        return stack, position[inv.ravel()]
 
     def _find(self, uniq: np.ndarray) -> np.ndarray:
         """Slot of each key of ``uniq``, -1 where not cached."""
@@ -218,45 +258,76 @@ class FactorCache:
         return slots
 
     def _add(self, keys: np.ndarray, made: ConditionalFactors) -> np.ndarray:
-        """Store ``made`` under ``keys`` (new keys); their slots."""
+        """Store ``made`` under ``keys`` (new keys that fit in ``max_bytes``); their slots."""
         n0, n1 = len(self.keys), len(self.keys) + len(keys)
         if self.store is None:  # untouched pages of an empty array take no memory yet
-            self.store = _stack(made, max(n1, self.max_bytes // self.key_bytes))
-        self.store.transform[n0:n1] = made.transform
+            n = max(n1, self.max_bytes // self.fixed_bytes)
+            self.store = ConditionalFactors(
+                np.empty(n, dtype=np.intp), np.empty((n, made.order.shape[1]), dtype=np.intp),
+                np.empty(n, dtype=np.intp), {},
+                None if made.noise is None else np.empty((n, *made.noise.shape[1:])))
+        store = self.store
+        store.size[n0:n1], store.order[n0:n1] = made.size, made.order
+        store.at[n0:n1] = made.at + self.held[made.size]
         if made.noise is not None:
-            self.store.noise[n0:n1] = made.noise
+            store.noise[n0:n1] = made.noise
+        self.used += int(self.coalition_bytes(made.size).sum())
+        for s, gain in made.gain.items():  # each size's gains grow by doubling
+            have, old = self.held[s], store.gain.get(s)
+            if old is None or len(old) < have + len(gain):
+                # spare rows at most as many as coalitions of this size could still join
+                spare = (self.max_bytes - self.used) // int(self.coalition_bytes(s))
+                store.gain[s] = np.empty((have + len(gain) + max(0, min(have, spare)),
+                                          *gain.shape[1:]))
+                store.gain[s][:have] = old[:have] if have else 0.0
+            store.gain[s][have:have + len(gain)] = gain
+            self.held[s] += len(gain)
         self.keys = np.concatenate([self.keys, keys]) if n0 else keys
         self.slot_of = np.argsort(self.keys, kind="stable")
         self.ordered = self.keys[self.slot_of]
         return np.arange(n0, n1)
 
 
-def _stack(like: ConditionalFactors, n: int) -> ConditionalFactors:
-    """Empty factors of ``n`` coalitions shaped like ``like``'s."""
-    return ConditionalFactors(np.empty((n, *like.transform.shape[1:])), None if
-                              like.noise is None else np.empty((n, *like.noise.shape[1:])))
+def _gather(factors: ConditionalFactors, slots: np.ndarray) -> ConditionalFactors:
+    """The factors of ``slots``, in that order."""
+    size = factors.size[slots]
+    at = np.empty(len(slots), dtype=np.intp)
+    gain = {}
+    for s in np.unique(size).tolist():
+        mine = np.flatnonzero(size == s)
+        gain[s] = factors.gain[s].take(factors.at[slots[mine]], axis=0)
+        at[mine] = np.arange(len(mine))
+    return ConditionalFactors(size, factors.order[slots], at, gain,
+                              None if factors.noise is None else factors.noise[slots])
 
 
-def _take(factors: ConditionalFactors, which) -> ConditionalFactors:
-    """The factors of coalitions ``which``."""
-    return ConditionalFactors(factors.transform[which],
-                              None if factors.noise is None else factors.noise[which])
+def _concat(first: ConditionalFactors, then: ConditionalFactors) -> ConditionalFactors:
+    """The coalitions of ``first`` and then of ``then`` (each holding exactly its gains)."""
+    held = np.zeros(first.order.shape[1] + 1, dtype=np.intp)
+    for s, gain in first.gain.items():
+        held[s] = len(gain)
+    gain = {s: np.concatenate([first.gain[s], g]) if s in first.gain else g
+            for s, g in then.gain.items()}
+    return ConditionalFactors(
+        np.concatenate([first.size, then.size]), np.concatenate([first.order, then.order]),
+        np.concatenate([first.at, then.at + held[then.size]]), {**first.gain, **gain},
+        None if first.noise is None else np.concatenate([first.noise, then.noise]))
 
 
 def cached_draws(cache: FactorCache, x: np.ndarray, keep: np.ndarray, mu: np.ndarray,
-                 draws: slice = slice(None)) -> np.ndarray:
+                 draws: slice = slice(None), dtype=np.float64) -> np.ndarray:
     """:func:`conditional_draws` of rows ``x`` with the factors of ``cache``, in blocks of rows
     whose new factors take at most :data:`FACTOR_BLOCK_BYTES` (one block unless the columns
     are many)."""
     if len(x) == 0:
         draws_of = 1 if cache.eps is None else len(range(cache.eps.shape[0])[draws])
-        return np.empty((0, draws_of, x.shape[1]))
+        return np.empty((0, draws_of, x.shape[1]), dtype=dtype)
     step = max(1, FACTOR_BLOCK_BYTES // cache.key_bytes)
     parts = []
     for a in range(0, len(x), step):
         store, which = cache.lookup(keep[a:a + step])
         parts.append(conditional_draws(x[a:a + step], keep[a:a + step], mu, store, which,
-                                       draws))
+                                       draws, dtype))
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 

@@ -456,7 +456,8 @@ class ConditionalGaussian(Removal):
     def replacement(self, x, rows, masks, start, stop):
         keep = self._kept_columns(rows, masks).numpy()
         out = cached_draws(self._factors, x.detach().cpu().double().numpy(), keep, self._mu,
-                           slice(start, stop))
+                           slice(start, stop),
+                           np.float32 if x.dtype == torch.float32 else np.float64)
         return torch.from_numpy(out).to(device=x.device, dtype=x.dtype)
 
     def replacement_reference(self, x, rows, masks, start, stop):
