@@ -62,6 +62,26 @@ def test_bounds_contain_every_sampled_perturbations_output(method, net, shape, e
     assert (margins >= mlo[:, None] - 1e-10).all() and (margins <= mup[:, None] + 1e-10).all()
 
 
+@pytest.mark.parametrize("net, shape, eps", [(_mlp, (4,), 0.3), (_cnn, (1, 8, 8), 0.1)])
+def test_crown_on_unstable_neurons_only_stays_sound_and_never_looser(monkeypatch, net, shape,
+                                                                    eps):
+    """Layers too wide for every neuron's CROWN bounds refine only the neurons whose box
+    straddles zero: still sound, still within the interval bounds."""
+    import xai.eva
+
+    monkeypatch.setattr(xai.eva, "ALL_NEURONS_ELEMENTS", 0)
+    model = net(seed=12)
+    gen = torch.Generator().manual_seed(13)
+    x = torch.randn((3, *shape), generator=gen, dtype=torch.float64)
+    lo, up = output_bounds(model, x - eps, x + eps)
+    ilo, iup = output_bounds(model, x - eps, x + eps, method="ibp")
+    assert (lo >= ilo - 1e-12).all() and (up <= iup + 1e-12).all()
+    pts = _samples(x - eps, x + eps, 1000, gen)
+    with torch.no_grad():
+        out = model(pts.reshape(-1, *shape)).reshape(3, pts.shape[1], -1)
+    assert (out >= lo[:, None] - 1e-10).all() and (out <= up[:, None] + 1e-10).all()
+
+
 def _affine_net(seed=0):
     torch.manual_seed(seed)
     return nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.AvgPool2d(2), nn.Identity(),

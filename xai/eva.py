@@ -32,11 +32,12 @@ Identity layers (:mod:`xai.torch_layers`; anything else is a
   minimum over the box.
 - ``"crown"`` (Zhang et al. 2018, the linear relaxation bounds that the paper uses through
   auto_LiRPA): linear bounds propagated backwards through the ReLUs with their triangle
-  relaxation (upper chord; lower slope 1 where ``u >= -l``, else 0), for every ReLU's
-  pre-activations (layers of at most :data:`CROWN_MAX_NEURONS` neurons; wider ones keep their
-  interval bounds) and for the output. Max pooling is relaxed per window by its element
-  ``i*`` of largest lower bound: ``max >= z_{i*}``, and ``max <= z_{i*}`` where that lower
-  bound reaches every other element's upper bound, else ``max <= max_i u_i`` (a pooling with
+  relaxation (upper chord; lower slope 1 where ``u >= -l``, else 0), for the pre-activations
+  of every ReLU (all of a small layer's, else its unstable ones, where one box's backward
+  coefficients fit :data:`BACKWARD_ELEMENTS`; else the interval bounds) and for the output.
+  Max pooling is relaxed per window by its element ``i*`` of largest lower bound:
+  ``max >= z_{i*}``, and ``max <= z_{i*}`` where that lower bound reaches every other
+  element's upper bound, else ``max <= max_i u_i`` (a pooling with
   ``ceil_mode`` ends the backward pass instead: below it, its output's box). Every CROWN
   bound is intersected with the interval bound, so it is never looser.
 
@@ -66,10 +67,12 @@ PASS_LAYERS = (nn.Dropout, nn.Identity)
 AFFINE_LAYERS = (*KERNEL_LAYERS, nn.AvgPool2d, nn.Flatten, *PASS_LAYERS)
 SUPPORTED = (*AFFINE_LAYERS, nn.ReLU, nn.MaxPool2d)
 BOUND_METHODS = ("crown", "ibp")
-#: widest layer whose pre-activation bounds CROWN computes (one backward row per neuron)
-CROWN_MAX_NEURONS = 4096
-#: most float64 elements of one backward pass's coefficients (chunks of boxes otherwise)
+#: most float64 elements of one backward pass's coefficients (chunks of boxes otherwise; a
+#: ReLU layer whose CROWN bounds need more for one box keeps its interval bounds)
 BACKWARD_ELEMENTS = 2**24
+#: a ReLU layer whose every neuron's CROWN bounds cost at most this many elements per box
+#: gets them all (else only its unstable neurons')
+ALL_NEURONS_ELEMENTS = 2**22
 #: perturbation sets bounded together (explicands x (1 + features))
 SET_BLOCK = 256
 
@@ -270,13 +273,6 @@ def _last_stop(layers: list[nn.Module], top: int, affine_only: bool) -> int:
     return 0
 
 
-def _identity_spec(box: Box) -> torch.Tensor:
-    b, shape = box.lower.shape[0], tuple(box.lower.shape[1:])
-    n = int(np.prod(shape))
-    eye = torch.eye(n, dtype=torch.float64).reshape(n, *shape)
-    return eye.unsqueeze(0).expand(b, *eye.shape)
-
-
 def output_bounds(model: Any, lower: Any, upper: Any, *, spec: Any = None,
                   method: str = "crown") -> tuple[torch.Tensor, torch.Tensor]:
     """Verified bounds of ``spec . f(x)`` over every ``x`` with ``lower <= x <= upper``.
@@ -310,19 +306,48 @@ def output_bounds(model: Any, lower: Any, upper: Any, *, spec: Any = None,
         return _spec_bounds(layers, boxes, C, method)
 
 
+def _neurons(box: Box) -> int:
+    return int(np.prod(box.lower.shape[1:]))
+
+
 def _boxes(layers: list[nn.Module], box: Box, method: str) -> list[Box]:
     """The box at the input of every layer and, last, of the output: interval bounds, with
     every ReLU's input box tightened by CROWN (``method="crown"``)."""
     boxes = [box]
     for i, layer in enumerate(layers):
-        if method == "crown" and isinstance(layer, nn.ReLU) and i > 0 and \
-                int(np.prod(boxes[i].lower.shape[1:])) <= CROWN_MAX_NEURONS:
-            start = _last_stop(layers, i, affine_only=False)
-            lo, up = _backward_chunked(layers, boxes, start, i, _identity_spec(boxes[i]))
-            shape = boxes[i].lower.shape
-            boxes[i] = boxes[i].intersect(Box(lo.reshape(shape), up.reshape(shape)))
+        start = _last_stop(layers, i, affine_only=False)
+        if method == "crown" and isinstance(layer, nn.ReLU) and i > start:
+            boxes[i] = _tighten_unstable(layers, boxes, start, i)
         boxes.append(_interval_step(layer, boxes[i]))
     return boxes
+
+
+def _tighten_unstable(layers: list[nn.Module], boxes: list[Box], start: int, i: int) -> Box:
+    """The box of ReLU ``i``'s input with CROWN bounds for every neuron where that is cheap
+    (:data:`ALL_NEURONS_ELEMENTS`), else for its unstable neurons (those whose box straddles
+    zero: the others' ReLU relaxation is exact already), one backward row per neuron;
+    unchanged where one box's rows would not fit :data:`BACKWARD_ELEMENTS`."""
+    box = boxes[i]
+    b, shape = box.lower.shape[0], tuple(box.lower.shape[1:])
+    lo, up = box.lower.reshape(b, -1), box.upper.reshape(b, -1)
+    unstable = (lo < 0) & (up > 0)
+    widest = max(map(_neurons, boxes[start:i + 1]))
+    if lo.shape[1] * widest <= ALL_NEURONS_ELEMENTS:  # cheap: every neuron (tighter boxes
+        unstable = torch.ones_like(unstable)          # also decide more max-pool windows)
+    rows = int(unstable.sum(1).max()) if b else 0
+    if rows == 0 or rows * widest > BACKWARD_ELEMENTS:
+        return box
+    # per box its unstable neurons first (stable ones fill the remaining rows, unused)
+    order = torch.argsort((~unstable).to(torch.int8), dim=1, stable=True)[:, :rows]
+    spec = torch.zeros((b, rows, lo.shape[1]), dtype=torch.float64)
+    spec.scatter_(2, order.unsqueeze(2), 1.0)
+    new_lo, new_up = _backward_chunked(layers, boxes, start, i, spec.reshape(b, rows, *shape))
+    keep = unstable.gather(1, order)
+    lo = lo.clone().scatter_(1, order, torch.where(keep, torch.maximum(
+        lo.gather(1, order), new_lo), lo.gather(1, order)))
+    up = up.clone().scatter_(1, order, torch.where(keep, torch.minimum(
+        up.gather(1, order), new_up), up.gather(1, order)))
+    return Box(lo.reshape(b, *shape), up.reshape(b, *shape))
 
 
 def _spec_bounds(layers, boxes, C, method):
@@ -365,7 +390,8 @@ class EVA(ExternalExplainer):
 
     Options: ``epsilon`` (the ball's radius in input units, default 0.1), ``bounds``
     (``"crown"``, default, or ``"ibp"``). Features are the columns of a table, or the groups
-    of ``features=`` (pixels of an image by default). ``extras``: ``adversarial_overlap`` (the
+    of ``features=`` (pixels of an image by default; the bounds are computed once per feature
+    and row, so pass patches or superpixels for larger images). ``extras``: ``adversarial_overlap`` (the
     whole ball's, per row), ``lower`` and ``upper`` (verified bounds of the target output over
     the whole ball). ``base_values`` are zero. No model evaluations beyond the target's
     (and one call checking that the layers compute the model).
