@@ -147,7 +147,27 @@ def test_a_full_cache_keeps_its_coalitions_and_factors_the_others_per_call():
         kept = small.keys.copy()
     assert 10 <= len(kept) < len(large.keys)
     held = small.store.size[:len(kept)]  # kept columns of each coalition held
-    assert small.used == small.coalition_bytes(held).sum() <= small.max_bytes
+    gains = sum(g.nbytes for g in small.store.gain.values())  # spare rows included
+    assert small.used == small.fixed_bytes * len(held) + gains <= small.max_bytes
+    assert gains >= 8 * (held * (8 - held)).sum()
+
+
+def test_gains_grow_by_doubling_and_spare_rows_cost_no_new_bytes():
+    cov = covariance(collinear_columns(8))
+    eps = torch.as_tensor(np.random.default_rng(1).standard_normal((3, 8)))
+    cache = FactorCache(cov, eps)
+    single = np.eye(8, dtype=bool)  # eight coalitions of one kept column each
+    cache.lookup(single[:2])
+    assert cache.used == 2 * cache.coalition_bytes(1)  # exactly two rows of gains
+    cache.lookup(single[2:3])  # the third grows the array by the two held: room for five
+    assert len(cache.store.gain[1]) == 5
+    assert cache.used == 3 * cache.fixed_bytes + 5 * 8 * 7
+    used = cache.used
+    store, which = cache.lookup(single[3:5])  # into the spare rows
+    assert cache.used == used + 2 * cache.fixed_bytes
+    np.testing.assert_allclose(store.dense_gain(which),
+                               conditional_factors_reference(cov, single[3:5], eps).dense_gain(),
+                               rtol=0, atol=TOL)
 
 
 def fitted_removal(X, B, feature_map, **options) -> ConditionalGaussian:

@@ -193,9 +193,9 @@ def conditional_draws(x: np.ndarray, keep: np.ndarray, mu: np.ndarray,
 class FactorCache:
     """:func:`conditional_factors` of the coalitions seen so far, looked up by their packed
     masks in one vectorised search. At most ``max_bytes`` of factors (a coalition of ``s`` kept
-    columns takes :meth:`coalition_bytes`): once full, it keeps the coalitions it holds (games
-    revisit the same coalitions for every explicand, in the same order) and factors the others
-    on every call."""
+    columns takes :meth:`coalition_bytes`; ``used`` counts the arrays allocated, spare rows
+    included): once full, it keeps the coalitions it holds (games revisit the same coalitions
+    for every explicand, in the same order) and factors the others on every call."""
 
     def __init__(self, cov: torch.Tensor, eps: torch.Tensor | None,
                  max_bytes: int = 256 * 2**20) -> None:
@@ -217,7 +217,7 @@ class FactorCache:
         self.slot_of = np.empty(0, dtype=np.intp)  # slot of each key of ``ordered``
         self.store: ConditionalFactors | None = None  # room for max_bytes of factors
         self.held = np.zeros(self.cov.shape[0] + 1, dtype=np.intp)  # gains held per size
-        self.used = 0  # bytes of the coalitions held
+        self.used = 0  # bytes allocated: the coalitions held and the spare rows of the gains
 
     def lookup(self, keep: np.ndarray) -> tuple[ConditionalFactors, np.ndarray]:
         """Factors and the index of each row of ``keep`` ``(c, p)`` in them: the cache's
@@ -232,7 +232,7 @@ class FactorCache:
         slots = self._find(uniq)
         missing = np.flatnonzero(slots < 0)
         made = conditional_factors(self.cov, keep[first[missing]], self.eps)
-        room = int(np.searchsorted(np.cumsum(self.coalition_bytes(made.size)),
+        room = int(np.searchsorted(np.cumsum(self._new_bytes(made.size)),
                                    self.max_bytes - self.used, side="right"))
         if room >= len(missing):
             slots[missing] = self._add(uniq[missing], made)
@@ -246,6 +246,20 @@ class FactorCache:
         if room:
             self._add(uniq[missing[:room]], _gather(made, np.arange(room)))
         return stack, position[inv.ravel()]
+
+    def _new_bytes(self, size: np.ndarray) -> np.ndarray:
+        """Bytes that new coalitions of ``size`` kept columns, stored in this order, would
+        allocate: their noise and column order, and their gain unless a spare row of its
+        size's array takes it."""
+        p = self.cov.shape[0]
+        spare = np.zeros(p + 1, dtype=np.intp)  # spare rows of each size's gains
+        if self.store is not None:
+            for s, gain in self.store.gain.items():
+                spare[s] = len(gain) - self.held[s]
+        by = np.argsort(size, kind="stable")
+        rank = np.empty(len(size), dtype=np.intp)  # earlier new coalitions of the same size
+        rank[by] = np.arange(len(size)) - np.searchsorted(size[by], size[by])
+        return self.fixed_bytes + 8 * size * (p - size) * (rank >= spare[size])
 
     def _find(self, uniq: np.ndarray) -> np.ndarray:
         """Slot of each key of ``uniq``, -1 where not cached."""
@@ -271,15 +285,22 @@ class FactorCache:
         store.at[n0:n1] = made.at + self.held[made.size]
         if made.noise is not None:
             store.noise[n0:n1] = made.noise
-        self.used += int(self.coalition_bytes(made.size).sum())
-        for s, gain in made.gain.items():  # each size's gains grow by doubling
+        p = made.order.shape[1]
+        self.used += self.fixed_bytes * len(keys)
+        # rows each size's gains must grow by; lookup checked that they fit in max_bytes
+        short = {s: max(0, self.held[s] + len(g) - len(store.gain.get(s, ())))
+                 for s, g in made.gain.items()}
+        pending = sum(n * 8 * s * (p - s) for s, n in short.items())
+        for s, gain in made.gain.items():  # each size's gains grow by doubling, if room
             have, old = self.held[s], store.gain.get(s)
-            if old is None or len(old) < have + len(gain):
-                # spare rows at most as many as coalitions of this size could still join
-                spare = (self.max_bytes - self.used) // int(self.coalition_bytes(s))
-                store.gain[s] = np.empty((have + len(gain) + max(0, min(have, spare)),
-                                          *gain.shape[1:]))
+            if old is None or short[s]:
+                row = 8 * s * (p - s)
+                pending -= short[s] * row
+                free = self.max_bytes - self.used - short[s] * row - pending
+                spare = min(have, free // row) if row else have
+                store.gain[s] = np.empty((have + len(gain) + spare, *gain.shape[1:]))
                 store.gain[s][:have] = old[:have] if have else 0.0
+                self.used += row * (len(store.gain[s]) - (0 if old is None else len(old)))
             store.gain[s][have:have + len(gain)] = gain
             self.held[s] += len(gain)
         self.keys = np.concatenate([self.keys, keys]) if n0 else keys
