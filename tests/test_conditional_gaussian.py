@@ -199,6 +199,42 @@ def test_replacement_equals_the_reference_replacement(n_samples, grouped):
         assert torch.equal(got[:, :, 8:], x[:, None, 8:].expand(-1, got.shape[1], -1))
 
 
+@pytest.mark.parametrize("n_samples", [0, 5])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_replacements_hold_the_explicands_bit_for_bit_where_kept(n_samples, dtype):
+    """What lets the game take the replacements as its synthetic inputs
+    (``replacements_keep_x``): kept columns are ``x`` itself, signed zeros included."""
+    B = collinear_columns(8)
+    X = B[:5].copy()
+    X[:, ::3] = -0.0
+    removal = fitted_removal(X, B, FeatureMap.tabular(8), n_samples=n_samples)
+    assert removal.replacements_keep_x
+    rng = np.random.default_rng(6)
+    masks = torch.as_tensor(rng.random((30, 8)) < 0.5)
+    rows = torch.as_tensor(rng.integers(0, 5, 30))
+    x = torch.as_tensor(X, dtype=dtype)[rows]
+    got = removal.replacement(x, rows, masks, 0, removal.n_draws)
+    bits = torch.int64 if dtype == torch.float64 else torch.int32
+    kept = masks[:, None, :].expand(got.shape)
+    assert torch.equal(got.view(bits)[kept],
+                       x[:, None, :].expand(got.shape).contiguous().view(bits)[kept])
+
+
+def test_values_equal_those_of_selecting_x_where_kept(monkeypatch):
+    B = collinear_columns(6)
+    X = B[:4] * 1.2
+
+    def values():
+        game = Game(as_model(lambda A: np.tanh(A).sum(1)), X,
+                    ConditionalGaussian(B, n_samples=4), Prediction(), FeatureMap.tabular(6),
+                    seed=0)
+        return PermutationShapley(budget=400, seed=1)(game).values
+
+    taken = values()
+    monkeypatch.setattr(ConditionalGaussian, "replacements_keep_x", False)
+    np.testing.assert_array_equal(values(), taken)
+
+
 class ReferenceConditionalGaussian(ConditionalGaussian):
     """The removal with its plain per-coalition replacement."""
 

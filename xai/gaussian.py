@@ -77,7 +77,9 @@ def conditional_factors(cov: torch.Tensor, keep: np.ndarray,
     order = np.argsort(~keep, axis=1, kind="stable")  # kept columns first, each ascending
     at = np.empty(n, dtype=np.intp)
     gain: dict[int, np.ndarray] = {}
-    noise = None if eps is None else np.zeros((n, eps.shape[0], p))
+    # -0.0 on the kept columns: x + (-0.0) is x bit for bit (x = -0.0 included), so draws
+    # hold the explicands' own values where kept
+    noise = None if eps is None else np.full((n, eps.shape[0], p), -0.0)
     e = None if eps is None else eps.numpy()
     step = max(1, FACTOR_BLOCK_BYTES // (6 * 8 * p * p))
     for s in np.unique(size).tolist():  # at most p + 1 sizes

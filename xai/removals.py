@@ -56,6 +56,10 @@ class Removal:
     #: baseline row), so a column of category codes only ever receives its own codes: such a
     #: removal may remove categorical columns (:mod:`xai.tabular`). False (safe) unless declared.
     replaces_with_rows: bool = False
+    #: ``replacement`` returns the explicands' own values, bit for bit, where a boolean mask
+    #: keeps a feature, so its replacements are the synthetic inputs themselves (no selection
+    #: between ``x`` and them). False (safe) unless declared.
+    replacements_keep_x: bool = False
     #: input columns that hold category codes (set by :func:`xai.tabular.check_removal` before
     #: the game): they take whole values only, never interpolated ones.
     categorical_columns: tuple[int, ...] = ()
@@ -418,6 +422,7 @@ class ConditionalGaussian(Removal):
 
     name = "conditional-gaussian"
     empty_depends_on_x = False
+    replacements_keep_x = True
 
     def __init__(self, background: np.ndarray | None = None, *, n_samples: int = 32,
                  ridge: float = 1e-6, covariance: str = "empirical") -> None:

@@ -12,7 +12,10 @@ explicands' dtype (:func:`choose_strategy`):
   as a bit pattern (``-1`` kept, ``0`` removed).
 - :class:`WhereSelect` otherwise (the reference itself).
 
-Fractional masks are a blend, not a selection: :func:`blend` gives ``m x + (1 - m) r``.
+Fractional masks are a blend, not a selection: :func:`blend` gives ``m x + (1 - m) r``. A
+removal whose replacements already hold the explicands where masks keep
+(``replacements_keep_x``, e.g. conditional draws) needs no selection: its replacements are the
+synthetic inputs.
 """
 
 from __future__ import annotations
@@ -295,6 +298,10 @@ class SyntheticInputs:
         ``mpos`` marking the removed positions): written over ``x`` (no second array of the
         inputs' size). ``spend_mask=True`` (``mpos`` a temporary not needed afterwards): a
         selection whose output has ``mpos``'s shape may be written over ``mpos``."""
+        if boolean and self.removal.replacements_keep_x:  # already x where kept
+            shape = (max(x.shape[0], mpos.shape[0], repl.shape[0]),
+                     max(mpos.shape[1], repl.shape[1]), *repl.shape[2:])
+            return repl.to(x.dtype).expand(shape)
         A, C, B = self._layout
         x6 = x.reshape(x.shape[0], 1, 1, A, C, B)
         m6 = mpos.reshape(mpos.shape[0], mpos.shape[1], 1, A, 1, B)
