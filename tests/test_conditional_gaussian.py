@@ -170,6 +170,21 @@ def test_gains_grow_by_doubling_and_spare_rows_cost_no_new_bytes():
                                rtol=0, atol=TOL)
 
 
+def test_a_cache_near_its_cap_gives_spare_rows_back_to_hold_more_coalitions():
+    cov = covariance(collinear_columns(8))
+    eps = torch.as_tensor(np.random.default_rng(1).standard_normal((3, 8)))
+    keep = np.unique(coalitions(40, 8, seed=3), axis=0)
+    exact = int(FactorCache(cov, eps).coalition_bytes(keep.sum(1)).sum())
+    cache = FactorCache(cov, eps, max_bytes=exact)  # room for these coalitions and no more
+    for a in range(0, len(keep), 5):
+        cache.lookup(keep[a:a + 5])
+    assert len(cache.keys) == len(keep) and cache.used == exact
+    store, which = cache.lookup(keep)
+    np.testing.assert_allclose(store.dense_gain(which),
+                               conditional_factors_reference(cov, keep, eps).dense_gain(),
+                               rtol=0, atol=TOL)
+
+
 def fitted_removal(X, B, feature_map, **options) -> ConditionalGaussian:
     removal = ConditionalGaussian(B, **options)
     Game(as_model(lambda A: A.sum(1)), X, removal, Prediction(), feature_map, seed=0)

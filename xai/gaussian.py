@@ -220,6 +220,7 @@ class FactorCache:
         self.store: ConditionalFactors | None = None  # room for max_bytes of factors
         self.held = np.zeros(self.cov.shape[0] + 1, dtype=np.intp)  # gains held per size
         self.used = 0  # bytes allocated: the coalitions held and the spare rows of the gains
+        self.spare_rows = True  # gains grow by doubling until the spare rows are given back
 
     def lookup(self, keep: np.ndarray) -> tuple[ConditionalFactors, np.ndarray]:
         """Factors and the index of each row of ``keep`` ``(c, p)`` in them: the cache's
@@ -234,8 +235,10 @@ class FactorCache:
         slots = self._find(uniq)
         missing = np.flatnonzero(slots < 0)
         made = conditional_factors(self.cov, keep[first[missing]], self.eps)
-        room = int(np.searchsorted(np.cumsum(self._new_bytes(made.size)),
-                                   self.max_bytes - self.used, side="right"))
+        room = self._room(made.size)
+        if room < len(missing) and self.spare_rows:  # give the spare rows back, try again
+            self._trim()
+            room = self._room(made.size)
         if room >= len(missing):
             slots[missing] = self._add(uniq[missing], made)
             return self.store, slots[inv.ravel()]
@@ -248,6 +251,20 @@ class FactorCache:
         if room:
             self._add(uniq[missing[:room]], _gather(made, np.arange(room)))
         return stack, position[inv.ravel()]
+
+    def _room(self, size: np.ndarray) -> int:
+        """How many of new coalitions of ``size`` kept columns fit, in this order."""
+        return int(np.searchsorted(np.cumsum(self._new_bytes(size)), self.max_bytes - self.used,
+                                   side="right"))
+
+    def _trim(self) -> None:
+        """Give back the spare rows of every size's gains; from now on gains grow by the rows
+        they need alone (the cache is nearly full)."""
+        p = self.cov.shape[0]
+        for s, gain in (self.store.gain if self.store is not None else {}).items():
+            self.used -= 8 * s * (p - s) * (len(gain) - self.held[s])
+            self.store.gain[s] = gain[:self.held[s]].copy()
+        self.spare_rows = False
 
     def _new_bytes(self, size: np.ndarray) -> np.ndarray:
         """Bytes that new coalitions of ``size`` kept columns, stored in this order, would
@@ -299,7 +316,7 @@ class FactorCache:
                 row = 8 * s * (p - s)
                 pending -= short[s] * row
                 free = self.max_bytes - self.used - short[s] * row - pending
-                spare = min(have, free // row) if row else have
+                spare = (min(have, free // row) if row else have) if self.spare_rows else 0
                 store.gain[s] = np.empty((have + len(gain) + spare, *gain.shape[1:]))
                 store.gain[s][:have] = old[:have] if have else 0.0
                 self.used += row * (len(store.gain[s]) - (0 if old is None else len(old)))
