@@ -177,6 +177,11 @@ def contenders() -> list[Contender]:
         Contender("xai RA-KernelSHAP", "xai", _xai(_summaries().RegressionAdjustedKernelSHAP),
                   "KernelSHAP design + cross-fitted (3 folds) pairwise surrogate on the logit "
                   "scale, residual KernelSHAP, sandwich SE", ours=True),
+        Contender("xai RA-KernelSHAP (network)", "xai",
+                  _xai(_summaries().NetworkAdjustedKernelSHAP),
+                  "RA-KernelSHAP whose cross-fitted surrogate adds a tanh network (16 hidden "
+                  "units) on the logit scale; exact surrogate Shapley values by enumeration, "
+                  "residual KernelSHAP, sandwich SE", ours=True),
         Contender("xai permutation", "xai", _xai(_summaries().PermutationShapley),
                   "antithetic permutation pairs, SE over pairs", ours=True),
         Contender("shap Kernel (default l1_reg)", "shap", _shap_kernel("default"),

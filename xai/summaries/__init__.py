@@ -7,6 +7,7 @@ from .individual import IncludeIndividual, RemoveIndividual
 from .interactions import ShapleyInteractions
 from .kernelshap import KernelSHAP
 from .lime import LIME
+from .network_kernelshap import NetworkAdjustedKernelSHAP
 from .permutation import PermutationShapley
 from .regression import RegressionAdjustedKernelSHAP
 from .rise import RISE
@@ -20,6 +21,7 @@ __all__ = [
            "ExactShapley",
            "IncludeIndividual",
            "KernelSHAP",
+           "NetworkAdjustedKernelSHAP",
            "PermutationShapley",
            "RegressionAdjustedKernelSHAP",
            "RemoveIndividual",

@@ -247,11 +247,13 @@ class RegressionAdjustedKernelSHAP(KernelSHAP):
             L = _cholesky_checked(G)  # one factorisation: the singularity check and the solve
             coef = torch.linalg.pinv(G, hermitian=True) @ rhs if L is None else \
                 torch.cholesky_solve(rhs, L)
+            corr = self.fit_correction(M_tr, w_tr, t_tr - (B @ coef).T, state)
 
-            def fc(M, coef=coef, pairs=pairs):  # surrogate minus its value at ∅: (m, rows)
-                return ginv(g0 + (_basis(M, pairs) @ coef).T) - ginv(g0)
+            def fc(M, coef=coef, pairs=pairs, corr=corr):  # surrogate minus f(∅): (m, rows)
+                t = g0 + (_basis(M, pairs) @ coef).T
+                return ginv(t if corr is None else t + corr(M)) - ginv(g0)
 
-            fits.append((coef, pairs))
+            fits.append((coef, pairs, corr))
             # residual game r = (v - v(∅)) - (f - f(∅)) on the enumerated and held-out pairs
             Zte = Z[te]
             rE = yE - fc(EMt)
@@ -279,17 +281,22 @@ class RegressionAdjustedKernelSHAP(KernelSHAP):
         state["extras"].update({"link": link, "folds": K, "interactions": all(used_pairs)})
         return as_numpy(unflat(phi)), as_numpy(unflat(se))
 
+    def fit_correction(self, M, w, resid, state):
+        """A link-scale correction of the pairwise fit, fitted on the training masks ``M
+        (rows, d)`` with weights ``w`` to the residuals ``resid (m, rows)``: a callable from masks
+        to ``(m, rows)`` that is 0 at ∅, or None (none here; subclasses add one)."""
+
     def _surrogate_shapley(self, fits, g0, g, ginv, link, d, state):
         """Shapley values ``(K, m, d)`` of the folds' surrogates (no model calls) and the
         sampling variance ``(m, d)`` of their mean (0 when exact). The surrogate ``f - f(∅)`` of fold ``k`` is
         ``ginv(g0 + basis(z) @ coef_k) - ginv(g0)``."""
         K, m = len(fits), len(g0)
-        pairs = all(p for _, p in fits)
-        coefs = [c for c, _ in fits]
-        if not all(p == fits[0][1] for _, p in fits):  # mixed bases: pad the linear ones
+        pairs = all(p for _, p, _ in fits)
+        coefs = [c for c, _, _ in fits]
+        if not all(p == fits[0][1] for _, p, _ in fits):  # mixed bases: pad the linear ones
             extra = d * (d - 1) // 2
             coefs = [c if p else torch.cat([c, torch.zeros(extra, m, dtype=c.dtype)])
-                     for c, p in fits]
+                     for c, p, _ in fits]
             pairs = True
         W = torch.cat(coefs, 1)  # (p, K m)
         G0 = g0.T.repeat(1, K)  # (1, K m): fold-major columns

@@ -1,0 +1,214 @@
+"""Regression-adjusted KernelSHAP with a small neural surrogate: the pairwise link-scale fit of
+``ra-kernelshap`` plus a one-hidden-layer tanh network of the coalition mask, fitted per fold,
+then KernelSHAP on the residual game (Witter, Liu & Musco, NeurIPS 2025, *Regression-adjusted
+Monte Carlo Estimators for Shapley Values and Probabilistic Values*, whose proxy is any
+model of the coalition values).
+
+Why a network: the error of the residual correction scales with what the surrogate misses,
+and a pairwise logit misses the higher-order interactions that saturating hidden units create.
+``g(v(S)) ≈ g(v(∅)) + Σ a_i z_i + Σ b_ij z_i z_j + n(z) − n(0)`` with ``n(z) = w₂ᵀ tanh(W₁ z +
+b₁)`` (``z`` the mask of ``S``, ``g`` the link) captures them with ``(d + 2) h`` parameters.
+The network is fitted to the pairwise fit's link-scale residuals on the same training rows
+(kernel weights, a small weight decay) by L-BFGS from a fixed start, every explicand's
+network in one batched fit with its own history and line search, so that an explicand's result
+depends on its own sampled values alone. The surrogate's Shapley values are exact, by enumerating its
+``2^d`` coalitions (no model calls); cross-fitting, the residual fit on held-out pairs and its
+sandwich standard error are those of ``ra-kernelshap``. Above ``max_exact_surrogate``
+features the network is not fitted and the estimate is ``ra-kernelshap``'s.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..errors import InputError
+from ..registry import register
+from .exact import ExactShapley, enumerate_masks
+from .regression import RegressionAdjustedKernelSHAP, quadratic_table
+
+RESIDUAL_TOL = 1e-9  # link-scale residuals of the pairwise fit below this: no network
+
+
+class TanhCorrection:
+    """One-hidden-layer tanh networks, one per column (explicand × output): ``n_c(z) −
+    n_c(0)`` with ``n_c(z) = w₂ᵀ tanh(W₁ z + b₁)``; called on masks ``(rows, d)`` it gives
+    ``(columns, rows)``."""
+
+    def __init__(self, W1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor) -> None:
+        self.W1, self.b1, self.w2 = W1, b1, w2  # (m, d, h), (m, h), (m, h)
+
+    def __call__(self, M: torch.Tensor, cols: slice = slice(None)) -> torch.Tensor:
+        W1, b1, w2 = self.W1[cols], self.b1[cols], self.w2[cols]
+        return self._out(torch.einsum("rd,mdh->mrh", M, W1) + b1[:, None], b1, w2)
+
+    @staticmethod
+    def _out(pre: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
+        """``w₂ᵀ tanh(pre) − n(0)`` from pre-activations ``(m, rows, h)``."""
+        return torch.einsum("mrh,mh->mr", torch.tanh(pre), w2) - \
+            (torch.tanh(b1) * w2).sum(1, keepdim=True)
+
+    def table(self, d: int, cols: slice = slice(None)) -> torch.Tensor:
+        """Values ``(m, 2^d)`` on every coalition, rows in :func:`enumerate_masks` order: the
+        pre-activations ``W₁z`` are the sums of those of the low and the high half of the
+        features (two ``2^(d/2)``-row products in place of one ``2^d``-row product)."""
+        W1, b1, w2 = self.W1[cols], self.b1[cols], self.w2[cols]
+        c = d // 2
+        low = torch.einsum("rd,mdh->mrh", torch.as_tensor(enumerate_masks(c, 0, 2**c),
+                                                          dtype=W1.dtype), W1[:, :c])
+        high = torch.einsum("rd,mdh->mrh", torch.as_tensor(
+            enumerate_masks(d - c, 0, 2**(d - c)), dtype=W1.dtype), W1[:, c:])
+        pre = (high[:, :, None] + (low + b1[:, None])[:, None]).reshape(len(W1), 2**d, -1)
+        return self._out(pre, b1, w2)
+
+
+def lbfgs(fg, x: torch.Tensor, steps: int, history: int = 10) -> torch.Tensor:
+    """Minimise ``B`` independent problems at once: ``fg(x (B, P)) -> (f (B,), g (B, P))``.
+    Limited-memory BFGS (Nocedal & Wright 2006, algorithm 7.4) with each problem's own
+    history, scaling and backtracking Armijo line search, so that a problem's iterates depend
+    on its own function alone; one batched evaluation serves every problem. A pair with
+    ``sᵀy ≤ 0`` is not stored (its ``ρ`` is 0); a problem whose line search fails stays put."""
+    f, g = fg(x)
+    S, Y, R = [], [], []
+    for _ in range(steps):
+        q, alphas = -g, []
+        for s, y, rho in zip(reversed(S), reversed(Y), reversed(R)):
+            a = rho * (s * q).sum(1)
+            q = q - a[:, None] * y
+            alphas.append(a)
+        if S:
+            yy = (Y[-1] * Y[-1]).sum(1)
+            gamma = torch.where((R[-1] > 0) & (yy > 0), (S[-1] * Y[-1]).sum(1) / yy, 1.0)
+        else:  # first step: unit length
+            gamma = 1 / g.norm(dim=1).clamp_min(1e-12)
+        r = gamma[:, None] * q
+        for s, y, rho, a in zip(S, Y, R, reversed(alphas)):
+            r = r + s * (a - rho * (y * r).sum(1))[:, None]
+        slope = (g * r).sum(1)
+        r = torch.where((slope < 0)[:, None], r, -g)  # not a descent direction: steepest
+        slope = (g * r).sum(1)
+        t = torch.ones_like(f)
+        searching = slope < 0
+        x_new, f_new, g_new = x.clone(), f.clone(), g.clone()
+        for _ in range(30):
+            ft, gt = fg(x + t[:, None] * r)
+            ok = searching & torch.isfinite(ft) & (ft <= f + 1e-4 * t * slope)
+            x_new[ok] = (x + t[:, None] * r)[ok]
+            f_new[ok], g_new[ok] = ft[ok], gt[ok]
+            searching &= ~ok
+            if not searching.any():
+                break
+            t = torch.where(searching, t / 2, t)
+        s, y = x_new - x, g_new - g
+        sy = (s * y).sum(1)
+        S.append(s)
+        Y.append(y)
+        R.append(torch.where(sy > 1e-10 * (y * y).sum(1).sqrt() * s.norm(dim=1),
+                             1 / sy.clamp_min(1e-30), 0.0))
+        if len(S) > history:
+            S.pop(0), Y.pop(0), R.pop(0)
+        x, f, g = x_new, f_new, g_new
+    return x
+
+
+def fit_tanh(M: torch.Tensor, w: torch.Tensor, y: torch.Tensor, hidden: int,
+             weight_decay: float, steps: int) -> tuple[torch.Tensor, ...]:
+    """``(W₁ (B, d, h), b₁ (B, h), w₂ (B, h))`` minimising, for each target row ``b`` of ``y
+    (B, rows)``, ``Σ w (y_b − n_b(z) + n_b(0))² / Σ w + λ ‖θ_b‖²`` over masks ``M (rows,
+    d)``, by :func:`lbfgs` on inputs centred to ``2z − 1`` (the same functions, a
+    better-conditioned fit) in single precision, from a fixed start: uniform weights of the
+    usual ``1/√fan_in`` scale, the output layer scaled down 100 times (close to the zero
+    correction)."""
+    B, (rows, d), h = len(y), M.shape, hidden
+    gen = torch.Generator().manual_seed(0)
+    U, wn, y = 2 * M.float() - 1, (w / w.sum()).float(), y.float()
+    x0 = (torch.rand(d * h + 2 * h, generator=gen) * 2 - 1)
+    x0[:d * h + h] /= math.sqrt(d)
+    x0[d * h + h:] /= 100 * math.sqrt(h)
+    x0 = x0.expand(B, -1).clone()
+
+    def unpack(x):
+        return x[:, :d * h].reshape(B, d, h), x[:, d * h:d * h + h], x[:, d * h + h:]
+
+    def fg(x):
+        x = x.detach().requires_grad_()
+        W1, b1, w2 = unpack(x)
+        H = torch.tanh((U @ W1.permute(1, 0, 2).reshape(d, B * h)).reshape(rows, B, h) + b1)
+        n0 = (torch.tanh(b1 - W1.sum(1)) * w2).sum(1)  # n(∅): centred input −1
+        r = (H * w2).sum(2).T - n0[:, None] - y  # (B, rows)
+        f = (r**2 * wn).sum(1) + weight_decay * (x**2).sum(1)
+        (g,) = torch.autograd.grad(f.sum(), x)
+        return f.detach(), g
+
+    W1, b1, w2 = (p.double() for p in unpack(lbfgs(fg, x0, steps)))
+    return 2 * W1, b1 - W1.sum(1), w2  # on z: W₁ᵀ(2z − 1) + b₁ = 2W₁ᵀz + b₁ − W₁ᵀ1
+
+
+@register("summary", "ra-kernelshap-net", aliases=("network-kernelshap",))
+class NetworkAdjustedKernelSHAP(RegressionAdjustedKernelSHAP):
+    """Shapley values by KernelSHAP with a cross-fitted surrogate: the pairwise link-scale fit
+    of ``ra-kernelshap`` plus a one-hidden-layer tanh network (exact surrogate Shapley values
+    by enumeration, ``d <= max_exact_surrogate``); sandwich SE of the residual fits.
+
+    ``hidden``: hidden units of the network. ``weight_decay``: its L2 penalty (relative to the
+    kernel-weighted mean squared residual). ``steps``: L-BFGS iterations per fit (one fit per
+    fold, explicand and output). The other options are ``ra-kernelshap``'s.
+    """
+
+    name = "ra-kernelshap-net"
+
+    def __init__(self, *, budget=None, tol=None, seed=None, min_units=32,
+                 enumerate_strata: bool = True, folds: int = 3, link: str = "auto",
+                 interactions: bool | str = "auto", max_exact_surrogate: int = 16,
+                 surrogate_samples: int = 2**15, hidden: int = 16,
+                 weight_decay: float = 1e-5, steps: int = 300) -> None:
+        super().__init__(budget=budget, tol=tol, seed=seed, min_units=min_units,
+                         enumerate_strata=enumerate_strata, folds=folds, link=link,
+                         interactions=interactions, max_exact_surrogate=max_exact_surrogate,
+                         surrogate_samples=surrogate_samples)
+        if int(hidden) < 1 or int(steps) < 1:
+            raise InputError(f"hidden and steps must be at least 1, got hidden={hidden!r}, "
+                             f"steps={steps!r}")
+        if not float(weight_decay) >= 0:
+            raise InputError(f"weight_decay must be >= 0, got {weight_decay!r}")
+        self.hidden, self.weight_decay, self.steps = int(hidden), float(weight_decay), int(steps)
+
+    def fit_correction(self, M, w, resid, state):
+        if M.shape[1] > self.max_exact_surrogate:
+            return None  # its Shapley values would need sampling: ra-kernelshap's surrogate
+        m, d, h = len(resid), M.shape[1], self.hidden
+        W1, b1, w2 = (torch.zeros(m, *shape, dtype=torch.float64) for shape in ((d, h), (h,),
+                                                                              (h,)))
+        # where the pairwise fit already represents the game (to rounding), no network: the
+        # estimate stays exact there, and a feature the game ignores keeps exactly zero
+        fit = resid.abs().amax(1) > RESIDUAL_TOL
+        if fit.any():
+            W1[fit], b1[fit], w2[fit] = fit_tanh(M, w, resid[fit], h, self.weight_decay,
+                                                 self.steps)
+        return TanhCorrection(W1, b1, w2)
+
+    def _surrogate_shapley(self, fits, g0, g, ginv, link, d, state):
+        """Exact Shapley values ``(K, m, d)`` of each fold's surrogate ``ginv(g0 + pairwise +
+        network)`` by enumerating its ``2^d`` coalitions (no model calls), columns in blocks
+        under ``memory_cap``; variance 0."""
+        if all(corr is None for _, _, corr in fits):
+            return super()._surrogate_shapley(fits, g0, g, ginv, link, d, state)
+        K, m, N = len(fits), len(g0), 2**d
+        masks = enumerate_masks(d, 0, N)
+        coef = torch.as_tensor(ExactShapley().coefficients(masks))  # (N, d)
+        cb = int(max(1, min(m, state["memory_cap"] // (8 * N * (self.hidden + 2)))))
+        phi = torch.zeros(K, m, d, dtype=torch.float64)
+        for k, (c, pairs, corr) in enumerate(fits):
+            for c0 in range(0, m, cb):
+                c1 = min(m, c0 + cb)
+                T = quadratic_table(c[:, c0:c1], d, pairs, g0[c0:c1].T)  # (N, cb) link scale
+                T += corr.table(d, slice(c0, c1)).T
+                phi[k, c0:c1] = ginv(T).T @ coef
+        return phi, torch.zeros(m, d, dtype=torch.float64)
+
+    def describe(self):
+        out = super().describe()
+        out.update({"hidden": self.hidden, "weight_decay": self.weight_decay,
+                    "steps": self.steps})
+        return out
