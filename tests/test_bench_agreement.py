@@ -155,7 +155,8 @@ def test_the_html_report_shows_the_agreement_matrices(tmp_path) -> None:
     page = bench_html(tmp_path)
     section = page[page.index('<section id="agreement">'):]
     section = section[:section.index("</section>")]
-    assert "d / m (s), 4 methods — NaN: flat gives every method the same score" in section
+    assert ("metric agreement, d / m (s): 4 methods — NaN: flat gives every method the same "
+            "score") in section
     rows = {head: re.findall(r"<td>(.*?)</td>", cells)
             for head, cells in re.findall(r"<tr>\s*<th>(.*?)</th>(.*?)</tr>", section, re.DOTALL)}
     assert list(rows) == ["a", "same-as-a", "reversed", "tied", "flat"]  # no "diagnostic"

@@ -305,7 +305,8 @@ def _agreement_section(out: Path) -> list[str]:
         frame = frame.map(lambda r: "NaN" if pd.isna(r) else f"{r:.2f}")
         frame.index.name, frame.columns.name = None, "metric"
         notes = "; ".join(dict.fromkeys(n for n in g["note"] if n))
-        caption = f"{dataset} / {model} ({suite}), {int(g['n_methods'].max())} methods"
+        caption = (f"metric agreement, {dataset} / {model} ({suite}): "
+                   f"{int(g['n_methods'].max())} methods")
         tables.append(_table(frame, caption + (f" — NaN: {notes}" if notes else "")))
     note = _note("Spearman's rho between two metrics over the methods, each oriented so that "
                  "higher is better: 1 = the same ranking, −1 = the reversed one; near 0 or "
