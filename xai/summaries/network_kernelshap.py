@@ -63,52 +63,74 @@ class TanhCorrection:
         return self._out(pre, b1, w2)
 
 
-def lbfgs(fg, x: torch.Tensor, steps: int, history: int = 10) -> torch.Tensor:
-    """Minimise ``B`` independent problems at once: ``fg(x (B, P)) -> (f (B,), g (B, P))``.
-    Limited-memory BFGS (Nocedal & Wright 2006, algorithm 7.4) with each problem's own
-    history, scaling and backtracking Armijo line search, so that a problem's iterates depend
-    on its own function alone; one batched evaluation serves every problem. A pair with
-    ``sᵀy ≤ 0`` is not stored (its ``ρ`` is 0); a problem whose line search fails stays put."""
-    f, g = fg(x)
+def lbfgs(fg, x: torch.Tensor, steps: int, history: int = 10,
+          max_halvings: int = 12) -> torch.Tensor:
+    """Minimise ``B`` independent problems at once: ``fg(x (b, P), idx (b,)) -> (f (b,), g (b,
+    P))`` evaluates the problems ``idx``. Limited-memory BFGS (Nocedal & Wright 2006,
+    algorithm 7.4) with each problem's own history, scaling and backtracking Armijo line
+    search, so that a problem's iterates depend on its own function alone; one batched
+    evaluation serves every problem still moving, and a retry of the line search evaluates
+    only the problems still searching. A pair with ``sᵀy ≤ 0`` is not stored (its ``ρ`` is
+    0); a problem whose line search fails ``max_halvings`` times (converged to rounding)
+    stops there."""
+    B = len(x)
+    x = x.clone()
+    f, g = fg(x, torch.arange(B))
     S, Y, R = [], [], []
+    live = torch.ones(B, dtype=torch.bool)
     for _ in range(steps):
-        q, alphas = -g, []
-        for s, y, rho in zip(reversed(S), reversed(Y), reversed(R)):
+        idx = live.nonzero()[:, 0]
+        if not len(idx):
+            break
+        every = len(idx) == B
+
+        def take(t, every=every, idx=idx):
+            return t if every else t[idx]
+
+        xi, fi, gi = take(x), take(f), take(g)
+        Si, Yi, Ri = [take(s) for s in S], [take(y) for y in Y], [take(r) for r in R]
+        q, alphas = -gi, []
+        for s, y, rho in zip(reversed(Si), reversed(Yi), reversed(Ri)):
             a = rho * (s * q).sum(1)
             q = q - a[:, None] * y
             alphas.append(a)
         if S:
-            yy = (Y[-1] * Y[-1]).sum(1)
-            gamma = torch.where((R[-1] > 0) & (yy > 0), (S[-1] * Y[-1]).sum(1) / yy, 1.0)
+            s, y, rho = Si[-1], Yi[-1], Ri[-1]
+            yy = (y * y).sum(1)
+            gamma = torch.where((rho > 0) & (yy > 0), (s * y).sum(1) / yy.clamp_min(1e-30), 1.0)
         else:  # first step: unit length
-            gamma = 1 / g.norm(dim=1).clamp_min(1e-12)
+            gamma = 1 / gi.norm(dim=1).clamp_min(1e-12)
         r = gamma[:, None] * q
-        for s, y, rho, a in zip(S, Y, R, reversed(alphas)):
+        for s, y, rho, a in zip(Si, Yi, Ri, reversed(alphas)):
             r = r + s * (a - rho * (y * r).sum(1))[:, None]
-        slope = (g * r).sum(1)
-        r = torch.where((slope < 0)[:, None], r, -g)  # not a descent direction: steepest
-        slope = (g * r).sum(1)
-        t = torch.ones_like(f)
-        searching = slope < 0
-        x_new, f_new, g_new = x.clone(), f.clone(), g.clone()
-        for _ in range(30):
-            ft, gt = fg(x + t[:, None] * r)
-            ok = searching & torch.isfinite(ft) & (ft <= f + 1e-4 * t * slope)
-            x_new[ok] = (x + t[:, None] * r)[ok]
-            f_new[ok], g_new[ok] = ft[ok], gt[ok]
-            searching &= ~ok
-            if not searching.any():
+        slope = (gi * r).sum(1)
+        r = torch.where((slope < 0)[:, None], r, -gi)  # not a descent direction: steepest
+        slope = (gi * r).sum(1)
+        t = torch.ones_like(fi)
+        x_new, f_new, g_new = xi.clone(), fi.clone(), gi.clone()
+        searching = torch.arange(len(idx))
+        for _ in range(max_halvings):
+            xt = xi[searching] + t[searching, None] * r[searching]
+            ft, gt = fg(xt, idx[searching])
+            ok = torch.isfinite(ft) & (ft <= fi[searching] + 1e-4 * t[searching] *
+                                       slope[searching])
+            x_new[searching[ok]], f_new[searching[ok]], g_new[searching[ok]] = \
+                xt[ok], ft[ok], gt[ok]
+            searching = searching[~ok]
+            if not len(searching):
                 break
-            t = torch.where(searching, t / 2, t)
-        s, y = x_new - x, g_new - g
-        sy = (s * y).sum(1)
-        S.append(s)
-        Y.append(y)
-        R.append(torch.where(sy > 1e-10 * (y * y).sum(1).sqrt() * s.norm(dim=1),
+            t[searching] /= 2
+        live[idx[searching]] = False  # no decrease found: done
+        s_full, y_full = torch.zeros_like(x), torch.zeros_like(x)
+        s_full[idx], y_full[idx] = x_new - xi, g_new - gi
+        sy = (s_full * y_full).sum(1)
+        S.append(s_full)
+        Y.append(y_full)
+        R.append(torch.where(sy > 1e-10 * y_full.norm(dim=1) * s_full.norm(dim=1),
                              1 / sy.clamp_min(1e-30), 0.0))
         if len(S) > history:
             S.pop(0), Y.pop(0), R.pop(0)
-        x, f, g = x_new, f_new, g_new
+        x[idx], f[idx], g[idx] = x_new, f_new, g_new
     return x
 
 
@@ -129,14 +151,15 @@ def fit_tanh(M: torch.Tensor, w: torch.Tensor, y: torch.Tensor, hidden: int,
     x0 = x0.expand(B, -1).clone()
 
     def unpack(x):
-        return x[:, :d * h].reshape(B, d, h), x[:, d * h:d * h + h], x[:, d * h + h:]
+        return x[:, :d * h].reshape(len(x), d, h), x[:, d * h:d * h + h], x[:, d * h + h:]
 
-    def fg(x):
+    def fg(x, idx):
         x = x.detach().requires_grad_()
         W1, b1, w2 = unpack(x)
-        H = torch.tanh((U @ W1.permute(1, 0, 2).reshape(d, B * h)).reshape(rows, B, h) + b1)
+        b = len(x)
+        H = torch.tanh((U @ W1.permute(1, 0, 2).reshape(d, b * h)).reshape(rows, b, h) + b1)
         n0 = (torch.tanh(b1 - W1.sum(1)) * w2).sum(1)  # n(∅): centred input −1
-        r = (H * w2).sum(2).T - n0[:, None] - y  # (B, rows)
+        r = (H * w2).sum(2).T - n0[:, None] - y[idx]  # (b, rows)
         f = (r**2 * wn).sum(1) + weight_decay * (x**2).sum(1)
         (g,) = torch.autograd.grad(f.sum(), x)
         return f.detach(), g
