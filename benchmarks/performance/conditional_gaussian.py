@@ -93,8 +93,8 @@ def _readme_example(n_rows: int = 3):
 def _wide_case(p: int = 300, n_rows: int = 4):
     """Many columns: ``p`` correlated Gaussian columns, a tanh of a linear score, ``n_rows``
     rows, permutation Shapley at ``4 p`` coalitions per row (32 draws each): every explicand
-    meets the same coalitions, more than the factor cache holds. (explain() -> model rows,
-    floor module, its rows)."""
+    meets the same coalitions, whose factors (about 240 MB) come near the default memory cap
+    of the factor cache. (explain() -> model rows, floor module, its rows)."""
     import torch
 
     from xai.behaviours import Prediction
