@@ -143,6 +143,20 @@ def test_irof_by_hand_on_quadrant_superpixels():
     assert r.settings["segmentation"] == "given" and r.direction == "higher"
 
 
+def test_irof_with_abs_ranks_segments_by_their_mean_magnitude():
+    """Segment rows of a 2x2 image: the top row's scores 3 and −3 cancel in their mean (0)
+    but not in their mean magnitude (3), which ranks it above the bottom row's 1 and 1 with
+    ``abs=True`` (Quantus's and Explainiverse's ``abs``: magnitudes before the mean)."""
+    x = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
+    a = np.array([[[[3.0, -3.0], [1.0, 1.0]]]])
+    f = lambda z: np.asarray(z).reshape(len(z), -1).sum(1) + 10  # v(D) = 20
+    rows = FeatureMap.patches((2, 2), (1, 2))
+    signed = metric("irof", segments=rows)(f, x, a, **HAND)
+    magnitude = metric("irof", segments=rows, abs=True)(f, x, a, **HAND)
+    np.testing.assert_allclose(signed.curves[0], [1.0, 13 / 20, 10 / 20])  # bottom row first
+    np.testing.assert_allclose(magnitude.curves[0], [1.0, 17 / 20, 10 / 20])  # top row first
+
+
 def test_irof_groups_rows_by_superpixel_count():
     """Rows with different superpixel counts get their own curve lengths (NaN padded) and
     areas on [0, 1], equal to scoring each row alone."""

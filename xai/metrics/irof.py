@@ -4,7 +4,7 @@ metric for explanation methods").
 Per image, superpixels are computed (SLIC by default, with scikit-image's defaults as Quantus
 0.6.0 calls it: ``n_segments=100``, ``compactness=10``; or ``segments=`` a
 :class:`~xai.FeatureMap` of segments), ranked by their **mean** relevance (decreasing, signed
-unless ``abs=True``; ties by the ``ties`` rule) and removed one at a time through the metric's
+unless ``abs=True``, which averages the magnitudes; ties by the ``ties`` rule) and removed one at a time through the metric's
 game (the explanation's own removal, as deletion). The curve ``c_i = v(D \\ T_i) / v(D)`` of
 the class score (probability by default) after removing the top ``i`` of the row's ``d_r``
 superpixels, normalised by the unperturbed score, runs from ``c_0 = 1`` to
@@ -73,7 +73,8 @@ def _options_rule(name: str, value: Any) -> dict | None:
 
 def segment_relevance(inp: MetricInputs, segments: FeatureMap) -> np.ndarray:
     """Mean relevance density per segment ``(n, d_seg)`` (see the module docstring); 0 for a
-    segment of always-kept elements only."""
+    segment of always-kept elements only. With ``abs=True`` the mean of the magnitudes (as
+    Quantus's and Explainiverse's ``abs``), not the magnitude of the mean."""
     shape = inp.X.shape[1:]
     n = inp.n
     feat = np.broadcast_to(inp.fmap.full_index(shape), (n, int(np.prod(shape))))
@@ -83,7 +84,8 @@ def segment_relevance(inp: MetricInputs, segments: FeatureMap) -> np.ndarray:
     safe = np.where(feat < 0, d, feat)
     size = np.zeros((n, d + 1))
     np.add.at(size, (rows, safe), 1.0)
-    scores = np.concatenate([inp.scores, np.zeros((n, 1))], axis=1)
+    a = np.abs(inp.scores) if inp.options.get("abs") else inp.scores
+    scores = np.concatenate([a, np.zeros((n, 1))], axis=1)
     density = np.where(feat < 0, 0.0, np.take_along_axis(scores / np.maximum(size, 1), safe,
                                                          axis=1))
     counted = (feat >= 0).astype(np.float64)
