@@ -1,6 +1,6 @@
 """Sensitivity-n and the pointing game: closed forms, the paper's definitions recomputed by
-hand (sensitivity-n's subsets redrawn from their keys, model calls one at a time), and Quantus
-0.6.0's PointingGame on identical inputs."""
+hand (sensitivity-n's subsets redrawn from their keys, model calls one at a time), Quantus
+0.6.0's SensitivityN on its own subsets and its PointingGame on identical inputs."""
 
 from __future__ import annotations
 
@@ -163,3 +163,66 @@ def test_quantus_pointing_game_on_identical_inputs():
     ours = metric("pointing-game", tolerance=0.0)(None, x, a, ground_truth=s[:, 0] > 0)
     np.testing.assert_array_equal(ours.per_sample, np.asarray(q, dtype=float))
     assert 0 < ours.aggregate < 1
+
+
+def test_quantus_sensitivity_n_on_its_own_subsets(monkeypatch):
+    """Quantus 0.6.0's ``SensitivityN`` draws no random subsets: at step ``j`` every row's
+    subset is its top ``j`` features (decreasing attribution, removed cumulatively), and it
+    correlates over the rows, pairing the output change with the attribution of the step's
+    feature alone. Fed those subsets (in place of the keyed draws), xai's game gives Quantus's
+    output changes and xai's sums are the cumulative sums of Quantus's; Quantus's curve is the
+    correlation over rows of the change with the step's attribution, which is the paper's
+    pairing (xai's formula, Σ_S a) at ``n = 1`` only."""
+    import torch
+    from quantus.functions.similarity_func import correlation_pearson
+
+    import xai.metrics.sensitivity_n as sn
+
+    torch.manual_seed(0)
+    n, H = 10, 4
+    d = H * H
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(d, 8), torch.nn.Tanh(),
+                              torch.nn.Linear(8, 3)).eval()
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(n, 1, H, H)).astype(np.float32)  # Quantus's model dtype
+    A = rng.normal(size=(n, 1, H, H))
+    y = rng.integers(0, 3, n)
+    seen = {}
+
+    def similarity(a, b, batched):
+        seen["deltas"], seen["att"] = a.T, b.T  # (rows, steps)
+        return correlation_pearson(a=a, b=b, batched=batched)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = quantus.SensitivityN(abs=False, normalise=False, perturb_baseline=0.0,
+                                 features_in_step=1, return_aggregate=False,
+                                 disable_warnings=True)
+        q.similarity_func = similarity
+        theirs = np.asarray(q(model=net, x_batch=X.copy(), y_batch=y, a_batch=A.copy(),
+                              device="cpu", softmax=False, channel_first=True))
+    steps = int(0.8 * d)  # n_max_percentage
+    assert theirs.shape == (steps,)
+    order = np.argsort(-A.reshape(n, d), axis=1, kind="stable")
+    top = np.zeros((n, steps, d), dtype=bool)
+    for j in range(steps):
+        np.put_along_axis(top[:, j], order[:, :j + 1], True, axis=1)
+    monkeypatch.setattr(sn.SensitivityN, "_draw", staticmethod(lambda inp, size, s, R: top))
+    ours, pearson_rows = {}, sn.pearson_rows
+
+    def pearson(sums, drops):
+        ours["sums"], ours["drops"] = sums, drops
+        return pearson_rows(sums, drops)
+
+    monkeypatch.setattr(sn, "pearson_rows", pearson)
+    metric("sensitivity-n", sizes=(1,), n_subsets=steps)(net, X, A, target=y, output="raw",
+                                                         removal=Baseline(0.0))
+    np.testing.assert_allclose(ours["drops"], seen["deltas"][:, :steps], atol=1e-5)
+    np.testing.assert_allclose(ours["sums"], np.cumsum(seen["att"], axis=1)[:, :steps],
+                               atol=1e-12)
+    step_a = np.take_along_axis(A.reshape(n, d), order[:, :steps], axis=1)
+    by_step = [np.corrcoef(ours["drops"][:, j], step_a[:, j])[0, 1] for j in range(steps)]
+    np.testing.assert_allclose(theirs, by_step, atol=1e-5)
+    paper = [np.corrcoef(ours["drops"][:, j], ours["sums"][:, j])[0, 1] for j in range(steps)]
+    assert theirs[0] == pytest.approx(paper[0], abs=1e-5)
+    assert np.abs(np.subtract(theirs, paper)[1:]).max() > 0.1

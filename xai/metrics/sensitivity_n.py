@@ -16,13 +16,16 @@ score of a row is the **mean of its curve** over the sizes (higher is better), N
 correlation is undefined at some size (a constant sum or output change; warned, counted in
 ``n_nan``). The default output is ``"raw"``, the paper's pre-softmax target activation.
 
-Deliberate difference from Quantus 0.6.0's ``SensitivityN``, which is not an oracle here: it
-removes features cumulatively in decreasing attribution order (no random subsets), pairs the
-output change of the cumulative removal with the attributions of the last step only, and
-correlates over the explained rows (one value per step, not per row). Explainiverse 0.15.2's
+Deliberate differences from Quantus 0.6.0's ``SensitivityN``: it draws no random subsets
+(at step ``n`` a row's subset is its top ``n`` features by decreasing attribution, removed
+cumulatively), pairs the output change of that cumulative removal with the attribution of the
+step's features alone (the paper's ``Σ_{i∈S} a_i`` only at ``n = 1``), and correlates over the
+explained rows (one value per ``n``, not per row). The tests feed Quantus's subsets to this
+metric in place of its draws: its game gives Quantus's output changes, and Quantus's curve is
+the correlation over rows of those changes with the step's attribution. Explainiverse 0.15.2's
 ``compute_sensitivity_n`` follows the paper (one size per call); its draws come from
 ``numpy.random.default_rng(seed).choice``, ours from keyed generators, so the two agree in
-distribution, not draw for draw.
+distribution, and on Explainiverse's own subsets to rounding (tested).
 """
 
 from __future__ import annotations
@@ -72,7 +75,13 @@ class SensitivityN(Metric):
     subsets of size ``n``, of the subset's attribution sum and the output drop when it is
     removed; a curve over ``n``, scored by its mean (higher is better). Options:
     ``fractions`` (sizes as fractions of the features), ``sizes`` (explicit sizes, overriding
-    ``fractions``), ``n_subsets=100``. See :mod:`xai.metrics.sensitivity_n`."""
+    ``fractions``), ``n_subsets=100``.
+
+    Differences from Quantus 0.6.0's ``SensitivityN``: cumulative top-``n`` subsets instead of
+    random ones, the step's attribution instead of the subset's sum, a correlation over rows
+    instead of over subsets. Differences from Explainiverse 0.15.2's
+    ``compute_sensitivity_n``: only the random draws (equal on its subsets). See
+    :mod:`xai.metrics.sensitivity_n`."""
 
     rows_split = True  # independent per-row scores: backend='ray' splits the rows
 
@@ -83,7 +92,9 @@ class SensitivityN(Metric):
     stochastic = True
     default_output = "raw"
     reference = ("closed form (linear model, baseline removal, exact attributions: 1 at "
-                 "every n); the paper's Pearson definition recomputed on the drawn subsets")
+                 "every n); the paper's Pearson definition recomputed on the drawn subsets; "
+                 "Quantus 0.6.0 SensitivityN's output changes on its own subsets; "
+                 "Explainiverse 0.15.2 compute_sensitivity_n on its subsets (when installed)")
     defaults: ClassVar[dict] = {"fractions": SENSITIVITY_FRACTIONS, "sizes": None,
                                 "n_subsets": 100}
     option_rules: ClassVar[dict] = {"fractions": fractions_rule, "sizes": sizes_rule,
