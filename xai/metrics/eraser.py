@@ -14,8 +14,8 @@ features form the rationale ``T_f``:
 This is ERASER's AOPC form (the mean over bins). Removal goes through the metric's game (the
 explanation's own removal, as deletion and insertion), where ERASER deletes tokens; with a
 baseline removal it is the tabular adaptation Explainiverse 0.15.2 computes
-(``compute_comprehensiveness`` / ``compute_sufficiency``, the same ``⌊f·d⌋`` rounding). All rows
-and bins go to the game in one call. ``curves`` holds the per-bin drops ``(n, len(fractions))``,
+(``compute_comprehensiveness`` / ``compute_sufficiency``, equal per bin on identical inputs in
+the tests). All rows and bins go to the game in one call. ``curves`` holds the per-bin drops ``(n, len(fractions))``,
 ``extras["k"]`` the feature counts.
 """
 
@@ -68,7 +68,7 @@ class _RationaleMetric(Metric):
     default_output = "probability"
     reference = ("closed form (linear model, baseline removal, exact attributions); "
                  "Explainiverse 0.15.2 compute_comprehensiveness / compute_sufficiency on "
-                 "identical inputs, checked once (not a test dependency)")
+                 "identical inputs, per bin (when installed)")
     defaults: ClassVar[dict] = {"fractions": ERASER_FRACTIONS}
     option_rules: ClassVar[dict] = {"fractions": fractions_rule}
     #: True: keep only the rationale (sufficiency); False: remove it (comprehensiveness)
@@ -93,6 +93,12 @@ class Comprehensiveness(_RationaleMetric):
     """ERASER comprehensiveness (DeYoung et al. 2020): the mean over ``fractions`` of
     ``v(D) − v(D \\ T_f)``, the output drop when the top ``max(1, ⌊f·d⌋)`` features are
     removed (higher is better). Options: ``fractions`` (default 0.01, 0.05, 0.1, 0.2, 0.5).
+
+    Differences from Explainiverse 0.15.2's ``compute_comprehensiveness`` (equal per bin with
+    a baseline removal): its ``int(f·d)`` takes one feature fewer where ``f·d`` falls just
+    below a whole number in floating point (``0.29·100``), xai's ``⌊f·d + 1e-9⌋`` does not;
+    it refuses ties across a bin's cut, xai breaks them by ``ties``. Explainiverse's
+    ``compute_pgi`` is this metric at one fraction with ``abs=True``, in absolute value.
     See :mod:`xai.metrics.eraser`."""
 
     name = "comprehensiveness"
@@ -105,7 +111,9 @@ class Sufficiency(_RationaleMetric):
     """ERASER sufficiency (DeYoung et al. 2020): the mean over ``fractions`` of
     ``v(D) − v(T_f)``, the output drop when only the top ``max(1, ⌊f·d⌋)`` features are kept
     (lower is better; negative when the rationale alone raises the output). Not Quantus's
-    ``Sufficiency``, which is another metric (Dasgupta et al. 2022). See
+    ``Sufficiency``, which is another metric (Dasgupta et al. 2022). Differences from
+    Explainiverse 0.15.2's ``compute_sufficiency``: as ``comprehensiveness``; its
+    ``compute_pgu`` is this metric at one fraction with ``abs=True``, in absolute value. See
     :mod:`xai.metrics.eraser`."""
 
     name = "sufficiency"

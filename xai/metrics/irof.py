@@ -33,6 +33,12 @@ the curve point for point):
   ``[0, 1]``).
 * Quantus removes with a ``"mean"`` baseline (the batch's mean value) by default; ours is the
   explanation's removal (``removal=`` to choose).
+
+Explainiverse 0.15.2's ``compute_irof`` is a one-dimensional adaptation: its segments are runs
+of ``segment_size`` adjacent entries of one flattened row, ranked by mean magnitude by default
+(``use_absolute=True``, xai's ``abs=True``), and its area is ours (``1 − trapezoid`` of the
+normalised curve on ``[0, 1]``). Given those runs as ``segments=``, the two agree on curve and
+area (tested); the difference is the segments (contiguous runs against superpixels).
 """
 
 from __future__ import annotations
@@ -115,8 +121,9 @@ class IROF(Metric):
     area over the class-score curve normalised by the unperturbed score, on ``[0, 1]``
     (higher is better). Options: ``segmentation`` (``"slic"`` default, ``"felzenszwalb"``,
     ``"quickshift"``), ``segment_options`` (the method's options; default scikit-image's, as
-    Quantus), ``segments`` (given superpixels, a per-image FeatureMap). See
-    :mod:`xai.metrics.irof`."""
+    Quantus), ``segments`` (given superpixels, a per-image FeatureMap). Differences from
+    Quantus 0.6.0 (the area's units, superpixel scaling, default baseline) and Explainiverse
+    0.15.2 (contiguous segments, ``abs`` on by default): see :mod:`xai.metrics.irof`."""
 
     rows_split = True  # independent per-row scores: backend='ray' splits the rows
     target_check = "probe"  # one game per superpixel count: targets checked up front
@@ -129,7 +136,8 @@ class IROF(Metric):
     default_output = "probability"
     reference = ("Quantus 0.6.0 IROF on identical inputs (SLIC superpixels, baseline "
                  "removal): the normalised curve point for point and the area through the "
-                 "documented conversion")
+                 "documented conversion; Explainiverse 0.15.2 compute_irof on contiguous "
+                 "segments (when installed)")
     defaults: ClassVar[dict] = {"segmentation": "slic", "segment_options": None,
                                 "segments": None}
     option_rules: ClassVar[dict] = {

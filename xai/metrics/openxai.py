@@ -14,8 +14,10 @@ per-row seed gives).
 No library computes these scores on given inputs to compare with: OpenXAI's
 ``eval_pred_faithfulness`` needs its own model classes and perturbation objects, and
 Explainiverse 0.15.2's ``compute_pgi`` / ``compute_pgu`` are, by their own documentation, a
-deterministic variant that replaces the features by a baseline instead of adding noise. The
-tests check the closed form on linear models instead.
+deterministic variant that replaces the features by a baseline instead of adding noise: they
+equal ``|comprehensiveness|`` / ``|sufficiency|`` at the one fraction ``k`` with ``abs=True``
+and a baseline removal (tested), not these metrics. The tests check the closed form on linear
+models instead.
 """
 
 from __future__ import annotations
@@ -133,7 +135,9 @@ class PGI(PredictionGap):
     per feature); discrete features are not flipped (xai perturbs real-valued inputs only); ties
     in ``|a|`` are broken by the ``ties`` option, not by ``torch.topk``; draws come from the
     row's keyed generator, not ``torch.manual_seed(row)``; ``auc`` defaults to False (one
-    ``k``), OpenXAI's benchmark sets it.
+    ``k``), OpenXAI's benchmark sets it. Differences from Explainiverse 0.15.2's
+    ``compute_pgi``: it replaces the top-``k`` features with a baseline once instead of adding
+    noise, which is ``|comprehensiveness|`` at the one fraction ``k`` with ``abs=True``.
     """
 
     name = "pgi"
@@ -145,7 +149,9 @@ class PGI(PredictionGap):
 class PGU(PredictionGap):
     """Prediction gap on unimportant features (OpenXAI, Agarwal et al. 2022): as ``pgi`` with
     every feature *outside* the top ``k`` perturbed; lower is better. Options, cost and the
-    differences from OpenXAI as ``pgi``."""
+    differences from OpenXAI as ``pgi``. Differences from Explainiverse 0.15.2's
+    ``compute_pgu``: a baseline replacement of the other features, ``|sufficiency|`` at the
+    one fraction ``k`` with ``abs=True``."""
 
     name = "pgu"
     direction = "lower"

@@ -13,8 +13,11 @@ summed), signed through ``sign="positive"`` (default: ``max(a, 0)``, whose maxim
 signed map's whenever some score is positive) or ``sign="abs"``. When several pixels share the
 maximum, the row is a hit if any of them is (as Quantus 0.6.0). A map that is constant (e.g.
 all zero, or no positive score) points nowhere: its row is NaN (warned, counted in
-``n_nan``). Quantus 0.6.0's ``PointingGame`` (no tolerance) is the oracle at
-``tolerance=0``; there a map without a positive score would point at its least negative pixel.
+``n_nan``). Quantus 0.6.0's ``PointingGame`` (no tolerance) and Explainiverse 0.15.2's
+``compute_pointing_game`` are oracles at ``tolerance=0`` (``sign="abs"`` is Explainiverse's
+``use_abs=True``); there a map without a positive score would point at its least negative
+pixel, and Explainiverse refuses a constant map. Explainiverse's ``tolerance`` is a square
+margin (Chebyshev distance), ours a disc (Euclidean distance).
 """
 
 from __future__ import annotations
@@ -47,13 +50,16 @@ class PointingGame(GroundTruthMetric):
     """Pointing game (Zhang et al. 2018): 1 when the map's maximum lies in the ground-truth
     region or within ``tolerance`` pixels of it, else 0; the hit rate over rows (higher is
     better). Options: ``tolerance`` (pixels; default the paper's 15 at 224 pixels scaled to the
-    image), ``sign``. See :mod:`xai.metrics.pointing`."""
+    image), ``sign``. Differences from Quantus 0.6.0 and Explainiverse 0.15.2 (equal at
+    ``tolerance=0``): a map without a positive score is NaN, not its least negative pixel;
+    Explainiverse's tolerance is a square margin, ours a disc. See
+    :mod:`xai.metrics.pointing`."""
 
     name: ClassVar[str] = "pointing-game"
     direction: ClassVar[str] = "higher"
-    reference: ClassVar[str] = ("Quantus 0.6.0 PointingGame on identical inputs "
-                                "(tolerance=0); closed form of the tolerance on hand-made "
-                                "maps")
+    reference: ClassVar[str] = ("Quantus 0.6.0 PointingGame and Explainiverse 0.15.2 "
+                                "compute_pointing_game on identical inputs (tolerance=0); "
+                                "closed form of the tolerance on hand-made maps")
     defaults: ClassVar[dict] = {**GroundTruthMetric.defaults, "sign": "positive",
                                 "tolerance": None}
     option_rules: ClassVar[dict] = {**GroundTruthMetric.option_rules,
