@@ -94,9 +94,9 @@ def test_efficient_reproducible_and_explicands_independent():
     np.testing.assert_array_equal(a.values, b.values)
     np.testing.assert_array_equal(a.stderr, b.stderr)
     # each explicand's surrogate is fitted on its own values: explaining one row alone
-    # gives the same values
+    # gives the same values (up to the rounding of a batched single-precision product)
     one = NetworkAdjustedKernelSHAP(budget=BUDGET, seed=3)(mlp_game(rows=[2]))
-    np.testing.assert_allclose(np.asarray(one.values).reshape(D), v[2], atol=1e-9)
+    np.testing.assert_allclose(np.asarray(one.values).reshape(D), v[2], atol=1e-7)
     assert np.all(np.asarray(a.stderr) > 0)
 
 

@@ -49,18 +49,19 @@ class TanhCorrection:
         return torch.einsum("mrh,mh->mr", torch.tanh(pre), w2) - \
             (torch.tanh(b1) * w2).sum(1, keepdim=True)
 
-    def table(self, d: int, cols: slice = slice(None)) -> torch.Tensor:
-        """Values ``(m, 2^d)`` on every coalition, rows in :func:`enumerate_masks` order: the
-        pre-activations ``W₁z`` are the sums of those of the low and the high half of the
-        features (two ``2^(d/2)``-row products in place of one ``2^d``-row product)."""
-        W1, b1, w2 = self.W1[cols], self.b1[cols], self.w2[cols]
+    def table(self, d: int, cols: slice = slice(None), dtype=torch.float64) -> torch.Tensor:
+        """Values ``(m, 2^d)`` on every coalition, rows in :func:`enumerate_masks` order,
+        computed in ``dtype`` and returned in float64: the pre-activations ``W₁z`` are the sums
+        of those of the low and the high half of the features (two ``2^(d/2)``-row products in
+        place of one ``2^d``-row product)."""
+        W1, b1, w2 = (p[cols].to(dtype) for p in (self.W1, self.b1, self.w2))
         c = d // 2
         low = torch.einsum("rd,mdh->mrh", torch.as_tensor(enumerate_masks(c, 0, 2**c),
                                                           dtype=W1.dtype), W1[:, :c])
         high = torch.einsum("rd,mdh->mrh", torch.as_tensor(
             enumerate_masks(d - c, 0, 2**(d - c)), dtype=W1.dtype), W1[:, c:])
         pre = (high[:, :, None] + (low + b1[:, None])[:, None]).reshape(len(W1), 2**d, -1)
-        return self._out(pre, b1, w2)
+        return self._out(pre, b1, w2).double()
 
 
 def lbfgs(fg, x: torch.Tensor, steps: int, history: int = 10,
@@ -222,12 +223,18 @@ class NetworkAdjustedKernelSHAP(RegressionAdjustedKernelSHAP):
         coef = torch.as_tensor(ExactShapley().coefficients(masks))  # (N, d)
         cb = int(max(1, min(m, state["memory_cap"] // (8 * N * (self.hidden + 2)))))
         phi = torch.zeros(K, m, d, dtype=torch.float64)
+        one = torch.ones(1, d, dtype=torch.float64)
         for k, (c, pairs, corr) in enumerate(fits):
             for c0 in range(0, m, cb):
                 c1 = min(m, c0 + cb)
                 T = quadratic_table(c[:, c0:c1], d, pairs, g0[c0:c1].T)  # (N, cb) link scale
-                T += corr.table(d, slice(c0, c1)).T
+                T += corr.table(d, slice(c0, c1), torch.float32).T  # the network's share
                 phi[k, c0:c1] = ginv(T).T @ coef
+                # the single-precision table's rounding, spread evenly: the values sum to
+                # f(D) − f(∅) in double precision, as the residual fit's constraint assumes
+                top = g0[c0:c1, 0] + c[:, c0:c1].sum(0) + corr(one, slice(c0, c1))[:, 0]
+                gap = ginv(top) - ginv(g0[c0:c1, 0]) - phi[k, c0:c1].sum(1)
+                phi[k, c0:c1] += gap[:, None] / d
         return phi, torch.zeros(m, d, dtype=torch.float64)
 
     def describe(self):
