@@ -1,6 +1,7 @@
 """ERASER comprehensiveness and sufficiency, and IROF: hand-computed cases and closed forms on
-linear models, the metrics' bookkeeping (one game call, bins, superpixel groups), and Quantus
-0.6.0's IROF on identical inputs and settings."""
+linear models, the metrics' bookkeeping (one game call, bins, superpixel groups), Quantus
+0.6.0's IROF on identical inputs and settings, and Quantus's Sufficiency shown to be another
+metric."""
 
 from __future__ import annotations
 
@@ -237,3 +238,46 @@ def test_quantus_irof_on_identical_inputs(cnn_case, monkeypatch):
                 device="cpu", softmax=True, channel_first=True)
         d, c = ours.extras["segments"][i], ours.curves[i]
         assert q[0] == pytest.approx(d * ours.per_sample[i] + (1 + c[1]) / 2, abs=1e-4)
+
+
+def test_quantus_sufficiency_is_another_metric_of_the_same_name():
+    """Quantus 0.6.0's ``Sufficiency`` (Dasgupta et al. 2022) is, per row, the share of the
+    other rows whose explanation lies within ``threshold`` (standardised Euclidean distance
+    over the largest one) that get the same predicted class: it reads the model's labels only.
+    Recomputed so, it is unchanged when the outputs double (same labels), where ERASER's
+    sufficiency, an output drop, doubles."""
+    from scipy.spatial.distance import cdist
+
+    torch.manual_seed(0)
+    n, H = 8, 4
+    lin = torch.nn.Linear(H * H, 3)
+    net = torch.nn.Sequential(torch.nn.Flatten(), lin).eval()
+    twice = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(H * H, 3)).eval()
+    with torch.no_grad():
+        twice[1].weight.copy_(2 * lin.weight)
+        twice[1].bias.copy_(2 * lin.bias)
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(n, 1, H, H)).astype(np.float32)
+    A = rng.normal(size=(n, 1, H, H)).astype(np.float32)
+    with torch.no_grad():
+        labels = net(torch.as_tensor(X)).argmax(1).numpy()
+
+    def quantus_sufficiency(model):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(quantus.Sufficiency(abs=False, normalise=False,
+                                                  disable_warnings=True)(
+                model=model, x_batch=X.copy(), y_batch=labels, a_batch=A.copy(),
+                device="cpu", channel_first=True))
+
+    dist = cdist(A.reshape(n, -1), A.reshape(n, -1), "seuclidean")
+    near = (dist / dist.max() <= 0.6) & ~np.eye(n, dtype=bool)
+    same = labels[None] == labels[:, None]
+    by_hand = (near & same).sum(1) / np.where(near.sum(1) == 0, np.inf, near.sum(1))
+    assert 0 < near.sum() < n * (n - 1)
+    np.testing.assert_allclose(quantus_sufficiency(net), by_hand, atol=1e-12)
+    np.testing.assert_allclose(quantus_sufficiency(twice), by_hand, atol=1e-12)
+    ours = [metric("sufficiency")(m, X, A, target=labels, output="raw", removal=ZERO)
+            for m in (net, twice)]
+    np.testing.assert_allclose(ours[1].per_sample, 2 * ours[0].per_sample, rtol=1e-4)
+    assert np.abs(ours[0].per_sample).max() > 0.1

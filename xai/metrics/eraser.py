@@ -111,7 +111,8 @@ class Sufficiency(_RationaleMetric):
     """ERASER sufficiency (DeYoung et al. 2020): the mean over ``fractions`` of
     ``v(D) − v(T_f)``, the output drop when only the top ``max(1, ⌊f·d⌋)`` features are kept
     (lower is better; negative when the rationale alone raises the output). Not Quantus's
-    ``Sufficiency``, which is another metric (Dasgupta et al. 2022). Differences from
+    ``Sufficiency``, which is another metric (Dasgupta et al. 2022): per row, the share of the
+    rows with a nearby explanation that get the same predicted class. Differences from
     Explainiverse 0.15.2's ``compute_sufficiency``: as ``comprehensiveness``; its
     ``compute_pgu`` is this metric at one fraction with ``abs=True``, in absolute value. See
     :mod:`xai.metrics.eraser`."""
