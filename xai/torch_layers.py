@@ -24,16 +24,22 @@ from .errors import ModelError, ModelTypeError
 FORWARD_RTOL = 1e-3
 
 
-def sequential_layers(model: Any, method: str, supported: tuple[type, ...]) -> list[nn.Module]:
+def sequential_layers(model: Any, method: str, supported: tuple[type, ...], *,
+                      strict: bool = False, grouped: bool = False,
+                      instead: str = "a removal-based method such as 'kernelshap'"
+                      ) -> list[nn.Module]:
     """The layers of ``model`` in forward order (see the module docstring); ``method`` names
-    the explainer in the errors, ``supported`` the layer types it takes. Convolutions must be
-    ungrouped with zero padding."""
+    the caller in the errors, ``supported`` the layer types it takes, ``instead`` what to use
+    for other networks. ``strict``: only a ``torch.nn.Sequential`` as given (no wrappers, no
+    ``as_sequential()``), for callers that never compare the layers with the model's output.
+    Convolutions must pad with zeros, and be ungrouped unless ``grouped``."""
     names = ", ".join(t.__name__ for t in supported)
-    if not isinstance(model, nn.Module):
-        raise ModelTypeError(f"{method} needs a torch.nn.Module of {names} layers; got a "
-                             f"{type(model).__name__}. Use a removal-based method such as "
-                             "'kernelshap' for other models.")
-    as_sequential = getattr(model, "as_sequential", None)
+    if not isinstance(model, nn.Sequential if strict else nn.Module):
+        kind = "torch.nn.Sequential" if strict else "torch.nn.Module"
+        raise ModelTypeError(f"{method} needs a {kind} of {names} layers; got a "
+                             f"{type(model).__name__}: pass a {kind} of those layers, or use "
+                             f"{instead} for other models")
+    as_sequential = None if strict else getattr(model, "as_sequential", None)
     if callable(as_sequential):
         model = as_sequential()
     layers: list[nn.Module] = []
@@ -44,23 +50,30 @@ def sequential_layers(model: Any, method: str, supported: tuple[type, ...]) -> l
                 walk(child, f"{where}.{name}" if where else name)
             return
         if isinstance(module, supported):
-            if isinstance(module, nn.Conv2d) and (module.groups != 1 or
-                                                  module.padding_mode != "zeros"):
+            padding = getattr(module, "padding_mode", "zeros")
+            if padding != "zeros":
+                # an input element read twice by one unit (reflect or circular padding) is
+                # not the linear map of distinct elements the callers propagate
                 raise ModelTypeError(
-                    f"{method}: layer {where or '(model)'} is a Conv2d with groups="
-                    f"{module.groups}, padding_mode={module.padding_mode!r}; only ungrouped "
-                    "convolutions with zero padding are supported")
+                    f"{method} cannot take layer {where or '(model)'!r} "
+                    f"({type(module).__name__} with padding_mode={padding!r}): it supports "
+                    "zero-padded convolutions only; pass a network whose convolutions use "
+                    "padding_mode='zeros'")
+            if not grouped and getattr(module, "groups", 1) != 1:
+                raise ModelTypeError(
+                    f"{method} cannot take layer {where or '(model)'!r} "
+                    f"({type(module).__name__} with groups={module.groups}): only ungrouped "
+                    "convolutions are supported")
             layers.append(module)
             return
         children = list(module.named_children())
-        if len(children) == 1:  # a wrapper of one layer or sequence (checked on rows later)
+        if not strict and len(children) == 1:  # a wrapper (checked on rows later)
             walk(children[0][1], f"{where}.{children[0][0]}" if where else children[0][0])
             return
         raise ModelTypeError(
-            f"{method}: layer {where or '(model)'} is a {type(module).__name__}, which "
-            f"{method} does not support. Supported: a torch.nn.Sequential of {names} (ReLU "
-            "networks). Rewrite the model as such a Sequential, or use a removal-based method "
-            "such as 'kernelshap'.")
+            f"{method} cannot take layer {where or '(model)'!r} ({type(module).__name__}): it "
+            f"supports a torch.nn.Sequential of {names} (ReLU networks). Rewrite the model as "
+            f"such a Sequential, or use {instead}.")
 
     walk(model, "")
     return layers

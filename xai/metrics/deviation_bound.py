@@ -41,7 +41,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..errors import InputError, ModelTypeError, OptionError
+from .. import torch_layers
+from ..errors import InputError, OptionError
 from ..inputs import Real
 from ..registry import register
 from .base import Metric, MetricInputs
@@ -56,32 +57,10 @@ _PASS = (torch.nn.Identity, torch.nn.Dropout)
 def sequential_layers(model: Any) -> list[torch.nn.Module]:
     """The layers of an ``nn.Sequential`` (nested ones flattened), each of a kind the bound
     supports; raises ModelTypeError naming the first that is not."""
-    if not isinstance(model, torch.nn.Sequential):
-        raise ModelTypeError(
-            f"attribution-deviation-bound propagates bounds layer by layer and needs a "
-            f"torch.nn.Sequential; got {type(model).__name__}: pass the network as an "
-            "nn.Sequential of Linear, Conv1d/Conv2d, AvgPool, ReLU and Flatten layers")
-    layers: list[torch.nn.Module] = []
-    for name, layer in model.named_children():
-        if isinstance(layer, torch.nn.Sequential):
-            layers += sequential_layers(layer)
-        elif isinstance(layer, _AFFINE + _PASS + (torch.nn.ReLU, torch.nn.Flatten)):
-            if getattr(layer, "padding_mode", "zeros") != "zeros":
-                # an input element read twice by one unit (reflect or circular padding) breaks
-                # the first layer's l2 radius eps·‖W_j‖₂, which assumes distinct elements
-                raise ModelTypeError(
-                    f"attribution-deviation-bound cannot bound layer {name!r} "
-                    f"({type(layer).__name__} with padding_mode={layer.padding_mode!r}): it "
-                    "supports zero-padded convolutions only; pass a network whose "
-                    "convolutions use padding_mode='zeros'")
-            layers.append(layer)
-        else:
-            raise ModelTypeError(
-                f"attribution-deviation-bound cannot bound layer {name!r} "
-                f"({type(layer).__name__}): it supports Linear, Conv1d/Conv2d, AvgPool1d/2d, "
-                "ReLU, Flatten, Identity and Dropout; pass a network of those layers, or use "
-                "max-sensitivity for an empirical estimate")
-    return layers
+    return torch_layers.sequential_layers(
+        model, "attribution-deviation-bound",
+        _AFFINE + _PASS + (torch.nn.ReLU, torch.nn.Flatten), strict=True, grouped=True,
+        instead="max-sensitivity (an empirical estimate)")
 
 
 def _linear_part(layer: torch.nn.Module, transform) -> torch.nn.Module:
