@@ -208,6 +208,16 @@ def rowwise_matmul(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     return (padded @ B)[:n]
 
 
+
+def rowwise_product(y: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+    """``einsum("np...,pd->nd...", y, M)`` computed for each explicand (and output) alone
+    (:func:`rowwise_matmul`): a summary's per-explicand sums over coalitions, the same bits
+    for an explicand in a block of any size (BLAS picks its kernels by the number of rows)."""
+    n, p, tail = y.shape[0], y.shape[1], y.shape[2:]
+    flat = y.movedim(1, -1).reshape(-1, p)  # (n * k, p)
+    out = rowwise_matmul(flat, M.to(flat.dtype))  # (n * k, d)
+    return out.reshape(n, *tail, M.shape[1]).movedim(-1, 1)
+
 def _where(chunk) -> str:
     return "chunk -1 (the full-input call)" if chunk == -1 else f"chunk {chunk}"
 

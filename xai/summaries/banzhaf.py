@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import unknown_name
+from ..models import rowwise_product
 from ..registry import register
 from .base import MIN_UNITS, SamplingSummary, Summary, SummaryResult, as_numpy
 from .kernel_banzhaf import KernelBanzhaf  # noqa: F401 - registers "kernel-banzhaf"
@@ -44,10 +45,10 @@ class BanzhafMSR(SamplingSummary):
         a = torch.as_tensor(active)
         zin = torch.as_tensor(design, dtype=torch.float64)
         zout = 1 - zin
-        state["s_in"][a] += torch.einsum("md,nm...->nd...", zin, values)
-        state["q_in"][a] += torch.einsum("md,nm...->nd...", zin, values ** 2)
-        state["s_out"][a] += torch.einsum("md,nm...->nd...", zout, values)
-        state["q_out"][a] += torch.einsum("md,nm...->nd...", zout, values ** 2)
+        state["s_in"][a] += rowwise_product(values, zin)
+        state["q_in"][a] += rowwise_product(values ** 2, zin)
+        state["s_out"][a] += rowwise_product(values, zout)
+        state["q_out"][a] += rowwise_product(values ** 2, zout)
         state["m_in"] += zin.sum(0)
         state["m_out"] += zout.sum(0)
 

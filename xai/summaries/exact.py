@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import BudgetError
+from ..models import rowwise_product
 from ..registry import register
 from .base import Summary, SummaryResult, as_numpy
 
@@ -73,7 +74,7 @@ class _Enumeration(Summary):
             masks = enumerate_masks(d, a, min(2**d, a + block))
             vals = game(masks, rows)  # (n, B[, k])
             C = torch.as_tensor(self.coefficients(masks))
-            total += torch.einsum("nb...,bd->nd...", vals, C)
+            total += rowwise_product(vals, C)
         values = as_numpy(total)
         n_ = np.full(n, 2**d)
         return SummaryResult(values, np.zeros_like(values), as_numpy(game.v_empty(rows)),

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .._warn import warn
-from ..models import rowwise_matmul
+from ..models import rowwise_matmul, rowwise_product
 from ..registry import register
 from .base import SamplingSummary, as_numpy
 
@@ -124,7 +124,7 @@ class KernelSHAP(SamplingSummary):
             y = values[:, at:at + len(masks)] - ve[:, None]
             at += len(masks)
             z = torch.as_tensor(masks, dtype=torch.float64)
-            b += mass[s] / len(masks) * torch.einsum("md,nm...->nd...", z, y)
+            b += mass[s] / len(masks) * rowwise_product(y, z)
             enum_y.append(y)
         state.update(ve=ve, base=as_numpy(ve), b_fixed=b, enum_y=enum_y)
 
@@ -343,15 +343,6 @@ def _gram32(Z: torch.Tensor) -> torch.Tensor:
     return U.triu() + U.triu(1).T
 
 
-def _per_row(y: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
-    """``einsum("np...,pd->nd...", y, M)`` computed for each explicand (and output) alone
-    (:func:`~xai.models.rowwise_matmul`): the same bits for an explicand in any block."""
-    n, p, tail = y.shape[0], y.shape[1], y.shape[2:]
-    flat = y.movedim(1, -1).reshape(-1, p)  # (n * k, p)
-    out = rowwise_matmul(flat, M.to(flat.dtype))  # (n * k, d)
-    return out.reshape(n, *tail, M.shape[1]).movedim(-1, 1)
-
-
 def constrained_fit(A_fixed, b_fixed, Z, y1, y2, omega, delta, gram=None):
     """The KKT solution of the efficiency-constrained weighted least squares (Covert & Lee 2021)
     for paired samples: ``A = A_fixed + ω Σ_p (z zᵀ + z̄ z̄ᵀ)``,
@@ -366,12 +357,12 @@ def constrained_fit(A_fixed, b_fixed, Z, y1, y2, omega, delta, gram=None):
     P, d = Z.shape
     G, s = gram if gram is not None else (Z.T @ Z, Z.sum(0))
     A = A_fixed + omega * (G + (G - s[:, None] - s[None, :] + P))
-    b = b_fixed + omega * (_per_row(y1 - y2, Z) + y2.sum(1).unsqueeze(1))
+    b = b_fixed + omega * (rowwise_product(y1 - y2, Z) + y2.sum(1).unsqueeze(1))
     Ainv, singular = _inverse_checked(A)
     one = torch.ones(d, dtype=torch.float64)
     Ai1 = Ainv @ one
     denom = one @ Ai1
-    Aib = _per_row(b, Ainv.T)
+    Aib = rowwise_product(b, Ainv.T)
     lam = (Aib.sum(1) - delta) / denom  # (n[, k])
     phi = Aib - Ai1.reshape(1, d, *([1] * (b.ndim - 2))) * lam.unsqueeze(1)
     C = Ainv - torch.outer(Ai1, Ai1) / denom

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import torch
 
+from ..models import rowwise_product
 from ..registry import register
 from .base import SamplingSummary, as_numpy
 
@@ -105,8 +106,8 @@ class RISE(SamplingSummary):
                 M = design[s:e]
             vals = game(M, rows)  # (n, b[, k])
             Mt = torch.as_tensor(M, dtype=torch.float64)
-            state["sum"][a] += torch.einsum("nb...,bd->nd...", vals, Mt) / self.p
-            state["sumsq"][a] += torch.einsum("nb...,bd->nd...", vals ** 2, Mt ** 2) / self.p**2
+            state["sum"][a] += rowwise_product(vals, Mt) / self.p
+            state["sumsq"][a] += rowwise_product(vals ** 2, Mt ** 2) / self.p**2
             state["msum"] += Mt.sum(0)
         state["count"] += m
 
