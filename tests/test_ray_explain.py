@@ -197,6 +197,37 @@ def test_a_killed_dataset_actor_is_restarted_and_the_value_is_exact(cluster, tmp
     _same(local, remote)
 
 
+class _Unpickled(torch.nn.Module):
+    """The MLP, which appends its process id to a log file each time it is unpickled."""
+
+    def __init__(self, inner: torch.nn.Module, log: str) -> None:
+        super().__init__()
+        self.inner, self.log = inner, log
+
+    def __setstate__(self, state) -> None:
+        super().__setstate__(state)
+        with open(self.log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+def test_a_worker_fetches_the_model_once_per_run_not_once_per_task(cluster, tmp_path,
+                                                                   monkeypatch):
+    X, B, _ = _tabular()
+    monkeypatch.setattr(ray_explain, "MIN_TASK_ROWS", 4)  # four blocks of 10 rows at 1 worker
+    log, seen = tmp_path / "unpickled", 0
+    for _ in range(2):
+        remote = xai.explain(_Unpickled(_mlp(), str(log)), X, "kernelshap", background=B,
+                             seed=4, budget=300, progress=False, backend="ray", workers=1)
+        pids = log.read_text().split()[seen:]
+        seen += len(pids)
+        assert 1 <= len(pids) < 4 and len(pids) == len(set(pids))  # once per worker and run
+    _same(xai.explain(_mlp(), X, "kernelshap", background=B, seed=4, budget=300,
+                      progress=False), remote)
+
+
 class _Raises(torch.nn.Module):
     def forward(self, x):
         raise ValueError("the model refuses these rows")

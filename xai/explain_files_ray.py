@@ -59,18 +59,18 @@ def run_chunks(work: ChunkWork, chunks: Sequence[int], *, address: str | None = 
     """``(i, work.compute's result for chunk i)`` for each of ``chunks``, computed as Ray tasks
     on the cluster at ``address`` (see :func:`xai.ray_backend.connect`), at most ``workers``
     at once (default: the cluster's CPUs / ``num_cpus``), in the order they finish."""
-    from .ray_backend import as_completed, connect, task_options, task_slots
+    from .ray_backend import as_completed, connect, share, task_options, task_slots
 
     if not chunks:
         return
     ray = connect(address)
     if not work.cwd:
         work = ChunkWork(**{**work.__dict__, "cwd": os.getcwd()})
-    shared = ray.put(work)
+    shared = share(ray, work)
     options = task_options(num_cpus=num_cpus)
     task = _remote(ray).options(**options)
     yield from ((chunks[k], result) for k, result in as_completed(
-        lambda i: task.remote([shared], i, num_cpus), chunks,
+        lambda i: task.remote(shared, i, num_cpus), chunks,
         workers=task_slots(options, workers)))
 
 
@@ -84,24 +84,14 @@ def _remote(ray: Any) -> Any:
     return _REMOTE["chunk"]
 
 
-#: the work of the run a worker process last served, and its model: (object id, work, model)
-_LOADED: list[tuple[str, ChunkWork, Any]] = []
-
-
 def _explain_chunk_task(shared: list, i: int, num_cpus: float) -> Any:
     """On a worker: read chunk ``i`` of the shared work's data file and explain it. ``shared``
     holds the work's object reference in a list, so Ray does not fetch it for every task:
     the work and its model are loaded once per worker process and run."""
-    import ray
-
     from .data_files import TableFile
-    from .ray_backend import on_worker
+    from .ray_backend import fetch_shared, on_worker
 
     on_worker(num_cpus)
-    key = shared[0].hex()
-    if not _LOADED or _LOADED[0][0] != key:
-        work = ray.get(shared[0])
-        _LOADED[:] = [(key, work, work.load_model())]
-    _, work, model = _LOADED[0]
+    work, model = fetch_shared(shared, lambda work: (work, work.load_model()))
     frame = TableFile(work.data, "data").chunk(i, work.chunk_rows, work.columns)
     return work.compute(model, frame, i * work.chunk_rows)

@@ -5,8 +5,10 @@ work as Ray tasks through these few functions: :func:`require_ray` (the module, 
 error saying how to install it), :func:`connect` (one connection per process: an existing
 one, ``address=``, ``RAY_ADDRESS``, or a local cluster), :func:`task_options` (CPUs, GPUs and
 retries of a task), :func:`on_worker` (torch threads and memory cap inside a task),
-:func:`as_completed` (tasks with a bound on those in flight, results as they arrive) and
-:func:`unwrap` (a task's exception as the driver's named xai error, not Ray's wrapper).
+:func:`share` / :func:`fetch_shared` (a run's model and shared inputs fetched once per worker
+process, not once per task), :func:`as_completed` (tasks with a bound on those in flight,
+results as they arrive) and :func:`unwrap` (a task's exception as the driver's named xai
+error, not Ray's wrapper).
 
 Nothing here imports Ray at module import: a local run (``backend="local"``, the default)
 never loads it. Ray is the ``ray`` extra: ``pip install 'xai[ray]'``.
@@ -137,6 +139,33 @@ def on_worker(num_cpus: float = 1, memory_cap: int | str | None = None) -> None:
         from .config import config
 
         config.memory_cap = memory_cap
+
+
+#: what this worker process last fetched with :func:`fetch_shared`: {object id: value}
+_FETCHED: dict[str, Any] = {}
+
+
+def share(ray: Any, value: Any) -> list:
+    """``value`` put once in the object store, as a one-element list holding its reference.
+
+    Ray fetches and unpickles a task's top-level reference arguments for every task; a list
+    holding the reference reaches the task as the reference itself, and :func:`fetch_shared`
+    fetches it once per worker process and run."""
+    return [ray.put(value)]
+
+
+def fetch_shared(holder: list, load: Callable[[Any], Any] | None = None) -> Any:
+    """On a worker: the value :func:`share` put in the store (``load(value)`` when given),
+    fetched on this process's first task of the run and kept for its next ones. Only the
+    latest run's value is kept, so a worker holds at most one run's model and inputs."""
+    import ray
+
+    key = holder[0].hex()
+    if key not in _FETCHED:
+        _FETCHED.clear()
+        value = ray.get(holder[0])
+        _FETCHED[key] = value if load is None else load(value)
+    return _FETCHED[key]
 
 
 def unwrap(error: BaseException) -> BaseException:

@@ -13,9 +13,10 @@ whatever the number of workers or blocks. Three things make it so:
   and scikit-learn estimators are called on whole multiples of
   :data:`xai.models.CALL_ROW_MULTIPLE` rows (BLAS rounds the last rows of other calls
   differently), so a block of any size computes each row as the whole data set does;
-- a summary's per-explicand linear algebra does not mix explicands either (KernelSHAP's fit
-  and sandwich errors use :func:`xai.models.rowwise_matmul`, LIME's R^2 sums each column in a
-  fixed order);
+- a summary's per-explicand linear algebra does not mix explicands either: sums over
+  coalitions (exact, KernelSHAP, Banzhaf, RISE) use :func:`xai.models.rowwise_product`,
+  KernelSHAP's fit and sandwich errors :func:`xai.models.rowwise_matmul`, LIME's R^2 sums each
+  column in a fixed order (tests/test_row_independence.py: blocks of any size, no Ray);
 - the driver joins the blocks by their row positions, whatever order they finish in.
 
 What is tested (tests/test_ray_explain.py): a torch MLP (kernelshap, permutation, exact,
@@ -52,8 +53,11 @@ from .explanation import Explanation
 MIN_TASK_ROWS = 64
 #: blocks a data set is cut into at most, whatever the number of workers: enough to keep
 #: every worker busy and the progress bar moving, few enough that a task's fixed cost
-#: (unpickling the model, fitting the removal) stays small beside its rows
+#: (its round trip, the explain call's checks and set-up) stays small beside its rows
 MAX_TASKS = 64
+#: blocks per worker: several, so that a worker finishing early takes another block and the
+#: workers end together, but few, since each block pays a task's fixed cost
+TASKS_PER_WORKER = 4
 
 
 def split_options(options: dict) -> tuple[dict, dict]:
@@ -63,11 +67,13 @@ def split_options(options: dict) -> tuple[dict, dict]:
     return ray_opts, {k: v for k, v in options.items() if k not in ray_backend.RAY_OPTIONS}
 
 
-def task_blocks(n: int, rows_per_task: int | None = None) -> list[tuple[int, int]]:
+def task_blocks(n: int, rows_per_task: int | None = None,
+                workers: int | None = None) -> list[tuple[int, int]]:
     """Row ranges ``[a, b)`` of the tasks: ``rows_per_task`` rows each, by default at least
-    :data:`MIN_TASK_ROWS` and at most :data:`MAX_TASKS` blocks; never a function of the
-    number of workers."""
-    size = rows_per_task or max(MIN_TASK_ROWS, -(-n // MAX_TASKS))
+    :data:`MIN_TASK_ROWS` rows and :data:`TASKS_PER_WORKER` blocks per worker (at most
+    :data:`MAX_TASKS` blocks). The values never depend on the blocks, only the time."""
+    count = MAX_TASKS if workers is None else min(MAX_TASKS, TASKS_PER_WORKER * int(workers))
+    size = rows_per_task or max(MIN_TASK_ROWS, -(-n // count))
     return [(a, min(n, a + size)) for a in range(0, n, size)]
 
 
@@ -95,11 +101,13 @@ def _block_features(features: Any, a: int, b: int, n: int) -> Any:
     return features
 
 
-def _explain_block(explainer: Any, model: Any, X: Any, y: Any, background: Any,
-                   features: Any, output_kind: str | None, setup: dict) -> Explanation:
-    """One task: the local explain of one block (``setup``: the task's CPUs and the driver's
-    memory cap)."""
+def _explain_block(shared: list, X: Any, y: Any, features: Any, output_kind: str | None,
+                   setup: dict) -> Explanation:
+    """One task: the local explain of one block. ``shared`` holds the run's (explainer,
+    model, background), fetched once per worker process; ``setup``: the task's CPUs and the
+    driver's memory cap."""
     ray_backend.on_worker(setup["num_cpus"], setup["memory_cap"])
+    explainer, model, background = ray_backend.fetch_shared(shared)
     return explainer.explain(model, X, y, background=background, features=features,
                              output_kind=output_kind)
 
@@ -133,7 +141,6 @@ def explain_on_ray(explainer: Any, model: Any, X: Any, y: Any = None, *, backgro
     local._build_axes(call, y)
     local.options = {**local_opts, "seed": call.merged["seed"]}
     n = len(X) if not isinstance(X, np.ndarray | torch.Tensor) else X.shape[0]
-    blocks = task_blocks(n, rows_per_task)
     if y is not None and not call.dataset and len(y) != n:
         raise InputError(f"y has {len(y)} labels for {n} explained rows: pass one per row")
     num_cpus = ray_opts.get("num_cpus") or 1
@@ -145,15 +152,15 @@ def explain_on_ray(explainer: Any, model: Any, X: Any, y: Any = None, *, backgro
         return _explain_dataset(local, explainer.progress, ray, (model, X, y, background,
                                                                  features, output_kind),
                                 workers, options, setup, start)
+    blocks = task_blocks(n, rows_per_task, workers)
     remote = ray.remote(_explain_block).options(**options)
-    model_ref, background_ref = ray.put(model), ray.put(background)
+    shared = ray_backend.share(ray, (local, model, background))
     parts: dict[int, Explanation] = {}
 
     def submit(block: tuple[int, int]) -> Any:
         a, b = block
-        return remote.remote(local, model_ref, _take(X, a, b, n), _take(y, a, b, n),
-                             background_ref, _block_features(features, a, b, n), output_kind,
-                             setup)
+        return remote.remote(shared, _take(X, a, b, n), _take(y, a, b, n),
+                             _block_features(features, a, b, n), output_kind, setup)
 
     with Progress(f"xai {call.method} on ray", total=n, unit="rows",
                   enabled=explainer.progress) as progress:

@@ -29,11 +29,13 @@ def _block_attributions(a: Any, lo: int, hi: int, n: int) -> Any:
     return a[lo:hi] if isinstance(a, Explanation) else _take(np.asarray(a), lo, hi, n)
 
 
-def _score_block(metric: Any, model: Any, x: Any, a: Any, kwargs: dict, offset: int,
+def _score_block(shared: list, x: Any, a: Any, kwargs: dict, offset: int,
                  setup: dict) -> Any:
     """One task: the metric on one block, its rows' random streams keyed on their index in
-    the whole input."""
+    the whole input; ``shared`` holds the run's (metric, model), fetched once per worker
+    process."""
     ray_backend.on_worker(setup["num_cpus"], setup["memory_cap"])
+    metric, model = ray_backend.fetch_shared(shared)
     metric = copy.copy(metric)
     metric.row_offset = offset
     return metric(model, x, a, progress=False, **kwargs)
@@ -56,20 +58,20 @@ def metric_on_ray(metric: Any, model: Any, x: Any, a: Any, *, ray_options: dict,
     kwargs.update(metric.whole_set_options(x, {**metric.options, **own}))
     ray = ray_backend.connect(ray_options.get("address"))
     n = len(x)
-    blocks = task_blocks(n)
     num_cpus = ray_options.get("num_cpus") or 1
     options = ray_backend.task_options(num_cpus, ray_options.get("num_gpus"),
                                        kwargs.get("device"))
     workers = ray_backend.task_slots(options, ray_options.get("workers"))
+    blocks = task_blocks(n, workers=workers)
     remote = ray.remote(_score_block).options(**options)
     setup = {"num_cpus": num_cpus, "memory_cap": config.memory_cap}
-    model_ref = ray.put(model)
+    shared = ray_backend.share(ray, (metric, model))
     per_row = ("target", "ground_truth")
 
     def submit(block: tuple[int, int]) -> Any:
         lo, hi = block
         args = {k: (_take(v, lo, hi, n) if k in per_row else v) for k, v in kwargs.items()}
-        return remote.remote(metric, model_ref, _take(x, lo, hi, n),
+        return remote.remote(shared, _take(x, lo, hi, n),
                              _block_attributions(a, lo, hi, n), args, lo, setup)
 
     parts: dict[int, Any] = {}
