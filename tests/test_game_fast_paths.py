@@ -171,6 +171,26 @@ def test_grid_blocks_cover_every_pair_once():
         assert (seen == 1).all()
 
 
+def test_blocks_of_masks_and_pairs_are_whole_multiples_of_a_padded_call():
+    for nr, mu, cb in [(4, 1000, 80), (3, 500, 90), (50, 1, 70), (2, 40, 100)]:
+        sizes = [(i1 - i0) * max(1, j1 - j0) for i0, i1, j0, j1 in
+                 pair_blocks(nr, mu, cb, mu >= cb or nr == 50)]
+        assert all(size <= cb for size in sizes)
+        padded = [size for size in sizes if size % CALL_ROW_MULTIPLE]
+        assert len(padded) <= (nr if mu >= cb else 1)  # a row's last block or the last block
+    assert [j1 - j0 for _, _, j0, j1 in pair_blocks(1, 20, 10, True)] == [10, 10]  # cb < 16
+
+
+def test_a_torch_call_pads_only_its_last_rows_in_a_call_of_their_own():
+    sizes = []
+    model = as_model(_Head(sizes), output_kind="raw")
+    x = torch.as_tensor(np.random.default_rng(0).standard_normal((75, 16)))
+    out = model(x)
+    assert sizes == [64, CALL_ROW_MULTIPLE]  # 64 rows as they are, 11 padded to 16
+    alone = torch.cat([model(x[i:i + 1]) for i in range(len(x))])
+    assert torch.equal(out, alone) and model.evaluations == 75 + 75
+
+
 def test_token_inputs_select_bitwise():
     X = np.array([[5, 7, 9, 11], [1, 2, 3, 4]])
     game = Game(fingerprint_model(4), X, Baseline(0), Prediction(target=0, output="raw"),
@@ -236,6 +256,7 @@ def test_a_torch_module_on_a_cpu_gets_cache_sized_calls():
     game.k = 2
     row = 3 * 64 * 64 * game.X.element_size()
     call = max(CPU_MIN_ROWS, CPU_CHUNK_BYTES // row)
+    call -= call % CALL_ROW_MULTIPLE  # whole multiples of a padded call's rows
     assert game._call_rows() == call
     assert game._rows_per_call() == max(call, CPU_BLOCK_BYTES // row)
     tab = Game(as_model(_Head(), output_kind="raw"), np.ones((2, 16)), Baseline(0.0),

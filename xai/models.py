@@ -80,6 +80,11 @@ class Model:
     #: calls padded to whole multiples of :data:`CALL_ROW_MULTIPLE` rows (torch modules and
     #: scikit-learn estimators; a plain function sees exactly the rows asked about)
     pads_calls: bool = False
+    #: a padded call's whole multiples of :data:`CALL_ROW_MULTIPLE` rows go to the model as
+    #: they are and its last rows as a call of their own, padded (torch modules: no copy of a
+    #: large call's inputs); else the call is padded as a whole (scikit-learn estimators, whose
+    #: fixed cost per call exceeds the copy)
+    splits_padding: bool = False
 
     def __init__(self, *, batch_size: int | None = None, dtype: torch.dtype = torch.float64,
                  device: torch.device | str = "cpu") -> None:
@@ -102,6 +107,19 @@ class Model:
     def _forward(self, x: torch.Tensor) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _pieces(self, rows: int, step: int) -> Iterator[tuple[int, int]]:
+        """``(start, rows)`` of each model call: ``step`` rows at a time, a call that is
+        padded split in two when :attr:`splits_padding`."""
+        for start in range(0, rows, step):
+            n = min(step, rows - start)
+            head = n - n % CALL_ROW_MULTIPLE
+            if self.splits_padding and self.pads_calls and 0 < head < n and \
+                    _pads(n - head, self.batch_size):
+                yield start, head
+                yield start + head, n - head
+            else:
+                yield start, n
+
     def __call__(self, x: torch.Tensor, *, chunk: int | None = None,
                  explicands: np.ndarray | None = None, batch: int | None = None) -> torch.Tensor:
         """Evaluate rows ``x`` (batched by ``batch_size``, else by ``batch``, else all at
@@ -112,9 +130,8 @@ class Model:
         rows = x.shape[0]
         step = self.batch_size or batch or max(rows, 1)
         out = None  # (rows, k) float64; the calls' outputs are written into it when split
-        for start in range(0, rows, step):
-            part = x[start:start + step]
-            n = part.shape[0]
+        for start, n in self._pieces(rows, step):
+            part = x[start:start + n]
             pad = self.pads_calls and _pads(n, self.batch_size)
             _PADDING.rows = -(-n // CALL_ROW_MULTIPLE) * CALL_ROW_MULTIPLE - n if pad else 0
             try:
@@ -299,6 +316,7 @@ class TorchModel(Model):
     model ending in a softmax, ``"raw"`` for a regressor."""
 
     pads_calls = True
+    splits_padding = True
 
     def __init__(self, module: torch.nn.Module, *, batch_size: int | None = None,
                  output_kind: str | None = None,

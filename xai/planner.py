@@ -22,6 +22,8 @@ from collections.abc import Iterator
 
 import torch
 
+from .models import CALL_ROW_MULTIPLE
+
 DEFAULT_MAX_BATCH = 16_384
 """Most rows per model call when ``batch_size=None``."""
 
@@ -77,7 +79,9 @@ def call_rows(model, row_bytes: int, batch_size: int | None = None) -> int | Non
     model without a user batch size; None (a whole block per call) otherwise."""
     if user_batch(model, batch_size) or not cache_bound(model):
         return None
-    return int(min(CPU_MAX_ROWS, max(CPU_MIN_ROWS, CPU_CHUNK_BYTES // max(1, row_bytes))))
+    rows = int(min(CPU_MAX_ROWS, max(CPU_MIN_ROWS, CPU_CHUNK_BYTES // max(1, row_bytes))))
+    # whole multiples of the rows a call is padded to: only a block's last call is padded
+    return max(CALL_ROW_MULTIPLE, rows - rows % CALL_ROW_MULTIPLE)
 
 
 def block_rows(model, row_bytes: int, bytes_per_row: int, memory_cap: int,
@@ -115,15 +119,27 @@ def metric_batch(model, X) -> int | None:
     return None
 
 
+def _padding_free(size: int, cap: int) -> int:
+    """``size`` rounded up to a whole multiple of :data:`~xai.models.CALL_ROW_MULTIPLE` (down
+    where that exceeds ``cap``), so that only a run's last block has a padded model call;
+    ``size`` itself when ``cap`` holds no multiple."""
+    up = -(-size // CALL_ROW_MULTIPLE) * CALL_ROW_MULTIPLE
+    down = cap - cap % CALL_ROW_MULTIPLE
+    return up if up <= cap else (down or size)
+
+
 def pair_blocks(nr: int, mu: int, cb: int, shared: bool) -> Iterator[tuple[int, int, int, int]]:
     """Blocks of at most ``cb`` pairs, as ``(i0, i1, j0, j1)``: explicands ``rows[i0:i1]``
     with masks ``j0:j1`` (``shared``, every row with every mask; a block spans whole mask
-    lists or one row's even share of them), else pairs ``i0:i1`` (``j0 = j1 = -1``)."""
+    lists or one row's even share of them), else pairs ``i0:i1`` (``j0 = j1 = -1``). Blocks
+    of a row's masks or of pairs are whole multiples of the rows a model call is padded to,
+    where ``cb`` allows, so that their calls need no padding."""
     if not shared:
-        for a in range(0, nr, cb):
-            yield a, min(nr, a + cb), -1, -1
+        size = _padding_free(cb, cb)
+        for a in range(0, nr, size):
+            yield a, min(nr, a + size), -1, -1
     elif mu >= cb:
-        size = -(-mu // -(-mu // cb))
+        size = _padding_free(-(-mu // -(-mu // cb)), cb)
         for i in range(nr):
             for j in range(0, mu, size):
                 yield i, i + 1, j, min(mu, j + size)
