@@ -18,7 +18,12 @@ from xai.registry import get
 from xai.removals import Baseline
 from xai.summaries import ExactShapley, NetworkAdjustedKernelSHAP, RegressionAdjustedKernelSHAP
 from xai.summaries.exact import enumerate_masks
-from xai.summaries.network_kernelshap import TanhCorrection, fit_tanh
+from xai.summaries.network_kernelshap import (
+    TanhCorrection,
+    fit_tanh,
+    tanh_loss_grad,
+    tanh_loss_grad_autograd,
+)
 
 D = 8
 BUDGET = 160  # below the 2^8 coalitions: the sampled path
@@ -61,6 +66,19 @@ def test_network_table_and_shapley_values_equal_enumeration():
     M = torch.as_tensor(enumerate_masks(7, 0, 2**7), dtype=torch.float64)
     np.testing.assert_allclose(corr.table(7), corr(M), atol=1e-12)
     np.testing.assert_allclose(corr(M)[:, 0], 0, atol=1e-15)  # n(∅) − n(0) = 0
+
+
+@pytest.mark.parametrize("rows, d, h, b", [(50, 7, 5, 4), (300, 16, 12, 3), (9, 2, 1, 1)])
+def test_written_out_gradient_equals_autograd(rows, d, h, b):
+    gen = torch.Generator().manual_seed(rows)
+    U = 2 * (torch.rand(rows, d, generator=gen) < 0.5).double() - 1
+    wn = torch.rand(rows, generator=gen, dtype=torch.float64)
+    y = torch.randn(b, rows, generator=gen, dtype=torch.float64)
+    x = torch.randn(b, d * h + 2 * h, generator=gen, dtype=torch.float64)
+    f, g = tanh_loss_grad(x, U, wn / wn.sum(), y, h, 1e-3)
+    f_ref, g_ref = tanh_loss_grad_autograd(x, U, wn / wn.sum(), y, h, 1e-3)
+    assert torch.allclose(f, f_ref, rtol=1e-12, atol=1e-14)
+    assert torch.allclose(g, g_ref, rtol=1e-10, atol=1e-12)
 
 
 def test_fit_recovers_a_network_function():

@@ -24,6 +24,7 @@ import math
 import torch
 
 from ..errors import InputError
+from ..models import rowwise_matmul
 from ..registry import register
 from .exact import ExactShapley, enumerate_masks
 from .regression import RegressionAdjustedKernelSHAP, quadratic_table
@@ -143,7 +144,7 @@ def fit_tanh(M: torch.Tensor, w: torch.Tensor, y: torch.Tensor, hidden: int,
     better-conditioned fit) in single precision, from a fixed start: uniform weights of the
     usual ``1/√fan_in`` scale, the output layer scaled down 100 times (close to the zero
     correction)."""
-    B, (rows, d), h = len(y), M.shape, hidden
+    B, d, h = len(y), M.shape[1], hidden
     gen = torch.Generator().manual_seed(0)
     U, wn, y = 2 * M.float() - 1, (w / w.sum()).float(), y.float()
     x0 = (torch.rand(d * h + 2 * h, generator=gen) * 2 - 1)
@@ -155,18 +156,54 @@ def fit_tanh(M: torch.Tensor, w: torch.Tensor, y: torch.Tensor, hidden: int,
         return x[:, :d * h].reshape(len(x), d, h), x[:, d * h:d * h + h], x[:, d * h + h:]
 
     def fg(x, idx):
-        x = x.detach().requires_grad_()
-        W1, b1, w2 = unpack(x)
-        b = len(x)
-        H = torch.tanh((U @ W1.permute(1, 0, 2).reshape(d, b * h)).reshape(rows, b, h) + b1)
-        n0 = (torch.tanh(b1 - W1.sum(1)) * w2).sum(1)  # n(∅): centred input −1
-        r = (H * w2).sum(2).T - n0[:, None] - y[idx]  # (b, rows)
-        f = (r**2 * wn).sum(1) + weight_decay * (x**2).sum(1)
-        (g,) = torch.autograd.grad(f.sum(), x)
-        return f.detach(), g
+        return tanh_loss_grad(x, U, wn, y[idx], h, weight_decay)
 
     W1, b1, w2 = (p.double() for p in unpack(lbfgs(fg, x0, steps)))
     return 2 * W1, b1 - W1.sum(1), w2  # on z: W₁ᵀ(2z − 1) + b₁ = 2W₁ᵀz + b₁ − W₁ᵀ1
+
+
+def tanh_loss_grad(x: torch.Tensor, U: torch.Tensor, wn: torch.Tensor, y: torch.Tensor,
+                   h: int, weight_decay: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`fit_tanh`'s objective ``(b,)`` and its gradient ``(b, P)`` for parameters ``x
+    (b, P)`` (``W₁ (d, h)``, ``b₁ (h)``, ``w₂ (h)`` flattened), centred masks ``U (rows,
+    d)``, normalised weights ``wn (rows,)`` and targets ``y (b, rows)``: the backward pass
+    written out (two products of ``U``, no autograd graph); :func:`tanh_loss_grad_autograd`
+    is the reference it is tested against."""
+    b, (rows, d) = len(x), U.shape
+    W1, b1, w2 = x[:, :d * h].reshape(b, d, h), x[:, d * h:d * h + h], x[:, d * h + h:]
+    # every sum over rows is a column of one (d + 1 × rows) product with every problem side
+    # by side (the last row of its left factor ones): a problem's sums are then the same bits
+    # in a batch of any size, which a reduction of a (b, rows) or (rows, b, h) tensor is not
+    H = (U @ W1.permute(1, 0, 2).reshape(d, b * h)).view(rows, b, h).add_(b1).tanh_()
+    t0 = torch.tanh(b1 - W1.sum(1))  # n(∅) = w₂ᵀ t0: the centred empty coalition is −1
+    r = (H * w2).sum(2) - (t0 * w2).sum(1) - y.T  # (rows, b)
+    dr = (2 * r).mul_(wn[:, None])  # ∂f/∂r
+    dA = (H * H).neg_().add_(1).mul_(dr[:, :, None]).mul_(w2)  # ∂f/∂(U W₁ + b₁)
+    sums = torch.cat([U, torch.ones(rows, 1, dtype=U.dtype)], 1).T @ torch.cat(
+        [dA.view(rows, b * h), H.mul_(dr[:, :, None]).view(rows, b * h), dr, r * dr], 1)
+    s, f = sums[d, 2 * b * h:2 * b * h + b, None], sums[d, 2 * b * h + b:] / 2  # −∂f/∂n(∅)
+    f = f + weight_decay * rowwise_matmul(x * x, torch.ones(x.shape[1], 1, dtype=x.dtype))[:, 0]
+    dA0 = -s * w2 * (1 - t0 * t0)  # ∂f/∂(b₁ − Σ_d W₁)
+    g_W1 = sums[:d, :b * h].view(d, b, h).permute(1, 0, 2) - dA0[:, None]
+    g_b1 = sums[d, :b * h].view(b, h) + dA0
+    g_w2 = sums[d, b * h:2 * b * h].view(b, h) - s * t0  # Σ_rows ∂f/∂r · H
+    g = torch.cat([g_W1.reshape(b, d * h), g_b1, g_w2], 1) + 2 * weight_decay * x
+    return f, g
+
+
+def tanh_loss_grad_autograd(x: torch.Tensor, U: torch.Tensor, wn: torch.Tensor,
+                            y: torch.Tensor, h: int, weight_decay: float
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`tanh_loss_grad` by autograd: the plain reference implementation."""
+    b, (rows, d) = len(x), U.shape
+    x = x.detach().requires_grad_()
+    W1, b1, w2 = x[:, :d * h].reshape(b, d, h), x[:, d * h:d * h + h], x[:, d * h + h:]
+    H = torch.tanh((U @ W1.permute(1, 0, 2).reshape(d, b * h)).reshape(rows, b, h) + b1)
+    n0 = (torch.tanh(b1 - W1.sum(1)) * w2).sum(1)
+    r = (H * w2).sum(2).T - n0[:, None] - y
+    f = (r**2 * wn).sum(1) + weight_decay * (x**2).sum(1)
+    (g,) = torch.autograd.grad(f.sum(), x)
+    return f.detach(), g
 
 
 @register("summary", "ra-kernelshap-net", aliases=("network-kernelshap",))
