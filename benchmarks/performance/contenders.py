@@ -183,8 +183,8 @@ def contenders() -> list[Contender]:
                   "units) on the logit scale; exact surrogate Shapley values by enumeration, "
                   "residual KernelSHAP, sandwich SE", ours=True),
         Contender("xai RA-KernelSHAP (network, fast)", "xai",
-                  _xai(_summaries().NetworkAdjustedKernelSHAP, hidden=12, steps=150, folds=2),
-                  "the same with 12 hidden units, 150 L-BFGS steps and 2 folds", ours=True),
+                  _xai(_summaries().NetworkAdjustedKernelSHAP, hidden=16, steps=120, folds=2),
+                  "the same with 120 L-BFGS steps and 2 folds", ours=True),
         Contender("xai permutation", "xai", _xai(_summaries().PermutationShapley),
                   "antithetic permutation pairs, SE over pairs", ours=True),
         Contender("shap Kernel (default l1_reg)", "shap", _shap_kernel("default"),
