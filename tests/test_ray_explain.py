@@ -344,6 +344,30 @@ def test_re_explaining_metrics_split_over_ray_equal_a_local_run(cluster, monkeyp
     assert remote.settings["explainer_se"] == remote.extras["explainer_se"]
 
 
+@pytest.mark.parametrize("name", ["relative-input-stability", "relative-output-stability",
+                                  "relative-representation-stability"])
+def test_relative_stabilities_split_over_ray_equal_a_local_run(cluster, monkeypatch, name):
+    X, B, _ = _tabular(n=20)
+    model = _mlp()
+    expl = xai.explain(model, X, "kernelshap", background=B, budget=300, seed=3,
+                       progress=False)
+
+    def explainer(m, Z):
+        return xai.explain(m, Z, "kernelshap", background=B, budget=300, seed=3,
+                           progress=False)
+
+    metric = xai.registry.get("metric", name)(n_samples=4, sigma=0.02)
+    local = metric(model, X, expl, seed=7, explainer=explainer, progress=False)
+    monkeypatch.setattr(ray_explain, "MIN_TASK_ROWS", 6)  # blocks of 6, 6, 6 and 2 rows
+    remote = metric(model, X, expl, seed=7, explainer=explainer, progress=False,
+                    backend="ray", workers=2)
+    assert np.array_equal(local.per_sample, remote.per_sample, equal_nan=True)
+    assert (local.aggregate, local.se, local.n_nan) == (remote.aggregate, remote.se,
+                                                       remote.n_nan)
+    for key in ("n_valid_draws", "ratios"):  # per-row extras, joined in row order
+        assert np.array_equal(local.extras[key], remote.extras[key], equal_nan=True)
+
+
 def test_a_metric_whose_result_is_not_per_row_refuses_the_ray_backend():
     X, _, _ = _tabular()
     metric = xai.registry.get("metric", "sparseness")()

@@ -80,6 +80,9 @@ class RelativeStability(Metric):
                                     "p_norm": norm_rule,
                                     "eps_min": Real(0.0, low_open=True, optional=False)}
     what: ClassVar[str] = "input"
+    #: a row's copies are drawn from its own random stream and its score uses its own copies'
+    #: explanations alone: backend='ray' splits the rows
+    rows_split = True
     #: the denominator is the relative change of h (RIS, RRS) or its plain change (ROS)
     relative_h: ClassVar[bool] = True
 
