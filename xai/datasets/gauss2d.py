@@ -164,19 +164,21 @@ class BayesLinear(torch.nn.Module):
         self.register_buffer("beta", torch.as_tensor(np.asarray(beta, np.float64)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = x @ self.beta.to(x.dtype)
-        if self.output == "margin":
-            return m[:, None]
-        return torch.stack([torch.zeros_like(m), m], dim=1)
+        # one product with the rows (0, beta), as the Linear layer of as_sequential(): a
+        # matrix-vector product x @ beta is another BLAS kernel and may differ in the last bit
+        return torch.nn.functional.linear(x, self._rows(x.dtype))
+
+    def _rows(self, dtype: torch.dtype) -> torch.Tensor:
+        beta = self.beta.to(dtype)
+        return beta[None] if self.output == "margin" else torch.stack([torch.zeros_like(beta),
+                                                                       beta])
 
     def as_sequential(self) -> torch.nn.Sequential:
         """The same map as a Sequential of one bias-free float64 Linear layer (rows
         ``(0, beta)`` for the logits, ``beta`` for the margin), for explainers that walk a
         network's layers (PatternNet)."""
-        beta = self.beta.detach().to(torch.float64)
-        rows = beta[None] if self.output == "margin" else torch.stack([torch.zeros_like(beta),
-                                                                       beta])
-        layer = torch.nn.Linear(len(beta), len(rows), bias=False, dtype=torch.float64)
+        rows = self._rows(torch.float64).detach()
+        layer = torch.nn.Linear(rows.shape[1], len(rows), bias=False, dtype=torch.float64)
         with torch.no_grad():
             layer.weight.copy_(rows)
         layer.requires_grad_(False)
