@@ -126,6 +126,15 @@ def test_auto_rule_picks_it_on_the_probability_scale(games):
     assert auto_estimator(prob_game(V, D), budget=2**D) == "exact-shapley"
 
 
+@pytest.mark.parametrize("d, budget, expected", [
+    (14, None, "ra-kernelshap-net"), (16, 1024, "ra-kernelshap-net"),
+    (16, 1023, "ra-kernelshap"), (17, None, "ra-kernelshap"), (12, None, "exact-shapley")])
+def test_auto_rule_fits_a_network_surrogate_up_to_16_features_from_1024_coalitions(
+        games, d, budget, expected):
+    V = games.additive_table(np.full(d, 0.02), 0.3)
+    assert auto_estimator(prob_game(V, d), budget=budget) == expected
+
+
 # ---- shared fast paths of KernelSHAP and RA-KernelSHAP ------------------------------------
 
 
