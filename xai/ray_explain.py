@@ -3,7 +3,7 @@ the ordinary local explain, the blocks' explanations joined in row order into on
 
 What is guaranteed: the values (and standard errors, base values, coalitions, units,
 convergence flags and per-row extras) are bit-identical to a local run with the same seed,
-whatever the number of workers or blocks. Three things make it so:
+whatever the number of workers or blocks. Four things make it so:
 
 - every random draw is keyed on the seed alone: a summary draws one design per round from the
   seed and shares it by every explicand, each explicand stops on its own standard error, and
@@ -22,7 +22,8 @@ whatever the number of workers or blocks. Three things make it so:
 What is tested (tests/test_ray_explain.py): a torch MLP (kernelshap, permutation, exact,
 lime, occlusion at 1, 2 and 3 workers and 1, 3 and 6 blocks), a scikit-learn pipeline under
 a stopping rule, an image CNN (blur, marginal, baseline removals), permutation importance
-and four row metrics, on CPU kernels (MKL, OpenBLAS, oneDNN). Not covered: GPU kernels, a
+and the row metrics, on CPU kernels (MKL, OpenBLAS, oneDNN); tests/test_ray_multinode.py runs
+tasks on two nodes (two raylets and object stores). Not covered: GPU kernels, a
 user ``batch_size`` that is not a multiple of :data:`~xai.models.CALL_ROW_MULTIPLE`, and
 plain-function models (called on exactly the rows asked about): these keep the guarantee
 only where their output per row does not depend on the call's other rows. ``evaluations``
