@@ -12,8 +12,12 @@ launches, the outputs' transfer to the CPU), more cheaply per row in larger call
 everything.
 
 The sizes follow from the model's kind and the inputs' size only, never from timings taken
-during a run: a model's outputs may depend in their last bits on the rows of a call, and the
-same seed must give the same values on every run.
+during a run: a plain function's or a GPU kernel's outputs may depend in their last bits on
+the rows of a call, and the same seed must give the same values on every run; and on a shared
+machine identical calls vary by 15% or more between runs, so sizes picked from timings would
+change from run to run for gains inside that noise. Calls and blocks are whole multiples of
+:data:`xai.models.CALL_ROW_MULTIPLE` rows where the cap allows, so that only a block's last
+call is padded.
 """
 
 from __future__ import annotations
