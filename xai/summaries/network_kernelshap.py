@@ -34,6 +34,22 @@ RESIDUAL_TOL = 1e-9  # link-scale residuals of the pairwise fit below this: no n
 MAX_EXACT_SURROGATE = 16
 
 
+def _row_sums(A: torch.Tensor) -> torch.Tensor:
+    """Each row's sum, computed for the row alone (:func:`~xai.models.rowwise_matmul`)."""
+    return rowwise_matmul(A.contiguous(), torch.ones(A.shape[1], 1, dtype=A.dtype))[:, 0]
+
+
+def _masked_sums(M: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """``(m, rows, h)``: for each column ``m`` and 0/1 mask row, the sum of ``W[m]``'s rows
+    ``(d, h)`` the mask keeps, added feature by feature: the same bits for a column in a batch
+    of any size (a matrix product's kernel, and so its rounding, depends on the batch)."""
+    M = M.to(W.dtype)
+    out = torch.zeros((W.shape[0], M.shape[0], W.shape[2]), dtype=W.dtype)
+    for j in range(M.shape[1]):
+        out.addcmul_(M[None, :, j, None], W[:, None, j])
+    return out
+
+
 class TanhCorrection:
     """One-hidden-layer tanh networks, one per column (explicand × output): ``n_c(z) −
     n_c(0)`` with ``n_c(z) = w₂ᵀ tanh(W₁ z + b₁)``; called on masks ``(rows, d)`` it gives
@@ -44,13 +60,13 @@ class TanhCorrection:
 
     def __call__(self, M: torch.Tensor, cols: slice = slice(None)) -> torch.Tensor:
         W1, b1, w2 = self.W1[cols], self.b1[cols], self.w2[cols]
-        return self._out(torch.einsum("rd,mdh->mrh", M, W1) + b1[:, None], b1, w2)
+        return self._out(_masked_sums(M, W1) + b1[:, None], b1, w2)
 
     @staticmethod
     def _out(pre: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
-        """``w₂ᵀ tanh(pre) − n(0)`` from pre-activations ``(m, rows, h)``."""
-        return torch.einsum("mrh,mh->mr", torch.tanh(pre), w2) - \
-            (torch.tanh(b1) * w2).sum(1, keepdim=True)
+        """``w₂ᵀ tanh(pre) − n(0)`` from pre-activations ``(m, rows, h)``: sums over the
+        hidden units, each column's alone."""
+        return (torch.tanh(pre) * w2[:, None]).sum(2) - (torch.tanh(b1) * w2)[:, None].sum(2)
 
     def table(self, d: int, cols: slice = slice(None), dtype=torch.float64) -> torch.Tensor:
         """Values ``(m, 2^d)`` on every coalition, rows in :func:`enumerate_masks` order,
@@ -59,10 +75,8 @@ class TanhCorrection:
         place of one ``2^d``-row product)."""
         W1, b1, w2 = (p[cols].to(dtype) for p in (self.W1, self.b1, self.w2))
         c = d // 2
-        low = torch.einsum("rd,mdh->mrh", torch.as_tensor(enumerate_masks(c, 0, 2**c),
-                                                          dtype=W1.dtype), W1[:, :c])
-        high = torch.einsum("rd,mdh->mrh", torch.as_tensor(
-            enumerate_masks(d - c, 0, 2**(d - c)), dtype=W1.dtype), W1[:, c:])
+        low = _masked_sums(torch.as_tensor(enumerate_masks(c, 0, 2**c)), W1[:, :c])
+        high = _masked_sums(torch.as_tensor(enumerate_masks(d - c, 0, 2**(d - c))), W1[:, c:])
         pre = (high[:, :, None] + (low + b1[:, None])[:, None]).reshape(len(W1), 2**d, -1)
         return self._out(pre, b1, w2).double()
 
@@ -271,11 +285,11 @@ class NetworkAdjustedKernelSHAP(RegressionAdjustedKernelSHAP):
                 c1 = min(m, c0 + cb)
                 T = quadratic_table(c[:, c0:c1], d, pairs, g0[c0:c1].T)  # (N, cb) link scale
                 T += corr.table(d, slice(c0, c1), torch.float32).T  # the network's share
-                phi[k, c0:c1] = ginv(T).T @ coef
+                phi[k, c0:c1] = rowwise_matmul(ginv(T).T.contiguous(), coef)
                 # the single-precision table's rounding, spread evenly: the values sum to
                 # f(D) − f(∅) in double precision, as the residual fit's constraint assumes
-                top = g0[c0:c1, 0] + c[:, c0:c1].sum(0) + corr(one, slice(c0, c1))[:, 0]
-                gap = ginv(top) - ginv(g0[c0:c1, 0]) - phi[k, c0:c1].sum(1)
+                top = g0[c0:c1, 0] + _row_sums(c[:, c0:c1].T) + corr(one, slice(c0, c1))[:, 0]
+                gap = ginv(top) - ginv(g0[c0:c1, 0]) - _row_sums(phi[k, c0:c1])
                 phi[k, c0:c1] += gap[:, None] / d
         return phi, torch.zeros(m, d, dtype=torch.float64)
 
