@@ -56,10 +56,7 @@ def test_rowwise_product_is_the_einsum_and_the_same_for_a_row_in_any_block(n, p,
 
 
 @pytest.mark.parametrize("summary", ["ra-kernelshap", "ra-kernelshap-net"])
-def test_regression_adjusted_values_agree_across_blocks_to_rounding_only(summary):
-    """The regression-adjusted summaries fit every explicand's surrogate with matrix products
-    whose columns are the explicands, which BLAS may round by their number: their values in
-    blocks agree to rounding, not bit for bit (the one exception to the rule above)."""
+def test_regression_adjusted_tabular_values_are_the_same_bits_in_blocks(summary):
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(10, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
     X = np.random.default_rng(0).normal(size=(12, 10)).astype(np.float32)
@@ -72,4 +69,14 @@ def test_regression_adjusted_values_agree_across_blocks_to_rounding_only(summary
                  for a in range(0, len(X), block)]
         for name in ("values", "stderr"):
             joined = np.concatenate([getattr(p, name) for p in parts])
-            np.testing.assert_allclose(joined, getattr(whole, name), rtol=0, atol=1e-12)
+            assert np.array_equal(joined, getattr(whole, name)), (summary, block, name)
+
+
+def test_rowwise_map_is_the_function_and_the_same_for_a_row_in_any_block():
+    from xai.models import rowwise_map
+
+    t = torch.randn(13, 37, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    out = rowwise_map(torch.sigmoid, t)
+    assert torch.allclose(out, torch.sigmoid(t), rtol=1e-15, atol=0)
+    for a, b in [(0, 1), (3, 8), (12, 13)]:
+        assert torch.equal(rowwise_map(torch.sigmoid, t[a:b]), out[a:b])

@@ -226,6 +226,17 @@ def rowwise_matmul(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
 
 
 
+
+def rowwise_map(fn: Callable[[torch.Tensor], torch.Tensor], t: torch.Tensor) -> torch.Tensor:
+    """``fn(t)`` for an element-wise ``fn`` (a sigmoid, a logarithm), each row the same bits
+    in a tensor of any number of rows: the last axis padded with zeros to a multiple of 64, so
+    that no element falls in the scalar tail that vectorised kernels round differently."""
+    n = t.shape[-1]
+    up = -(-n // 64) * 64
+    padded = t.new_zeros((*t.shape[:-1], up))
+    padded[..., :n] = t
+    return fn(padded)[..., :n]
+
 def rowwise_product(y: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
     """``einsum("np...,pd->nd...", y, M)`` computed for each explicand (and output) alone
     (:func:`rowwise_matmul`): a summary's per-explicand sums over coalitions, the same bits

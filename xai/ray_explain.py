@@ -23,12 +23,11 @@ What is tested (tests/test_ray_explain.py): a torch MLP (kernelshap, permutation
 lime, occlusion at 1, 2 and 3 workers and 1, 3 and 6 blocks), a scikit-learn pipeline under
 a stopping rule, an image CNN (blur, marginal, baseline removals), permutation importance
 and the row metrics, on CPU kernels (MKL, OpenBLAS, oneDNN); tests/test_ray_multinode.py runs
-tasks on two nodes (two raylets and object stores). The regression-adjusted summaries are
-the exception: ``ra-kernelshap`` and ``ra-kernelshap-net`` (the auto rule's choices for
-probabilities) fit every explicand's surrogate with matrix products whose columns are the
-explicands, which BLAS may round by their number, so their values agree across blocks to
-about 1e-16, not bit for bit (tests/test_row_independence.py). Not covered: GPU kernels, a
-user ``batch_size`` that is not a multiple of :data:`~xai.models.CALL_ROW_MULTIPLE`, and
+tasks on two nodes (two raylets and object stores); tests/test_row_independence.py explains
+in blocks of any size without Ray, the regression-adjusted summaries included (their link's
+sigmoid and logarithm go row by row through :func:`xai.models.rowwise_map`, since vectorised
+kernels round a tensor's scalar tail differently). Not covered: GPU kernels, a user
+``batch_size`` that is not a multiple of :data:`~xai.models.CALL_ROW_MULTIPLE`, and
 plain-function models (called on exactly the rows asked about): these keep the guarantee
 only where their output per row does not depend on the call's other rows. ``evaluations``
 is the tasks' sum: a coalition every row shares (v(∅)) is evaluated once per block.

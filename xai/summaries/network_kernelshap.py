@@ -27,7 +27,7 @@ from ..errors import InputError
 from ..models import rowwise_matmul
 from ..registry import register
 from .exact import ExactShapley, enumerate_masks
-from .regression import RegressionAdjustedKernelSHAP, quadratic_table
+from .regression import RegressionAdjustedKernelSHAP, quadratic_table, sum_products
 
 RESIDUAL_TOL = 1e-9  # link-scale residuals of the pairwise fit below this: no network
 #: most features whose network surrogate is fitted (its Shapley values enumerate 2^d coalitions)
@@ -41,13 +41,11 @@ def _row_sums(A: torch.Tensor) -> torch.Tensor:
 
 def _masked_sums(M: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
     """``(m, rows, h)``: for each column ``m`` and 0/1 mask row, the sum of ``W[m]``'s rows
-    ``(d, h)`` the mask keeps, added feature by feature: the same bits for a column in a batch
-    of any size (a matrix product's kernel, and so its rounding, depends on the batch)."""
-    M = M.to(W.dtype)
-    out = torch.zeros((W.shape[0], M.shape[0], W.shape[2]), dtype=W.dtype)
-    for j in range(M.shape[1]):
-        out.addcmul_(M[None, :, j, None], W[:, None, j])
-    return out
+    ``(d, h)`` the mask keeps, added feature by feature (:func:`sum_products`), so that a
+    column's values do not depend on the others."""
+    m, d, h = W.shape
+    flat = sum_products(M, W.permute(1, 0, 2).reshape(d, m * h))  # (rows, m h)
+    return flat.view(len(M), m, h).permute(1, 0, 2)
 
 
 class TanhCorrection:

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError, unknown_name
+from ..models import rowwise_map, rowwise_matmul
 from ..registry import register
 from .base import as_numpy
 from .exact import ExactShapley, enumerate_masks
@@ -53,6 +54,31 @@ def _basis(M: torch.Tensor, pairs: bool) -> torch.Tensor:
         return M
     i, j = torch.triu_indices(M.shape[1], M.shape[1], 1)
     return torch.cat([M, M[:, i] * M[:, j]], 1)
+
+
+def sum_products(A: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """``A @ W`` for ``A (rows, k)`` and ``W (..., k, cols)`` (batched over ``W``'s leading
+    axes), accumulated term by term in ``k``: a column's values are the same bits whatever the
+    other columns, where a matrix product's kernel, and so its rounding, depends on how many
+    there are. For the small inner sizes of the surrogates' tables."""
+    out = torch.zeros((*W.shape[:-2], A.shape[0], W.shape[-1]), dtype=W.dtype)
+    A = A.to(W.dtype)
+    for t in range(A.shape[1]):
+        out.addcmul_(A[:, t, None], W[..., t, None, :])
+    return out
+
+
+def _link_functions(link: str):
+    """``(g, g⁻¹)`` of the surrogate's scale: the logit and the sigmoid, each row alone
+    (:func:`~xai.models.rowwise_map`: the same bits in a block of any size), or the identity."""
+    if link != "logit":
+        return (lambda v: v), (lambda v: v)
+
+    def g(v):
+        v = v.clamp(EPS, 1 - EPS)
+        return rowwise_map(torch.log, v) - rowwise_map(torch.log1p, -v)
+
+    return g, lambda v: rowwise_map(torch.sigmoid, v)
 
 
 def _basis_shapley(d: int, pairs: bool) -> torch.Tensor:
@@ -92,7 +118,7 @@ def _quadratic_table(a: torch.Tensor, B: torch.Tensor, off: torch.Tensor,
     if d <= 8:
         M = torch.as_tensor(enumerate_masks(d, 0, 2**d), dtype=torch.float64)
         i, j = torch.triu_indices(d, d, 1)
-        return torch.addmm(off + (M[:, i] * M[:, j]) @ B[i, j], M, a)
+        return off + sum_products(M[:, i] * M[:, j], B[i, j]) + sum_products(M, a)
     c, cols = d // 2, a.shape[1]
     zero = torch.zeros_like(off)
     low = _quadratic_table(a[:c], B[:c, :c], zero, c)  # (2^c, cols)
@@ -101,9 +127,10 @@ def _quadratic_table(a: torch.Tensor, B: torch.Tensor, off: torch.Tensor,
     Zl = torch.ones(2**c, c + 1, dtype=torch.float64)
     Zl[:, :c] = torch.as_tensor(enumerate_masks(c, 0, 2**c))
     beta = torch.empty(2**(d - c), c + 1, cols, dtype=torch.float64)
-    beta[:, :c] = (Zh @ B[:c, c:].permute(1, 0, 2).reshape(d - c, c * cols)).reshape(-1, c, cols)
+    beta[:, :c] = sum_products(Zh, B[:c, c:].permute(1, 0, 2).reshape(d - c, c * cols)
+                               ).reshape(-1, c, cols)
     beta[:, c] = high
-    Q = torch.matmul(Zl, beta)  # (2^(d-c), 2^c, cols): row h * 2^c + l
+    Q = sum_products(Zl, beta)  # (2^(d-c), 2^c, cols): row h * 2^c + l
     Q += low
     return Q.reshape(2**d, cols)
 
@@ -130,7 +157,7 @@ def enumerated_shapley(W: torch.Tensor, G0: torch.Tensor, ginv, d: int, pairs: b
         for a in range(0, N, S_blk):
             C = coef if coef is not None else torch.as_tensor(
                 ExactShapley().coefficients(enumerate_masks(d, a, min(N, a + S_blk))))
-            phi[c0:c1] += F[a:a + S_blk].T @ C
+            phi[c0:c1] += rowwise_matmul(F[a:a + S_blk].T.contiguous(), C)
     return phi
 
 
@@ -214,16 +241,7 @@ class RegressionAdjustedKernelSHAP(KernelSHAP):
         Z = torch.as_tensor(Zb, dtype=torch.float64)
         one = torch.ones(1, d, dtype=torch.float64)
         link = state["link"]
-        if link == "logit":
-            def g(v):
-                v = v.clamp(EPS, 1 - EPS)
-                return torch.log(v) - torch.log1p(-v)
-            ginv = torch.sigmoid
-        else:
-            def g(v):
-                return v
-            def ginv(v):
-                return v
+        g, ginv = _link_functions(link)
         g0 = g(ve_f)
         fold = np.arange(P) % K
         phis, vars_, fits = [], [], []
@@ -241,25 +259,26 @@ class RegressionAdjustedKernelSHAP(KernelSHAP):
                                                   len(M_tr) >= 2 * p_pairs)
             used_pairs.append(pairs)
             B = _basis(M_tr, pairs)
-            G = B.T @ (B * w_tr[:, None])
+            BW = B * w_tr[:, None]
+            G = B.T @ BW
             G = G + 1e-12 * G.diagonal().mean() * torch.eye(len(G), dtype=torch.float64)
-            rhs = (B * w_tr[:, None]).T @ t_tr.T  # (p, m)
-            L = _cholesky_checked(G)  # one factorisation: the singularity check and the solve
-            coef = torch.linalg.pinv(G, hermitian=True) @ rhs if L is None else \
-                torch.cholesky_solve(rhs, L)
-            corr = self.fit_correction(M_tr, w_tr, t_tr - (B @ coef).T, state)
+            L = _cholesky_checked(G)
+            Ginv = torch.linalg.pinv(G, hermitian=True) if L is None else \
+                torch.cholesky_inverse(L)
+            coefT = rowwise_matmul(rowwise_matmul(t_tr, BW), Ginv)  # (m, p): rows alone
+            corr = self.fit_correction(M_tr, w_tr, t_tr - rowwise_matmul(coefT, B.T), state)
 
-            def fc(M, coef=coef, pairs=pairs, corr=corr):  # surrogate minus f(∅): (m, rows)
-                t = g0 + (_basis(M, pairs) @ coef).T
+            def fc(M, coefT=coefT, pairs=pairs, corr=corr):  # surrogate minus f(∅): (m, rows)
+                t = g0 + rowwise_matmul(coefT, _basis(M, pairs).T)
                 return ginv(t if corr is None else t + corr(M)) - ginv(g0)
 
-            fits.append((coef, pairs, corr))
+            fits.append((coefT.T, pairs, corr))
             # residual game r = (v - v(∅)) - (f - f(∅)) on the enumerated and held-out pairs
             Zte = Z[te]
             rE = yE - fc(EMt)
             r1, r2 = y1[:, te] - fc(Zte), y2[:, te] - fc(1 - Zte)
             rD = delta - fc(one)[:, 0]
-            bE = (rE * EW) @ EMt
+            bE = rowwise_matmul(rE * EW, EMt)
             omega = state["W_rest"] / (2 * len(Zte))
             phi_r, C, singular = constrained_fit(state["A_fixed"], bE, Zte, r1, r2, omega, rD)
             if singular:
@@ -308,7 +327,8 @@ class RegressionAdjustedKernelSHAP(KernelSHAP):
             return ginv(G0 + _basis(M, pairs) @ W) - ginv(G0)
 
         if d <= self.max_exact_surrogate:
-            inv = torch.Tensor.sigmoid_ if link == "logit" else ginv  # in place on the table
+            # in place on the table, whose 2^d rows leave no scalar tail from d = 6 on
+            inv = torch.Tensor.sigmoid_ if link == "logit" and 2**d % 64 == 0 else ginv
             phi = enumerated_shapley(W, G0, inv, d, pairs, state["memory_cap"])
             return phi.reshape(K, m, d), zero
         # large d: KernelSHAP on the surrogates (paired, all sizes sampled), SE added
