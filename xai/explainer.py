@@ -473,7 +473,7 @@ def auto_estimator(game, budget: int | None) -> str:
     scale, regression-adjusted KernelSHAP (its logit-scale surrogate is where it gains: about
     0.4x KernelSHAP's error on benchmark problem 1), with the network surrogate of
     ``ra-kernelshap-net`` up to its 16 features from :data:`NETWORK_MIN_COALITIONS` sampled
-    coalitions (half the error of shapiq 1.8.0's best estimator there, at most its seconds);
+    coalitions (half the error of shapiq 1.8.0's best estimator there, at about its seconds);
     KernelSHAP for other scales (where the pairwise surrogate adds nothing to paired
     sampling); permutation sampling for stochastic (row-sampled dataset) games."""
     from .summaries.network_kernelshap import MAX_EXACT_SURROGATE
