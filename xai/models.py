@@ -225,8 +225,6 @@ def rowwise_matmul(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     return (padded @ B)[:n]
 
 
-
-
 def rowwise_map(fn: Callable[[torch.Tensor], torch.Tensor], t: torch.Tensor) -> torch.Tensor:
     """``fn(t)`` for an element-wise ``fn`` (a sigmoid, a logarithm), each row the same bits
     in a tensor of any number of rows: the last axis padded with zeros to a multiple of 64, so
@@ -237,6 +235,7 @@ def rowwise_map(fn: Callable[[torch.Tensor], torch.Tensor], t: torch.Tensor) -> 
     padded[..., :n] = t
     return fn(padded)[..., :n]
 
+
 def rowwise_product(y: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
     """``einsum("np...,pd->nd...", y, M)`` computed for each explicand (and output) alone
     (:func:`rowwise_matmul`): a summary's per-explicand sums over coalitions, the same bits
@@ -245,6 +244,7 @@ def rowwise_product(y: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
     flat = y.movedim(1, -1).reshape(-1, p)  # (n * k, p)
     out = rowwise_matmul(flat, M.to(flat.dtype))  # (n * k, d)
     return out.reshape(n, *tail, M.shape[1]).movedim(-1, 1)
+
 
 def _where(chunk) -> str:
     return "chunk -1 (the full-input call)" if chunk == -1 else f"chunk {chunk}"

@@ -196,7 +196,7 @@ def tanh_loss_grad(x: torch.Tensor, U: torch.Tensor, wn: torch.Tensor, y: torch.
     sums = torch.cat([U, torch.ones(rows, 1, dtype=U.dtype)], 1).T @ torch.cat(
         [dA.view(rows, b * h), H.mul_(dr[:, :, None]).view(rows, b * h), dr, r * dr], 1)
     s, f = sums[d, 2 * b * h:2 * b * h + b, None], sums[d, 2 * b * h + b:] / 2  # −∂f/∂n(∅)
-    f = f + weight_decay * rowwise_matmul(x * x, torch.ones(x.shape[1], 1, dtype=x.dtype))[:, 0]
+    f = f + weight_decay * _row_sums(x * x)
     dA0 = -s * w2 * (1 - t0 * t0)  # ∂f/∂(b₁ − Σ_d W₁)
     g_W1 = sums[:d, :b * h].view(d, b, h).permute(1, 0, 2) - dA0[:, None]
     g_b1 = sums[d, :b * h].view(b, h) + dA0
