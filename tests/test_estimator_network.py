@@ -21,6 +21,7 @@ from xai.summaries.exact import enumerate_masks
 from xai.summaries.network_kernelshap import (
     TanhCorrection,
     fit_tanh,
+    lbfgs,
     tanh_loss_grad,
     tanh_loss_grad_autograd,
 )
@@ -79,6 +80,38 @@ def test_written_out_gradient_equals_autograd(rows, d, h, b):
     f_ref, g_ref = tanh_loss_grad_autograd(x, U, wn / wn.sum(), y, h, 1e-3)
     assert torch.allclose(f, f_ref, rtol=1e-12, atol=1e-14)
     assert torch.allclose(g, g_ref, rtol=1e-10, atol=1e-12)
+
+
+def _rosenbrock(x, idx):
+    """Rosenbrock's function scaled by the problem's number: minimum 0 at (1, 1)."""
+    a = 1.0 + idx.to(x.dtype)
+    f = a * ((1 - x[:, 0]) ** 2 + 100 * (x[:, 1] - x[:, 0] ** 2) ** 2)
+    g = torch.stack([a * (-2 * (1 - x[:, 0]) - 400 * x[:, 0] * (x[:, 1] - x[:, 0] ** 2)),
+                     a * 200 * (x[:, 1] - x[:, 0] ** 2)], 1)
+    return f, g
+
+
+def test_lbfgs_finds_the_minima_and_a_problem_runs_the_same_alone_or_in_a_batch():
+    x0 = torch.tensor([[-1.2, 1.0], [0.5, -0.5], [2.0, 2.0], [-0.3, 0.8]], dtype=torch.float64)
+    x = lbfgs(_rosenbrock, x0, steps=200)
+    assert torch.allclose(x, torch.ones_like(x), atol=1e-6)
+    for i in range(len(x0)):  # each problem alone, under its own index: the same iterates
+        alone = lbfgs(lambda z, idx, i=i: _rosenbrock(z, idx + i), x0[i:i + 1], steps=200)
+        assert torch.equal(alone[0], x[i])
+    # a convex quadratic ½ xᵀAx − bᵀx per problem: its minimum A⁻¹b
+    gen = torch.Generator().manual_seed(0)
+    Q = torch.randn(3, 6, 6, generator=gen, dtype=torch.float64)
+    A = Q @ Q.transpose(1, 2) + 6 * torch.eye(6, dtype=torch.float64)
+    bvec = torch.randn(3, 6, generator=gen, dtype=torch.float64)
+
+    def quadratic(z, idx):
+        Az = (A[idx] @ z[:, :, None])[:, :, 0]
+        return 0.5 * (z * Az).sum(1) - (bvec[idx] * z).sum(1), Az - bvec[idx]
+
+    x = lbfgs(quadratic, torch.zeros(3, 6, dtype=torch.float64), steps=100)
+    assert torch.allclose(x, torch.linalg.solve(A, bvec), atol=1e-8)
+    few = lbfgs(quadratic, torch.zeros(3, 6, dtype=torch.float64), steps=2)
+    assert not torch.allclose(few, x, atol=1e-3)  # steps bounds each problem's iterations
 
 
 def test_fit_recovers_a_network_function():

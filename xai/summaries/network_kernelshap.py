@@ -84,70 +84,67 @@ def lbfgs(fg, x: torch.Tensor, steps: int, history: int = 10,
     """Minimise ``B`` independent problems at once: ``fg(x (b, P), idx (b,)) -> (f (b,), g (b,
     P))`` evaluates the problems ``idx``. Limited-memory BFGS (Nocedal & Wright 2006,
     algorithm 7.4) with each problem's own history, scaling and backtracking Armijo line
-    search, so that a problem's iterates depend on its own function alone; one batched
-    evaluation serves every problem still moving, and a retry of the line search evaluates
-    only the problems still searching. A pair with ``sᵀy ≤ 0`` is not stored (its ``ρ`` is
-    0); a problem whose line search fails ``max_halvings`` times (converged to rounding)
-    stops there."""
-    B = len(x)
+    search, so that a problem's iterates depend on its own function alone. Each problem runs
+    at its own pace: one batched evaluation serves every problem still moving, whether it tries
+    the first step of a new iteration or a halved step of its line search, so that a problem's
+    retries do not cost rounds of their own. A pair with ``sᵀy ≤ 0`` is not stored (its ``ρ``
+    is 0); a problem stops after ``steps`` iterations, or where its line search fails
+    ``max_halvings`` times (converged to rounding)."""
+    B, P = x.shape
     x = x.clone()
     f, g = fg(x, torch.arange(B))
-    S, Y, R = [], [], []
-    live = torch.ones(B, dtype=torch.bool)
-    for _ in range(steps):
+    S, Y = x.new_zeros(B, history, P), x.new_zeros(B, history, P)  # oldest first, per problem
+    R = x.new_zeros(B, history)
+    done, halvings = torch.zeros(B, dtype=torch.long), torch.zeros(B, dtype=torch.long)
+    live = torch.full((B,), steps > 0)
+    r, slope = _lbfgs_direction(g, S, Y, R, done > 0)
+    t = torch.ones(B, dtype=x.dtype)
+    while live.any():
         idx = live.nonzero()[:, 0]
-        if not len(idx):
-            break
-        every = len(idx) == B
-
-        def take(t, every=every, idx=idx):
-            return t if every else t[idx]
-
-        xi, fi, gi = take(x), take(f), take(g)
-        Si, Yi, Ri = [take(s) for s in S], [take(y) for y in Y], [take(r) for r in R]
-        q, alphas = -gi, []
-        for s, y, rho in zip(reversed(Si), reversed(Yi), reversed(Ri)):
-            a = rho * (s * q).sum(1)
-            q = q - a[:, None] * y
-            alphas.append(a)
-        if S:
-            s, y, rho = Si[-1], Yi[-1], Ri[-1]
-            yy = (y * y).sum(1)
-            gamma = torch.where((rho > 0) & (yy > 0), (s * y).sum(1) / yy.clamp_min(1e-30), 1.0)
-        else:  # first step: unit length
-            gamma = 1 / gi.norm(dim=1).clamp_min(1e-12)
-        r = gamma[:, None] * q
-        for s, y, rho, a in zip(Si, Yi, Ri, reversed(alphas)):
-            r = r + s * (a - rho * (y * r).sum(1))[:, None]
-        slope = (gi * r).sum(1)
-        r = torch.where((slope < 0)[:, None], r, -gi)  # not a descent direction: steepest
-        slope = (gi * r).sum(1)
-        t = torch.ones_like(fi)
-        x_new, f_new, g_new = xi.clone(), fi.clone(), gi.clone()
-        searching = torch.arange(len(idx))
-        for _ in range(max_halvings):
-            xt = xi[searching] + t[searching, None] * r[searching]
-            ft, gt = fg(xt, idx[searching])
-            ok = torch.isfinite(ft) & (ft <= fi[searching] + 1e-4 * t[searching] *
-                                       slope[searching])
-            x_new[searching[ok]], f_new[searching[ok]], g_new[searching[ok]] = \
-                xt[ok], ft[ok], gt[ok]
-            searching = searching[~ok]
-            if not len(searching):
-                break
-            t[searching] /= 2
-        live[idx[searching]] = False  # no decrease found: done
-        s_full, y_full = torch.zeros_like(x), torch.zeros_like(x)
-        s_full[idx], y_full[idx] = x_new - xi, g_new - gi
-        sy = (s_full * y_full).sum(1)
-        S.append(s_full)
-        Y.append(y_full)
-        R.append(torch.where(sy > 1e-10 * y_full.norm(dim=1) * s_full.norm(dim=1),
-                             1 / sy.clamp_min(1e-30), 0.0))
-        if len(S) > history:
-            S.pop(0), Y.pop(0), R.pop(0)
-        x[idx], f[idx], g[idx] = x_new, f_new, g_new
+        xt = x[idx] + t[idx, None] * r[idx]
+        ft, gt = fg(xt, idx)
+        ok = torch.isfinite(ft) & (ft <= f[idx] + 1e-4 * t[idx] * slope[idx])
+        acc, rej = idx[ok], idx[~ok]
+        s, y = xt[ok] - x[acc], gt[ok] - g[acc]
+        sy = (s * y).sum(1)
+        rho = torch.where(sy > 1e-10 * y.norm(dim=1) * s.norm(dim=1), 1 / sy.clamp_min(1e-30),
+                          0.0)
+        S[acc] = torch.cat([S[acc, 1:], s[:, None]], 1)
+        Y[acc] = torch.cat([Y[acc, 1:], y[:, None]], 1)
+        R[acc] = torch.cat([R[acc, 1:], rho[:, None]], 1)
+        x[acc], f[acc], g[acc] = xt[ok], ft[ok], gt[ok]
+        done[acc] += 1
+        halvings[rej] += 1
+        t[rej] /= 2
+        live[idx] = (done[idx] < steps) & (halvings[idx] < max_halvings)
+        new = acc[live[acc]]  # a new iteration: its direction, a unit step
+        if len(new):
+            r[new], slope[new] = _lbfgs_direction(g[new], S[new], Y[new], R[new], done[new] > 0)
+            t[new], halvings[new] = 1.0, 0
     return x
+
+
+def _lbfgs_direction(g: torch.Tensor, S: torch.Tensor, Y: torch.Tensor, R: torch.Tensor,
+                     started: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`lbfgs`'s search directions ``(b, P)`` and slopes ``(b,)`` by the two-loop
+    recursion over each problem's history ``(b, m, P)``, oldest first (pairs not yet made are
+    zero and add nothing); a first step (not ``started``) has unit length, and steepest
+    descent replaces a direction that does not descend."""
+    q, alphas = -g, []
+    for j in reversed(range(S.shape[1])):
+        a = R[:, j] * (S[:, j] * q).sum(1)
+        q = q - a[:, None] * Y[:, j]
+        alphas.append(a)
+    s, y, rho = S[:, -1], Y[:, -1], R[:, -1]
+    yy = (y * y).sum(1)
+    gamma = torch.where((rho > 0) & (yy > 0), (s * y).sum(1) / yy.clamp_min(1e-30), 1.0)
+    gamma = torch.where(started, gamma, 1 / g.norm(dim=1).clamp_min(1e-12))
+    r = gamma[:, None] * q
+    for j, a in enumerate(reversed(alphas)):
+        r = r + S[:, j] * (a - R[:, j] * (Y[:, j] * r).sum(1))[:, None]
+    slope = (g * r).sum(1)
+    r = torch.where((slope < 0)[:, None], r, -g)
+    return r, (g * r).sum(1)
 
 
 def fit_tanh(M: torch.Tensor, w: torch.Tensor, y: torch.Tensor, hidden: int,
