@@ -82,6 +82,29 @@ def test_written_out_gradient_equals_autograd(rows, d, h, b):
     assert torch.allclose(g, g_ref, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("rows", [100, 1500])
+def test_loss_and_gradient_of_a_problem_do_not_depend_on_the_batch_or_threads(rows):
+    """Batches of 1 to 40 problems and one or two threads give a problem the same bits: the
+    sums over the mask rows are computed for each problem alone."""
+    gen = torch.Generator().manual_seed(rows)
+    d, h, b = 16, 16, 40
+    U = 2 * (torch.rand(rows, d, generator=gen) < 0.5).float() - 1
+    wn = torch.rand(rows, generator=gen)
+    y = torch.randn(b, rows, generator=gen)
+    x = 0.3 * torch.randn(b, d * h + 2 * h, generator=gen)
+    f, g = tanh_loss_grad(x, U, wn / wn.sum(), y, h, 1e-5)
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for n in (1, 3, 12, 17, 22, 39):
+                idx = torch.arange(n) + (b - n) // 2
+                fn, gn = tanh_loss_grad(x[idx], U, wn / wn.sum(), y[idx], h, 1e-5)
+                assert torch.equal(fn, f[idx]) and torch.equal(gn, g[idx]), (threads, n)
+    finally:
+        torch.set_num_threads(before)
+
+
 def _rosenbrock(x, idx):
     """Rosenbrock's function scaled by the problem's number: minimum 0 at (1, 1)."""
     a = 1.0 + idx.to(x.dtype)

@@ -1,7 +1,9 @@
-"""An explicand's values do not depend on the other rows explained with it: explaining rows in
-blocks of any size gives the bits of explaining them all at once. This is what lets the Ray
-backend and chunked file runs split a data set anywhere; BLAS picks its kernels by a
-product's number of rows, so per-explicand sums must be computed for each row alone."""
+"""An explicand's values do not depend on the other rows explained with it, nor on the number
+of threads: explaining rows in blocks of any size, with one thread or two, gives the bits of
+explaining them all at once. This is what lets the Ray backend (whose workers hold one CPU
+each) and chunked file runs split a data set anywhere; BLAS picks its kernels by a product's
+number of rows and splits long sums between threads, so per-explicand sums must be computed
+for each row alone, in chunks of a fixed length."""
 
 from __future__ import annotations
 
@@ -10,7 +12,15 @@ import pytest
 import torch
 
 import xai
-from xai.models import rowwise_product
+from xai.models import INNER_CHUNK, rowwise_matmul, rowwise_product
+
+
+@pytest.fixture
+def threads():
+    """Set torch's number of threads inside a test; restored after it."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
 
 
 def _cnn() -> torch.nn.Module:
@@ -80,3 +90,61 @@ def test_rowwise_map_is_the_function_and_the_same_for_a_row_in_any_block():
     assert torch.allclose(out, torch.sigmoid(t), rtol=1e-15, atol=0)
     for a, b in [(0, 1), (3, 8), (12, 13)]:
         assert torch.equal(rowwise_map(torch.sigmoid, t[a:b]), out[a:b])
+
+
+@pytest.mark.parametrize("summary, options", [
+    ("kernelshap", {"budget": 3000}),
+    ("exact-shapley", {}),
+    ("kernel-banzhaf", {"budget": 3000}),
+    ("ra-kernelshap", {"budget": 3000}),
+    ("ra-kernelshap-net", {"budget": 2000, "steps": 40}),
+    ("shap-interactions", {"budget": 3000}),
+    ("shap-interactions", {"budget": 3000, "index": "FSII", "link": "identity"}),
+])
+def test_long_sums_are_the_same_bits_with_one_thread_or_two_and_in_blocks(summary, options,
+                                                                        threads):
+    """Budgets in the thousands: sums over that many coalitions, and fits over that many
+    rows, are where BLAS splits work between threads."""
+    from threadpoolctl import threadpool_limits
+
+    torch.manual_seed(0)
+    d = 12
+    net = torch.nn.Sequential(torch.nn.Linear(d, 24), torch.nn.Tanh(), torch.nn.Linear(24, 2))
+    X = np.random.default_rng(0).normal(size=(20, d)).astype(np.float32)
+    B = np.random.default_rng(1).normal(size=(8, d)).astype(np.float32)
+    explainer = xai.Explainer("marginal", "prediction", summary, seed=1, output="probability",
+                              target=1, progress=False, **options)
+    runs = {}
+    for n in (1, 2):
+        threads(n)
+        with threadpool_limits(n):
+            runs[n] = explainer.explain(net, X, background=B)
+    parts = [explainer.explain(net, X[a:a + 7], background=B) for a in range(0, len(X), 7)]
+    names = ["values", "stderr"] + (["interactions", "interaction_stderr"]
+                                    if summary == "shap-interactions" else [])
+    for name in names:
+        one, two = (np.asarray(getattr(runs[n], name)) for n in (1, 2))
+        assert np.array_equal(one, two, equal_nan=True), (name, np.nanmax(abs(one - two)))
+        joined = np.concatenate([np.asarray(getattr(p, name)) for p in parts])
+        assert np.array_equal(joined, two, equal_nan=True), name
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_rowwise_matmul_rows_are_the_same_bits_with_any_rows_and_threads(dtype, transposed,
+                                                                        threads):
+    gen = torch.Generator().manual_seed(3)
+    for m, k, n in [(1360, 3000, 17), (40, 4096, 16), (33, 300, 1), (160, 2 * INNER_CHUNK, 1),
+                    (5, 65536, 16), (48, 700, 272), (50, 1000, 2), (77, 4096, 3), (20, 300, 21)]:
+        A = torch.randn(k, m, generator=gen, dtype=dtype).T if transposed else \
+            torch.randn(m, k, generator=gen, dtype=dtype)
+        B = torch.randn(k, n, generator=gen, dtype=dtype)
+        threads(2)
+        whole = rowwise_matmul(A, B)
+        tol = 1e-4 if dtype == torch.float32 else 1e-10
+        assert torch.allclose(whole, A @ B, rtol=tol, atol=tol * (k ** 0.5))
+        for t in (1, 2):
+            threads(t)
+            assert torch.equal(rowwise_matmul(A, B), whole), (m, k, n, t)
+            for a, b in [(0, 1), (1, 17), (16, 33), (m // 2, m)]:
+                assert torch.equal(rowwise_matmul(A[a:b], B), whole[a:b]), (m, k, n, t, a, b)

@@ -26,6 +26,11 @@ OUTPUT_KINDS = ("logits", "probability", "raw")
 #: differently in a call's last ``rows mod 8`` rows and in calls of a few rows, so unpadded, a
 #: row's value would depend on the rows it is evaluated with (a block of explicands, a Ray task)
 CALL_ROW_MULTIPLE = 16
+#: :func:`rowwise_matmul` adds its inner dimension in chunks of this many terms: BLAS splits a
+#: longer inner dimension between threads for some shapes (MKL from about 256 terms), which
+#: makes a sum depend on the number of threads (a Ray worker's one against a laptop's eight)
+#: and on the other rows of the product
+INNER_CHUNK = 64
 
 _EVAL_LOCK = threading.Lock()
 _EVAL_HOLDS: dict[torch.nn.Module, list] = {}  # submodule -> [sessions holding it, its flag]
@@ -213,16 +218,45 @@ def _padded(part: torch.Tensor, batch_size: int | None) -> torch.Tensor:
 
 
 def rowwise_matmul(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-    """``A @ B`` whose row ``i`` does not depend on the other rows of ``A``: ``A``'s rows
-    padded with zeros to a whole multiple of :data:`CALL_ROW_MULTIPLE` (see there), so that a
-    summary's per-explicand products are the same for an explicand in any block."""
-    n = A.shape[0]
+    """``A @ B`` whose row ``i`` is the same bits whatever the other rows of ``A`` and the
+    number of threads, for a summary's per-explicand products (an explicand's values are then
+    the same in any block, Ray task or machine of one kind). BLAS routes a product by its
+    shape, layout and threads, so: ``A``'s rows are padded with zeros to a whole multiple of
+    :data:`CALL_ROW_MULTIPLE` (its layout kept), ``B``'s columns to at least that many (a
+    matrix-vector product rounds by the number of rows), and the inner dimension is added in
+    chunks of :data:`INNER_CHUNK` terms, in order."""
+    (n, k), cols = A.shape, B.shape[1]
     up = -(-n // CALL_ROW_MULTIPLE) * CALL_ROW_MULTIPLE
-    if up == n:
-        return A @ B
-    padded = A.new_zeros((up, *A.shape[1:]))
-    padded[:n] = A
-    return (padded @ B)[:n]
+    if up != n:
+        column_major = A.T.is_contiguous() and not A.is_contiguous()
+        padded = A.new_zeros((k, up)).T if column_major else A.new_zeros((up, k))
+        padded[:n] = A
+        A = padded
+    if cols < CALL_ROW_MULTIPLE:
+        wide = B.new_zeros((k, CALL_ROW_MULTIPLE))
+        wide[:, :cols] = B
+        B = wide
+    out = A[:, :INNER_CHUNK] @ B[:INNER_CHUNK]
+    for k0 in range(INNER_CHUNK, k, INNER_CHUNK):
+        out += A[:, k0:k0 + INNER_CHUNK] @ B[k0:k0 + INNER_CHUNK]
+    return out[:n, :cols]
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """torch, with its BLAS and LAPACK, on one thread inside: for the small dense linear
+    algebra of the summaries (factorisations, inverses), whose multithreaded kernels split
+    sums between threads, so that results are the same bits on machines of any number of
+    cores (a Ray worker holds one)."""
+    before = torch.get_num_threads()
+    if before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def rowwise_map(fn: Callable[[torch.Tensor], torch.Tensor], t: torch.Tensor) -> torch.Tensor:

@@ -30,11 +30,20 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from ..errors import unknown_name
+from ..models import one_thread, rowwise_matmul
 
 INDICES = ("k-SII", "SII", "STII", "FSII", "BII")
 EFFICIENT = ("k-SII", "STII", "FSII")
+
+
+def rowwise_dot(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``A @ B`` in float64 with each row of ``A`` computed alone and the same bits with any
+    number of threads (:func:`~xai.models.rowwise_matmul`)."""
+    A, B = (torch.as_tensor(np.ascontiguousarray(t, dtype=np.float64)) for t in (A, B))
+    return rowwise_matmul(A, B).numpy()
 
 
 def check_index(index: str) -> str:
@@ -117,7 +126,7 @@ class PairwiseIndex:
             minus = self.shapley[np.clip(size, 0, d - 1)][:, None]
             main = np.where(masks, plus, -minus)
             if self.index == "k-SII":
-                main = main - 0.5 * (pair @ self.incidence())
+                main = main - 0.5 * rowwise_dot(pair, self.incidence())
         return np.concatenate([main, pair], axis=1)
 
     def incidence(self) -> np.ndarray:
@@ -140,7 +149,9 @@ class PairwiseIndex:
         if self.index not in ("SII", "BII"):
             return beta
         out = np.array(beta, copy=True)
-        out[:, :self.d] += 0.5 * np.einsum("np...,pd->nd...", beta[:, self.d:], self.incidence())
+        pairs = np.moveaxis(beta[:, self.d:], 1, -1)  # (n, *tail, P): one row per explicand
+        half = rowwise_dot(pairs.reshape(-1, self.n_pairs), self.incidence())
+        out[:, :self.d] += 0.5 * np.moveaxis(half.reshape(*pairs.shape[:-1], self.d), -1, 1)
         return out
 
     # -- Faith-Shap: the constrained weighted least squares as one linear operator
@@ -164,7 +175,8 @@ class PairwiseIndex:
         K = np.zeros((p + 1, p + 1))
         K[:p, :p] = A
         K[:p, p] = K[p, :p] = 1.0
-        Kinv = np.linalg.inv(K)
+        with one_thread():  # the same bits on any machine
+            Kinv = torch.linalg.inv(torch.as_tensor(K)).numpy()
         self.G, self.h = Kinv[:p, :p], Kinv[:p, p]
         self.mu = mu
         self.g = holding[M.sum(1)]  # sum_{T ≠ N} mu(T) x_T: the part of b from v(∅)
@@ -172,8 +184,8 @@ class PairwiseIndex:
     def _fsii(self, masks: np.ndarray) -> np.ndarray:
         d = self.d
         size = masks.sum(1)
-        coef = (self.mu[size][:, None] * self.design(masks)) @ self.G.T
+        coef = rowwise_dot(self.mu[size][:, None] * self.design(masks), self.G.T)
         empty, full = size == 0, size == d
-        coef[empty] = -(self.G @ self.g) - self.h
+        coef[empty] = -rowwise_dot(self.G, self.g[:, None])[:, 0] - self.h
         coef[full] = self.h
         return coef

@@ -33,12 +33,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from ..errors import BudgetError, InputError, OptionError
+from ..models import one_thread, rowwise_product
 from ..registry import register
 from .base import Summary, SummaryResult, as_numpy, seed_sequence
 from .exact import HARD_LIMIT, enumerate_masks
-from .interaction_indices import EFFICIENT, PairwiseIndex, check_index
+from .interaction_indices import EFFICIENT, PairwiseIndex, check_index, rowwise_dot
 from .kernelshap import plan_strata, size_masks, size_mass, uniform_subsets
 
 MAX_EXACT_FEATURES = 14
@@ -215,7 +217,8 @@ class ShapleyInteractions(Summary):
         for a in range(0, 2**d, block):
             masks = enumerate_masks(d, a, min(2**d, a + block))
             vals = as_numpy(game(masks, rows)).astype(np.float64)
-            total += np.einsum("nb...,bq->nq...", vals, op.coefficients(masks))
+            total += rowwise_product(torch.as_tensor(vals), torch.as_tensor(
+                op.coefficients(masks))).numpy()
         return total, np.zeros_like(total), 2**d, 2**d, {"estimator": "exact"}
 
     def _link(self, game) -> str:
@@ -271,9 +274,11 @@ class ShapleyInteractions(Summary):
             w = np.concatenate([w_enum, np.full(2 * len(fit), rest / (2 * len(fit)))])
             beta = _constrained_fit(X[rows_fit], w, t[:, rows_fit], g(vN) - g0)
             betas.append(beta)
-            resid = v - ginv(g0[:, None] + np.einsum("mq,nqk->nmk", X, beta))  # (n, m, k)
-            if n_enum:
-                est += np.einsum("mq,nmk->nqk", C[:n_enum], resid[:, :n_enum]) / K
+            fitted = rowwise_dot(beta.transpose(0, 2, 1).reshape(n * k, -1), X.T)  # (n k, m)
+            resid = v - ginv(g0[:, None] + fitted.reshape(n, k, -1).transpose(0, 2, 1))
+            if n_enum:  # (n, m, k) residuals
+                est += rowwise_product(torch.as_tensor(resid[:, :n_enum]),
+                                       torch.as_tensor(C[:n_enum])).numpy() / K
             a, b = n_enum + test, n_enum + units + test
             z = 0.5 * (np.einsum("uq,nuk->nuqk", C[a] / p_T[test][:, None], resid[:, a]) +
                        np.einsum("uq,nuk->nuqk", C[b] / p_C[test][:, None], resid[:, b]))
@@ -319,7 +324,8 @@ def _enumerated_index(op: PairwiseIndex, beta: np.ndarray, g0: np.ndarray, ginv,
     block = int(max(256, min(2**d, memory_cap // (8 * 3 * (2 * p + n * k)))))
     for a in range(0, 2**d, block):
         masks = enumerate_masks(d, a, min(2**d, a + block))
-        out += ginv(offset + op.design(masks) @ W).T @ op.coefficients(masks)
+        out += rowwise_dot(ginv(offset.T + rowwise_dot(W.T, op.design(masks).T)),
+                           op.coefficients(masks))
     return out.reshape(n, k, p).transpose(0, 2, 1)
 
 
@@ -330,9 +336,12 @@ def _constrained_fit(X: np.ndarray, w: np.ndarray, y: np.ndarray,
     minimum-norm solution where the design does not determine every coefficient."""
     p = X.shape[1]
     K = np.zeros((p + 1, p + 1))
-    K[:p, :p] = X.T @ (w[:, None] * X)
+    K[:p, :p] = rowwise_dot(X.T, w[:, None] * X)
     K[:p, p] = K[p, :p] = 1.0
     n, _, k = y.shape
-    rhs = np.concatenate([np.einsum("mq,m,nmk->qnk", X, w, y), total[None]], axis=0)
-    sol = np.linalg.lstsq(K, rhs.reshape(p + 1, n * k), rcond=None)[0]
-    return sol[:p].reshape(p, n, k).transpose(1, 0, 2)
+    rhs = np.concatenate([rowwise_product(torch.as_tensor(y * w[:, None]),
+                                          torch.as_tensor(X)).numpy(), total[:, None]], 1)
+    with one_thread():  # the same bits on any machine
+        Kinv = torch.linalg.pinv(torch.as_tensor(K), hermitian=True).numpy()
+    sol = rowwise_dot(rhs.transpose(0, 2, 1).reshape(n * k, p + 1), Kinv.T)  # K symmetric
+    return sol[:, :p].reshape(n, k, p).transpose(0, 2, 1)

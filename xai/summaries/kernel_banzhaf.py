@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .._warn import warn
-from ..models import rowwise_matmul
+from ..models import one_thread, rowwise_matmul
 from ..registry import register
 from .base import SamplingSummary, as_numpy
 from .exact import MAX_EXACT_FEATURES, ExactBanzhaf
@@ -147,16 +147,15 @@ def paired_regression(X: torch.Tensor, u: torch.Tensor,
     k = math.prod(tail)
     flat = u.reshape(n, P, k).movedim(2, 1).reshape(n * k, P)
     H = X.T @ X  # counts of ±1 products: exact in float64
-    L, info = torch.linalg.cholesky_ex(H)
-    singular = int(info) != 0 or P <= d or \
-        float(L.diagonal().min() / L.diagonal().max()) < 1e-7
+    with one_thread():  # the same bits on any machine
+        L, info = torch.linalg.cholesky_ex(H)
+        singular = int(info) != 0 or P <= d or \
+            float(L.diagonal().min() / L.diagonal().max()) < 1e-7
+        Hinv = torch.linalg.pinv(H, hermitian=True) if singular else torch.cholesky_inverse(L)
     if singular:
         warn("the Kernel Banzhaf design has fewer distinct complement pairs than features "
              "(some features were always kept or removed together); using a pseudo-inverse, "
              "so those features share their credit. Raise the budget.")
-        Hinv = torch.linalg.pinv(H, hermitian=True)
-    else:
-        Hinv = torch.cholesky_inverse(L)
     W = X @ Hinv  # (P, d)
     W2 = W * W
     cap = max(1, int(memory_cap) // 4)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .._warn import warn
-from ..models import rowwise_matmul, rowwise_product
+from ..models import one_thread, rowwise_matmul, rowwise_product
 from ..registry import register
 from .base import SamplingSummary, as_numpy
 
@@ -468,11 +468,13 @@ def _cholesky_checked(A: torch.Tensor) -> torch.Tensor | None:
 
 def _inverse_checked(A: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """``(inverse of A, singular)`` from one Cholesky factorisation; a pseudo-inverse with a
-    warning when ``A`` is singular (:func:`_cholesky_checked`)."""
-    L = _cholesky_checked(A)
-    if L is None:
-        return _pinv_warned(A), True
-    return torch.cholesky_inverse(L), False
+    warning when ``A`` is singular (:func:`_cholesky_checked`). On one thread
+    (:func:`~xai.models.one_thread`): the same bits on any machine."""
+    with one_thread():
+        L = _cholesky_checked(A)
+        if L is None:
+            return _pinv_warned(A), True
+        return torch.cholesky_inverse(L), False
 
 
 def _pinv_warned(A: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ import math
 import torch
 
 from ..errors import InputError
-from ..models import rowwise_matmul
+from ..models import CALL_ROW_MULTIPLE, rowwise_matmul
 from ..registry import register
 from .exact import ExactShapley, enumerate_masks
 from .regression import RegressionAdjustedKernelSHAP, quadratic_table, sum_products
@@ -182,22 +182,26 @@ def tanh_loss_grad(x: torch.Tensor, U: torch.Tensor, wn: torch.Tensor, y: torch.
     is the reference it is tested against."""
     b, (rows, d) = len(x), U.shape
     W1, b1, w2 = x[:, :d * h].reshape(b, d, h), x[:, d * h:d * h + h], x[:, d * h + h:]
-    # every sum over rows is a column of one (d + 1 × rows) product with every problem side
-    # by side (the last row of its left factor ones): a problem's sums are then the same bits
-    # in a batch of any size, which a reduction of a (b, rows) or (rows, b, h) tensor is not
     H = (U @ W1.permute(1, 0, 2).reshape(d, b * h)).view(rows, b, h).add_(b1).tanh_()
     t0 = torch.tanh(b1 - W1.sum(1))  # n(∅) = w₂ᵀ t0: the centred empty coalition is −1
     r = (H * w2).sum(2) - (t0 * w2).sum(1) - y.T  # (rows, b)
     dr = (2 * r).mul_(wn[:, None])  # ∂f/∂r
     dA = (H * H).neg_().add_(1).mul_(dr[:, :, None]).mul_(w2)  # ∂f/∂(U W₁ + b₁)
-    sums = torch.cat([U, torch.ones(rows, 1, dtype=U.dtype)], 1).T @ torch.cat(
-        [dA.view(rows, b * h), H.mul_(dr[:, :, None]).view(rows, b * h), dr, r * dr], 1)
-    s, f = sums[d, 2 * b * h:2 * b * h + b, None], sums[d, 2 * b * h + b:] / 2  # −∂f/∂n(∅)
+    # every sum over rows is a row of one product (rowwise_matmul) with every problem's
+    # terms side by side against [U, 1]: a problem's sums are then the same bits in a batch
+    # of any size and with any number of threads, which a reduction of a (b, rows) or (rows,
+    # b, h) tensor, or one BLAS product over all rows, is not
+    bh, n = b * h, 2 * b * h + 2 * b
+    T = U.new_zeros(rows, -(-n // CALL_ROW_MULTIPLE) * CALL_ROW_MULTIPLE)
+    T[:, :bh], T[:, bh:2 * bh] = dA.view(rows, bh), H.mul_(dr[:, :, None]).view(rows, bh)
+    T[:, 2 * bh:2 * bh + b], T[:, 2 * bh + b:n] = dr, r * dr
+    sums = rowwise_matmul(T.T, torch.cat([U, torch.ones(rows, 1, dtype=U.dtype)], 1))
+    s, f = sums[2 * bh:2 * bh + b, d, None], sums[2 * bh + b:n, d] / 2  # −∂f/∂n(∅)
     f = f + weight_decay * _row_sums(x * x)
     dA0 = -s * w2 * (1 - t0 * t0)  # ∂f/∂(b₁ − Σ_d W₁)
-    g_W1 = sums[:d, :b * h].view(d, b, h).permute(1, 0, 2) - dA0[:, None]
-    g_b1 = sums[d, :b * h].view(b, h) + dA0
-    g_w2 = sums[d, b * h:2 * b * h].view(b, h) - s * t0  # Σ_rows ∂f/∂r · H
+    g_W1 = sums[:bh, :d].view(b, h, d).permute(0, 2, 1) - dA0[:, None]
+    g_b1 = sums[:bh, d].view(b, h) + dA0
+    g_w2 = sums[bh:2 * bh, d].view(b, h) - s * t0  # Σ_rows ∂f/∂r · H
     g = torch.cat([g_W1.reshape(b, d * h), g_b1, g_w2], 1) + 2 * weight_decay * x
     return f, g
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError, unknown_name
-from ..models import rowwise_map, rowwise_matmul
+from ..models import one_thread, rowwise_map, rowwise_matmul
 from ..registry import register
 from .base import as_numpy
 from .exact import ExactShapley, enumerate_masks
@@ -260,11 +260,12 @@ class RegressionAdjustedKernelSHAP(KernelSHAP):
             used_pairs.append(pairs)
             B = _basis(M_tr, pairs)
             BW = B * w_tr[:, None]
-            G = B.T @ BW
+            G = rowwise_matmul(B.T, BW)  # the same bits with any number of threads
             G = G + 1e-12 * G.diagonal().mean() * torch.eye(len(G), dtype=torch.float64)
-            L = _cholesky_checked(G)
-            Ginv = torch.linalg.pinv(G, hermitian=True) if L is None else \
-                torch.cholesky_inverse(L)
+            with one_thread():  # the same bits on any machine
+                L = _cholesky_checked(G)
+                Ginv = torch.linalg.pinv(G, hermitian=True) if L is None else \
+                    torch.cholesky_inverse(L)
             coefT = rowwise_matmul(rowwise_matmul(t_tr, BW), Ginv)  # (m, p): rows alone
             corr = self.fit_correction(M_tr, w_tr, t_tr - rowwise_matmul(coefT, B.T), state)
 
