@@ -13,7 +13,7 @@ from xai.errors import BudgetError, InputError, UnknownNameError
 from xai.explainer import auto_estimator
 from xai.features import FeatureMap
 from xai.game import Game
-from xai.models import as_model
+from xai.models import as_model, sigmoid
 from xai.removals import Baseline
 from xai.summaries import KernelSHAP, RegressionAdjustedKernelSHAP
 
@@ -299,7 +299,7 @@ def test_enumerated_surrogate_shapley_matches_exact(games, d):
         torch.testing.assert_close(quadratic_table(W, d, pairs, G0), Q, rtol=0, atol=1e-13)
         V = torch.sigmoid(Q).numpy()
         for cap, cb in ((2**28, 16), (8 * 2**d, 1)):  # one block, or blocks of coalitions
-            phi = enumerated_shapley(W, G0, torch.Tensor.sigmoid_, d, pairs, cap, cb).numpy()
+            phi = enumerated_shapley(W, G0, sigmoid, d, pairs, cap, cb).numpy()
             for c in range(3):
                 np.testing.assert_allclose(phi[c], games.shapley_bruteforce(V[:, c], d),
                                            rtol=0, atol=1e-13)

@@ -82,33 +82,45 @@ def test_regression_adjusted_tabular_values_are_the_same_bits_in_blocks(summary)
             assert np.array_equal(joined, getattr(whole, name)), (summary, block, name)
 
 
-def test_rowwise_map_is_the_function_and_the_same_for_a_row_in_any_block():
-    from xai.models import rowwise_map
+def test_sigmoid_is_the_logistic_function_and_the_same_for_an_element_in_any_tensor(threads):
+    from xai.models import sigmoid
 
-    t = torch.randn(13, 37, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    out = rowwise_map(torch.sigmoid, t)
-    assert torch.allclose(out, torch.sigmoid(t), rtol=1e-15, atol=0)
-    for a, b in [(0, 1), (3, 8), (12, 13)]:
-        assert torch.equal(rowwise_map(torch.sigmoid, t[a:b]), out[a:b])
+    for dtype in (torch.float32, torch.float64):
+        t = 6 * torch.randn(70001, dtype=dtype, generator=torch.Generator().manual_seed(2))
+        t[:4] = torch.tensor([-800.0, 800.0, 0.0, -0.0])
+        threads(2)
+        out = sigmoid(t)
+        torch.testing.assert_close(out, torch.sigmoid(t), rtol=4 * torch.finfo(dtype).eps,
+                                   atol=0)
+        assert out[0] == 0 and out[1] == 1 and out[2] == 0.5
+        small = torch.tensor([-100.0], dtype=dtype)  # no underflow to 0 where torch's has none
+        assert sigmoid(small) > 0
+        for n in (1, 2):
+            threads(n)
+            for a, b in [(0, 1), (0, 33), (5, 70), (17, 40001), (1, 70001)]:
+                assert torch.equal(sigmoid(t[a:b]), out[a:b]), (dtype, n, a, b)
 
 
-@pytest.mark.parametrize("summary, options", [
-    ("kernelshap", {"budget": 3000}),
-    ("exact-shapley", {}),
-    ("kernel-banzhaf", {"budget": 3000}),
-    ("ra-kernelshap", {"budget": 3000}),
-    ("ra-kernelshap-net", {"budget": 2000, "steps": 40}),
-    ("shap-interactions", {"budget": 3000}),
-    ("shap-interactions", {"budget": 3000, "index": "FSII", "link": "identity"}),
+@pytest.mark.parametrize("summary, options, d", [
+    ("kernelshap", {"budget": 3000}, 12),
+    ("kernelshap", {"budget": 3000}, 20),
+    ("permutation", {"budget": 3000}, 20),
+    ("exact-shapley", {}, 12),
+    ("kernel-banzhaf", {"budget": 3000}, 12),
+    ("ra-kernelshap", {"budget": 3000}, 12),
+    ("ra-kernelshap", {"budget": 3000, "link": "identity"}, 12),
+    ("ra-kernelshap", {"budget": 3000, "surrogate_samples": 4096}, 20),  # sampled surrogate
+    ("ra-kernelshap-net", {"budget": 2000, "steps": 40}, 12),
+    ("shap-interactions", {"budget": 3000}, 12),
+    ("shap-interactions", {"budget": 3000, "index": "FSII", "link": "identity"}, 12),
 ])
-def test_long_sums_are_the_same_bits_with_one_thread_or_two_and_in_blocks(summary, options,
+def test_long_sums_are_the_same_bits_with_one_thread_or_two_and_in_blocks(summary, options, d,
                                                                         threads):
     """Budgets in the thousands: sums over that many coalitions, and fits over that many
     rows, are where BLAS splits work between threads."""
     from threadpoolctl import threadpool_limits
 
     torch.manual_seed(0)
-    d = 12
     net = torch.nn.Sequential(torch.nn.Linear(d, 24), torch.nn.Tanh(), torch.nn.Linear(24, 2))
     X = np.random.default_rng(0).normal(size=(20, d)).astype(np.float32)
     B = np.random.default_rng(1).normal(size=(8, d)).astype(np.float32)

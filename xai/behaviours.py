@@ -15,7 +15,7 @@ import torch
 
 from .errors import BehaviourError, LabelError, TargetError, unknown_name
 from .inputs import check_labels
-from .models import writable
+from .models import sigmoid, writable
 from .registry import define_kind, register
 
 OUTPUT_SCALES = ("auto", "raw", "probability", "log-odds")
@@ -40,7 +40,7 @@ def to_probability(out: torch.Tensor, output_kind: str) -> torch.Tensor:
         return out
     if output_kind == "logits":
         if out.shape[-1] == 1:
-            return torch.sigmoid(out)
+            return sigmoid(out)
         if out.shape[-1] == 2:  # one contiguous sigmoid, no strided reduction along a 2-wide axis
             return _softmax2(out)
         return torch.softmax(out, dim=-1)
@@ -51,11 +51,12 @@ def to_probability(out: torch.Tensor, output_kind: str) -> torch.Tensor:
 
 
 def _softmax2(out: torch.Tensor) -> torch.Tensor:
-    """Softmax over a last axis of two logits as ``sigmoid(±(l1 - l0))``: equal to
-    ``torch.softmax`` within 2 ulp (a softmax along a 2-wide axis is a slow strided reduction;
-    one contiguous sigmoid of ``(-δ, δ)`` avoids strided writes too)."""
+    """Softmax over a last axis of two logits as ``sigmoid(±(l1 - l0))``
+    (:func:`~xai.models.sigmoid`): equal to ``torch.softmax`` within 2 ulp (a softmax along a
+    2-wide axis is a slow strided reduction; one contiguous sigmoid of ``(-δ, δ)`` avoids
+    strided writes too)."""
     sign = torch.tensor([-1.0, 1.0], dtype=out.dtype, device=out.device)
-    return torch.sigmoid((out[..., 1:] - out[..., :1]) * sign)
+    return sigmoid((out[..., 1:] - out[..., :1]) * sign)
 
 
 def _binary(p: torch.Tensor) -> torch.Tensor:
@@ -201,9 +202,9 @@ class Prediction(Behaviour):
             t = self.targets
             one = self._shared_target(t)
             if one is not None:  # one target for every row: no gather
-                vals = torch.sigmoid(delta if one == 1 else -delta)
+                vals = sigmoid(delta if one == 1 else -delta)
             else:
-                vals = torch.sigmoid(torch.where(t[rows] == 1, delta, -delta))
+                vals = sigmoid(torch.where(t[rows] == 1, delta, -delta))
             return self._finish(vals)
         return super().value_of_draw(out, rows)
 

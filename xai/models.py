@@ -259,15 +259,15 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def rowwise_map(fn: Callable[[torch.Tensor], torch.Tensor], t: torch.Tensor) -> torch.Tensor:
-    """``fn(t)`` for an element-wise ``fn`` (a sigmoid, a logarithm), each row the same bits
-    in a tensor of any number of rows: the last axis padded with zeros to a multiple of 64, so
-    that no element falls in the scalar tail that vectorised kernels round differently."""
-    n = t.shape[-1]
-    up = -(-n // 64) * 64
-    padded = t.new_zeros((*t.shape[:-1], up))
-    padded[..., :n] = t
-    return fn(padded)[..., :n]
+def sigmoid(t: torch.Tensor) -> torch.Tensor:
+    """The logistic function, each element the same bits in a tensor of any size and with any
+    number of threads: ``e / (1 + e)`` or ``1 / (1 + e)`` with ``e = exp(-|t|)`` (no overflow,
+    within 2 ulp of the exact value). ``torch.sigmoid`` computes the tail of a tensor, and of
+    each thread's share, on a scalar path that rounds differently from its vectorised one, so
+    a row's probabilities would depend on the rows beside it; exp, division and addition
+    round the same on both paths."""
+    e = torch.exp(-t.abs())
+    return torch.where(t >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def rowwise_product(y: torch.Tensor, M: torch.Tensor) -> torch.Tensor:

@@ -24,9 +24,10 @@ lime, occlusion at 1, 2 and 3 workers and 1, 3 and 6 blocks), a scikit-learn pip
 a stopping rule, an image CNN (blur, marginal, baseline removals), permutation importance
 and the row metrics, on CPU kernels (MKL, OpenBLAS, oneDNN); tests/test_ray_multinode.py runs
 tasks on two nodes (two raylets and object stores); tests/test_row_independence.py explains
-in blocks of any size without Ray, the regression-adjusted summaries included (their link's
-sigmoid and logarithm go row by row through :func:`xai.models.rowwise_map`, since vectorised
-kernels round a tensor's scalar tail differently). Not covered: GPU kernels, a user
+in blocks of any size and with one thread or two, without Ray, the regression-adjusted
+summaries and interactions included (every sigmoid is :func:`xai.models.sigmoid`, since
+``torch.sigmoid`` rounds a tensor's scalar tail differently; long sums go in fixed chunks,
+:func:`xai.models.rowwise_matmul`). Not covered: GPU kernels, a user
 ``batch_size`` that is not a multiple of :data:`~xai.models.CALL_ROW_MULTIPLE`, and
 plain-function models (called on exactly the rows asked about): these keep the guarantee
 only where their output per row does not depend on the call's other rows. ``evaluations``

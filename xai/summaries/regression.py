@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError, unknown_name
-from ..models import one_thread, rowwise_map, rowwise_matmul
+from ..models import one_thread, rowwise_matmul, sigmoid
 from ..registry import register
 from .base import as_numpy
 from .exact import ExactShapley, enumerate_masks
@@ -69,16 +69,16 @@ def sum_products(A: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
 
 
 def _link_functions(link: str):
-    """``(g, g⁻¹)`` of the surrogate's scale: the logit and the sigmoid, each row alone
-    (:func:`~xai.models.rowwise_map`: the same bits in a block of any size), or the identity."""
+    """``(g, g⁻¹)`` of the surrogate's scale: the logit and the sigmoid (each element the
+    same bits in a block of any size: :func:`~xai.models.sigmoid`), or the identity."""
     if link != "logit":
         return (lambda v: v), (lambda v: v)
 
     def g(v):
         v = v.clamp(EPS, 1 - EPS)
-        return rowwise_map(torch.log, v) - rowwise_map(torch.log1p, -v)
+        return torch.log(v) - torch.log1p(-v)
 
-    return g, lambda v: rowwise_map(torch.sigmoid, v)
+    return g, sigmoid
 
 
 def _basis_shapley(d: int, pairs: bool) -> torch.Tensor:
@@ -139,7 +139,7 @@ def enumerated_shapley(W: torch.Tensor, G0: torch.Tensor, ginv, d: int, pairs: b
                        memory_cap: int, cols_per_block: int = 16) -> torch.Tensor:
     """Exact Shapley values ``(cols, d)`` of the surrogates ``ginv(G0 + basis(z) @ W)``, one per
     column of ``W (p, cols)``, by enumerating their ``2^d`` coalitions without model calls:
-    :func:`quadratic_table` for the link-scale values (``ginv`` may work in place on it), then
+    :func:`quadratic_table` for the link-scale values, then
     the exact summary's coefficients (:meth:`ExactShapley.coefficients`, computed once and
     shared by every column). Columns go in blocks that stay in cache; the coefficients in
     blocks of coalitions under ``memory_cap``."""
@@ -322,15 +322,13 @@ class RegressionAdjustedKernelSHAP(KernelSHAP):
         G0 = g0.T.repeat(1, K)  # (1, K m): fold-major columns
         zero = torch.zeros(m, d, dtype=torch.float64)
         if link == "identity":
-            return (W.T @ _basis_shapley(d, pairs)).reshape(K, m, d), zero
+            return rowwise_matmul(W.T, _basis_shapley(d, pairs)).reshape(K, m, d), zero
 
-        def fc(M):  # (rows, K m)
-            return ginv(G0 + _basis(M, pairs) @ W) - ginv(G0)
+        def fc(M):  # (K m, rows): a fold's explicand per row, computed alone
+            return ginv(G0.T + rowwise_matmul(W.T, _basis(M, pairs).T)) - ginv(G0.T)
 
         if d <= self.max_exact_surrogate:
-            # in place on the table, whose 2^d rows leave no scalar tail from d = 6 on
-            inv = torch.Tensor.sigmoid_ if link == "logit" and 2**d % 64 == 0 else ginv
-            phi = enumerated_shapley(W, G0, inv, d, pairs, state["memory_cap"])
+            phi = enumerated_shapley(W, G0, ginv, d, pairs, state["memory_cap"])
             return phi.reshape(K, m, d), zero
         # large d: KernelSHAP on the surrogates (paired, all sizes sampled), SE added
         rng = np.random.default_rng(state["surrogate_seed"])
@@ -339,11 +337,11 @@ class RegressionAdjustedKernelSHAP(KernelSHAP):
         Zs = uniform_subsets(rng, sizes, d)
         Zs = torch.as_tensor(Zs, dtype=torch.float64)
         # the folds share these samples: estimate the mean surrogate (Shapley is linear)
-        y1 = fc(Zs).T.reshape(K, m, -1).mean(0)  # (m, n_s)
-        y2 = fc(1 - Zs).T.reshape(K, m, -1).mean(0)
+        y1 = fc(Zs).reshape(K, m, -1).mean(0)  # (m, n_s)
+        y2 = fc(1 - Zs).reshape(K, m, -1).mean(0)
         omega = 1.0 / (2 * n_s)
         A0 = torch.zeros(d, d, dtype=torch.float64)
-        delta = fc(torch.ones(1, d, dtype=torch.float64))[0].reshape(K, m).mean(0)
+        delta = fc(torch.ones(1, d, dtype=torch.float64))[:, 0].reshape(K, m).mean(0)
         phi, C, _ = constrained_fit(A0, torch.zeros(m, d, dtype=torch.float64), Zs, y1, y2,
                                     omega, delta)
         se = sandwich_se(phi, Zs, y1, y2, omega, C, state["memory_cap"])
