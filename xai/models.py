@@ -27,10 +27,14 @@ OUTPUT_KINDS = ("logits", "probability", "raw")
 #: row's value would depend on the rows it is evaluated with (a block of explicands, a Ray task)
 CALL_ROW_MULTIPLE = 16
 #: :func:`rowwise_matmul` adds its inner dimension in chunks of this many terms: BLAS splits a
-#: longer inner dimension between threads for some shapes (MKL from about 256 terms), which
-#: makes a sum depend on the number of threads (a Ray worker's one against a laptop's eight)
-#: and on the other rows of the product
-INNER_CHUNK = 64
+#: longer inner dimension between threads for some shapes (MKL from 1,024 terms on an Intel
+#: host, once rows and columns are padded to 16), and picks other kernels, which round
+#: differently, for large products even on one thread; either would make a sum depend on the
+#: number of threads (a Ray worker's one against a laptop's eight) and on the other rows
+INNER_CHUNK = 256
+#: :func:`sigmoid` works in pieces of this many elements: a multiple of every vector width and
+#: below torch's parallel grain (32,768), so that each piece runs on one thread with no tail
+SIGMOID_PIECE = 2**14
 
 _EVAL_LOCK = threading.Lock()
 _EVAL_HOLDS: dict[torch.nn.Module, list] = {}  # submodule -> [sessions holding it, its flag]
@@ -260,14 +264,21 @@ def one_thread() -> Iterator[None]:
 
 
 def sigmoid(t: torch.Tensor) -> torch.Tensor:
-    """The logistic function, each element the same bits in a tensor of any size and with any
-    number of threads: ``e / (1 + e)`` or ``1 / (1 + e)`` with ``e = exp(-|t|)`` (no overflow,
-    within 2 ulp of the exact value). ``torch.sigmoid`` computes the tail of a tensor, and of
-    each thread's share, on a scalar path that rounds differently from its vectorised one, so
-    a row's probabilities would depend on the rows beside it; exp, division and addition
-    round the same on both paths."""
-    e = torch.exp(-t.abs())
-    return torch.where(t >= 0, 1 / (1 + e), e / (1 + e))
+    """``torch.sigmoid(t)`` with each element the same bits in a tensor of any size and with
+    any number of threads. ``torch.sigmoid`` computes the tail of a tensor, and of each
+    thread's share, on a scalar path that rounds differently from its vectorised body, so a
+    row's probabilities would depend on the rows beside it; here every element goes through
+    the vectorised body: the tensor is padded to a multiple of 64 elements and mapped in
+    pieces of :data:`SIGMOID_PIECE`."""
+    n = t.numel()
+    if n % 64 == 0 and t.is_contiguous():
+        src, out = t.view(-1), torch.empty(n, dtype=t.dtype, device=t.device)
+    else:
+        src = out = t.new_zeros(-(-n // 64) * 64)
+        out[:n] = t.reshape(-1)
+    for a in range(0, len(out), SIGMOID_PIECE):
+        torch.sigmoid(src[a:a + SIGMOID_PIECE], out=out[a:a + SIGMOID_PIECE])
+    return out[:n].view(t.shape)
 
 
 def rowwise_product(y: torch.Tensor, M: torch.Tensor) -> torch.Tensor:

@@ -284,7 +284,7 @@ class NetworkAdjustedKernelSHAP(RegressionAdjustedKernelSHAP):
                 c1 = min(m, c0 + cb)
                 T = quadratic_table(c[:, c0:c1], d, pairs, g0[c0:c1].T)  # (N, cb) link scale
                 T += corr.table(d, slice(c0, c1), torch.float32).T  # the network's share
-                phi[k, c0:c1] = rowwise_matmul(ginv(T).T.contiguous(), coef)
+                phi[k, c0:c1] = rowwise_matmul(ginv(T).T, coef)
                 # the single-precision table's rounding, spread evenly: the values sum to
                 # f(D) − f(∅) in double precision, as the residual fit's constraint assumes
                 top = g0[c0:c1, 0] + _row_sums(c[:, c0:c1].T) + corr(one, slice(c0, c1))[:, 0]

@@ -61,9 +61,11 @@ def sum_products(A: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
     axes), accumulated term by term in ``k``: a column's values are the same bits whatever the
     other columns, where a matrix product's kernel, and so its rounding, depends on how many
     there are. For the small inner sizes of the surrogates' tables."""
-    out = torch.zeros((*W.shape[:-2], A.shape[0], W.shape[-1]), dtype=W.dtype)
     A = A.to(W.dtype)
-    for t in range(A.shape[1]):
+    if A.shape[1] == 0:
+        return torch.zeros((*W.shape[:-2], A.shape[0], W.shape[-1]), dtype=W.dtype)
+    out = A[:, 0, None] * W[..., 0, None, :]
+    for t in range(1, A.shape[1]):
         out.addcmul_(A[:, t, None], W[..., t, None, :])
     return out
 
@@ -157,7 +159,7 @@ def enumerated_shapley(W: torch.Tensor, G0: torch.Tensor, ginv, d: int, pairs: b
         for a in range(0, N, S_blk):
             C = coef if coef is not None else torch.as_tensor(
                 ExactShapley().coefficients(enumerate_masks(d, a, min(N, a + S_blk))))
-            phi[c0:c1] += rowwise_matmul(F[a:a + S_blk].T.contiguous(), C)
+            phi[c0:c1] += rowwise_matmul(F[a:a + S_blk].T, C)  # (no copy: a transposed view)
     return phi
 
 
