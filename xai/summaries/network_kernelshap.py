@@ -62,9 +62,9 @@ class TanhCorrection:
 
     @staticmethod
     def _out(pre: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
-        """``w₂ᵀ tanh(pre) − n(0)`` from pre-activations ``(m, rows, h)``: sums over the
-        hidden units, each column's alone."""
-        return (torch.tanh(pre) * w2[:, None]).sum(2) - (torch.tanh(b1) * w2)[:, None].sum(2)
+        """``w₂ᵀ tanh(pre) − n(0)`` from pre-activations ``(m, rows, h)`` (overwritten): sums
+        over the hidden units, each column's alone."""
+        return pre.tanh_().mul_(w2[:, None]).sum(2) - (torch.tanh(b1) * w2)[:, None].sum(2)
 
     def table(self, d: int, cols: slice = slice(None), dtype=torch.float64) -> torch.Tensor:
         """Values ``(m, 2^d)`` on every coalition, rows in :func:`enumerate_masks` order,
@@ -186,15 +186,19 @@ def tanh_loss_grad(x: torch.Tensor, U: torch.Tensor, wn: torch.Tensor, y: torch.
     t0 = torch.tanh(b1 - W1.sum(1))  # n(∅) = w₂ᵀ t0: the centred empty coalition is −1
     r = (H * w2).sum(2) - (t0 * w2).sum(1) - y.T  # (rows, b)
     dr = (2 * r).mul_(wn[:, None])  # ∂f/∂r
-    dA = (H * H).neg_().add_(1).mul_(dr[:, :, None]).mul_(w2)  # ∂f/∂(U W₁ + b₁)
     # every sum over rows is a row of one product (rowwise_matmul) with every problem's
     # terms side by side against [U, 1]: a problem's sums are then the same bits in a batch
     # of any size and with any number of threads, which a reduction of a (b, rows) or (rows,
-    # b, h) tensor, or one BLAS product over all rows, is not
+    # b, h) tensor, or one BLAS product over all rows, is not. The terms are written into
+    # its left factor T in place: ∂f/∂(U W₁ + b₁), H ∂f/∂r, ∂f/∂r and r ∂f/∂r
     bh, n = b * h, 2 * b * h + 2 * b
-    T = U.new_zeros(rows, -(-n // CALL_ROW_MULTIPLE) * CALL_ROW_MULTIPLE)
-    T[:, :bh], T[:, bh:2 * bh] = dA.view(rows, bh), H.mul_(dr[:, :, None]).view(rows, bh)
-    T[:, 2 * bh:2 * bh + b], T[:, 2 * bh + b:n] = dr, r * dr
+    T = U.new_empty(rows, -(-n // CALL_ROW_MULTIPLE) * CALL_ROW_MULTIPLE)
+    T[:, n:] = 0
+    dA = T[:, :bh].view(rows, b, h)
+    torch.mul(H, H, out=dA).neg_().add_(1).mul_(dr[:, :, None]).mul_(w2)
+    torch.mul(H, dr[:, :, None], out=T[:, bh:2 * bh].view(rows, b, h))
+    T[:, 2 * bh:2 * bh + b] = dr
+    torch.mul(r, dr, out=T[:, 2 * bh + b:n])
     sums = rowwise_matmul(T.T, torch.cat([U, torch.ones(rows, 1, dtype=U.dtype)], 1))
     s, f = sums[2 * bh:2 * bh + b, d, None], sums[2 * bh + b:n, d] / 2  # −∂f/∂n(∅)
     f = f + weight_decay * _row_sums(x * x)
