@@ -144,10 +144,24 @@ def test_fit_recovers_a_network_function():
     target = TanhCorrection(torch.randn(1, 6, 4, generator=g, dtype=torch.float64),
                             torch.randn(1, 4, generator=g, dtype=torch.float64),
                             torch.randn(1, 4, generator=g, dtype=torch.float64))(M)[0]
-    fit = TanhCorrection(*fit_tanh(M, torch.ones(400, dtype=torch.float64),
-                                   torch.stack([target, -target]), 8, 0.0, 300))(M)
+    fit = TanhCorrection(*fit_tanh([(M, torch.ones(400, dtype=torch.float64),
+                                     torch.stack([target, -target]))], 8, 0.0, 300))(M)
     for row, want in zip(fit, (target, -target)):
         assert float(((row - want) ** 2).mean() / target.var()) < 1e-3
+
+
+def test_sets_fitted_together_equal_each_set_fitted_alone():
+    """Cross-fitting's folds are fitted in one batch, each problem on its own fold's masks."""
+    g = torch.Generator().manual_seed(5)
+    sets = []
+    for rows, n in ((300, 3), (301, 2)):
+        M = (torch.rand(rows, 7, generator=g) < 0.5).double()
+        sets.append((M, torch.rand(rows, generator=g, dtype=torch.float64),
+                     torch.randn(n, rows, generator=g, dtype=torch.float64)))
+    together = fit_tanh(sets, 6, 1e-4, 40)
+    alone = [fit_tanh([s], 6, 1e-4, 40) for s in sets]
+    for p, parts in zip(together, zip(*alone)):
+        assert torch.equal(p, torch.cat(parts))
 
 
 @pytest.mark.parametrize("options, ratio", [({}, 0.9), ({"steps": 300, "folds": 3}, 0.7)])
@@ -197,9 +211,20 @@ def test_above_max_exact_surrogate_it_is_ra_kernelshap():
     np.testing.assert_array_equal(a.values, b.values)
 
 
+def test_auto_steps_grow_with_the_fit_rows_from_120():
+    from xai.summaries.network_kernelshap import AUTO_STEPS, AUTO_STEPS_ROWS, auto_steps
+
+    assert auto_steps(10) == auto_steps(AUTO_STEPS_ROWS) == AUTO_STEPS == 120
+    assert auto_steps(64 * AUTO_STEPS_ROWS) == 240  # the sixth root of 64 is 2
+    steps = [auto_steps(r) for r in range(100, 20000, 500)]
+    assert steps == sorted(steps)
+    assert NetworkAdjustedKernelSHAP().describe()["steps"] == "auto"
+
+
 @pytest.mark.parametrize("kw, match", [({"hidden": 0}, "hidden"), ({"steps": 0}, "steps"),
-                                        ({"weight_decay": -1.0}, "weight_decay"),
-                                        ({"weight_decay": float("nan")}, "weight_decay")])
+                                       ({"steps": "many"}, "steps"), ({"steps": 2.5}, "steps"),
+                                       ({"weight_decay": -1.0}, "weight_decay"),
+                                       ({"weight_decay": float("nan")}, "weight_decay")])
 def test_bad_options_are_refused(kw, match):
     with pytest.raises(InputError, match=match):
         NetworkAdjustedKernelSHAP(budget=BUDGET, **kw)

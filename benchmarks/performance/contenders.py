@@ -180,8 +180,9 @@ def contenders() -> list[Contender]:
         Contender("xai RA-KernelSHAP (network)", "xai",
                   _xai(_summaries().NetworkAdjustedKernelSHAP),
                   "RA-KernelSHAP whose cross-fitted surrogate (2 folds) adds a tanh network (16 "
-                  "hidden units, 120 L-BFGS steps) on the logit scale; exact surrogate Shapley "
-                  "values by enumeration, residual KernelSHAP, sandwich SE", ours=True),
+                  "hidden units, 120 L-BFGS steps at 1024 rows, about 150 at 4096) on the logit "
+                  "scale; exact surrogate Shapley values by enumeration, residual KernelSHAP, "
+                  "sandwich SE", ours=True),
         Contender("xai RA-KernelSHAP (network, long fit)", "xai",
                   _xai(_summaries().NetworkAdjustedKernelSHAP, steps=300, folds=3),
                   "the same with 300 L-BFGS steps and 3 folds", ours=True),

@@ -30,6 +30,11 @@ from .exact import ExactShapley, enumerate_masks
 from .regression import RegressionAdjustedKernelSHAP, quadratic_table, sum_products
 
 RESIDUAL_TOL = 1e-9  # link-scale residuals of the pairwise fit below this: no network
+#: ``steps="auto"``: this many L-BFGS iterations for fits on up to AUTO_STEPS_ROWS rows (a
+#: fold's training rows at 1,024 model rows per explicand), growing with the sixth root of the
+#: rows above (about 150 at 4,096): more data holds a longer fit without overfitting, and on
+#: problem 1 the longer fit keeps half the error of the best 2026 peer at 4,096
+AUTO_STEPS, AUTO_STEPS_ROWS = 120, 660
 #: most features whose network surrogate is fitted (its Shapley values enumerate 2^d coalitions)
 MAX_EXACT_SURROGATE = 16
 
@@ -79,10 +84,17 @@ class TanhCorrection:
         return self._out(pre, b1, w2).double()
 
 
+def auto_steps(rows: int) -> int:
+    """L-BFGS iterations of ``steps="auto"`` for a fit on ``rows`` rows:
+    :data:`AUTO_STEPS` up to :data:`AUTO_STEPS_ROWS` rows, times the sixth root of their ratio
+    above."""
+    return round(AUTO_STEPS * max(1.0, rows / AUTO_STEPS_ROWS) ** (1 / 6))
+
+
 def lbfgs(fg, x: torch.Tensor, steps: int, history: int = 10,
           max_halvings: int = 12) -> torch.Tensor:
     """Minimise ``B`` independent problems at once: ``fg(x (b, P), idx (b,)) -> (f (b,), g (b,
-    P))`` evaluates the problems ``idx``. Limited-memory BFGS (Nocedal & Wright 2006,
+    P))`` evaluates the problems ``idx`` (increasing). Limited-memory BFGS (Nocedal & Wright 2006,
     algorithm 7.4) with each problem's own history, scaling and backtracking Armijo line
     search, so that a problem's iterates depend on its own function alone. Each problem runs
     at its own pace: one batched evaluation serves every problem still moving, whether it tries
@@ -147,27 +159,34 @@ def _lbfgs_direction(g: torch.Tensor, S: torch.Tensor, Y: torch.Tensor, R: torch
     return r, (g * r).sum(1)
 
 
-def fit_tanh(M: torch.Tensor, w: torch.Tensor, y: torch.Tensor, hidden: int,
+def fit_tanh(sets: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], hidden: int,
              weight_decay: float, steps: int) -> tuple[torch.Tensor, ...]:
-    """``(W₁ (B, d, h), b₁ (B, h), w₂ (B, h))`` minimising, for each target row ``b`` of ``y
-    (B, rows)``, ``Σ w (y_b − n_b(z) + n_b(0))² / Σ w + λ ‖θ_b‖²`` over masks ``M (rows,
-    d)``, by :func:`lbfgs` on inputs centred to ``2z − 1`` (the same functions, a
-    better-conditioned fit) in single precision, from a fixed start: uniform weights of the
-    usual ``1/√fan_in`` scale, the output layer scaled down 100 times (close to the zero
-    correction)."""
-    B, d, h = len(y), M.shape[1], hidden
+    """``(W₁ (B, d, h), b₁ (B, h), w₂ (B, h))`` minimising, for each target row ``b`` of each
+    training set ``(M (rows, d), w (rows,), y (B_s, rows))`` in ``sets`` (rows in set order),
+    ``Σ w (y_b − n_b(z) + n_b(0))² / Σ w + λ ‖θ_b‖²`` over the set's masks ``M``, by one
+    :func:`lbfgs` over every set's problems, on inputs centred to ``2z − 1`` (the same
+    functions, a better-conditioned fit) in single precision, from a fixed start: uniform
+    weights of the usual ``1/√fan_in`` scale, the output layer scaled down 100 times (close to
+    the zero correction). A problem's fit does not depend on the other problems or sets."""
+    d, h = sets[0][0].shape[1], hidden
+    data = [(2 * M.float() - 1, (w / w.sum()).float(), y.float()) for M, w, y in sets]
+    starts = [0]
+    for _, _, y in data:
+        starts.append(starts[-1] + len(y))
     gen = torch.Generator().manual_seed(0)
-    U, wn, y = 2 * M.float() - 1, (w / w.sum()).float(), y.float()
     x0 = (torch.rand(d * h + 2 * h, generator=gen) * 2 - 1)
     x0[:d * h + h] /= math.sqrt(d)
     x0[d * h + h:] /= 100 * math.sqrt(h)
-    x0 = x0.expand(B, -1).clone()
+    x0 = x0.expand(starts[-1], -1).clone()
 
     def unpack(x):
         return x[:, :d * h].reshape(len(x), d, h), x[:, d * h:d * h + h], x[:, d * h + h:]
 
-    def fg(x, idx):
-        return tanh_loss_grad(x, U, wn, y[idx], h, weight_decay)
+    def fg(x, idx):  # idx increasing: each set's problems are a contiguous run of x
+        out = [tanh_loss_grad(x[sel], U, wn, y[idx[sel] - a], h, weight_decay)
+               for (U, wn, y), a, b in zip(data, starts, starts[1:])
+               if (sel := (idx >= a) & (idx < b)).any()]
+        return torch.cat([f for f, _ in out]), torch.cat([g for _, g in out])
 
     W1, b1, w2 = (p.double() for p in unpack(lbfgs(fg, x0, steps)))
     return 2 * W1, b1 - W1.sum(1), w2  # on z: W₁ᵀ(2z − 1) + b₁ = 2W₁ᵀz + b₁ − W₁ᵀ1
@@ -190,21 +209,22 @@ def tanh_loss_grad(x: torch.Tensor, U: torch.Tensor, wn: torch.Tensor, y: torch.
     # terms side by side against [U, 1]: a problem's sums are then the same bits in a batch
     # of any size and with any number of threads, which a reduction of a (b, rows) or (rows,
     # b, h) tensor, or one BLAS product over all rows, is not. The terms are written into
-    # its left factor T in place: ∂f/∂(U W₁ + b₁), H ∂f/∂r, ∂f/∂r and r ∂f/∂r
+    # its left factor T in place: (1 − H²) ∂f/∂r (∂f/∂(U W₁ + b₁) over w₂, which multiplies
+    # the sums instead), H ∂f/∂r, ∂f/∂r and r ∂f/∂r
     bh, n = b * h, 2 * b * h + 2 * b
     T = U.new_empty(rows, -(-n // CALL_ROW_MULTIPLE) * CALL_ROW_MULTIPLE)
     T[:, n:] = 0
-    dA = T[:, :bh].view(rows, b, h)
-    torch.mul(H, H, out=dA).neg_().add_(1).mul_(dr[:, :, None]).mul_(w2)
-    torch.mul(H, dr[:, :, None], out=T[:, bh:2 * bh].view(rows, b, h))
+    Hdr = torch.mul(H, dr[:, :, None], out=T[:, bh:2 * bh].view(rows, b, h))
+    E = torch.mul(H, Hdr, out=T[:, :bh].view(rows, b, h))
+    torch.sub(dr[:, :, None], E, out=E)
     T[:, 2 * bh:2 * bh + b] = dr
     torch.mul(r, dr, out=T[:, 2 * bh + b:n])
     sums = rowwise_matmul(T.T, torch.cat([U, torch.ones(rows, 1, dtype=U.dtype)], 1))
     s, f = sums[2 * bh:2 * bh + b, d, None], sums[2 * bh + b:n, d] / 2  # −∂f/∂n(∅)
     f = f + weight_decay * _row_sums(x * x)
     dA0 = -s * w2 * (1 - t0 * t0)  # ∂f/∂(b₁ − Σ_d W₁)
-    g_W1 = sums[:bh, :d].view(b, h, d).permute(0, 2, 1) - dA0[:, None]
-    g_b1 = sums[:bh, d].view(b, h) + dA0
+    g_W1 = sums[:bh, :d].view(b, h, d).permute(0, 2, 1) * w2[:, None] - dA0[:, None]
+    g_b1 = sums[:bh, d].view(b, h) * w2 + dA0
     g_w2 = sums[bh:2 * bh, d].view(b, h) - s * t0  # Σ_rows ∂f/∂r · H
     g = torch.cat([g_W1.reshape(b, d * h), g_b1, g_w2], 1) + 2 * weight_decay * x
     return f, g
@@ -233,10 +253,12 @@ class NetworkAdjustedKernelSHAP(RegressionAdjustedKernelSHAP):
 
     ``hidden``: hidden units of the network. ``weight_decay``: its L2 penalty (relative to the
     kernel-weighted mean squared residual). ``steps``: L-BFGS iterations per fit (one fit per
-    fold, explicand and output). The other options are ``ra-kernelshap``'s; ``folds``
-    defaults to 2 here. The defaults (16 units, 120 steps, 2 folds) are the cheapest setting
-    measured at half the error of the best 2025-2026 estimator in shapiq 1.8.0 on a d = 16
-    MLP; ``steps=300, folds=3`` fits longer, for about 0.8x that error at 3x the time.
+    fold, explicand and output); ``"auto"``: :func:`auto_steps` of the fit's rows (120 up to
+    1,024 model rows per explicand, about 150 at 4,096). The other options are
+    ``ra-kernelshap``'s; ``folds`` defaults to 2 here. The defaults (16 units, auto steps, 2
+    folds) are the cheapest setting measured at half the error of the best 2025-2026
+    estimator in shapiq 1.8.0 on a d = 16 MLP; ``steps=300, folds=3`` fits longer, for about
+    0.8x that error at 3x the time.
     """
 
     name = "ra-kernelshap-net"
@@ -245,31 +267,41 @@ class NetworkAdjustedKernelSHAP(RegressionAdjustedKernelSHAP):
                  enumerate_strata: bool = True, folds: int = 2, link: str = "auto",
                  interactions: bool | str = "auto",
                  max_exact_surrogate: int = MAX_EXACT_SURROGATE, surrogate_samples: int = 2**15,
-                 hidden: int = 16, weight_decay: float = 1e-5, steps: int = 120) -> None:
+                 hidden: int = 16, weight_decay: float = 1e-5,
+                 steps: int | str = "auto") -> None:
         super().__init__(budget=budget, tol=tol, seed=seed, min_units=min_units,
                          enumerate_strata=enumerate_strata, folds=folds, link=link,
                          interactions=interactions, max_exact_surrogate=max_exact_surrogate,
                          surrogate_samples=surrogate_samples)
-        if int(hidden) < 1 or int(steps) < 1:
-            raise InputError(f"hidden and steps must be at least 1, got hidden={hidden!r}, "
-                             f"steps={steps!r}")
+        if int(hidden) < 1 or not (steps == "auto" or isinstance(steps, int) and steps >= 1):
+            raise InputError(f"hidden must be at least 1 and steps an integer of at least 1 or "
+                             f"'auto', got hidden={hidden!r}, steps={steps!r}")
         if not float(weight_decay) >= 0:
             raise InputError(f"weight_decay must be >= 0, got {weight_decay!r}")
-        self.hidden, self.weight_decay, self.steps = int(hidden), float(weight_decay), int(steps)
+        self.hidden, self.weight_decay = int(hidden), float(weight_decay)
+        self.steps = steps
 
-    def fit_correction(self, M, w, resid, state):
-        if M.shape[1] > self.max_exact_surrogate:
-            return None  # its Shapley values would need sampling: ra-kernelshap's surrogate
-        m, d, h = len(resid), M.shape[1], self.hidden
-        W1, b1, w2 = (torch.zeros(m, *shape, dtype=torch.float64) for shape in ((d, h), (h,),
-                                                                              (h,)))
+    def fit_corrections(self, folds, state):
+        d, h = folds[0][0].shape[1], self.hidden
+        if d > self.max_exact_surrogate:
+            return [None] * len(folds)  # Shapley values would need sampling: ra-kernelshap's
         # where the pairwise fit already represents the game (to rounding), no network: the
         # estimate stays exact there, and a feature the game ignores keeps exactly zero
-        fit = resid.abs().amax(1) > RESIDUAL_TOL
-        if fit.any():
-            W1[fit], b1[fit], w2[fit] = fit_tanh(M, w, resid[fit], h, self.weight_decay,
-                                                 self.steps)
-        return TanhCorrection(W1, b1, w2)
+        fit = [resid.abs().amax(1) > RESIDUAL_TOL for _, _, resid in folds]
+        sets = [(M, w, resid[keep]) for (M, w, resid), keep in zip(folds, fit) if keep.any()]
+        steps = auto_steps(max(len(M) for M, _, _ in folds)) if self.steps == "auto" \
+            else self.steps
+        params = fit_tanh(sets, h, self.weight_decay, steps) if sets else None
+        corrs, start = [], 0
+        for (_, _, resid), keep in zip(folds, fit):
+            W1, b1, w2 = (torch.zeros(len(resid), *shape, dtype=torch.float64)
+                          for shape in ((d, h), (h,), (h,)))
+            n = int(keep.sum())
+            if n:
+                W1[keep], b1[keep], w2[keep] = (p[start:start + n] for p in params)
+                start += n
+            corrs.append(TanhCorrection(W1, b1, w2))
+        return corrs
 
     def _surrogate_shapley(self, fits, g0, g, ginv, link, d, state):
         """Exact Shapley values ``(K, m, d)`` of each fold's surrogate ``ginv(g0 + pairwise +

@@ -247,29 +247,21 @@ class RegressionAdjustedKernelSHAP(KernelSHAP):
         g0 = g(ve_f)
         fold = np.arange(P) % K
         phis, vars_, fits = [], [], []
-        used_pairs = []
+        trained = []
         for f in range(K):
-            tr, te = torch.as_tensor(fold != f), torch.as_tensor(fold == f)
+            tr = torch.as_tensor(fold != f)
             n_tr = int(tr.sum())
             # training rows: enumerated strata, the other folds' pairs, and D (pins f(D))
             M_tr = torch.cat([EMt, Z[tr], 1 - Z[tr], one])
             w_tr = torch.cat([EW, torch.full((2 * n_tr,), state["W_rest"] / (2 * n_tr),
                                              dtype=torch.float64), torch.ones(1)])
             t_tr = g(torch.cat([yE, y1[:, tr], y2[:, tr], delta[:, None]], 1) + ve_f) - g0
-            p_pairs = d + d * (d - 1) // 2
-            pairs = self.interactions is True or (self.interactions == "auto" and
-                                                  len(M_tr) >= 2 * p_pairs)
-            used_pairs.append(pairs)
-            B = _basis(M_tr, pairs)
-            BW = B * w_tr[:, None]
-            G = rowwise_matmul(B.T, BW)  # the same bits with any number of threads
-            G = G + 1e-12 * G.diagonal().mean() * torch.eye(len(G), dtype=torch.float64)
-            with one_thread():  # the same bits on any machine
-                L = _cholesky_checked(G)
-                Ginv = torch.linalg.pinv(G, hermitian=True) if L is None else \
-                    torch.cholesky_inverse(L)
-            coefT = rowwise_matmul(rowwise_matmul(t_tr, BW), Ginv)  # (m, p): rows alone
-            corr = self.fit_correction(M_tr, w_tr, t_tr - rowwise_matmul(coefT, B.T), state)
+            trained.append((M_tr, w_tr, t_tr, *self._pairwise_fit(M_tr, w_tr, t_tr)))
+        # the corrections of every fold at once (one batched fit for a network)
+        corrs = self.fit_corrections([(M, w, t - rowwise_matmul(coefT, _basis(M, pairs).T))
+                                      for M, w, t, coefT, pairs in trained], state)
+        for f, ((_, _, _, coefT, pairs), corr) in enumerate(zip(trained, corrs)):
+            te = torch.as_tensor(fold == f)
 
             def fc(M, coefT=coefT, pairs=pairs, corr=corr):  # surrogate minus f(∅): (m, rows)
                 t = g0 + rowwise_matmul(coefT, _basis(M, pairs).T)
@@ -300,13 +292,34 @@ class RegressionAdjustedKernelSHAP(KernelSHAP):
         def unflat(t):  # (na * k, d) -> (na, d, *vshape)
             return t.reshape(-1, k, d).movedim(1, 2).reshape(-1, d, *vshape)
 
-        state["extras"].update({"link": link, "folds": K, "interactions": all(used_pairs)})
+        state["extras"].update({"link": link, "folds": K,
+                                "interactions": all(p for *_, p in trained)})
         return as_numpy(unflat(phi)), as_numpy(unflat(se))
 
-    def fit_correction(self, M, w, resid, state):
-        """A link-scale correction of the pairwise fit, fitted on the training masks ``M
-        (rows, d)`` with weights ``w`` to the residuals ``resid (m, rows)``: a callable from masks
-        to ``(m, rows)`` that is 0 at ∅, or None (none here; subclasses add one)."""
+    def _pairwise_fit(self, M: torch.Tensor, w: torch.Tensor,
+                      t: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """The link-scale surrogate's coefficients ``(m, p)`` fitted by weighted least squares
+        to the targets ``t (m, rows)`` on masks ``M (rows, d)``, and whether its basis has the
+        pairs (``interactions``; ``"auto"``: from twice as many rows as coefficients)."""
+        d = M.shape[1]
+        pairs = self.interactions is True or (self.interactions == "auto" and
+                                              len(M) >= 2 * (d + d * (d - 1) // 2))
+        B = _basis(M, pairs)
+        BW = B * w[:, None]
+        G = rowwise_matmul(B.T, BW)  # the same bits with any number of threads
+        G = G + 1e-12 * G.diagonal().mean() * torch.eye(len(G), dtype=torch.float64)
+        with one_thread():  # the same bits on any machine
+            L = _cholesky_checked(G)
+            Ginv = torch.linalg.pinv(G, hermitian=True) if L is None else \
+                torch.cholesky_inverse(L)
+        return rowwise_matmul(rowwise_matmul(t, BW), Ginv), pairs  # (m, p): rows alone
+
+    def fit_corrections(self, folds, state) -> list:
+        """Link-scale corrections of the pairwise fits, one per fold ``(M, w, resid)``: fitted
+        on the training masks ``M (rows, d)`` with weights ``w`` to the residuals ``resid (m,
+        rows)``. Each is a callable from masks to ``(m, rows)`` that is 0 at ∅, or None (none
+        here; subclasses add one)."""
+        return [None] * len(folds)
 
     def _surrogate_shapley(self, fits, g0, g, ginv, link, d, state):
         """Shapley values ``(K, m, d)`` of the folds' surrogates (no model calls) and the
