@@ -72,6 +72,30 @@ def test_values_with_gradients_equal_the_games_values_and_the_closed_form_gradie
     assert game.rows_evaluated == 2 + 2 + 2  # f(X), the boolean call's two rows, these two
 
 
+def test_values_with_gradients_on_the_probability_scale_of_a_logits_model():
+    """Two logits l: P(class 1) = sigmoid(l1 - l0), whose gradient through the mask is
+    p (1 - p) times that of l1 - l0 (xai's row-independent sigmoid leaves autograd to torch)."""
+    rng = np.random.default_rng(2)
+    X = rng.random((2, 1, 6, 6)).astype(np.float64)
+    w = rng.normal(size=(2, 36))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 2, bias=False)).double()
+    with torch.no_grad():
+        model[1].weight.copy_(torch.as_tensor(w))
+    game = Game(as_model(model, output_kind="logits"), X, Blur(1.0),
+                Prediction(target=1, output="probability"),
+                FeatureMap.patches(X.shape[2:], 1, channel_axis=0), kind="image")
+    masks = torch.tensor(rng.random((2, 36)), requires_grad=True)
+    vals = differentiable_values(game, masks, np.array([0, 1]))
+    vals.sum().backward()
+    blurred = gaussian_blur(torch.as_tensor(X), 1.0).numpy()
+    z = masks.detach().numpy() * X.reshape(2, 36) + (1 - masks.detach().numpy()) * \
+        blurred.reshape(2, 36)
+    p = 1 / (1 + np.exp(-(z @ (w[1] - w[0]))))
+    np.testing.assert_allclose(vals.detach().numpy(), p, rtol=1e-12)
+    expected = (p * (1 - p))[:, None] * (w[1] - w[0]) * (X - blurred).reshape(2, 36)
+    np.testing.assert_allclose(masks.grad.numpy(), expected, rtol=1e-9, atol=1e-12)
+
+
 def test_values_with_gradients_refuse_other_models_and_malformed_masks():
     X = np.random.default_rng(0).random((1, 1, 4, 4))
     game, _ = linear_game(X, np.ones((1, 4, 4)))

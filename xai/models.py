@@ -227,8 +227,8 @@ def rowwise_matmul(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     the same in any block, Ray task or machine of one kind). BLAS routes a product by its
     shape, layout and threads, so: ``A``'s rows are padded with zeros to a whole multiple of
     :data:`CALL_ROW_MULTIPLE` (its layout kept), ``B``'s columns to at least that many (a
-    matrix-vector product rounds by the number of rows), and the inner dimension is added in
-    chunks of :data:`INNER_CHUNK` terms, in order."""
+    matrix-vector product rounds by the number of rows), and on a CPU the inner dimension is
+    added in chunks of :data:`INNER_CHUNK` terms, in order."""
     (n, k), cols = A.shape, B.shape[1]
     up = -(-n // CALL_ROW_MULTIPLE) * CALL_ROW_MULTIPLE
     if up != n:
@@ -240,9 +240,10 @@ def rowwise_matmul(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
         wide = B.new_zeros((k, CALL_ROW_MULTIPLE))
         wide[:, :cols] = B
         B = wide
-    out = A[:, :INNER_CHUNK] @ B[:INNER_CHUNK]
-    for k0 in range(INNER_CHUNK, k, INNER_CHUNK):
-        out += A[:, k0:k0 + INNER_CHUNK] @ B[k0:k0 + INNER_CHUNK]
+    chunk = INNER_CHUNK if A.device.type == "cpu" else max(k, 1)  # (GPU kernels: not bitwise)
+    out = A[:, :chunk] @ B[:chunk]
+    for k0 in range(chunk, k, chunk):
+        out += A[:, k0:k0 + chunk] @ B[k0:k0 + chunk]
     return out[:n, :cols]
 
 
@@ -269,7 +270,10 @@ def sigmoid(t: torch.Tensor) -> torch.Tensor:
     thread's share, on a scalar path that rounds differently from its vectorised body, so a
     row's probabilities would depend on the rows beside it; here every element goes through
     the vectorised body: the tensor is padded to a multiple of 64 elements and mapped in
-    pieces of :data:`SIGMOID_PIECE`."""
+    pieces of :data:`SIGMOID_PIECE`. On a GPU, or with autograd recording (masks optimised
+    through the model), it is ``torch.sigmoid`` itself."""
+    if t.device.type != "cpu" or (t.requires_grad and torch.is_grad_enabled()):
+        return torch.sigmoid(t)
     n = t.numel()
     if n % 64 == 0 and t.is_contiguous():
         src, out = t.view(-1), torch.empty(n, dtype=t.dtype, device=t.device)
