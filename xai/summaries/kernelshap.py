@@ -466,14 +466,16 @@ def _cholesky_checked(A: torch.Tensor) -> torch.Tensor | None:
     return L
 
 
-def _inverse_checked(A: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    """``(inverse of A, singular)`` from one Cholesky factorisation; a pseudo-inverse with a
-    warning when ``A`` is singular (:func:`_cholesky_checked`). On one thread
-    (:func:`~xai.models.one_thread`): the same bits on any machine."""
+def _inverse_checked(A: torch.Tensor, warn_singular: bool = True) -> tuple[torch.Tensor, bool]:
+    """``(inverse of A, singular)`` from one Cholesky factorisation; a pseudo-inverse, with a
+    warning unless ``warn_singular`` is False, when ``A`` is singular
+    (:func:`_cholesky_checked`). On one thread (:func:`~xai.models.one_thread`): the same bits
+    on any machine."""
     with one_thread():
         L = _cholesky_checked(A)
         if L is None:
-            return _pinv_warned(A), True
+            return (_pinv_warned(A) if warn_singular else
+                    torch.linalg.pinv(A, hermitian=True)), True
         return torch.cholesky_inverse(L), False
 
 

@@ -65,13 +65,16 @@ class TanhCorrection:
 
     def __call__(self, M: torch.Tensor, cols: slice = slice(None)) -> torch.Tensor:
         W1, b1, w2 = self.W1[cols], self.b1[cols], self.w2[cols]
-        return self._out(_masked_sums(M, W1) + b1[:, None], b1, w2)
+        return self._out(_masked_sums(M, W1) + b1[:, None], b1, w2, hidden_axis=2)
 
     @staticmethod
-    def _out(pre: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
-        """``w₂ᵀ tanh(pre) − n(0)`` from pre-activations ``(m, rows, h)`` (overwritten): sums
-        over the hidden units, each column's alone."""
-        return pre.tanh_().mul_(w2[:, None]).sum(2) - (torch.tanh(b1) * w2)[:, None].sum(2)
+    def _out(pre: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
+             hidden_axis: int) -> torch.Tensor:
+        """``w₂ᵀ tanh(pre) − n(0)`` ``(m, rows)`` from pre-activations (overwritten), ``(m,
+        rows, h)`` or ``(m, h, rows)`` as ``hidden_axis`` says: sums over the hidden units,
+        each column's alone."""
+        n0 = (torch.tanh(b1) * w2).sum(1, keepdim=True)
+        return pre.tanh_().mul_(w2.unsqueeze(3 - hidden_axis)).sum(hidden_axis) - n0
 
     def table(self, d: int, cols: slice = slice(None), dtype=torch.float64) -> torch.Tensor:
         """Values ``(m, 2^d)`` on every coalition, rows in :func:`enumerate_masks` order,
@@ -86,8 +89,7 @@ class TanhCorrection:
         high = _masked_sums(torch.as_tensor(enumerate_masks(d - c, 0, 2**(d - c))), W1[:, c:])
         pre = (high.transpose(1, 2)[:, :, :, None] +
                (low + b1[:, None]).transpose(1, 2)[:, :, None, :]).reshape(len(W1), -1, 2**d)
-        n0 = (torch.tanh(b1) * w2).sum(1, keepdim=True)
-        return (pre.tanh_().mul_(w2[:, :, None]).sum(1) - n0).double()
+        return self._out(pre, b1, w2, hidden_axis=1).double()
 
 
 def auto_steps(rows: int) -> int:

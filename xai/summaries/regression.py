@@ -30,13 +30,13 @@ import numpy as np
 import torch
 
 from ..errors import InputError, unknown_name
-from ..models import one_thread, rowwise_matmul, sigmoid
+from ..models import rowwise_matmul, sigmoid
 from ..registry import register
 from .base import as_numpy
 from .exact import ExactShapley, enumerate_masks
 from .kernelshap import (
     KernelSHAP,
-    _cholesky_checked,
+    _inverse_checked,
     constrained_fit,
     sandwich_se,
     size_mass,
@@ -256,11 +256,10 @@ class RegressionAdjustedKernelSHAP(KernelSHAP):
             w_tr = torch.cat([EW, torch.full((2 * n_tr,), state["W_rest"] / (2 * n_tr),
                                              dtype=torch.float64), torch.ones(1)])
             t_tr = g(torch.cat([yE, y1[:, tr], y2[:, tr], delta[:, None]], 1) + ve_f) - g0
-            trained.append((M_tr, w_tr, t_tr, *self._pairwise_fit(M_tr, w_tr, t_tr)))
+            trained.append((M_tr, w_tr, *self._pairwise_fit(M_tr, w_tr, t_tr)))
         # the corrections of every fold at once (one batched fit for a network)
-        corrs = self.fit_corrections([(M, w, t - rowwise_matmul(coefT, _basis(M, pairs).T))
-                                      for M, w, t, coefT, pairs in trained], state)
-        for f, ((_, _, _, coefT, pairs), corr) in enumerate(zip(trained, corrs)):
+        corrs = self.fit_corrections([(M, w, resid) for M, w, _, _, resid in trained], state)
+        for f, ((_, _, coefT, pairs, _), corr) in enumerate(zip(trained, corrs)):
             te = torch.as_tensor(fold == f)
 
             def fc(M, coefT=coefT, pairs=pairs, corr=corr):  # surrogate minus f(∅): (m, rows)
@@ -293,14 +292,15 @@ class RegressionAdjustedKernelSHAP(KernelSHAP):
             return t.reshape(-1, k, d).movedim(1, 2).reshape(-1, d, *vshape)
 
         state["extras"].update({"link": link, "folds": K,
-                                "interactions": all(p for *_, p in trained)})
+                                "interactions": all(p for _, _, _, p, _ in trained)})
         return as_numpy(unflat(phi)), as_numpy(unflat(se))
 
     def _pairwise_fit(self, M: torch.Tensor, w: torch.Tensor,
-                      t: torch.Tensor) -> tuple[torch.Tensor, bool]:
+                      t: torch.Tensor) -> tuple[torch.Tensor, bool, torch.Tensor]:
         """The link-scale surrogate's coefficients ``(m, p)`` fitted by weighted least squares
-        to the targets ``t (m, rows)`` on masks ``M (rows, d)``, and whether its basis has the
-        pairs (``interactions``; ``"auto"``: from twice as many rows as coefficients)."""
+        to the targets ``t (m, rows)`` on masks ``M (rows, d)``, whether its basis has the
+        pairs (``interactions``; ``"auto"``: from twice as many rows as coefficients), and the
+        fit's residuals ``(m, rows)``."""
         d = M.shape[1]
         pairs = self.interactions is True or (self.interactions == "auto" and
                                               len(M) >= 2 * (d + d * (d - 1) // 2))
@@ -308,11 +308,9 @@ class RegressionAdjustedKernelSHAP(KernelSHAP):
         BW = B * w[:, None]
         G = rowwise_matmul(B.T, BW)  # the same bits with any number of threads
         G = G + 1e-12 * G.diagonal().mean() * torch.eye(len(G), dtype=torch.float64)
-        with one_thread():  # the same bits on any machine
-            L = _cholesky_checked(G)
-            Ginv = torch.linalg.pinv(G, hermitian=True) if L is None else \
-                torch.cholesky_inverse(L)
-        return rowwise_matmul(rowwise_matmul(t, BW), Ginv), pairs  # (m, p): rows alone
+        Ginv, _ = _inverse_checked(G, warn_singular=False)
+        coefT = rowwise_matmul(rowwise_matmul(t, BW), Ginv)  # (m, p): rows alone
+        return coefT, pairs, t - rowwise_matmul(coefT, B.T)
 
     def fit_corrections(self, folds, state) -> list:
         """Link-scale corrections of the pairwise fits, one per fold ``(M, w, resid)``: fitted
