@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from helpers import TableModel
 
 from xai.behaviours import Prediction
@@ -102,6 +103,14 @@ def mobius_game(m: np.ndarray, d: int, n: int = 1, **game_options) -> Game:
 def additive_table(a: np.ndarray, c: float) -> np.ndarray:
     """Value table of ``v(S) = c + sum_{i in S} a_i``."""
     return c + members(len(a)).astype(np.float64) @ a
+
+
+@pytest.fixture
+def threads():
+    """Set torch's number of threads inside a test; restored after it."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -88,7 +88,7 @@ def test_tabular_mlp_values_equal_a_local_run_bit_for_bit(cluster, monkeypatch, 
 
 @pytest.mark.parametrize("method", ["shap", "kernelshap", "shap-interactions"])
 def test_long_sums_on_one_cpu_workers_equal_a_two_thread_local_run(cluster, monkeypatch,
-                                                                   method):
+                                                                   method, threads):
     """Budgets in the thousands on a probability model (``shap`` picks ra-kernelshap-net, a
     fit over thousands of rows per explicand): each task runs on one torch thread, the local
     process on two, and BLAS splits long sums between threads."""
@@ -96,12 +96,8 @@ def test_long_sums_on_one_cpu_workers_equal_a_two_thread_local_run(cluster, monk
     model = _mlp(p=15)
     options = {"background": B, "seed": 3, "budget": 2500, "output": "probability",
                "target": 1, "progress": False}
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        local = xai.explain(model, X, method, **options)
-    finally:
-        torch.set_num_threads(before)
+    threads(2)
+    local = xai.explain(model, X, method, **options)
     monkeypatch.setattr(ray_explain, "MIN_TASK_ROWS", 5)  # blocks of 5, 5 and 2 rows
     remote = xai.explain(model, X, method, backend="ray", workers=2, **options)
     _same(local, remote)

@@ -15,14 +15,6 @@ import xai
 from xai.models import INNER_CHUNK, rowwise_matmul, rowwise_product
 
 
-@pytest.fixture
-def threads():
-    """Set torch's number of threads inside a test; restored after it."""
-    before = torch.get_num_threads()
-    yield torch.set_num_threads
-    torch.set_num_threads(before)
-
-
 def _cnn() -> torch.nn.Module:
     torch.manual_seed(0)
     return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
