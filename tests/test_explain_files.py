@@ -190,8 +190,8 @@ def test_torchscript_model_through_the_installed_command(tmp_path):
     X.iloc[:5].to_parquet(tmp_path / "bg.parquet")
     cmd = [sys.executable, "-m", "xai.cli", "explain", str(tmp_path / "net.pt"),
            str(tmp_path / "rows.parquet"), "--background", str(tmp_path / "bg.parquet"),
-           "--target", "all", "--output-kind", "raw", "--chunk-rows", "4", "--out",
-           str(tmp_path / "out")]
+           "--target", "all", "--output-kind", "raw", "--chunk-rows", "4", "--device", "cpu",
+           "--out", str(tmp_path / "out")]
     done = subprocess.run(cmd, check=False, capture_output=True, text=True,
                           env={**os.environ, "MPLBACKEND": "Agg"})
     assert done.returncode == 0, done.stderr
@@ -208,6 +208,8 @@ def test_torchscript_model_through_the_installed_command(tmp_path):
                                atol=1e-7)
     assert _table(tmp_path / "out", "base_values").columns.tolist() == [
         "row", "base_value[output_0]", "base_value[output_1]", "base_value[output_2]"]
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["options"][
+        "device"] == "cpu"  # a run resumes on the device it started on
     assert {f"{kind}-output_{j}.png" for kind in ("bar", "beeswarm") for j in range(3)} <= {
         p.name for p in (tmp_path / "out").iterdir()}
 
@@ -324,6 +326,8 @@ def test_progress_bar_counts_input_rows(files, tmp_path, capsys):
     (["--features", "nope"], "lacks columns ['nope']"),
     (["--target", "benign"], "not an output index"),
     (["--chunk-rows", "0"], "chunk_rows must be a positive integer"),
+    (["--num-gpus", "1"], "applies to backend 'ray' only"),
+    (["--device", "tpu"], "device='tpu' is not a torch device name"),
 ])
 def test_bad_options_are_named_errors(files, tmp_path, capsys, change, message):
     root = files["root"]

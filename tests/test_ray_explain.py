@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 
 import xai
 from xai import ray_explain
-from xai.errors import ClusterError, MissingDependencyError, ModelError
+from xai.errors import ClusterError, MissingDependencyError, ModelError, OptionError
 
 if os.environ.get("XAI_REQUIRE_RAY") == "1":
     import ray
@@ -414,6 +414,31 @@ def test_a_task_has_torch_threads_from_its_cpus_and_the_drivers_memory_cap(clust
     assert np.all(expl.base_values == 2064.0)
     assert ray_backend.task_options(device="cuda:0")["num_gpus"] == 1.0
     assert ray_backend.task_options(device="cpu")["num_gpus"] == 0.0
+
+
+@pytest.mark.parametrize("method, options, message", [
+    ("kernelshap", {"device": "cuda:1", "num_gpus": 1}, "sees 1 GPU.*pass device='cuda'"),
+    ("kernelshap", {"device": "cuda", "num_gpus": 0}, "holds num_gpus=0"),
+    ("kernelshap", {"device": "tpu"}, "device='tpu' is not a torch device name"),
+    ("kernelshap", {"device": 3}, "device=3 is not a device"),
+])
+def test_a_device_no_task_could_use_is_refused_before_any_task(cluster, method, options,
+                                                              message):
+    X, B, _ = _tabular()
+    _Counting.calls = 0
+    with pytest.raises(OptionError, match=message):
+        xai.explain(_Counting(), X, method, background=B, progress=False, backend="ray",
+                    **options)
+    assert _Counting.calls == 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal of a missing GPU")
+def test_a_dataset_game_needs_the_device_in_this_process_too(cluster):
+    X, _, y = _tabular()
+    pipe = _mlp()
+    with pytest.raises(OptionError, match="builds its game in this process.*CUDA GPU"):
+        xai.explain(pipe, X, "permutation-importance", y=y, progress=False, backend="ray",
+                    device="cuda")
 
 
 def test_tasks_the_cluster_cannot_hold_are_refused_instead_of_waiting_forever(cluster):

@@ -97,7 +97,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         chunk_rows=args.chunk_rows, format=args.format, output_kind=args.output_kind,
         trust=args.trust, trust_pickle=args.trust_pickle, backend=args.backend,
         address=args.address, workers=args.workers, num_cpus=args.num_cpus,
-        overwrite=args.overwrite, figures=not args.no_figures,
+        num_gpus=args.num_gpus, device=args.device, overwrite=args.overwrite, figures=not args.no_figures,
         progress=False if args.quiet else "auto")
     print(f"explained {summary['rows']} rows with {summary['method']} "
           f"({summary['evaluations']} model rows, {summary['seconds']:.1f} s): {args.out}")
@@ -235,6 +235,11 @@ def _add_ray_options(p: argparse.ArgumentParser, unit: str, written: str) -> Non
                    "(default: the cluster's CPUs / --num-cpus)")
     p.add_argument("--num-cpus", type=float, default=1, metavar="C",
                    help=f"CPUs per {unit}'s task on Ray, and its torch threads (default: 1)")
+    p.add_argument("--num-gpus", type=float, metavar="G", help=f"GPUs per {unit}'s task on "
+                   "Ray (default: 1 with a cuda --device, else 0)")
+    p.add_argument("--device", metavar="D", help="where torch models run: cpu, cuda, cuda:1 "
+                   "(default: where the model is); on Ray, checked by each task, so this "
+                   "machine needs no GPU")
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -286,10 +291,6 @@ def _parser() -> argparse.ArgumentParser:
                        help="seconds per cell; longer cells are recorded as Timeout errors")
     bench.add_argument("--verbose", action="store_true", help="one status line per cell")
     _add_ray_options(bench, "cell", "rows")
-    bench.add_argument("--num-gpus", type=float, metavar="G", help="GPUs per cell's task on "
-                       "Ray (default: 1 with a cuda --device, else 0)")
-    bench.add_argument("--device", metavar="D", help="where models run in the explainers and "
-                       "metrics: cpu, cuda, cuda:1 (default: where the model is)")
     bench.add_argument("--quick", action="store_true",
                        help="performance suite: small sizes (minutes)")
     bench.add_argument("--problems", metavar="1,2", help="performance suite: problem numbers "

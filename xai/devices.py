@@ -35,15 +35,15 @@ def available_devices() -> list[str]:
     return names
 
 
-def check_device(name: str, value: Any) -> str | None:
-    """The option ``device=`` as a canonical name (``"cpu"``, ``"cuda:0"``, ``"mps:0"``;
-    ``"cuda"`` is the current CUDA device), or None. Raises :class:`~xai.errors.OptionError`,
-    listing the devices available, for anything this machine cannot run a model on."""
+def device_name(name: str, value: Any, fix: str | None = None) -> str | None:
+    """The option ``device=`` as a name, without asking whether this machine has it:
+    ``"cpu"``, ``"cuda"`` (the current CUDA device) or ``"cuda:i"``, ``"mps:0"``, or None.
+    Raises :class:`~xai.errors.OptionError`, ending with ``fix``, for anything that is not a
+    device xai runs models on. (:func:`check_device` also checks that the device is here.)"""
     if value is None:
         return None
-    here = available_devices()
-    fix = f"pass one of {here} (e.g. {name}='cpu'), a torch.device, or None (where the " \
-          "module's parameters are)"
+    fix = fix or "pass 'cpu', 'cuda', 'cuda:1', 'mps', a torch.device, or None (where the " \
+                 "module's parameters are)"
     if not isinstance(value, str | torch.device):
         raise OptionError(f"{name}={value!r} is not a device: {fix}")
     try:
@@ -54,24 +54,42 @@ def check_device(name: str, value: Any) -> str | None:
     if dev.type == "cpu":
         return "cpu"
     if dev.type == "cuda":
+        return "cuda" if dev.index is None else f"cuda:{dev.index}"
+    if dev.type == "mps":
+        if dev.index not in (None, 0):
+            raise OptionError(f"{name}={value!r}: Apple's Metal GPU is 'mps' (one device): "
+                              f"{fix}")
+        return "mps:0"
+    raise OptionError(f"{name}={value!r}: xai runs models on a CPU, a CUDA GPU or Apple's "
+                      f"Metal GPU (MPS): {fix}")
+
+
+def check_device(name: str, value: Any) -> str | None:
+    """The option ``device=`` as a canonical name (``"cpu"``, ``"cuda:0"``, ``"mps:0"``;
+    ``"cuda"`` is the current CUDA device), or None. Raises :class:`~xai.errors.OptionError`,
+    listing the devices available, for anything this machine cannot run a model on."""
+    here = available_devices()
+    fix = f"pass one of {here} (e.g. {name}='cpu'), a torch.device, or None (where the " \
+          "module's parameters are)"
+    chosen = device_name(name, value, fix)
+    if chosen is None or chosen == "cpu":
+        return chosen
+    if chosen.startswith("cuda"):
         if not torch.cuda.is_available():
             why = ("this torch is built without CUDA" if torch.version.cuda is None else
                    f"no CUDA GPU is visible (torch is built with CUDA {torch.version.cuda}: check "
                    "the driver and CUDA_VISIBLE_DEVICES)")
             raise OptionError(f"{name}={value!r} asks for a CUDA GPU, but {why}: {fix}")
         count = torch.cuda.device_count()
-        index = torch.cuda.current_device() if dev.index is None else dev.index
+        index = torch.cuda.current_device() if chosen == "cuda" else int(chosen[5:])
         if index >= count:
             raise OptionError(f"{name}={value!r} asks for CUDA GPU {index}, but this machine "
                               f"has {count} (numbered from 0): {fix}")
         return f"cuda:{index}"
-    if dev.type == "mps":
-        if "mps:0" not in here or dev.index not in (None, 0):
-            raise OptionError(f"{name}={value!r} asks for Apple's Metal GPU (MPS), which is "
-                              f"not available here: {fix}")
-        return "mps:0"
-    raise OptionError(f"{name}={value!r}: xai runs models on a CPU, a CUDA GPU or Apple's "
-                      f"Metal GPU (MPS): {fix}")
+    if chosen not in here:
+        raise OptionError(f"{name}={value!r} asks for Apple's Metal GPU (MPS), which is "
+                          f"not available here: {fix}")
+    return chosen
 
 
 def refuse_device(device: Any, what: str) -> None:

@@ -85,8 +85,8 @@ def explain_files(model: Any, data: str | os.PathLike, *, out: str | os.PathLike
                   trust: Sequence[str] = (), trust_pickle: bool = False,
                   background_rows: int = 100, backend: str = "local",
                   address: str | None = None, workers: int | None = None, num_cpus: float = 1,
-                  overwrite: bool = False, figures: bool = True,
-                  progress: bool | str = "auto") -> dict:
+                  num_gpus: float | None = None, device: Any = None, overwrite: bool = False,
+                  figures: bool = True, progress: bool | str = "auto") -> dict:
     """Explain ``model`` on every row of the CSV or Parquet file ``data`` into folder ``out``;
     returns the summary (also written as ``summary.json``).
 
@@ -118,6 +118,11 @@ def explain_files(model: Any, data: str | os.PathLike, *, out: str | os.PathLike
         new local cluster); ``backend="ray"`` only.
     workers : chunks running at once on Ray (default: the cluster's CPUs / ``num_cpus``).
     num_cpus : CPUs each chunk's task holds (torch threads in the task).
+    num_gpus : GPUs each chunk's task holds (default: 1 with a CUDA ``device``, else 0).
+    device : where a torch model runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``; default: where its
+        parameters are). With ``backend="ray"`` each task checks it before its first model
+        call, so this process needs no GPU. Part of the run's options: a run resumes on the
+        device it started on (values on another device differ in their last bits).
     overwrite : replace a run of other options in ``out`` instead of refusing.
     figures : write ``bar.png`` and ``beeswarm.png``.
     progress : a progress bar over input rows on stderr (:class:`xai.progress.Progress`;
@@ -125,7 +130,7 @@ def explain_files(model: Any, data: str | os.PathLike, *, out: str | os.PathLike
     """
     started = time.perf_counter()
     _check_options(backend, format, chunk_rows, background_rows, method)
-    _check_ray_options(backend, address, workers, num_cpus)
+    device = _check_ray_options(backend, address, workers, num_cpus, num_gpus, device)
     table = TableFile(data, "data")
     model_spec = model if isinstance(model, str | os.PathLike) else None
     model_obj = load_model(model, trust=trust, trust_pickle=trust_pickle) \
@@ -137,6 +142,8 @@ def explain_files(model: Any, data: str | os.PathLike, *, out: str | os.PathLike
     options = {"method": method, "target": target, "features": columns, "budget": budget,
                "seed": seed, "chunk_rows": int(chunk_rows), "format": format,
                "output_kind": output_kind, "background": bg_record}
+    if device is not None:  # (runs before this option have no key: they still resume)
+        options["device"] = device
     run = {"version": MANIFEST_VERSION, "options": options, "data": table.fingerprint(),
            "model": model_fingerprint(model_spec) if model_spec is not None else
            {"object": f"{type(model_obj).__module__}.{type(model_obj).__qualname__}"}}
@@ -144,8 +151,8 @@ def explain_files(model: Any, data: str | os.PathLike, *, out: str | os.PathLike
     out.mkdir(parents=True, exist_ok=True)
     with _folder_lock(out):
         manifest = _open_run(out, run, overwrite)
-        explain_kw = {k: v for k, v in (("budget", budget), ("target", target))
-                      if v is not None}
+        explain_kw = {k: v for k, v in (("budget", budget), ("target", target),
+                                        ("device", device)) if v is not None}
         done = set(manifest["chunks_done"])
         # input rows against their total, the ETA from this run's rate; warnings above it
         with Progress("xai explain", total=n, unit="rows", enabled=progress,
@@ -155,7 +162,7 @@ def explain_files(model: Any, data: str | os.PathLike, *, out: str | os.PathLike
             ray = None if backend != "ray" else {
                 "model": _model_source(model, model_obj), "trust": tuple(trust),
                 "trust_pickle": trust_pickle, "address": address, "workers": workers,
-                "num_cpus": num_cpus}
+                "num_cpus": num_cpus, "num_gpus": num_gpus, "device": device}
             results = _results(table, n, chunk_rows, columns, done, compute, model_obj, ray)
             for i, result in results:
                 _write_chunk(out, i, result, format, manifest)
@@ -183,7 +190,8 @@ def _results(table: TableFile, n: int, chunk_rows: int, columns: list[str], done
                      trust_pickle=ray["trust_pickle"])
     todo = [i for i in range(-(-n // chunk_rows)) if i not in done]
     yield from run_chunks(work, todo, address=ray["address"], workers=ray["workers"],
-                          num_cpus=ray["num_cpus"])
+                          num_cpus=ray["num_cpus"], num_gpus=ray["num_gpus"],
+                          device=ray["device"])
 
 
 # ------------------------------------------------------------------ checks
@@ -215,20 +223,28 @@ def _check_options(backend: str, format: str, chunk_rows: int, background_rows: 
 
 
 def _check_ray_options(backend: str, address: str | None, workers: int | None,
-                       num_cpus: float) -> None:
+                       num_cpus: float, num_gpus: float | None, device: Any) -> str | None:
+    """The Ray options checked, and the device's name (``"cuda"`` stays ``"cuda"``, so a run
+    resumes on either backend): for a local run the device is checked here, for Ray only its
+    form (each task checks that its machine has it)."""
     if backend != "ray":
-        given = [k for k, v in (("address", address), ("workers", workers)) if v is not None]
+        given = [k for k, v in (("address", address), ("workers", workers),
+                                ("num_gpus", num_gpus)) if v is not None]
         if given or num_cpus != 1:
             raise OptionError(f"{', '.join(given) or 'num_cpus'} applies to backend 'ray' only; "
                               "add backend='ray' (--backend ray) or leave it out")
-        return
+        from .devices import check_device, device_name
+
+        check_device("device", device)
+        return device_name("device", device)
     from .inputs import check_options
-    from .ray_backend import require_ray
+    from .ray_backend import require_ray, task_device
 
     check_options({"address": address, "num_cpus": num_cpus,
-                   **({} if workers is None else {"workers": workers})})
-
+                   **({} if workers is None else {"workers": workers}),
+                   **({} if num_gpus is None else {"num_gpus": num_gpus})})
     require_ray()
+    return task_device(device, num_gpus)
 
 
 def _model_source(model: Any, model_obj: Any) -> Any:

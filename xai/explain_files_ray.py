@@ -55,10 +55,13 @@ class ChunkWork:
 
 
 def run_chunks(work: ChunkWork, chunks: Sequence[int], *, address: str | None = None,
-               workers: int | None = None, num_cpus: float = 1) -> Iterator[tuple[int, Any]]:
+               workers: int | None = None, num_cpus: float = 1, num_gpus: float | None = None,
+               device: str | None = None) -> Iterator[tuple[int, Any]]:
     """``(i, work.compute's result for chunk i)`` for each of ``chunks``, computed as Ray tasks
     on the cluster at ``address`` (see :func:`xai.ray_backend.connect`), at most ``workers``
-    at once (default: the cluster's CPUs / ``num_cpus``), in the order they finish."""
+    at once (default: the cluster's CPUs / ``num_cpus``), in the order they finish; each task
+    holds ``num_cpus`` CPUs and ``num_gpus`` GPUs, and checks ``device`` before its first
+    model call."""
     from .ray_backend import as_completed, connect, share, task_options, task_slots
 
     if not chunks:
@@ -67,10 +70,11 @@ def run_chunks(work: ChunkWork, chunks: Sequence[int], *, address: str | None = 
     if not work.cwd:
         work = ChunkWork(**{**work.__dict__, "cwd": os.getcwd()})
     shared = share(ray, work)
-    options = task_options(num_cpus=num_cpus)
+    options = task_options(num_cpus, num_gpus, device)
     task = _remote(ray).options(**options)
+    setup = {"num_cpus": num_cpus, "device": device}
     yield from ((chunks[k], result) for k, result in as_completed(
-        lambda i: task.remote(shared, i, num_cpus), chunks,
+        lambda i: task.remote(shared, i, setup), chunks,
         workers=task_slots(options, workers)))
 
 
@@ -84,14 +88,14 @@ def _remote(ray: Any) -> Any:
     return _REMOTE["chunk"]
 
 
-def _explain_chunk_task(shared: list, i: int, num_cpus: float) -> Any:
+def _explain_chunk_task(shared: list, i: int, setup: dict) -> Any:
     """On a worker: read chunk ``i`` of the shared work's data file and explain it. ``shared``
     holds the work's object reference in a list, so Ray does not fetch it for every task:
     the work and its model are loaded once per worker process and run."""
     from .data_files import TableFile
     from .ray_backend import fetch_shared, on_worker
 
-    on_worker(num_cpus)
+    on_worker(**setup)
     work, model = fetch_shared(shared, lambda work: (work, work.load_model()))
     frame = TableFile(work.data, "data").chunk(i, work.chunk_rows, work.columns)
     return work.compute(model, frame, i * work.chunk_rows)

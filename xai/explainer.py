@@ -536,11 +536,14 @@ def explain(model: Any, X: Any, method: str = "shap", *, y: Any = None,
         (default ``RAY_ADDRESS``, else an open connection or a new local cluster);
         ``workers``: tasks in flight (default the cluster's CPUs / ``num_cpus``);
         ``num_cpus`` per task (default 1, also its torch threads); ``num_gpus`` per task
-        (default 1 when ``device`` is CUDA). A task whose worker dies is run again (up to
+        (default 1 when ``device`` is CUDA). ``device`` is checked by each task before its
+        first model call (Ray makes a task's GPUs ``cuda:0`` onwards), so the calling
+        process needs no GPU of its own. A task whose worker dies is run again (up to
         3 times); a model's error arrives as the same :class:`~xai.errors.ModelError`; no
         Ray installed is a :class:`~xai.errors.MissingDependencyError`, an unreachable
         address a :class:`~xai.errors.ClusterError`, both before any model call. Dataset
-        methods (``sage``, ``permutation-importance``) run as one task. Without
+        methods (``sage``, ``permutation-importance``) run their summary in this process
+        and sum each coalition's values over the data rows on Ray actors. Without
         ``backend="ray"`` nothing imports Ray.
     """
     return Explainer.from_preset(method, progress=progress, **options).explain(

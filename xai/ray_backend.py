@@ -4,7 +4,7 @@ Explain, the row-looping metrics, ``xai explain`` on files and ``xai bench`` all
 work as Ray tasks through these few functions: :func:`require_ray` (the module, or a named
 error saying how to install it), :func:`connect` (one connection per process: an existing
 one, ``address=``, ``RAY_ADDRESS``, or a local cluster), :func:`task_options` (CPUs, GPUs and
-retries of a task), :func:`on_worker` (torch threads and memory cap inside a task),
+retries of a task), :func:`task_device` (``device=`` checked for tasks on other machines), :func:`on_worker` (torch threads and memory cap inside a task),
 :func:`share` / :func:`fetch_shared` (a run's model and shared inputs fetched once per worker
 process, not once per task), :func:`as_completed` (tasks with a bound on those in flight,
 results as they arrive) and :func:`unwrap` (a task's exception as the driver's named xai
@@ -129,9 +129,39 @@ def task_options(num_cpus: float = 1, num_gpus: float | None = None, device: Any
             "max_retries": int(max_retries)}
 
 
-def on_worker(num_cpus: float = 1, memory_cap: int | str | None = None) -> None:
-    """Set up a task's process: torch threads from the CPUs the task holds, and xai's memory
-    cap per intermediate array (``xai.config.memory_cap``) when given."""
+def task_device(device: Any, num_gpus: float | None = None) -> str | None:
+    """``device=`` for tasks that may run on other machines: its form is checked here, and
+    whether the device is there by each task before its first model call (the driver, e.g. a
+    cluster's CPU head node, needs no GPU of its own). A task holding ``num_gpus`` GPUs
+    (default 1 with a CUDA device) sees them as ``cuda:0`` onwards, whichever GPUs Ray gave
+    it. Raises :class:`~xai.errors.OptionError` for a CUDA device that no task would see."""
+    import math
+
+    from .devices import device_name
+    from .errors import OptionError
+
+    name = device_name("device", device)
+    if name is None or not name.startswith("cuda"):
+        return name
+    gpus = 1.0 if num_gpus is None else float(num_gpus)
+    if gpus <= 0:
+        raise OptionError(f"device={device!r} runs the model on a GPU, but each task holds "
+                          f"num_gpus={gpus:g}: leave num_gpus out (1 with a CUDA device), "
+                          "pass num_gpus > 0, or pass device='cpu'")
+    index = int(name[5:] or 0)
+    if index >= math.ceil(gpus):
+        raise OptionError(f"device={device!r}: a Ray task holding num_gpus={gpus:g} sees "
+                          f"{math.ceil(gpus)} GPU(s), numbered from 0 whichever GPUs Ray "
+                          "gave it: pass device='cuda' (or num_gpus > the index)")
+    return name
+
+
+def on_worker(num_cpus: float = 1, memory_cap: int | str | None = None,
+              device: Any = None) -> None:
+    """Set up a task's process: torch threads from the CPUs the task holds, xai's memory cap
+    per intermediate array (``xai.config.memory_cap``) when given, and ``device`` checked
+    here, before the task's first model call (:func:`task_device`). Raises
+    :class:`~xai.errors.OptionError` naming this node when the device is not on it."""
     import torch
 
     torch.set_num_threads(max(1, int(num_cpus)))
@@ -139,6 +169,15 @@ def on_worker(num_cpus: float = 1, memory_cap: int | str | None = None) -> None:
         from .config import config
 
         config.memory_cap = memory_cap
+    if device is not None:
+        from .devices import check_device
+        from .errors import OptionError
+
+        try:
+            check_device("device", device)
+        except OptionError as e:
+            raise OptionError(f"on the Ray worker at {socket.gethostname()} (pid "
+                              f"{os.getpid()}): {e}") from None
 
 
 #: what this worker process last fetched with :func:`fetch_shared`: {object id: value}

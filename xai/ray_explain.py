@@ -109,9 +109,9 @@ def _block_features(features: Any, a: int, b: int, n: int) -> Any:
 def _explain_block(shared: list, X: Any, y: Any, features: Any, output_kind: str | None,
                    setup: dict) -> Explanation:
     """One task: the local explain of one block. ``shared`` holds the run's (explainer,
-    model, background), fetched once per worker process; ``setup``: the task's CPUs and the
+    model, background), fetched once per worker process; ``setup``: the task's CPUs, the
     driver's memory cap."""
-    ray_backend.on_worker(setup["num_cpus"], setup["memory_cap"])
+    ray_backend.on_worker(**setup)
     explainer, model, background = ray_backend.fetch_shared(shared)
     return explainer.explain(model, X, y, background=background, features=features,
                              output_kind=output_kind)
@@ -135,7 +135,10 @@ def explain_on_ray(explainer: Any, model: Any, X: Any, y: Any = None, *, backgro
     from .progress import Progress
 
     start = time.perf_counter()
-    ray_opts, local_opts = split_options(check_options(explainer.options))
+    # the device is checked by the tasks, where the model runs (this process may have no GPU)
+    ray_opts, local_opts = split_options(check_options(
+        {k: v for k, v in explainer.options.items() if k != "device"}))
+    device = ray_backend.task_device(explainer.options.get("device"), ray_opts.get("num_gpus"))
     ray = ray_backend.connect(ray_opts.get("address"))  # named errors before any model call
     # every check of the local path, on the driver, before any task: and one seed for all
     if background is None and "background" in local_opts:  # to the object store, once
@@ -144,15 +147,18 @@ def explain_on_ray(explainer: Any, model: Any, X: Any, y: Any = None, *, backgro
     local.options, local.progress = local_opts, False
     call = local._prepare(model, X, background, features, output_kind)
     local._build_axes(call, y)
+    if device is not None:
+        if call.dataset:
+            _check_driver_device(device, call.method)
+        local_opts["device"] = device
     local.options = {**local_opts, "seed": call.merged["seed"]}
     n = len(X) if not isinstance(X, np.ndarray | torch.Tensor) else X.shape[0]
     if y is not None and not call.dataset and len(y) != n:
         raise InputError(f"y has {len(y)} labels for {n} explained rows: pass one per row")
     num_cpus = ray_opts.get("num_cpus") or 1
-    options = ray_backend.task_options(num_cpus, ray_opts.get("num_gpus"),
-                                       local_opts.get("device"))
+    options = ray_backend.task_options(num_cpus, ray_opts.get("num_gpus"), device)
     workers = ray_backend.task_slots(options, ray_opts.get("workers"))
-    setup = {"num_cpus": num_cpus, "memory_cap": config.memory_cap}
+    setup = {"num_cpus": num_cpus, "memory_cap": config.memory_cap, "device": device}
     if call.dataset:
         return _explain_dataset(local, explainer.progress, ray, (model, X, y, background,
                                                                  features, output_kind),
@@ -176,6 +182,20 @@ def explain_on_ray(explainer: Any, model: Any, X: Any, y: Any = None, *, backgro
     expl.seconds = float(time.perf_counter() - start)
     expl.options = {**expl.options, "backend": "ray", "workers": int(workers)}
     return expl
+
+
+def _check_driver_device(device: str | None, method: str) -> None:
+    """A dataset game's model also runs in this process (its summary's game is built here):
+    ``device`` must be here too. Raises :class:`~xai.errors.OptionError` otherwise."""
+    from .devices import check_device
+    from .errors import OptionError
+
+    try:
+        check_device("device", device)
+    except OptionError as e:
+        raise OptionError(f"method {method!r} on Ray runs its summary and builds its game in "
+                          f"this process, so the device must be here as well as on the "
+                          f"workers: {e}") from None
 
 
 def _explain_dataset(local: Any, progress: Any, ray: Any, args: tuple, workers: int,
@@ -215,7 +235,7 @@ class _Shard:
     donors read all of them) and summing the values of its data blocks' rows."""
 
     def __init__(self, game: Any, blocks: list[tuple[int, int]], setup: dict) -> None:
-        ray_backend.on_worker(setup["num_cpus"], setup["memory_cap"])
+        ray_backend.on_worker(**setup)
         self.game, self.blocks, self.seen = game, blocks, game.rows_evaluated
         self.repeat: int | None = None  # the removal's repeat (a restarted actor has none)
 

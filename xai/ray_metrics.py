@@ -34,7 +34,7 @@ def _score_block(shared: list, x: Any, a: Any, kwargs: dict, offset: int,
     """One task: the metric on one block, its rows' random streams keyed on their index in
     the whole input; ``shared`` holds the run's (metric, model), fetched once per worker
     process."""
-    ray_backend.on_worker(setup["num_cpus"], setup["memory_cap"])
+    ray_backend.on_worker(**setup)
     metric, model = ray_backend.fetch_shared(shared)
     metric = copy.copy(metric)
     metric.row_offset = offset
@@ -59,12 +59,12 @@ def metric_on_ray(metric: Any, model: Any, x: Any, a: Any, *, ray_options: dict,
     ray = ray_backend.connect(ray_options.get("address"))
     n = len(x)
     num_cpus = ray_options.get("num_cpus") or 1
-    options = ray_backend.task_options(num_cpus, ray_options.get("num_gpus"),
-                                       kwargs.get("device"))
+    device = ray_backend.task_device(kwargs.get("device"), ray_options.get("num_gpus"))
+    options = ray_backend.task_options(num_cpus, ray_options.get("num_gpus"), device)
     workers = ray_backend.task_slots(options, ray_options.get("workers"))
     blocks = task_blocks(n, workers=workers)
     remote = ray.remote(_score_block).options(**options)
-    setup = {"num_cpus": num_cpus, "memory_cap": config.memory_cap}
+    setup = {"num_cpus": num_cpus, "memory_cap": config.memory_cap, "device": device}
     shared = ray_backend.share(ray, (metric, model))
     per_row = ("target", "ground_truth")
 

@@ -182,12 +182,13 @@ def _cluster_options(backend: str, address, workers, num_cpus, num_gpus, device)
             raise OptionError("address= and workers= apply to backend='ray'; pass "
                               "backend='ray' too, or leave them out")
         return None
+    from ..ray_backend import task_device
     from .ray_grid import Cluster
 
+    num_gpus = None if num_gpus is None else Real(0.0)("num_gpus", num_gpus)
     return Cluster(address=address, workers=Integer(1, example=4)("workers", workers),
                    num_cpus=Real(0.0, low_open=True)("num_cpus", num_cpus) or 1.0,
-                   num_gpus=None if num_gpus is None else Real(0.0)("num_gpus", num_gpus),
-                   device=None if device is None else str(device))
+                   num_gpus=num_gpus, device=task_device(device, num_gpus))
 
 
 def _grid_options(cluster, device) -> dict:
