@@ -130,15 +130,39 @@ def time_in_memory(model, X, bg, sizes: dict, *, log=print) -> dict | None:
         return xai.explain(model, X, method="kernelshap", background=bg, budget=budget,
                            seed=0, progress=False, **backend)
     try:
-        run(backend="ray", workers=1)  # warm-up, and whether it exists
+        # warm-up (every worker process imports xai and the model's libraries once), and
+        # whether this xai has the Ray backend
+        run(backend="ray", workers=max(sizes["workers"]))
     except TypeError as e:
         log(f"[p9] in memory: xai.explain has no Ray backend ({e})")
         return None
     runs = {"local": run, **{f"ray {w}": functools.partial(run, backend="ray", workers=w)
                              for w in sizes["workers"]}}
-    return interleaved(runs, sizes["repeats"],
+    rows = interleaved(runs, sizes["repeats"],
                        lambda a, b: np.array_equal(a.values, b.values), tag="in memory",
                        log=log)
+    busy: dict[str, list[float]] = {}
+    for _ in range(max(1, sizes["repeats"] // 2)):
+        for name, fn in runs.items():
+            if name != "local":
+                busy.setdefault(name, []).append(task_seconds(fn))
+    for name, seconds in busy.items():
+        rows[name]["task_seconds"] = statistics.median(seconds)
+        log(f"[p9] in memory, {name}: tasks busy {rows[name]['task_seconds']:.2f}s in all")
+    return rows
+
+
+def task_seconds(run) -> float:
+    """The seconds Ray's tasks spent executing during ``run()``, summed over tasks (Ray's
+    timeline): against the run's wall time, what Ray and the driver add; against another
+    number of workers, how much slower each task runs beside the others."""
+    import ray
+
+    start = time.time()
+    run()
+    time.sleep(1.5)  # the workers report their task events about once a second
+    return sum(e["dur"] / 1e6 for e in ray.timeline() if e.get("ph") == "X"
+               and e.get("name") == "task:execute" and e.get("ts", 0) / 1e6 >= start)
 
 
 def targets(rows: dict, workers: tuple[int, ...]) -> dict:
@@ -357,17 +381,29 @@ def _block_rows(n: int, default: int) -> int:
     return b - a
 
 
-def _timing_table(rows: dict) -> list[str]:
+def _timing_table(rows: dict, inside_key: str, inside_name: str) -> list[str]:
     local = rows["local"]["seconds"]
-    out = [("| run | seconds (median) | all rounds | vs local | seconds inside explain "
-           "(all chunks) | values equal local |"), "|---|---|---|---|---|---|"]
+    out = [(f"| run | seconds (median) | all rounds | vs local | {inside_name} "
+            "| values equal local |"), "|---|---|---|---|---|---|"]
     for name, r in rows.items():
-        inside = r.get("explain_seconds")
+        inside = r.get(inside_key)
         out.append(f"| {name if name == 'local' else name + ' worker(s)'} | {r['seconds']:.2f} "
                    f"| {', '.join(f'{t:.2f}' for t in r['times'])} | "
                    f"{r['seconds'] / local:.2f} | {'–' if inside is None else f'{inside:.2f}'} "
                    f"| {'yes' if r['identical'] else 'NO'} |")
     return out
+
+
+def _busy_lines(rows: dict) -> list[str]:
+    """What bounds the speed-up: the tasks' executing seconds with 2 workers against 1."""
+    one, two = rows.get("ray 1", {}).get("task_seconds"), rows.get("ray 2", {}).get(
+        "task_seconds")
+    if not one or not two:
+        return []
+    return [(f"- the tasks execute {two / one:.2f}x as long in all with 2 workers as with 1 "
+             f"(two processes sharing this machine's memory and caches), which bounds the "
+             f"speed-up at {2 * one / two:.2f}x; Ray and the driver add "
+             f"{rows['ray 1']['seconds'] - one:.2f} s to the 1-worker run")]
 
 
 def _load_line(rows: dict) -> str:
@@ -410,13 +446,18 @@ def markdown(res: dict, env: dict) -> str:
               f"of {res['chunk_rows']} rows)"), "", _env_line(env), "",
              (f"Ray workers at nice {res['worker_niceness']}, the local process at nice "
               f"{res['process_niceness']}."), "",
-             "## xai explain on a Parquet file", "", *_timing_table(res["files"]), "",
+             "## xai explain on a Parquet file", "",
+             *_timing_table(res["files"], "explain_seconds",
+                            "seconds inside explain (all chunks)"), "",
              _load_line(res["files"]), "",
              *_targets_lines(res["files_targets"]), ""]
     if res["in_memory"] is not None:
         lines += ["## xai.explain(..., backend='ray') on a DataFrame", "",
-                  *_timing_table(res["in_memory"]), "", _load_line(res["in_memory"]), "",
-                  *_targets_lines(res["in_memory_targets"]), ""]
+                  *_timing_table(res["in_memory"], "task_seconds",
+                                 "seconds executing tasks (all blocks, Ray's timeline)"), "",
+                  _load_line(res["in_memory"]), "",
+                  *_targets_lines(res["in_memory_targets"]), *_busy_lines(res["in_memory"]),
+                  ""]
     lines += ["## Beyond this machine", "",
               (f"- empty task: {task['round_trip_seconds'] * 1e3:.2f} ms round trip one at a "
                f"time; {task['pipelined_seconds_per_task'] * 1e3:.2f} ms per task with "
