@@ -4,7 +4,8 @@ Explain, the row-looping metrics, ``xai explain`` on files and ``xai bench`` all
 work as Ray tasks through these few functions: :func:`require_ray` (the module, or a named
 error saying how to install it), :func:`connect` (one connection per process: an existing
 one, ``address=``, ``RAY_ADDRESS``, or a local cluster), :func:`task_options` (CPUs, GPUs and
-retries of a task), :func:`task_device` (``device=`` checked for tasks on other machines), :func:`on_worker` (torch threads and memory cap inside a task),
+retries of a task), :func:`task_device` (``device=`` checked for tasks on other machines),
+:func:`on_worker` (torch threads, memory cap and the device's check inside a task),
 :func:`share` / :func:`fetch_shared` (a run's model and shared inputs fetched once per worker
 process, not once per task), :func:`as_completed` (tasks with a bound on those in flight,
 results as they arrive) and :func:`unwrap` (a task's exception as the driver's named xai

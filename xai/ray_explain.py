@@ -110,7 +110,7 @@ def _explain_block(shared: list, X: Any, y: Any, features: Any, output_kind: str
                    setup: dict) -> Explanation:
     """One task: the local explain of one block. ``shared`` holds the run's (explainer,
     model, background), fetched once per worker process; ``setup``: the task's CPUs, the
-    driver's memory cap."""
+    driver's memory cap and the device (:func:`xai.ray_backend.on_worker`)."""
     ray_backend.on_worker(**setup)
     explainer, model, background = ray_backend.fetch_shared(shared)
     return explainer.explain(model, X, y, background=background, features=features,
