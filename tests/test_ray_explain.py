@@ -451,3 +451,28 @@ def test_tasks_the_cluster_cannot_hold_are_refused_instead_of_waiting_forever(cl
         xai.explain(_Counting(), X, "kernelshap", background=B, progress=False,
                     backend="ray", num_cpus=64)
     assert _Counting.calls == 0
+
+
+def _square(i: int) -> int:
+    return i * i
+
+
+def test_the_next_task_starts_before_the_caller_handles_a_result(cluster):
+    from xai.ray_backend import as_completed
+
+    square = cluster.remote(num_cpus=1)(_square)
+    events = []
+
+    def submit(i):
+        events.append(("submit", i))
+        return square.remote(i)
+
+    results = {}
+    for index, value in as_completed(submit, [3, 4, 5], workers=1):
+        events.append(("handled", index))
+        results[index] = value
+    assert results == {0: 9, 1: 16, 2: 25}
+    # one task in flight at a time, and each next one submitted before its predecessor's
+    # result reaches the caller (which may spend a while writing it)
+    assert events == [("submit", 3), ("submit", 4), ("handled", 0), ("submit", 5),
+                      ("handled", 1), ("handled", 2)]

@@ -223,8 +223,10 @@ def as_completed(submit: Callable[[Any], Any], items: Iterable[Any], *, workers:
     """Run ``submit(item)`` (which returns an ``ObjectRef``) for each item, at most
     ``workers`` in flight, and yield ``(index of the item, result)`` as results arrive.
 
-    A task's exception is raised here as itself (:func:`unwrap`); the tasks still in flight
-    are then cancelled.
+    The next items are submitted as soon as tasks finish, before their results are fetched
+    and yielded: a worker does not wait while the caller handles a result (writes a chunk's
+    files, say). A task's exception is raised here as itself (:func:`unwrap`); the tasks
+    still in flight are then cancelled.
     """
     import ray
 
@@ -242,14 +244,14 @@ def as_completed(submit: Callable[[Any], Any], items: Iterable[Any], *, workers:
     try:
         while flight:
             done, _ = ray.wait(list(flight), num_returns=1)
-            for ref in done:
-                index = flight.pop(ref)
+            finished = [(ref, flight.pop(ref)) for ref in done]
+            fill()
+            for ref, index in finished:
                 try:
                     result = ray.get(ref)
                 except ray.exceptions.RayTaskError as e:  # the task's own error, unwrapped
                     raise unwrap(e) from None
                 yield index, result
-            fill()
     finally:
         for ref in flight:
             ray.cancel(ref, force=False)
