@@ -171,14 +171,20 @@ def on_worker(num_cpus: float = 1, memory_cap: int | str | None = None,
 
         config.memory_cap = memory_cap
     if device is not None:
-        from .devices import check_device
-        from .errors import OptionError
+        device_here(device, f"on the Ray worker at {socket.gethostname()} (pid {os.getpid()})")
 
-        try:
-            check_device("device", device)
-        except OptionError as e:
-            raise OptionError(f"on the Ray worker at {socket.gethostname()} (pid "
-                              f"{os.getpid()}): {e}") from None
+
+def device_here(device: Any, where: str) -> None:
+    """:func:`xai.devices.check_device` in this process, its :class:`~xai.errors.OptionError`
+    prefixed with ``where`` (which process of a Ray run refused the device, and why it needs
+    it)."""
+    from .devices import check_device
+    from .errors import OptionError
+
+    try:
+        check_device("device", device)
+    except OptionError as e:
+        raise OptionError(f"{where}: {e}") from None
 
 
 #: what this worker process last fetched with :func:`fetch_shared`: {object id: value}

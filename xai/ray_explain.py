@@ -148,8 +148,10 @@ def explain_on_ray(explainer: Any, model: Any, X: Any, y: Any = None, *, backgro
     call = local._prepare(model, X, background, features, output_kind)
     local._build_axes(call, y)
     if device is not None:
-        if call.dataset:
-            _check_driver_device(device, call.method)
+        if call.dataset:  # its summary runs, and builds its game, here
+            ray_backend.device_here(device, f"method {call.method!r} on Ray runs its summary "
+                                    "and builds its game in this process, so the device must "
+                                    "be here as well as on the workers")
         local_opts["device"] = device
     local.options = {**local_opts, "seed": call.merged["seed"]}
     n = len(X) if not isinstance(X, np.ndarray | torch.Tensor) else X.shape[0]
@@ -182,20 +184,6 @@ def explain_on_ray(explainer: Any, model: Any, X: Any, y: Any = None, *, backgro
     expl.seconds = float(time.perf_counter() - start)
     expl.options = {**expl.options, "backend": "ray", "workers": int(workers)}
     return expl
-
-
-def _check_driver_device(device: str | None, method: str) -> None:
-    """A dataset game's model also runs in this process (its summary's game is built here):
-    ``device`` must be here too. Raises :class:`~xai.errors.OptionError` otherwise."""
-    from .devices import check_device
-    from .errors import OptionError
-
-    try:
-        check_device("device", device)
-    except OptionError as e:
-        raise OptionError(f"method {method!r} on Ray runs its summary and builds its game in "
-                          f"this process, so the device must be here as well as on the "
-                          f"workers: {e}") from None
 
 
 def _explain_dataset(local: Any, progress: Any, ray: Any, args: tuple, workers: int,
